@@ -1,0 +1,8 @@
+//! The formats and protocols that UML's host tools and kernel share, in one place.
+//!
+//! Every on-disk or on-wire structure has a `parse` that checks lengths and returns a
+//! typed error, and an `emit` that writes the exact bytes the real peers use. This crate
+//! never prints, never exits and never reads the environment: callers decide.
+
+pub mod cow;
+pub mod fsutil;
