@@ -1,0 +1,251 @@
+//! Bootable guest images and linux.uml runs.
+//!
+//! An image is a small ext2 file system made by `mkfs.ext2 -d` from a directory holding
+//! static busybox (a symlink per applet) and an `/sbin/init` script the test writes; it
+//! takes about a second. linux.uml boots it with `mem=48M` and the console on stdout.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::command::{run, run_ok, Output};
+use crate::peers::linux_uml;
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// A bootable ext2 image.
+#[derive(Debug, Clone)]
+pub struct GuestImage {
+    pub path: PathBuf,
+}
+
+impl GuestImage {
+    /// Builds a 32 MiB image at `path` whose /sbin/init is the shell script `init`
+    /// (which should end with `poweroff -f`).
+    pub fn build(path: &Path, init: &str) -> GuestImage {
+        Self::build_with(path, init, 32, &[])
+    }
+
+    /// Builds an image of `size_mib` MiB with `init` and extra files `(path, content,
+    /// mode)` placed in the tree.
+    pub fn build_with(
+        path: &Path,
+        init: &str,
+        size_mib: u32,
+        files: &[(&str, &[u8], u32)],
+    ) -> GuestImage {
+        assert!(
+            Path::new(BUSYBOX).exists(),
+            "{BUSYBOX} is missing: install the Debian package `busybox-static` (scripts/setup does)"
+        );
+        let tree = tempfile::Builder::new()
+            .prefix("umlroot.")
+            .tempdir()
+            .expect("tree dir");
+        let root = tree.path();
+        for d in ["bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "mnt", "root"] {
+            fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
+        let list = run_ok(Command::new(BUSYBOX).arg("--list-full"));
+        for applet in list.stdout.lines().map(str::trim).filter(|a| !a.is_empty()) {
+            if applet == "bin/busybox" {
+                continue;
+            }
+            let link = root.join(applet);
+            let _ = fs::remove_file(&link);
+            symlink("/bin/busybox", &link).expect("applet symlink");
+        }
+        let mut all: Vec<(&str, &[u8], u32)> = vec![("sbin/init", init.as_bytes(), 0o755)];
+        all.extend_from_slice(files);
+        for (name, content, mode) in all {
+            let p = root.join(name.trim_start_matches('/'));
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            let _ = fs::remove_file(&p);
+            fs::write(&p, content).expect("write guest file");
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        run_ok(
+            Command::new("mkfs.ext2")
+                .args(["-q", "-F", "-d"])
+                .arg(root)
+                .arg(path)
+                .arg(format!("{size_mib}M")),
+        );
+        GuestImage {
+            path: path.to_owned(),
+        }
+    }
+}
+
+/// A linux.uml command line being put together.
+#[derive(Debug, Clone)]
+pub struct Uml {
+    pub kernel: PathBuf,
+    /// HOME for the kernel: it makes `$HOME/.uml/UMID` there.
+    pub home: PathBuf,
+    pub umid: String,
+    pub args: Vec<String>,
+    /// Extra environment (PATH for helpers, for instance).
+    pub env: Vec<(String, String)>,
+}
+
+/// A linux.uml running in the background; killed (by pid) when dropped.
+pub struct UmlBoot {
+    pub child: Child,
+    pub console_log: PathBuf,
+    pub mconsole: PathBuf,
+}
+
+impl Uml {
+    /// A kernel with `mem=48M umid=UMID con0=fd:0,fd:1 con=null`; None only when interop
+    /// tests are skipped on purpose.
+    pub fn new(home: &Path, umid: &str) -> Option<Uml> {
+        let kernel = linux_uml()?;
+        fs::create_dir_all(home).expect("home dir");
+        Some(Uml {
+            kernel,
+            home: home.to_owned(),
+            umid: umid.to_owned(),
+            args: vec![
+                "mem=48M".into(),
+                format!("umid={umid}"),
+                "con0=fd:0,fd:1".into(),
+                "con=null".into(),
+            ],
+            env: Vec::new(),
+        })
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Uml {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Boots with `root=/dev/ubda rw init=/sbin/init` and `ubd0=UBD0`.
+    pub fn root(self, ubd0: &str) -> Uml {
+        self.arg(format!("ubd0={ubd0}"))
+            .arg("root=/dev/ubda")
+            .arg("rw")
+            .arg("init=/sbin/init")
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Uml {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// The path of this UML's mconsole socket.
+    pub fn mconsole_path(&self) -> PathBuf {
+        self.home.join(".uml").join(&self.umid).join("mconsole")
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.kernel);
+        c.args(&self.args).env("HOME", &self.home).current_dir(&self.home);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Boots and waits (at most `limit`) until the guest powers off; returns the console
+    /// output. An early "Cannot open root device" panic, which linux.uml hits about
+    /// once in a few dozen boots, is retried once.
+    pub fn boot_to_poweroff(&self, limit: Duration) -> Output {
+        let mut out = run(&mut self.command(), limit);
+        if out.stdout.contains("Cannot open root device") {
+            out = run(&mut self.command(), limit);
+        }
+        assert!(!out.timed_out, "linux.uml did not power off within {limit:?}:\n{}", out.stdout);
+        out
+    }
+
+    /// Starts the kernel in the background, console to a log file beside HOME, and
+    /// waits (at most `limit`) for its mconsole socket to appear.
+    pub fn spawn(&self, limit: Duration) -> UmlBoot {
+        for attempt in 0..2 {
+            let log = self.home.join(format!("{}.console.{attempt}", self.umid));
+            let file = fs::File::create(&log).expect("console log");
+            let child = self
+                .command()
+                .stdin(Stdio::null())
+                .stdout(file.try_clone().expect("dup"))
+                .stderr(file)
+                .spawn()
+                .expect("spawn linux.uml");
+            let mut boot = UmlBoot {
+                child,
+                console_log: log,
+                mconsole: self.mconsole_path(),
+            };
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                if boot.mconsole.exists() {
+                    return boot;
+                }
+                if boot.child.try_wait().expect("wait").is_some() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            let console = boot.console();
+            if attempt == 0 && console.contains("Cannot open root device") {
+                continue;
+            }
+            panic!("linux.uml made no mconsole socket within {limit:?}:\n{console}");
+        }
+        unreachable!()
+    }
+}
+
+impl UmlBoot {
+    /// What the console printed so far.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.console_log).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until the console shows `text`, at most `limit`.
+    pub fn wait_for_console(&mut self, text: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.console().contains(text) {
+                return true;
+            }
+            if self.child.try_wait().expect("wait").is_some() {
+                return self.console().contains(text);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Waits for the kernel to exit, at most `limit`; None if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return Some(s);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for UmlBoot {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SIGTERM lets linux.uml clean up its umid directory; then make sure.
+            // SAFETY: kill on the pid of a child we spawned and have not reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            if self.wait_exit(Duration::from_secs(3)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The test harness shared by every cross-program test: where our binaries and the real
+//! peers are, running a command with a bounded wait, building a bootable guest image in
+//! a second, and booting linux.uml on it.
+//!
+//! Interoperability tests need linux.uml and the C uml-utilities. When one is missing the
+//! test fails with a message saying which package to install; only `UML_SKIP_INTEROP=1`
+//! turns that into a skip (CI never sets it).
+
+pub mod command;
+pub mod guest;
+pub mod peers;
+
+pub use command::{run, run_ok, Output};
+pub use guest::{GuestImage, Uml, UmlBoot};
+pub use peers::{c_tool, linux_uml, our_bin, require_root};
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// A scratch directory, removed when dropped, readable by other users (tests that drop
+/// privileges with setpriv need to reach it).
+pub fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("umltest.")
+        .tempdir()
+        .expect("create scratch dir");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod scratch dir");
+    dir
+}
+
+/// A file's content digest and mtime, to prove that a command did not touch it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub digest: u64,
+    pub len: u64,
+    pub mtime: (i64, i64),
+}
+
+/// Reads `path` whole and fingerprints it.
+pub fn fingerprint(path: &Path) -> Fingerprint {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    let meta = std::fs::metadata(path).expect("stat");
+    Fingerprint {
+        digest: h.finish(),
+        len: bytes.len() as u64,
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+    }
+}
+
+/// Allocated bytes of a file (what `du` counts).
+pub fn allocated_bytes(path: &Path) -> u64 {
+    std::fs::metadata(path).expect("stat").blocks() * 512
+}

@@ -1,0 +1,62 @@
+//! Where the programs under test are: ours (built by cargo into the target directory)
+//! and the real peers (linux.uml, the C uml-utilities), with clear failures when absent.
+
+use std::path::{Path, PathBuf};
+
+/// True when the caller asked to skip interoperability tests (never set in CI).
+pub fn skip_interop() -> bool {
+    std::env::var_os("UML_SKIP_INTEROP").is_some_and(|v| v == "1")
+}
+
+/// One of our programs, from the target directory this test binary was built into.
+pub fn our_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` (scripts/test does) first",
+        path.display()
+    );
+    path
+}
+
+fn peer(path: &str, package: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(path);
+    if p.exists() {
+        return Some(p);
+    }
+    if skip_interop() {
+        eprintln!("SKIP: {path} missing and UML_SKIP_INTEROP=1");
+        return None;
+    }
+    panic!(
+        "{path} is missing: install the Debian package `{package}` (scripts/setup does), \
+         or set UML_SKIP_INTEROP=1 to skip interoperability tests"
+    );
+}
+
+/// A C tool from Debian's uml-utilities (`uml_moo`, `uml_mkcow`, `uml_mconsole`, ...).
+/// None only when interop tests are skipped on purpose.
+pub fn c_tool(name: &str) -> Option<PathBuf> {
+    let path = if name == "port-helper" {
+        "/usr/lib/uml/port-helper".to_string()
+    } else {
+        format!("/usr/bin/{name}")
+    };
+    peer(&path, "uml-utilities")
+}
+
+/// The real UML kernel from Debian's user-mode-linux.
+pub fn linux_uml() -> Option<PathBuf> {
+    peer("/usr/bin/linux.uml", "user-mode-linux")
+}
+
+/// Panics with a clear message unless running as root (tests that mount, drop
+/// privileges or make devices need it; scripts/test runs as root in CI).
+pub fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "{what} needs root: run it through scripts/test as root");
+}
