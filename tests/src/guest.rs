@@ -46,7 +46,9 @@ impl GuestImage {
             .tempdir()
             .expect("tree dir");
         let root = tree.path();
-        for d in ["bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "mnt", "root"] {
+        for d in [
+            "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "etc", "mnt", "root",
+        ] {
             fs::create_dir_all(root.join(d)).expect("mkdir");
         }
         fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
@@ -145,7 +147,9 @@ impl Uml {
 
     fn command(&self) -> Command {
         let mut c = Command::new(&self.kernel);
-        c.args(&self.args).env("HOME", &self.home).current_dir(&self.home);
+        c.args(&self.args)
+            .env("HOME", &self.home)
+            .current_dir(&self.home);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -160,7 +164,11 @@ impl Uml {
         if out.stdout.contains("Cannot open root device") {
             out = run(&mut self.command(), limit);
         }
-        assert!(!out.timed_out, "linux.uml did not power off within {limit:?}:\n{}", out.stdout);
+        assert!(
+            !out.timed_out,
+            "linux.uml did not power off within {limit:?}:\n{}",
+            out.stdout
+        );
         out
     }
 

@@ -24,8 +24,11 @@ pub fn scratch() -> tempfile::TempDir {
         .prefix("umltest.")
         .tempdir()
         .expect("create scratch dir");
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod scratch dir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod scratch dir");
     dir
 }
 

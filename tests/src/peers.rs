@@ -58,5 +58,8 @@ pub fn linux_uml() -> Option<PathBuf> {
 pub fn require_root(what: &str) {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "{what} needs root: run it through scripts/test as root");
+    assert_eq!(
+        euid, 0,
+        "{what} needs root: run it through scripts/test as root"
+    );
 }

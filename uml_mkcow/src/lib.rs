@@ -95,7 +95,9 @@ pub fn make_cow(req: &MkcowRequest) -> Result<CowHeader, MkcowError> {
     tmp.as_file()
         .set_permissions(Permissions::from_mode(new_file_mode()))
         .map_err(io_err(&req.cow, "chmod"))?;
-    tmp.as_file().sync_all().map_err(io_err(&req.cow, "fsync"))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err(&req.cow, "fsync"))?;
     if req.force {
         tmp.persist(&req.cow)
             .map_err(|e| io_err(&req.cow, "rename")(e.error))?;

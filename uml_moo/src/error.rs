@@ -30,7 +30,10 @@ pub enum MooError {
 }
 
 impl MooError {
-    pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str) -> impl FnOnce(io::Error) -> MooError {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        op: &'static str,
+    ) -> impl FnOnce(io::Error) -> MooError {
         let path = path.into();
         move |source| MooError::Io { path, op, source }
     }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use uml_proto::cow::{BackingInfo, CowFile, CowHeader, CowGeometry};
+use uml_proto::cow::{BackingInfo, CowFile, CowGeometry, CowHeader};
 
 use crate::error::MooError;
 

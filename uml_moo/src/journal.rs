@@ -9,9 +9,9 @@
 
 use std::fs::OpenOptions;
 
-use uml_proto::fsutil::sync_parent_dir;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use uml_proto::fsutil::sync_parent_dir;
 
 const MAGIC_LINE: &str = "uml_moo destructive merge journal v1";
 
@@ -37,7 +37,12 @@ impl JournalRecord {
     fn to_text(self) -> String {
         format!(
             "{MAGIC_LINE}\ncow {} {}\nbacking {} {}\nheader-mtime {}\nsize {}\n",
-            self.cow_dev, self.cow_ino, self.backing_dev, self.backing_ino, self.header_mtime, self.size
+            self.cow_dev,
+            self.cow_ino,
+            self.backing_dev,
+            self.backing_ino,
+            self.header_mtime,
+            self.size
         )
     }
 
@@ -128,7 +133,10 @@ mod tests {
         assert_eq!(read(&p).unwrap(), Found::Nothing);
         write(&p, r).unwrap();
         assert_eq!(read(&p).unwrap(), Found::Record(r));
-        assert!(write(&p, r).is_err(), "a second journal must not replace the first");
+        assert!(
+            write(&p, r).is_err(),
+            "a second journal must not replace the first"
+        );
         remove(&p).unwrap();
         assert_eq!(read(&p).unwrap(), Found::Nothing);
     }

@@ -42,7 +42,8 @@ struct Args {
 
 fn usage_error(msg: &str) -> ExitCode {
     let mut cmd = Args::command();
-    cmd.error(clap::error::ErrorKind::MissingRequiredArgument, msg).exit()
+    cmd.error(clap::error::ErrorKind::MissingRequiredArgument, msg)
+        .exit()
 }
 
 fn main() -> ExitCode {

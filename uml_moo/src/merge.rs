@@ -9,8 +9,8 @@
 //! Memory is the bitmap plus two chunk buffers.
 
 use std::fs::{File, OpenOptions, Permissions};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use uml_proto::cow::{lock_whole_file, BackingInfo, CowFile, SectorBitmap};
@@ -92,7 +92,12 @@ fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
     (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
-fn check_backing(cow: &CowFile, backing: &File, path: &Path, size_only: bool) -> Result<(), MooError> {
+fn check_backing(
+    cow: &CowFile,
+    backing: &File,
+    path: &Path,
+    size_only: bool,
+) -> Result<(), MooError> {
     let info = BackingInfo::of_file(backing).map_err(MooError::io(path, "stat"))?;
     let info = if size_only {
         BackingInfo {
@@ -131,7 +136,10 @@ fn merge_to_new_file(
     }
     let bitmap = cow.read_bitmap()?;
     let dir = parent_dir(out);
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".uml_moo-partial")
@@ -143,11 +151,13 @@ fn merge_to_new_file(
     copy_merge(cow, &bitmap, &backing, tmp.as_file(), &bar).map_err(|e| e.at(backing_path, out))?;
     bar.finish();
     let file = tmp.as_file();
-    file.set_len(sectors * ss).map_err(MooError::io(out, "truncate"))?;
+    file.set_len(sectors * ss)
+        .map_err(MooError::io(out, "truncate"))?;
     file.set_permissions(Permissions::from_mode(new_file_mode()))
         .map_err(MooError::io(out, "chmod"))?;
     file.sync_all().map_err(MooError::io(out, "fsync"))?;
-    tmp.persist(out).map_err(|e| MooError::io(out, "rename")(e.error))?;
+    tmp.persist(out)
+        .map_err(|e| MooError::io(out, "rename")(e.error))?;
     let _ = sync_parent_dir(out);
     Ok(MergeReport {
         sectors,
@@ -156,14 +166,23 @@ fn merge_to_new_file(
     })
 }
 
-fn merge_in_place(cow: &CowFile, backing_path: &Path, progress: bool) -> Result<MergeReport, MooError> {
+fn merge_in_place(
+    cow: &CowFile,
+    backing_path: &Path,
+    progress: bool,
+) -> Result<MergeReport, MooError> {
     let backing = OpenOptions::new()
         .read(true)
         .write(true)
         .open(backing_path)
         .map_err(MooError::io(backing_path, "open for writing"))?;
-    let back_meta = backing.metadata().map_err(MooError::io(backing_path, "stat"))?;
-    let cow_meta = cow.file.metadata().map_err(MooError::io(&cow.path, "stat"))?;
+    let back_meta = backing
+        .metadata()
+        .map_err(MooError::io(backing_path, "stat"))?;
+    let cow_meta = cow
+        .file
+        .metadata()
+        .map_err(MooError::io(&cow.path, "stat"))?;
     if same_inode(&back_meta, &cow_meta) {
         return Err(MooError::OutputIsInput {
             output: backing_path.to_owned(),
@@ -203,7 +222,9 @@ fn merge_in_place(cow: &CowFile, backing_path: &Path, progress: bool) -> Result<
     let bar = Progress::new(progress, dirty * ss, "merging in place");
     in_place_merge(cow, &bitmap, &backing, &bar).map_err(|e| e.at(backing_path, backing_path))?;
     bar.finish();
-    backing.sync_all().map_err(MooError::io(backing_path, "fsync"))?;
+    backing
+        .sync_all()
+        .map_err(MooError::io(backing_path, "fsync"))?;
     journal::remove(&jpath).map_err(MooError::io(&jpath, "remove journal"))?;
     Ok(MergeReport {
         sectors: cow.header.sectors(),

@@ -505,7 +505,11 @@ pub fn absolute_backing_path(path: &Path) -> io::Result<PathBuf> {
     match bytes.iter().rposition(|&b| b == b'/') {
         None => Ok(std::env::current_dir()?.join(path)),
         Some(slash) => {
-            let dir = if slash == 0 { &b"/"[..] } else { &bytes[..slash] };
+            let dir = if slash == 0 {
+                &b"/"[..]
+            } else {
+                &bytes[..slash]
+            };
             let dir = std::fs::canonicalize(std::ffi::OsStr::from_bytes(dir))?;
             let mut out = dir.into_os_string().into_vec();
             if out != b"/" {
@@ -599,7 +603,10 @@ mod tests {
         assert_eq!(h.size, 32 << 20);
         assert_eq!((h.sectorsize, h.alignment), (512, 4096));
         let g = h.geometry();
-        assert_eq!((g.bitmap_offset, g.bitmap_len, g.data_offset), (8192, 8192, 16384));
+        assert_eq!(
+            (g.bitmap_offset, g.bitmap_len, g.data_offset),
+            (8192, 8192, 16384)
+        );
         assert_eq!(g.data_offset + h.size, 33_570_816);
     }
 
@@ -621,23 +628,29 @@ mod tests {
         let mut h = sample(CowVersion::V1);
         h.size = 9 * 512;
         let g = h.geometry();
-        assert_eq!((g.bitmap_offset, g.bitmap_len, g.data_offset), (280, 1, 512));
+        assert_eq!(
+            (g.bitmap_offset, g.bitmap_len, g.data_offset),
+            (280, 1, 512)
+        );
         h.version = CowVersion::V2;
         let g = h.geometry();
-        assert_eq!((g.bitmap_offset, g.bitmap_len, g.data_offset), (4120, 1, 4608));
+        assert_eq!(
+            (g.bitmap_offset, g.bitmap_len, g.data_offset),
+            (4120, 1, 4608)
+        );
         h.version = CowVersion::V3Broken;
         h.alignment = 4096;
         let g = h.geometry();
-        assert_eq!((g.bitmap_offset, g.bitmap_len, g.data_offset), (8192, 2, 12288));
+        assert_eq!(
+            (g.bitmap_offset, g.bitmap_len, g.data_offset),
+            (8192, 2, 12288)
+        );
     }
 
     #[test]
     fn bad_headers_are_refused() {
         assert_eq!(CowHeader::parse(b"OOOM"), Err(HeaderError::Short));
-        assert_eq!(
-            CowHeader::parse(&[0x7f; 5000]),
-            Err(HeaderError::NotCow)
-        );
+        assert_eq!(CowHeader::parse(&[0x7f; 5000]), Err(HeaderError::NotCow));
         let mut v3 = sample(CowVersion::V3).to_bytes();
         assert_eq!(
             CowHeader::parse(&v3[..4000]),

@@ -5,4 +5,5 @@
 //! never prints, never exits and never reads the environment: callers decide.
 
 pub mod cow;
+pub mod fdpass;
 pub mod fsutil;

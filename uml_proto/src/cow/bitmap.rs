@@ -57,7 +57,7 @@ impl SectorBitmap {
         let end = end.min(self.sectors);
         let mut i = from;
         while i < end {
-            if i % 64 == 0 {
+            if i.is_multiple_of(64) {
                 let w = if set { self.word(i) } else { !self.word(i) };
                 if w == 0 {
                     i += 64;
@@ -141,7 +141,7 @@ mod tests {
         let mut x: u32 = 12345;
         for i in 0..sectors {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            if (x >> 16) % 3 == 0 || (200..400).contains(&i) {
+            if (x >> 16).is_multiple_of(3) || (200..400).contains(&i) {
                 b.set(i);
             }
         }

@@ -10,7 +10,9 @@ use std::os::fd::AsRawFd;
 #[derive(Debug)]
 pub enum LockError {
     /// Another process holds a conflicting lock.
-    Held { pid: i32 },
+    Held {
+        pid: i32,
+    },
     Io(io::Error),
 }
 
