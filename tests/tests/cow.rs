@@ -22,19 +22,34 @@ fn expected_big() -> String {
 }
 
 fn debugfs_cat(image: &Path, file: &str) -> String {
-    run_ok(Command::new("debugfs").arg("-R").arg(format!("cat {file}")).arg(image)).stdout
+    run_ok(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("cat {file}"))
+            .arg(image),
+    )
+    .stdout
 }
 
 /// Checks a merged image: clean file system, the guest's files with their content.
 fn check_merged_image(image: &Path) {
     run_ok(Command::new("e2fsck").arg("-fn").arg(image));
-    assert!(debugfs_cat(image, "/big.txt") == expected_big(), "big.txt differs in {}", image.display());
+    assert!(
+        debugfs_cat(image, "/big.txt") == expected_big(),
+        "big.txt differs in {}",
+        image.display()
+    );
     assert_eq!(debugfs_cat(image, "/hello.txt"), "hello from the guest\n");
 }
 
 /// Copies a file keeping its mtime (what the COW header checks).
 fn copy_with_mtime(from: &Path, to: &Path) {
-    run_ok(Command::new("cp").arg("--preserve=timestamps").arg(from).arg(to));
+    run_ok(
+        Command::new("cp")
+            .arg("--preserve=timestamps")
+            .arg(from)
+            .arg(to),
+    );
 }
 
 /// Merges `cow` (over `backing`) with our uml_moo and the C one, in both modes, checks
@@ -48,8 +63,15 @@ fn merge_both_ways(dir: &Path, cow: &Path, backing: &Path) -> PathBuf {
     let theirs = dir.join("merged.c");
     run_ok(Command::new(our_bin("uml_moo")).arg(cow).arg(&ours));
     run_ok(Command::new(&c_moo).arg(cow).arg(&theirs));
-    assert_eq!(fingerprint(backing), before, "a copying merge touched the backing file");
-    assert!(fs::read(&ours).unwrap() == fs::read(&theirs).unwrap(), "merged images differ from the C tool's");
+    assert_eq!(
+        fingerprint(backing),
+        before,
+        "a copying merge touched the backing file"
+    );
+    assert!(
+        fs::read(&ours).unwrap() == fs::read(&theirs).unwrap(),
+        "merged images differ from the C tool's"
+    );
     assert!(
         allocated_bytes(&ours) <= allocated_bytes(&theirs),
         "ours allocates {} bytes, the C tool's {}",
@@ -62,12 +84,33 @@ fn merge_both_ways(dir: &Path, cow: &Path, backing: &Path) -> PathBuf {
     let in_theirs = dir.join("inplace.c");
     copy_with_mtime(backing, &in_ours);
     copy_with_mtime(backing, &in_theirs);
-    run_ok(Command::new(our_bin("uml_moo")).arg("-b").arg(&in_ours).arg("-d").arg(cow));
-    run_ok(Command::new(&c_moo).arg("-d").arg("-b").arg(&in_theirs).arg(cow));
+    run_ok(
+        Command::new(our_bin("uml_moo"))
+            .arg("-b")
+            .arg(&in_ours)
+            .arg("-d")
+            .arg(cow),
+    );
+    run_ok(
+        Command::new(&c_moo)
+            .arg("-d")
+            .arg("-b")
+            .arg(&in_theirs)
+            .arg(cow),
+    );
     let merged = fs::read(&ours).unwrap();
-    assert!(fs::read(&in_theirs).unwrap() == merged, "C -d result differs from the merged image");
-    assert!(fs::read(&in_ours).unwrap() == merged, "our -d result differs from the merged image");
-    assert!(!uml_moo_journal(cow).exists(), "journal left behind after a finished merge");
+    assert!(
+        fs::read(&in_theirs).unwrap() == merged,
+        "C -d result differs from the merged image"
+    );
+    assert!(
+        fs::read(&in_ours).unwrap() == merged,
+        "our -d result differs from the merged image"
+    );
+    assert!(
+        !uml_moo_journal(cow).exists(),
+        "journal left behind after a finished merge"
+    );
     ours
 }
 
@@ -81,19 +124,39 @@ fn uml_moo_journal(cow: &Path) -> PathBuf {
 fn our_cow_booted_by_linux_uml_merges_like_the_c_tool() {
     let dir = scratch();
     let d = dir.path();
-    let Some(uml) = Uml::new(&d.join("home"), "cowmk") else { return };
+    let Some(uml) = Uml::new(&d.join("home"), "cowmk") else {
+        return;
+    };
     let image = GuestImage::build(&d.join("root.img"), WRITER_INIT).path;
     let cow = d.join("root.cow");
     run_ok(Command::new(our_bin("uml_mkcow")).arg(&cow).arg(&image));
     let before = fingerprint(&image);
 
-    let out = uml.root(&format!("{},{}", cow.display(), image.display())).boot_to_poweroff(Duration::from_secs(120));
-    assert!(out.stdout.contains("reboot: System halted"), "guest did not finish:\n{}", out.stdout);
-    assert_eq!(fingerprint(&image), before, "linux.uml wrote to the backing file");
+    let out = uml
+        .root(&format!("{},{}", cow.display(), image.display()))
+        .boot_to_poweroff(Duration::from_secs(120));
+    assert!(
+        out.stdout.contains("reboot: System halted"),
+        "guest did not finish:\n{}",
+        out.stdout
+    );
+    assert_eq!(
+        fingerprint(&image),
+        before,
+        "linux.uml wrote to the backing file"
+    );
 
-    let info = run_ok(Command::new(our_bin("uml_moo")).args(["--info", "--json"]).arg(&cow)).stdout;
+    let info = run_ok(
+        Command::new(our_bin("uml_moo"))
+            .args(["--info", "--json"])
+            .arg(&cow),
+    )
+    .stdout;
     assert!(info.contains("\"backing_matches\":true"), "{info}");
-    assert!(!info.contains("\"dirty_sectors\":0,"), "the guest's writes are not in the COW: {info}");
+    assert!(
+        !info.contains("\"dirty_sectors\":0,"),
+        "the guest's writes are not in the COW: {info}"
+    );
 
     let merged = merge_both_ways(d, &cow, &image);
     check_merged_image(&merged);
@@ -103,11 +166,19 @@ fn our_cow_booted_by_linux_uml_merges_like_the_c_tool() {
 fn cow_created_by_linux_uml_merges_like_the_c_tool() {
     let dir = scratch();
     let d = dir.path();
-    let Some(uml) = Uml::new(&d.join("home"), "cowkern") else { return };
+    let Some(uml) = Uml::new(&d.join("home"), "cowkern") else {
+        return;
+    };
     let image = GuestImage::build(&d.join("root.img"), WRITER_INIT).path;
     let cow = d.join("kernel.cow");
-    let out = uml.root(&format!("{},{}", cow.display(), image.display())).boot_to_poweroff(Duration::from_secs(120));
-    assert!(out.stdout.contains("as COW file for"), "kernel did not create the COW:\n{}", out.stdout);
+    let out = uml
+        .root(&format!("{},{}", cow.display(), image.display()))
+        .boot_to_poweroff(Duration::from_secs(120));
+    assert!(
+        out.stdout.contains("as COW file for"),
+        "kernel did not create the COW:\n{}",
+        out.stdout
+    );
 
     // Our reading of the kernel's header: the same fields uml_mkcow writes for this
     // backing file (the kernel leaves garbage after the path's NUL; ignore it).
@@ -116,7 +187,11 @@ fn cow_created_by_linux_uml_merges_like_the_c_tool() {
     let k = fs::read(&cow).unwrap();
     let o = fs::read(&ours).unwrap();
     let path_end = 32 + k[32..].iter().position(|&b| b == 0).unwrap();
-    assert_eq!(&k[..path_end], &o[..path_end], "header fields differ from the kernel's");
+    assert_eq!(
+        &k[..path_end],
+        &o[..path_end],
+        "header fields differ from the kernel's"
+    );
     assert_eq!(k.len(), o.len(), "COW length differs from the kernel's");
 
     let merged = merge_both_ways(d, &cow, &image);
@@ -125,7 +200,9 @@ fn cow_created_by_linux_uml_merges_like_the_c_tool() {
 
 #[test]
 fn uml_mkcow_writes_the_c_tools_bytes() {
-    let Some(c_mkcow) = c_tool("uml_mkcow") else { return };
+    let Some(c_mkcow) = c_tool("uml_mkcow") else {
+        return;
+    };
     let dir = scratch();
     let d = dir.path();
     let back = d.join("back.img");
@@ -135,13 +212,23 @@ fn uml_mkcow_writes_the_c_tools_bytes() {
     fs::create_dir(d.join("real")).unwrap();
     std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
     fs::rename(&back, d.join("real/back.img")).unwrap();
-    for (name, tool) in [("c.cow", c_mkcow.clone()), ("ours.cow", our_bin("uml_mkcow"))] {
-        run_ok(Command::new(tool).current_dir(d).arg(name).arg("link/back.img"));
+    for (name, tool) in [
+        ("c.cow", c_mkcow.clone()),
+        ("ours.cow", our_bin("uml_mkcow")),
+    ] {
+        run_ok(
+            Command::new(tool)
+                .current_dir(d)
+                .arg(name)
+                .arg("link/back.img"),
+        );
     }
     let c = fs::read(d.join("c.cow")).unwrap();
     let ours = fs::read(d.join("ours.cow")).unwrap();
     assert!(c == ours, "uml_mkcow output differs from the C tool's");
-    let mode = |p: &str| std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d.join(p)).unwrap().permissions());
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(d.join(p)).unwrap().permissions())
+    };
     assert_eq!(mode("ours.cow") & 0o777, mode("c.cow") & 0o777);
     assert!(allocated_bytes(&d.join("ours.cow")) <= allocated_bytes(&d.join("c.cow")));
 }
@@ -162,25 +249,57 @@ fn uml_mkcow_refuses_an_existing_cow_and_force_makes_a_fresh_one() {
     used[16384..16384 + 4096].fill(0xab);
     fs::write(&cow, &used).unwrap();
 
-    let out = tests::run(Command::new(our_bin("uml_mkcow")).arg(&cow).arg(&back), Duration::from_secs(10));
+    let out = tests::run(
+        Command::new(our_bin("uml_mkcow")).arg(&cow).arg(&back),
+        Duration::from_secs(10),
+    );
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("disk.cow") && out.stderr.contains("File exists"), "{}", out.stderr);
-    assert!(fs::read(&cow).unwrap() == used, "a refused uml_mkcow changed the COW file");
+    assert!(
+        out.stderr.contains("disk.cow") && out.stderr.contains("File exists"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        fs::read(&cow).unwrap() == used,
+        "a refused uml_mkcow changed the COW file"
+    );
 
-    run_ok(Command::new(our_bin("uml_mkcow")).arg("-f").arg(&cow).arg(&back));
-    assert!(fs::read(&cow).unwrap() == fresh, "-f did not give a fresh COW file");
+    run_ok(
+        Command::new(our_bin("uml_mkcow"))
+            .arg("-f")
+            .arg(&cow)
+            .arg(&back),
+    );
+    assert!(
+        fs::read(&cow).unwrap() == fresh,
+        "-f did not give a fresh COW file"
+    );
 
     // A failed run (missing backing file) leaves no file behind.
     let none = d.join("none.cow");
-    let out = tests::run(Command::new(our_bin("uml_mkcow")).arg(&none).arg(d.join("missing.img")), Duration::from_secs(10));
+    let out = tests::run(
+        Command::new(our_bin("uml_mkcow"))
+            .arg(&none)
+            .arg(d.join("missing.img")),
+        Duration::from_secs(10),
+    );
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("missing.img"), "{}", out.stderr);
     assert!(!none.exists(), "failed uml_mkcow left a file");
-    let leftovers: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 2, "stray files: {leftovers:?}");
 
     // -f never replaces the backing file itself.
-    let out = tests::run(Command::new(our_bin("uml_mkcow")).arg("-f").arg(&back).arg(&back), Duration::from_secs(10));
+    let out = tests::run(
+        Command::new(our_bin("uml_mkcow"))
+            .arg("-f")
+            .arg(&back)
+            .arg(&back),
+        Duration::from_secs(10),
+    );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert_eq!(fs::read(&back).unwrap(), vec![1u8; 1 << 20]);
 }

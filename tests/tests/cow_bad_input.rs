@@ -73,7 +73,11 @@ impl Case {
             }
             let out = run(&mut cmd, Duration::from_secs(20));
             check_one_line_error(&out, names, mention);
-            assert_eq!(fingerprint(&self.back), self.back_print, "backing file touched");
+            assert_eq!(
+                fingerprint(&self.back),
+                self.back_print,
+                "backing file touched"
+            );
             assert_eq!(fingerprint(&self.cow), cow_print, "COW file touched");
             assert_eq!(self.files(), before, "files appeared or vanished");
         }
@@ -86,7 +90,11 @@ fn check_one_line_error(out: &Output, names: &str, mention: &[&str]) {
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "not one line: {:?}", out.stderr);
     assert!(lines[0].starts_with("uml_moo: "), "{}", lines[0]);
-    assert!(lines[0].contains(names), "{:?} does not name {names}", lines[0]);
+    assert!(
+        lines[0].contains(names),
+        "{:?} does not name {names}",
+        lines[0]
+    );
     for m in mention {
         assert!(lines[0].contains(m), "{:?} does not mention {m}", lines[0]);
     }
@@ -139,7 +147,11 @@ fn data_area_past_the_end() {
 #[test]
 fn missing_backing_file() {
     let c = case();
-    c.expect_failure(&["-b", "/nonexistent/back.img"], "/nonexistent/back.img", &["No such file"]);
+    c.expect_failure(
+        &["-b", "/nonexistent/back.img"],
+        "/nonexistent/back.img",
+        &["No such file"],
+    );
 }
 
 #[test]
@@ -148,7 +160,11 @@ fn size_mismatch_names_both_sizes() {
     let other = c.dir.join("other.img");
     fs::write(&other, vec![0u8; 1 << 20]).unwrap();
     let o = other.to_str().unwrap().to_owned();
-    c.expect_failure(&["-b", &o], "other.img", &["Size mismatch", "4194304", "1048576"]);
+    c.expect_failure(
+        &["-b", &o],
+        "other.img",
+        &["Size mismatch", "4194304", "1048576"],
+    );
 }
 
 #[test]
@@ -163,14 +179,24 @@ fn mtime_mismatch_names_both_times() {
     c.expect_failure(
         &[],
         "back.img",
-        &["mtime mismatch", &header_mtime.to_string(), &later.to_string()],
+        &[
+            "mtime mismatch",
+            &header_mtime.to_string(),
+            &later.to_string(),
+        ],
     );
 }
 
 /// Moves a file's mtime forward by `secs` with touch; returns the new mtime.
 fn filetime_plus(path: &Path, secs: i64) -> i64 {
     let t = fs::metadata(path).unwrap().mtime() + secs;
-    run_ok(Command::new("touch").arg("-m").arg("-d").arg(format!("@{t}")).arg(path));
+    run_ok(
+        Command::new("touch")
+            .arg("-m")
+            .arg("-d")
+            .arg(format!("@{t}"))
+            .arg(path),
+    );
     t
 }
 
@@ -183,13 +209,21 @@ fn output_over_an_input_is_refused() {
             Command::new(our_bin("uml_moo")).arg(&c.cow).arg(target),
             Duration::from_secs(20),
         );
-        check_one_line_error(&out, target.file_name().unwrap().to_str().unwrap(), &["refusing"]);
+        check_one_line_error(
+            &out,
+            target.file_name().unwrap().to_str().unwrap(),
+            &["refusing"],
+        );
         assert_eq!(fingerprint(&c.back), c.back_print);
         assert_eq!(fingerprint(&c.cow), cow_print);
     }
     // -b naming the COW itself as the backing file of an in-place merge.
     let out = run(
-        Command::new(our_bin("uml_moo")).arg("-d").arg("-b").arg(&c.cow).arg(&c.cow),
+        Command::new(our_bin("uml_moo"))
+            .arg("-d")
+            .arg("-b")
+            .arg(&c.cow)
+            .arg(&c.cow),
         Duration::from_secs(20),
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -200,7 +234,8 @@ fn output_over_an_input_is_refused() {
 fn as_nobody(args: &[&Path]) -> Output {
     require_root("dropping to nobody with setpriv");
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(our_bin("uml_moo"));
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(our_bin("uml_moo"));
     cmd.args(args);
     run(&mut cmd, Duration::from_secs(20))
 }
@@ -245,21 +280,44 @@ fn disk_full_leaves_no_output() {
         cow = c.cow.display(),
         new = new.display()
     );
-    let out = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]), Duration::from_secs(30));
+    let out = run(
+        Command::new("unshare").args(["--mount", "sh", "-c", &script]),
+        Duration::from_secs(30),
+    );
     check_one_line_error(&out, "merged.img", &["No space left on device"]);
     assert_eq!(fingerprint(&c.back), c.back_print);
 }
 
 #[test]
 fn usage_errors_print_usage_and_never_crash() {
-    for args in [&["-d"][..], &[][..], &["only.cow"][..], &["-d", "a", "b"][..], &["--info", "a", "b"][..]] {
-        let out = run(Command::new(our_bin("uml_moo")).args(args), Duration::from_secs(10));
+    for args in [
+        &["-d"][..],
+        &[][..],
+        &["only.cow"][..],
+        &["-d", "a", "b"][..],
+        &["--info", "a", "b"][..],
+    ] {
+        let out = run(
+            Command::new(our_bin("uml_moo")).args(args),
+            Duration::from_secs(10),
+        );
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("Usage: uml_moo"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("Usage: uml_moo"),
+            "{args:?}: {}",
+            out.stderr
+        );
     }
     for args in [&[][..], &["-f", "only.cow"][..]] {
-        let out = run(Command::new(our_bin("uml_mkcow")).args(args), Duration::from_secs(10));
+        let out = run(
+            Command::new(our_bin("uml_mkcow")).args(args),
+            Duration::from_secs(10),
+        );
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("Usage: uml_mkcow"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("Usage: uml_mkcow"),
+            "{args:?}: {}",
+            out.stderr
+        );
     }
 }

@@ -84,13 +84,20 @@ fn backing_bytes() -> Vec<u8> {
 /// the sector count is not a multiple of 8; the C tool reads the bits of the last
 /// sectors from uninitialised memory there, so those stay clean in V1 and V2.
 fn dirty(layout: &str, i: usize) -> bool {
-    let covered = if layout == "v3broken" { SECTORS } else { SECTORS / 8 * 8 };
+    let covered = if layout == "v3broken" {
+        SECTORS
+    } else {
+        SECTORS / 8 * 8
+    };
     i < covered
-        && ((100..180).contains(&i) || i % 13 == 0 || i == covered - 1 || (1000..1003).contains(&i))
+        && ((100..180).contains(&i)
+            || i.is_multiple_of(13)
+            || i == covered - 1
+            || (1000..1003).contains(&i))
 }
 
 fn cow_sector(i: usize) -> Vec<u8> {
-    if i % 26 == 0 {
+    if i.is_multiple_of(26) {
         vec![0u8; SS]
     } else {
         vec![0xA0 ^ (i % 256) as u8; SS]
@@ -102,8 +109,12 @@ fn build(dir: &Path, layout: &str) -> (std::path::PathBuf, std::path::PathBuf, V
     let mut expect = backing_bytes();
     fs::write(&back, &expect).unwrap();
     let mtime = fs::metadata(&back).unwrap().mtime() as u32;
-    let (mut cow, bitmap_at, data_at) =
-        header(layout, back.as_os_str().as_encoded_bytes(), mtime, expect.len() as u64);
+    let (mut cow, bitmap_at, data_at) = header(
+        layout,
+        back.as_os_str().as_encoded_bytes(),
+        mtime,
+        expect.len() as u64,
+    );
     cow.resize(data_at + SECTORS * SS, 0);
     for i in (0..SECTORS).filter(|&i| dirty(layout, i)) {
         cow[bitmap_at + i / 8] |= 1 << (i % 8);
@@ -117,24 +128,50 @@ fn build(dir: &Path, layout: &str) -> (std::path::PathBuf, std::path::PathBuf, V
 }
 
 fn check_layout(layout: &str) {
-    let Some(c_moo) = c_tool("uml_moo") else { return };
+    let Some(c_moo) = c_tool("uml_moo") else {
+        return;
+    };
     let dir = scratch();
     let d = dir.path();
     let (cow, back, expect) = build(d, layout);
 
-    let info = run_ok(Command::new(our_bin("uml_moo")).args(["--info", "--json"]).arg(&cow)).stdout;
+    let info = run_ok(
+        Command::new(our_bin("uml_moo"))
+            .args(["--info", "--json"])
+            .arg(&cow),
+    )
+    .stdout;
     let dirty_count = (0..SECTORS).filter(|&i| dirty(layout, i)).count();
-    assert!(info.contains(&format!("\"dirty_sectors\":{dirty_count},")), "{layout}: {info}");
-    assert!(info.contains("\"backing_matches\":true"), "{layout}: {info}");
+    assert!(
+        info.contains(&format!("\"dirty_sectors\":{dirty_count},")),
+        "{layout}: {info}"
+    );
+    assert!(
+        info.contains("\"backing_matches\":true"),
+        "{layout}: {info}"
+    );
 
-    run_ok(Command::new(our_bin("uml_moo")).arg(&cow).arg(d.join("ours")));
+    run_ok(
+        Command::new(our_bin("uml_moo"))
+            .arg(&cow)
+            .arg(d.join("ours")),
+    );
     run_ok(Command::new(&c_moo).arg(&cow).arg(d.join("c")));
     let ours = fs::read(d.join("ours")).unwrap();
-    assert!(ours == expect, "{layout}: our merge is not the expected disk");
-    assert!(fs::read(d.join("c")).unwrap() == ours, "{layout}: the C tool's merge differs from ours");
+    assert!(
+        ours == expect,
+        "{layout}: our merge is not the expected disk"
+    );
+    assert!(
+        fs::read(d.join("c")).unwrap() == ours,
+        "{layout}: the C tool's merge differs from ours"
+    );
 
     run_ok(Command::new(our_bin("uml_moo")).arg("-d").arg(&cow));
-    assert!(fs::read(&back).unwrap() == expect, "{layout}: in-place merge is not the expected disk");
+    assert!(
+        fs::read(&back).unwrap() == expect,
+        "{layout}: in-place merge is not the expected disk"
+    );
 }
 
 #[test]

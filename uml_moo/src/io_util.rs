@@ -1,67 +1,14 @@
-//! Positioned I/O in large extents: full reads, zero-skipping writes, and a cursor over
-//! the data extents of a sparse file (SEEK_DATA / SEEK_HOLE).
+//! Telling data from nothing: zero sectors, and the data extents of a sparse file
+//! (SEEK_DATA / SEEK_HOLE).
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
-
-/// Reads exactly `buf.len()` bytes at `offset`; bytes past the end of the file read as 0.
-pub fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => {
-                buf[done..].fill(0);
-                break;
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
 
 /// Whether every byte is zero.
 pub fn is_zero(bytes: &[u8]) -> bool {
     let (words, tail) = bytes.as_chunks::<16>();
     words.iter().all(|w| u128::from_ne_bytes(*w) == 0) && tail.iter().all(|&b| b == 0)
-}
-
-/// Calls `f(first, count)` for every maximal run of sectors in `buf` (of `sector` bytes
-/// each) whose zero-ness equals `zero`.
-pub fn for_each_run(
-    buf: &[u8],
-    sector: usize,
-    zero: bool,
-    mut f: impl FnMut(usize, usize) -> io::Result<()>,
-) -> io::Result<()> {
-    let sectors = buf.len() / sector;
-    let mut i = 0;
-    while i < sectors {
-        if is_zero(&buf[i * sector..(i + 1) * sector]) != zero {
-            i += 1;
-            continue;
-        }
-        let first = i;
-        while i < sectors && is_zero(&buf[i * sector..(i + 1) * sector]) == zero {
-            i += 1;
-        }
-        f(first, i - first)?;
-    }
-    Ok(())
-}
-
-/// Writes the non-zero sectors of `buf` at `offset`, one write per run, leaving holes
-/// for the zero sectors (the output must read as zeros there already).
-pub fn write_nonzero_sectors(out: &File, buf: &[u8], offset: u64, sector: usize) -> io::Result<()> {
-    for_each_run(buf, sector, false, |first, count| {
-        out.write_all_at(
-            &buf[first * sector..(first + count) * sector],
-            offset + (first * sector) as u64,
-        )
-    })
 }
 
 /// Finds which byte ranges of a file hold data, moving forward through the file.
@@ -130,31 +77,17 @@ impl<'a> DataExtents<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     #[test]
-    fn zero_runs_are_found_per_sector() {
-        let mut buf = vec![0u8; 8 * 512];
-        buf[512 + 100] = 1;
-        buf[2 * 512 + 511] = 7;
-        buf[6 * 512] = 9;
-        let mut runs = Vec::new();
-        for_each_run(&buf, 512, false, |a, n| {
-            runs.push((a, n));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(runs, vec![(1, 2), (6, 1)]);
-        let mut zeros = Vec::new();
-        for_each_run(&buf, 512, true, |a, n| {
-            zeros.push((a, n));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(zeros, vec![(0, 1), (3, 3), (7, 1)]);
+    fn zero_is_told_from_data_anywhere_in_a_sector() {
+        assert!(is_zero(&[0; 512]));
         assert!(is_zero(&[0; 37]));
-        assert!(!is_zero(&[
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1
-        ]));
+        for at in [0, 15, 16, 500, 511] {
+            let mut s = [0u8; 512];
+            s[at] = 1;
+            assert!(!is_zero(&s), "byte {at}");
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! uml_moo: merge a UML COW file with its backing file, into a new image or in place,
 //! and inspect COW files.
 
+pub mod engine;
 pub mod error;
 pub mod inspect;
 pub mod io_util;
 pub mod journal;
+pub mod mapped;
 pub mod merge;
 pub mod progress;
 
