@@ -57,7 +57,9 @@ fn main() -> ExitCode {
     };
     let group = match args.group.as_deref().map(|g| (g, resolve_group(g))) {
         Some((g, None)) => {
-            return fail(&format!("'{g}' is neither a groupname nor a numeric group."))
+            return fail(&format!(
+                "'{g}' is neither a groupname nor a numeric group."
+            ))
         }
         Some((_, id)) => id,
         None => None,
