@@ -30,10 +30,20 @@ struct Args {
     #[arg(short = 't', long = "name", value_name = "NAME")]
     name: Option<String>,
     /// Owner (user name or uid); default the effective uid when no group is given
-    #[arg(short = 'u', long = "user", value_name = "OWNER")]
+    #[arg(
+        short = 'u',
+        long = "user",
+        value_name = "OWNER",
+        allow_hyphen_values = true
+    )]
     user: Option<String>,
     /// Group (group name or gid) whose members may use the device
-    #[arg(short = 'g', long = "group", value_name = "GROUP")]
+    #[arg(
+        short = 'g',
+        long = "group",
+        value_name = "GROUP",
+        allow_hyphen_values = true
+    )]
     group: Option<String>,
     /// Make a TUN (layer 3) device instead of a TAP
     #[arg(short = 'n', long = "tun")]

@@ -195,9 +195,13 @@ fn parse_tuntap(rest: &[&str]) -> Result<Request, ArgvError> {
         ["up", gate] => Ok(Request::TuntapUp {
             gate: (*gate).to_owned(),
         }),
-        ["up", ..] => Err(transport_error(
+        ["up"] => Err(transport_error(
             ReplyKind::Datagram,
             "Too few arguments to tuntap_up".into(),
+        )),
+        ["up", ..] => Err(transport_error(
+            ReplyKind::Datagram,
+            "Too many arguments to tuntap_up".into(),
         )),
         ["add", r @ ..] => parse_address(AddrOp::Add, r, true),
         ["del", r @ ..] => parse_address(AddrOp::Del, r, true),
