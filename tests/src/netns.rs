@@ -16,6 +16,9 @@ pub const SUID_DIR: &str = "/run/umltest";
 /// A network + mount namespace kept alive by a holder process.
 pub struct NetNs {
     holder: Child,
+    /// The holder's pid as /proc numbers it (under `unshare --pid` without a fresh
+    /// /proc this differs from `holder.id()`, so it is read from /proc/self).
+    proc_pid: u32,
 }
 
 impl NetNs {
@@ -24,7 +27,7 @@ impl NetNs {
         let script = format!(
             "set -e; ip link set lo up; mount -t sysfs sysfs /sys; \
              mkdir -p {SUID_DIR}; mount -t tmpfs -o suid,mode=0755 umltest {SUID_DIR}; \
-             echo ready; exec sleep 100000"
+             read pid rest < /proc/self/stat; echo \"ready $pid\"; exec sleep 100000"
         );
         let mut holder = Command::new("unshare")
             .args(["--net", "--mount", "--", "sh", "-c", &script])
@@ -40,16 +43,28 @@ impl NetNs {
             let _ = BufReader::new(out).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let ns = NetNs { holder };
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) if l.trim() == "ready" => ns,
+        let mut ns = NetNs {
+            holder,
+            proc_pid: 0,
+        };
+        let line = rx.recv_timeout(Duration::from_secs(10));
+        let pid = match line.as_deref().map(|l| l.trim().strip_prefix("ready ")) {
+            Ok(Some(p)) => p.parse::<u32>().expect("holder pid"),
             other => panic!("network namespace setup failed: {other:?}"),
-        }
+        };
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("holder netns");
+        let mine = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+        assert_ne!(
+            theirs, mine,
+            "holder {pid} is not in a new network namespace"
+        );
+        ns.proc_pid = pid;
+        ns
     }
 
-    /// The holder's pid (for `nsenter -t`).
+    /// The holder's pid as /proc numbers it (for `nsenter -t`).
     pub fn pid(&self) -> u32 {
-        self.holder.id()
+        self.proc_pid
     }
 
     /// The argument prefix that runs a program inside the namespace.

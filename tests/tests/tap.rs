@@ -67,10 +67,11 @@ fn text_reply(bytes: &[u8]) -> String {
         .0
 }
 
-/// Everything uml_net could change: links, addresses, routes, proxy entries, switches.
+/// Everything uml_net could change: links, IPv4 addresses and routes, proxy entries,
+/// switches. (IPv6 is left out: duplicate address detection changes it on its own.)
 fn host_state(ns: &NetNs) -> String {
     ns.sh_ok(
-        "ip -o link show; ip -o addr show; ip route show table all; ip neigh show proxy; \
+        "ip -o link show; ip -4 -o addr show; ip -4 route show table all; ip neigh show proxy; \
          cat /proc/sys/net/ipv4/ip_forward; grep -r . /proc/sys/net/ipv4/conf/*/proxy_arp",
     )
     .stdout
@@ -329,7 +330,8 @@ fn setuid_uml_net_serves_its_caller_and_refuses_hostile_arguments() {
         ours.display()
     ));
     ns.sh_ok(
-        "ip link add h0 type veth peer name h1 && ip addr add 10.0.0.7/24 dev h0 && ip link set h0 up && \
+        "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 && \
+         ip link add h0 type veth peer name h1 && ip addr add 10.0.0.7/24 dev h0 && ip link set h0 up && \
          ip link add lan0 type veth peer name lan1 && ip addr add 192.168.5.1/24 dev lan0",
     );
     // A tap made by and for uid 1000.
