@@ -433,6 +433,28 @@ fn setuid_uml_net_serves_its_caller_and_refuses_hostile_arguments() {
             "uml_net {args:?} changed host state"
         );
     }
+    // Run by hand (fd 1 not the helper socket): the explanation, and no change.
+    for args in [
+        &["4", "tuntap", "up", "10.0.0.253"][..],
+        &["4", "add", t, "10.0.0.3", m],
+    ] {
+        let out = run(&mut as_user(&ns, args), LIMIT);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains("if you're running uml_net by"),
+            "{out:?}"
+        );
+        assert_eq!(
+            host_state(&ns),
+            before,
+            "uml_net {args:?} by hand changed host state"
+        );
+    }
+    let help = run(&mut as_user(&ns, &["--help"]), LIMIT);
+    assert!(
+        help.success() && help.stdout.contains("tuntap up GATE"),
+        "{help:?}"
+    );
     // The refusal names the reason.
     let (bytes, _) = helper_stream(as_user(&ns, &["4", "add", "other", "10.0.0.9", m]));
     assert!(text_reply(&bytes).contains("not owned by uid 1000"));

@@ -135,6 +135,34 @@ fn address(caller: Caller, req: &Request) -> ExitCode {
     finish(send_text(&log, None), ok)
 }
 
+/// True when fd 1 is a unix socket of the kind `kind` is answered on (a datagram
+/// socket for `tuntap up`, a stream otherwise): checked before any host change, so
+/// running the helper by hand changes nothing.
+fn fd1_fits(kind: ReplyKind) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt};
+    let want = match kind {
+        ReplyKind::Datagram => nix::sys::socket::SockType::Datagram,
+        _ => nix::sys::socket::SockType::Stream,
+    };
+    getsockopt(&fd1(), sockopt::SockType).is_ok_and(|t| t == want)
+}
+
+/// `--help` / `--version` text (the helper protocol has no other options).
+fn help_or_version(arg: &str) -> Option<String> {
+    match arg {
+        "--version" => Some(format!("uml_net {}\n", env!("CARGO_PKG_VERSION"))),
+        "--help" => Some(format!(
+            "Usage: uml_net {v} tuntap up GATE | {v} add|del DEV ADDR NETMASK\n\n\
+             The helper linux.uml runs (setuid root) for eth<n>=tuntap,,,GATE: it makes a tap\n\
+             device owned by the caller, gives it GATE and sends its fd back on fd 1, and\n\
+             adds or removes host routes and proxy ARP entries for the guest's addresses.\n\
+             It is not meant to be run by hand. Install with scripts/install-uml-net.\n",
+            v = helper::VERSION
+        )),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
     sanitize_process();
     let caller = privs::start();
@@ -147,12 +175,27 @@ fn main() -> ExitCode {
         eprintln!("uml_net: arguments must be text");
         return ExitCode::FAILURE;
     };
+    if let [only] = args.as_slice() {
+        if let Some(text) = help_or_version(only) {
+            drop_privileges(caller);
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+    }
     let request = helper::parse_argv(&args);
     if !matches!(
         request,
         Ok(Request::TuntapUp { .. } | Request::Address { .. })
     ) {
         drop_privileges(caller);
+    }
+    if let Ok(req) = &request {
+        if !fd1_fits(req.reply_kind()) {
+            drop_privileges(caller);
+            eprintln!("uml_net: fd 1 is not the socket UML gives its helpers");
+            eprintln!("{}", ArgvError::TooFew);
+            return ExitCode::FAILURE;
+        }
     }
     match request {
         Err(e @ (ArgvError::TooFew | ArgvError::VersionMismatch(_))) => {
