@@ -87,14 +87,25 @@ fn tunctl_once(tunctl: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Mean time per round of `op`, after one warm-up round.
-fn time(rounds: u32, op: impl Fn() -> Result<(), String>) -> Result<Duration, String> {
-    op()?;
-    let start = Instant::now();
+/// Mean time per round of `ours` and of `theirs`, after one warm-up round each; the two
+/// alternate round by round so that load from elsewhere hits both alike.
+fn time_pair(
+    rounds: u32,
+    ours: impl Fn() -> Result<(), String>,
+    theirs: impl Fn() -> Result<(), String>,
+) -> Result<(Duration, Duration), String> {
+    ours()?;
+    theirs()?;
+    let (mut a, mut b) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
-        op()?;
+        let start = Instant::now();
+        ours()?;
+        a += start.elapsed();
+        let start = Instant::now();
+        theirs()?;
+        b += start.elapsed();
     }
-    Ok(start.elapsed() / rounds)
+    Ok((a / rounds, b / rounds))
 }
 
 fn report(what: &str, ours: Duration, theirs: Duration) {
@@ -116,14 +127,12 @@ fn run(rounds: u32) -> Result<(), String> {
             ));
         }
     }
-    println!("tap_bench: {rounds} rounds each, mean per round");
+    println!("tap_bench: {rounds} rounds each, mean per round, ours and C alternating");
     let (mine, c) = (ours("uml_net"), PathBuf::from(C_UML_NET));
-    let up_ours = time(rounds, || tuntap_up_once(&mine))?;
-    let up_c = time(rounds, || tuntap_up_once(&c))?;
+    let (up_ours, up_c) = time_pair(rounds, || tuntap_up_once(&mine), || tuntap_up_once(&c))?;
     report("uml_net 4 tuntap up", up_ours, up_c);
     let (mine, c) = (ours("tunctl"), PathBuf::from(C_TUNCTL));
-    let t_ours = time(rounds, || tunctl_once(&mine))?;
-    let t_c = time(rounds, || tunctl_once(&c))?;
+    let (t_ours, t_c) = time_pair(rounds, || tunctl_once(&mine), || tunctl_once(&c))?;
     report("tunctl -b; tunctl -d", t_ours, t_c);
     Ok(())
 }
