@@ -304,6 +304,21 @@ fn uml_net_as_root_makes_the_tap_and_routes_the_guest() {
     assert!(!ns.sh("test -e /sys/class/net/tap0").success());
 }
 
+#[test]
+fn uml_net_makes_a_missing_clone_device() {
+    require_root("uml_net tests");
+    let ns = NetNs::new();
+    // An empty /dev/net in this namespace's mounts only.
+    ns.sh_ok("mount -t tmpfs -o mode=0700 nodevnet /dev/net");
+    let mut cmd = ns.command(our_bin("uml_net"));
+    cmd.args(["4", "tuntap", "up", "10.0.0.254"]);
+    let (reply, fd, code) = helper_datagram(cmd);
+    assert_eq!(code, Some(0), "{reply:?}");
+    assert!(fd.is_some() && reply.output.contains("* mknod /dev/net/tun c 10 200"));
+    let st = ns.sh_ok("stat -c '%F %t:%T %a' /dev/net/tun").stdout;
+    assert_eq!(st, "character special file a:c8 600\n");
+}
+
 fn sys_proxy(ns: &NetNs, dev: &str) -> String {
     ns.sh_ok(&format!("cat /proc/sys/net/ipv4/conf/{dev}/proxy_arp"))
         .stdout

@@ -30,6 +30,15 @@ pub fn check_gate(gate: &str) -> Result<Ipv4Addr, Refusal> {
 /// turns forwarding on (needs root).
 pub fn tuntap_up(clone: &Path, gate: Ipv4Addr, owner: u32) -> UpOutcome {
     let mut log = String::new();
+    if let Err(e) = ensure_clone_device(clone, &mut log) {
+        let _ = writeln!(
+            log,
+            "uml_net : cannot make {}: {}",
+            clone.display(),
+            tap::strerror(&e)
+        );
+        return UpOutcome { tap: None, log };
+    }
     let dev = match tap::attach(clone, "", Kind::Tap) {
         Ok(d) => d,
         Err(e) => {
@@ -60,6 +69,30 @@ pub fn tuntap_up(clone: &Path, gate: Ipv4Addr, owner: u32) -> UpOutcome {
         tap: Some(dev),
         log,
     }
+}
+
+/// Makes the clone device (character 10:200, mode 0600, in a 0755 directory) when a
+/// host lacks it, as the C helper did (needs root).
+pub fn ensure_clone_device(clone: &Path, log: &mut String) -> std::io::Result<()> {
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    use std::os::unix::fs::DirBuilderExt;
+    if clone.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = clone.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)?;
+    }
+    let _ = writeln!(log, "* mknod {} c 10 200", clone.display());
+    mknod(
+        clone,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o600),
+        makedev(10, 200),
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// A checked `add`/`del`: which route and which proxy ARP entries to change.
