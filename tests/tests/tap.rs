@@ -481,6 +481,87 @@ fn setuid_uml_net_serves_its_caller_and_refuses_hostile_arguments() {
     drop(tap_fd);
 }
 
+/// The uid changes and privileged calls of a setuid run, in order, from strace.
+fn traced_run(ns: &NetNs, args: &[&str]) -> Vec<String> {
+    let dir = scratch();
+    let trace = dir.path().join("trace");
+    let mut cmd = ns.command("strace");
+    cmd.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=execve,setresuid,ioctl,sendmsg,write",
+        "-o",
+    ])
+    .arg(&trace)
+    .args([
+        "--",
+        "setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "--",
+    ])
+    .arg(format!("{SUID_DIR}/uml_net"))
+    .args(args);
+    let (_reply, fd, code) = helper_datagram(cmd);
+    assert_eq!(code, Some(0));
+    drop(fd);
+    let exec = format!("execve(\"{SUID_DIR}/uml_net\"");
+    std::fs::read_to_string(&trace)
+        .expect("strace output")
+        .lines()
+        // Drop the pid column and strace's alignment padding.
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        // Only what uml_net itself did (setpriv changes uids too).
+        .skip_while(|l| !l.starts_with(&exec))
+        .filter(|l| {
+            l.starts_with("setresuid(")
+                || l.contains("TUNSET")
+                || l.contains("SIOC")
+                || l.starts_with("sendmsg(")
+                || l.starts_with("write(")
+        })
+        .collect()
+}
+
+#[test]
+fn setuid_uml_net_holds_root_only_while_changing_the_host() {
+    require_root("setuid uml_net tests");
+    let ns = NetNs::new();
+    ns.sh_ok(&format!(
+        "cp {} {SUID_DIR}/uml_net && chown 0:0 {SUID_DIR}/uml_net && chmod 4755 {SUID_DIR}/uml_net",
+        our_bin("uml_net").display()
+    ));
+    let calls = traced_run(&ns, &["4", "tuntap", "up", "10.0.0.254"]);
+    let pos = |pred: &dyn Fn(&str) -> bool| {
+        calls
+            .iter()
+            .position(|c| pred(c))
+            .unwrap_or_else(|| panic!("missing call in {calls:#?}"))
+    };
+    let lowered = pos(&|c| c.starts_with("setresuid(-1, 1000, -1)"));
+    let raised = pos(&|c| c.starts_with("setresuid(-1, 0, -1)"));
+    let first_priv = pos(&|c| c.contains("TUNSETIFF"));
+    let last_priv = calls
+        .iter()
+        .rposition(|c| c.contains("SIOCSIF") || c.contains("TUNSET") || c.starts_with("write("))
+        .unwrap();
+    let dropped = pos(&|c| c.starts_with("setresuid(1000, 1000, 1000) = 0"));
+    let sent = pos(&|c| c.starts_with("sendmsg(1,"));
+    assert!(
+        lowered < raised && raised < first_priv && last_priv < dropped && dropped < sent,
+        "order of uid changes and privileged calls: {calls:#?}"
+    );
+    // Once dropped, root never comes back (the one attempt to get it back must fail).
+    for c in &calls[dropped + 1..] {
+        assert!(
+            !(c.starts_with("setresuid(") && c.ends_with("= 0")),
+            "{calls:#?}"
+        );
+    }
+}
+
 #[test]
 fn linux_uml_gets_its_network_through_our_uml_net() {
     require_root("linux.uml tuntap tests");
