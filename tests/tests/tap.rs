@@ -160,6 +160,10 @@ fn tunctl_bad_names_fail_with_a_message_and_make_nothing() {
     assert!(out
         .stderr
         .contains("'no-such-group-xyz' is neither a groupname nor a numeric group."));
+    // The C tool silently truncates a long name to 15 bytes; we refuse it.
+    let out = in_ns(&ns, &ours, &["-t", "abcdefghijklmnopqrstuvwxyz"]);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(1), ""));
+    assert!(out.stderr.contains("longer than 15 bytes"), "{out:?}");
     for bad in ["-1", "12abc", "4294967295"] {
         let out = in_ns(&ns, &ours, &["-u", bad]);
         assert_eq!(out.code, Some(1), "-u {bad}");

@@ -70,7 +70,10 @@ impl fmt::Display for TapError {
             TapError::Open { path, err } => {
                 write!(f, "Failed to open '{}' : {}", path.display(), strerror(err))
             }
-            TapError::BadName(n) => write!(f, "bad interface name '{n}'"),
+            TapError::BadName(n) => write!(
+                f,
+                "interface name '{n}' is longer than {MAX_NAME_LEN} bytes or holds a NUL"
+            ),
             TapError::Ioctl { which, err } => write!(f, "{which}: {}", strerror(err)),
         }
     }
