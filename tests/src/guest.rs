@@ -93,6 +93,8 @@ pub struct Uml {
     pub args: Vec<String>,
     /// Extra environment (PATH for helpers, for instance).
     pub env: Vec<(String, String)>,
+    /// Programs run before the kernel (e.g. `nsenter -t PID -n -m --`); empty: none.
+    pub wrapper: Vec<String>,
 }
 
 /// A linux.uml running in the background; killed (by pid) when dropped.
@@ -119,6 +121,7 @@ impl Uml {
                 "con=null".into(),
             ],
             env: Vec::new(),
+            wrapper: Vec::new(),
         })
     }
 
@@ -145,8 +148,21 @@ impl Uml {
         self.home.join(".uml").join(&self.umid).join("mconsole")
     }
 
+    /// Runs the kernel through `prefix` (a wrapper such as `NetNs::prefix()`).
+    pub fn wrapped(mut self, prefix: Vec<String>) -> Uml {
+        self.wrapper = prefix;
+        self
+    }
+
     fn command(&self) -> Command {
-        let mut c = Command::new(&self.kernel);
+        let mut c = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&self.kernel);
+                c
+            }
+            None => Command::new(&self.kernel),
+        };
         c.args(&self.args)
             .env("HOME", &self.home)
             .current_dir(&self.home);

@@ -8,10 +8,12 @@
 
 pub mod command;
 pub mod guest;
+pub mod netns;
 pub mod peers;
 
 pub use command::{run, run_ok, Output};
 pub use guest::{GuestImage, Uml, UmlBoot};
+pub use netns::NetNs;
 pub use peers::{c_tool, linux_uml, our_bin, require_root};
 
 use std::os::unix::fs::MetadataExt;

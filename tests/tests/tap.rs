@@ -1,0 +1,624 @@
+//! tunctl and uml_net against the C tools and linux.uml, each test in its own network
+//! namespace (tests::NetNs): tunctl's output and sysfs effects, the helper protocol in
+//! both directions, a guest that gets its network through our uml_net, and a setuid
+//! copy of uml_net refusing hostile argument lists without touching host state.
+
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::command::wait_bounded;
+use tests::netns::SUID_DIR;
+use tests::{c_tool, our_bin, require_root, run, scratch, GuestImage, NetNs, Output, Uml};
+use uml_proto::helper::{self, TuntapUpReply};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn in_ns(ns: &NetNs, prog: &PathBuf, args: &[&str]) -> Output {
+    run(ns.command(prog).args(args), LIMIT)
+}
+
+fn sys(ns: &NetNs, dev: &str, attr: &str) -> String {
+    ns.sh(&format!("cat /sys/class/net/{dev}/{attr}"))
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+/// Runs `cmd` with fd 1 a datagram socket and returns the `tuntap up` reply, the fd it
+/// carried and the exit code.
+fn helper_datagram(mut cmd: Command) -> (TuntapUpReply, Option<OwnedFd>, Option<i32>) {
+    let (ours, theirs) = UnixDatagram::pair().expect("socketpair");
+    cmd.stdout(Stdio::from(OwnedFd::from(theirs)))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn helper");
+    drop(cmd);
+    ours.set_read_timeout(Some(LIMIT)).unwrap();
+    let got = helper::recv_tuntap_up(ours.as_fd());
+    let (status, timed_out) = wait_bounded(&mut child, LIMIT);
+    assert!(!timed_out, "helper timed out");
+    let (reply, fd) = got.expect("a tuntap-up datagram");
+    (reply, fd, status.code())
+}
+
+/// Runs `cmd` with fd 1 a stream socket; returns everything it wrote and the exit code.
+fn helper_stream(mut cmd: Command) -> (Vec<u8>, Option<i32>) {
+    let (mut ours, theirs) = UnixStream::pair().expect("socketpair");
+    cmd.stdout(Stdio::from(OwnedFd::from(theirs)))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn helper");
+    drop(cmd);
+    ours.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut bytes = Vec::new();
+    let _ = ours.read_to_end(&mut bytes);
+    let (status, timed_out) = wait_bounded(&mut child, LIMIT);
+    assert!(!timed_out, "helper timed out");
+    (bytes, status.code())
+}
+
+fn text_reply(bytes: &[u8]) -> String {
+    helper::parse_text(bytes)
+        .unwrap_or_else(|e| panic!("not a length-prefixed reply ({e}): {bytes:?}"))
+        .0
+}
+
+/// Everything uml_net could change: links, IPv4 addresses and routes, proxy entries,
+/// switches. (IPv6 is left out: duplicate address detection changes it on its own.)
+fn host_state(ns: &NetNs) -> String {
+    ns.sh_ok(
+        "ip -o link show; ip -4 -o addr show; ip -4 route show table all; ip neigh show proxy; \
+         cat /proc/sys/net/ipv4/ip_forward; grep -r . /proc/sys/net/ipv4/conf/*/proxy_arp",
+    )
+    .stdout
+}
+
+#[test]
+fn tunctl_output_and_effects_match_the_c_tool() {
+    require_root("tunctl tests");
+    let Some(c) = c_tool("tunctl") else { return };
+    let ours = our_bin("tunctl");
+    let (ns_c, ns_ours) = (NetNs::new(), NetNs::new());
+    let steps: &[&[&str]] = &[
+        &["-b"],
+        &["-t", "foo", "-u", "1000"],
+        &["-t", "bar", "-u", "1000", "-g", "100"],
+        &["-t", "baz", "-g", "100"],
+        &["-t", "tap%d"],
+        &["-u", "0x10"],
+        &["-b", "-u", "root"],
+        &["-t", "abcdefghijklmno"],
+        &["-d", "foo"],
+        &["-d", "bar"],
+        &["-f", "/nonexistent/tun"],
+    ];
+    for args in steps {
+        let want = in_ns(&ns_c, &c, args);
+        let got = in_ns(&ns_ours, &ours, args);
+        assert_eq!(got.stdout, want.stdout, "stdout of tunctl {args:?}");
+        assert_eq!(got.code, want.code, "exit code of tunctl {args:?}");
+        if !want.stderr.is_empty() {
+            let first = want.stderr.lines().next().unwrap();
+            assert!(
+                got.stderr.contains(first),
+                "stderr of tunctl {args:?}: {:?} lacks {first:?}",
+                got.stderr
+            );
+        }
+    }
+    for dev in ["tap0", "baz", "tap1", "tap2", "tap3", "abcdefghijklmno"] {
+        for attr in ["owner", "group", "tun_flags"] {
+            assert_eq!(
+                sys(&ns_ours, dev, attr),
+                sys(&ns_c, dev, attr),
+                "{dev}/{attr}"
+            );
+        }
+    }
+    assert_eq!(sys(&ns_ours, "tap0", "owner"), "0");
+    assert_eq!(sys(&ns_ours, "baz", "group"), "100");
+    assert!(ns_ours.sh("test -e /sys/class/net/foo").code == Some(1));
+}
+
+#[test]
+fn tunctl_brief_prints_only_the_name_and_owner_lands_in_sysfs() {
+    require_root("tunctl tests");
+    let ns = NetNs::new();
+    let ours = our_bin("tunctl");
+    let out = in_ns(&ns, &ours, &["-b", "-u", "1000"]);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("tap0\n", ""));
+    assert_eq!(sys(&ns, "tap0", "owner"), "1000");
+    let out = in_ns(&ns, &ours, &["-t", "uml0", "-u", "4321", "-g", "99"]);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(
+        (sys(&ns, "uml0", "owner"), sys(&ns, "uml0", "group")),
+        ("4321".to_owned(), "99".to_owned())
+    );
+    let out = in_ns(&ns, &ours, &["-d", "uml0"]);
+    assert_eq!(out.stdout, "Set 'uml0' nonpersistent\n");
+    assert_eq!(ns.sh("test -e /sys/class/net/uml0").code, Some(1));
+}
+
+#[test]
+fn tunctl_bad_names_fail_with_a_message_and_make_nothing() {
+    require_root("tunctl tests");
+    let ns = NetNs::new();
+    let ours = our_bin("tunctl");
+    let before = host_state(&ns);
+    let out = in_ns(&ns, &ours, &["-u", "no-such-user-xyz"]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(out.stdout, "");
+    assert!(out
+        .stderr
+        .contains("'no-such-user-xyz' is neither a username nor a numeric uid."));
+    let out = in_ns(&ns, &ours, &["-g", "no-such-group-xyz"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out
+        .stderr
+        .contains("'no-such-group-xyz' is neither a groupname nor a numeric group."));
+    // The C tool silently truncates a long name to 15 bytes; we refuse it.
+    let out = in_ns(&ns, &ours, &["-t", "abcdefghijklmnopqrstuvwxyz"]);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(1), ""));
+    assert!(out.stderr.contains("longer than 15 bytes"), "{out:?}");
+    for bad in ["-1", "12abc", "4294967295"] {
+        let out = in_ns(&ns, &ours, &["-u", bad]);
+        assert_eq!(out.code, Some(1), "-u {bad}");
+    }
+    assert_eq!(host_state(&ns), before);
+}
+
+#[test]
+fn tunctl_new_behaviours() {
+    require_root("tunctl tests");
+    let ns = NetNs::new();
+    let ours = our_bin("tunctl");
+    // TUN devices.
+    let out = in_ns(&ns, &ours, &["-n", "-b"]);
+    assert_eq!(out.stdout, "tun0\n");
+    let flags =
+        u32::from_str_radix(sys(&ns, "tun0", "tun_flags").trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 0x3, 0x1, "IFF_TUN");
+    // Deleting what is not there is an error (the C tool says it worked).
+    let out = in_ns(&ns, &ours, &["-d", "nosuch"]);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(1), ""));
+    assert!(out.stderr.contains("nosuch"), "{out:?}");
+    if let Some(c) = c_tool("tunctl") {
+        let c_out = in_ns(&ns, &c, &["-d", "nosuch"]);
+        assert_eq!(c_out.stdout, "Set 'nosuch' nonpersistent\n");
+    }
+    // Creating what exists is refused unless --reuse; the owner is unchanged.
+    assert!(in_ns(&ns, &ours, &["-t", "keep", "-u", "1000"]).success());
+    let out = in_ns(&ns, &ours, &["-t", "keep", "-u", "2000"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("already exists"), "{out:?}");
+    assert_eq!(sys(&ns, "keep", "owner"), "1000");
+    let out = in_ns(&ns, &ours, &["-t", "keep", "-u", "2000", "--reuse"]);
+    assert_eq!(out.stdout, "Set 'keep' persistent and owned by uid 2000\n");
+    assert_eq!(sys(&ns, "keep", "owner"), "2000");
+    // Long options and help.
+    let out = in_ns(
+        &ns,
+        &ours,
+        &["--tun", "--name", "t%d", "--user", "5", "--brief"],
+    );
+    assert_eq!(out.stdout, "t0\n");
+    let help = in_ns(&ns, &ours, &["--help"]);
+    assert!(help.success() && help.stdout.contains("--reuse"));
+    assert!(in_ns(&ns, &ours, &["--version"]).success());
+}
+
+#[test]
+fn uml_net_usage_errors_match_the_c_tool() {
+    let Some(c) = c_tool("uml_net") else { return };
+    let ours = our_bin("uml_net");
+    let cases: &[&[&str]] = &[
+        &[],
+        &["4"],
+        &["x"],
+        &["9", "tuntap", "up", "1.2.3.4"],
+        &["4", "foo"],
+        &["1", "tuntap", "up"],
+    ];
+    for args in cases {
+        let want = run(Command::new(&c).args(*args), LIMIT);
+        let got = run(Command::new(&ours).args(*args), LIMIT);
+        assert_eq!(
+            (&got.stdout, &got.stderr, got.code),
+            (&want.stdout, &want.stderr, want.code),
+            "uml_net {args:?}"
+        );
+    }
+}
+
+#[test]
+fn helper_replies_of_the_c_uml_net_parse() {
+    require_root("uml_net tests");
+    let Some(c) = c_tool("uml_net") else { return };
+    let ns = NetNs::new();
+    let mut cmd = ns.command(&c);
+    cmd.args(["4", "tuntap", "up", "10.0.0.254"]);
+    let (reply, fd, _) = helper_datagram(cmd);
+    assert_eq!(reply.ifname.as_deref(), Some("tap0"));
+    assert!(
+        fd.is_some() && reply.output.contains("ifconfig"),
+        "{reply:?}"
+    );
+    let mut cmd = ns.command(&c);
+    cmd.args(["4", "add", "tap0", "10.0.0.1", "255.255.255.0"]);
+    let (bytes, _) = helper_stream(cmd);
+    let text = text_reply(&bytes);
+    assert!(
+        text.starts_with("* route add -host 10.0.0.1 dev tap0\n"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn uml_net_as_root_makes_the_tap_and_routes_the_guest() {
+    require_root("uml_net tests");
+    let ns = NetNs::new();
+    let ours = our_bin("uml_net");
+    ns.sh_ok("ip link add h0 type veth peer name h1 && ip addr add 10.0.0.7/24 dev h0 && ip link set h0 up");
+    let mut cmd = ns.command(&ours);
+    cmd.args(["4", "tuntap", "up", "10.0.0.254"]);
+    let (reply, fd, code) = helper_datagram(cmd);
+    assert_eq!(
+        (reply.ifname.as_deref(), code),
+        (Some("tap0"), Some(0)),
+        "{reply:?}"
+    );
+    assert!(fd.is_some());
+    let addrs = ns.sh_ok("ip -o -4 addr show dev tap0").stdout;
+    assert!(addrs.contains("10.0.0.254/32"), "{addrs}");
+    assert!(ns.sh_ok("ip -o link show dev tap0").stdout.contains(",UP"));
+    assert_eq!(ns.sh_ok("cat /proc/sys/net/ipv4/ip_forward").stdout, "1\n");
+    assert_eq!(sys(&ns, "tap0", "owner"), "0");
+    for legacy in [false, true] {
+        let pre: &[&str] = if legacy { &["4", "tuntap"] } else { &["4"] };
+        let mut cmd = ns.command(&ours);
+        cmd.args(pre)
+            .args(["add", "tap0", "10.0.0.1", "255.255.255.0"]);
+        let (bytes, code) = helper_stream(cmd);
+        let text = text_reply(&bytes);
+        assert_eq!(code, Some(0), "{text}");
+        let route = ns.sh_ok("ip route show 10.0.0.1").stdout;
+        assert!(route.contains("dev tap0"), "{route}");
+        assert_eq!(sys_proxy(&ns, "tap0"), "1");
+        let proxy = ns.sh_ok("ip neigh show proxy").stdout;
+        assert!(proxy.contains("10.0.0.1 dev h0 proxy"), "{proxy}");
+        let mut cmd = ns.command(&ours);
+        cmd.args(pre)
+            .args(["del", "tap0", "10.0.0.1", "255.255.255.0"]);
+        let (bytes, code) = helper_stream(cmd);
+        assert_eq!(code, Some(0), "{}", text_reply(&bytes));
+        assert_eq!(ns.sh_ok("ip route show 10.0.0.1").stdout, "");
+        assert_eq!(ns.sh_ok("ip neigh show proxy").stdout, "");
+        assert_eq!(sys_proxy(&ns, "tap0"), "0");
+    }
+    drop(fd);
+    // Not persistent: the tap goes with the fd.
+    let start = Instant::now();
+    while ns.sh("test -e /sys/class/net/tap0").success() && start.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!ns.sh("test -e /sys/class/net/tap0").success());
+}
+
+#[test]
+fn uml_net_makes_a_missing_clone_device() {
+    require_root("uml_net tests");
+    let ns = NetNs::new();
+    // An empty /dev/net in this namespace's mounts only.
+    ns.sh_ok("mount -t tmpfs -o mode=0700 nodevnet /dev/net");
+    let mut cmd = ns.command(our_bin("uml_net"));
+    cmd.args(["4", "tuntap", "up", "10.0.0.254"]);
+    let (reply, fd, code) = helper_datagram(cmd);
+    assert_eq!(code, Some(0), "{reply:?}");
+    assert!(fd.is_some() && reply.output.contains("* mknod /dev/net/tun c 10 200"));
+    let st = ns.sh_ok("stat -c '%F %t:%T %a' /dev/net/tun").stdout;
+    assert_eq!(st, "character special file a:c8 600\n");
+}
+
+fn sys_proxy(ns: &NetNs, dev: &str) -> String {
+    ns.sh_ok(&format!("cat /proc/sys/net/ipv4/conf/{dev}/proxy_arp"))
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+/// `setpriv` as uid/gid 1000 running the setuid copy inside `ns`.
+fn as_user(ns: &NetNs, args: &[&str]) -> Command {
+    let mut cmd = ns.command("setpriv");
+    cmd.args(["--reuid=1000", "--regid=1000", "--clear-groups", "--"])
+        .arg(format!("{SUID_DIR}/uml_net"))
+        .args(args);
+    cmd
+}
+
+#[test]
+fn setuid_uml_net_serves_its_caller_and_refuses_hostile_arguments() {
+    require_root("setuid uml_net tests");
+    let ns = NetNs::new();
+    let ours = our_bin("uml_net");
+    ns.sh_ok(&format!(
+        "cp {} {SUID_DIR}/uml_net && chown 0:0 {SUID_DIR}/uml_net && chmod 4755 {SUID_DIR}/uml_net",
+        ours.display()
+    ));
+    ns.sh_ok(
+        "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 && \
+         ip link add h0 type veth peer name h1 && ip addr add 10.0.0.7/24 dev h0 && ip link set h0 up && \
+         ip link add lan0 type veth peer name lan1 && ip addr add 192.168.5.1/24 dev lan0",
+    );
+    // A tap made by and for uid 1000.
+    let (reply, tap_fd, code) = helper_datagram(as_user(&ns, &["4", "tuntap", "up", "10.0.0.254"]));
+    assert_eq!(code, Some(0), "{reply:?}");
+    let tap = reply.ifname.clone().expect("a tap name");
+    assert!(tap_fd.is_some());
+    assert_eq!(sys(&ns, &tap, "owner"), "1000");
+    // Someone else's tap.
+    assert!(run(
+        ns.command(our_bin("tunctl"))
+            .args(["-t", "other", "-u", "2000"]),
+        LIMIT
+    )
+    .success());
+
+    let (bytes, code) = helper_stream(as_user(
+        &ns,
+        &["4", "add", &tap, "10.0.0.1", "255.255.255.0"],
+    ));
+    assert_eq!(code, Some(0), "{}", text_reply(&bytes));
+    assert!(ns
+        .sh_ok("ip route show 10.0.0.1")
+        .stdout
+        .contains(&format!("dev {tap}")));
+    let (bytes, code) = helper_stream(as_user(
+        &ns,
+        &["4", "del", &tap, "10.0.0.1", "255.255.255.0"],
+    ));
+    assert_eq!(code, Some(0), "{}", text_reply(&bytes));
+    assert_eq!(ns.sh_ok("ip route show 10.0.0.1").stdout, "");
+
+    let t = tap.as_str();
+    let m = "255.255.255.0";
+    let hostile: Vec<Vec<&str>> = vec![
+        vec!["4", "add", "other", "10.0.0.9", m],
+        vec!["4", "del", "other", "10.0.0.9", m],
+        vec!["4", "tuntap", "add", "other", "10.0.0.9", m],
+        vec!["4", "add", t, "10.0.0.7", m],
+        vec!["4", "add", t, "192.168.5.1", m],
+        vec!["4", "add", t, "127.0.0.1", m],
+        vec!["4", "add", t, "0.0.0.0", m],
+        vec!["4", "add", t, "224.0.0.1", m],
+        vec!["4", "add", t, "255.255.255.255", m],
+        vec!["4", "add", t, "10.0.0.255", m],
+        vec!["4", "add", t, "240.0.0.1", m],
+        vec!["4", "add", t, "10.0.0.256", m],
+        vec!["4", "add", t, "010.0.0.1", m],
+        vec!["4", "add", t, "10.0.0", m],
+        vec!["4", "add", t, "10.0.0.1 ", m],
+        vec!["4", "add", t, "", m],
+        vec!["4", "add", t, "0x0a000001", m],
+        vec!["4", "add", t, "10.0.0.1", "255.0.255.0"],
+        vec!["4", "add", t, "10.0.0.1", "0.0.0.0"],
+        vec!["4", "add", t, "10.0.0.1", "garbage"],
+        vec!["4", "add", t, "10.0.0.1"],
+        vec!["4", "add", t, "10.0.0.1", m, "extra"],
+        vec!["4", "add", "../../../etc", "10.0.0.1", m],
+        vec!["4", "add", "tap0;reboot", "10.0.0.1", m],
+        vec!["4", "add", "lo", "10.0.0.1", m],
+        vec!["4", "add", "h0", "10.0.0.1", m],
+        vec!["4", "add", "nosuch0", "10.0.0.1", m],
+        vec!["4", "add", "abcdefghijklmnopqrstu", "10.0.0.1", m],
+        vec!["4", "add", "", "10.0.0.1", m],
+        vec!["4", "del", t, "10.0.0.7", m],
+        vec!["4", "tuntap", "up", "127.0.0.1"],
+        vec!["4", "tuntap", "up", "0.0.0.0"],
+        vec!["4", "tuntap", "up", "224.1.1.1"],
+        vec!["4", "tuntap", "up", "not-an-ip"],
+        vec!["4", "tuntap", "up", ""],
+        vec!["4", "tuntap", "up", "10.0.0.254", "extra"],
+        vec!["4", "tuntap", "up"],
+        vec!["4", "tuntap", "bogus"],
+        vec!["4", "ethertap", "tap0", "5", "10.0.0.254"],
+        vec!["4", "slip", "up", "10.0.0.254"],
+        vec!["9", "tuntap", "up", "10.0.0.254"],
+        vec!["-1", "add", t, "10.0.0.1", m],
+        vec!["4", "../add", t, "10.0.0.1", m],
+    ];
+    assert!(hostile.len() >= 30);
+    let before = host_state(&ns);
+    for args in &hostile {
+        let is_up = args.get(..3) == Some(&["4", "tuntap", "up"][..]);
+        let (code, said) = if is_up {
+            let (reply, fd, code) = helper_datagram(as_user(&ns, args));
+            assert!(
+                fd.is_none() && reply.ifname.is_none(),
+                "{args:?} gave a tap"
+            );
+            (code, reply.output)
+        } else {
+            let (bytes, code) = helper_stream(as_user(&ns, args));
+            (code, String::from_utf8_lossy(&bytes).into_owned())
+        };
+        assert_ne!(code, Some(0), "uml_net {args:?} was accepted: {said:?}");
+        assert_eq!(
+            host_state(&ns),
+            before,
+            "uml_net {args:?} changed host state"
+        );
+    }
+    // Run by hand (fd 1 not the helper socket): the explanation, and no change.
+    for args in [
+        &["4", "tuntap", "up", "10.0.0.253"][..],
+        &["4", "add", t, "10.0.0.3", m],
+    ] {
+        let out = run(&mut as_user(&ns, args), LIMIT);
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains("if you're running uml_net by"),
+            "{out:?}"
+        );
+        assert_eq!(
+            host_state(&ns),
+            before,
+            "uml_net {args:?} by hand changed host state"
+        );
+    }
+    let help = run(&mut as_user(&ns, &["--help"]), LIMIT);
+    assert!(
+        help.success() && help.stdout.contains("tuntap up GATE"),
+        "{help:?}"
+    );
+    // The refusal names the reason.
+    let (bytes, _) = helper_stream(as_user(&ns, &["4", "add", "other", "10.0.0.9", m]));
+    assert!(text_reply(&bytes).contains("not owned by uid 1000"));
+    let (bytes, _) = helper_stream(as_user(&ns, &["4", "add", t, "10.0.0.7", m]));
+    assert!(text_reply(&bytes).contains("belongs to this host"));
+    let (bytes, _) = helper_stream(as_user(&ns, &["4", "ethertap", "tap0", "5"]));
+    assert_eq!(bytes[0], 0, "ethertap status byte");
+    assert!(text_reply(&bytes[1..]).contains("not supported on this host"));
+    drop(tap_fd);
+}
+
+/// The uid changes and privileged calls of a setuid run, in order, from strace.
+fn traced_run(ns: &NetNs, args: &[&str]) -> Vec<String> {
+    let dir = scratch();
+    let trace = dir.path().join("trace");
+    let mut cmd = ns.command("strace");
+    cmd.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=execve,setresuid,ioctl,sendmsg,write",
+        "-o",
+    ])
+    .arg(&trace)
+    .args([
+        "--",
+        "setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "--",
+    ])
+    .arg(format!("{SUID_DIR}/uml_net"))
+    .args(args);
+    let (_reply, fd, code) = helper_datagram(cmd);
+    assert_eq!(code, Some(0));
+    drop(fd);
+    let exec = format!("execve(\"{SUID_DIR}/uml_net\"");
+    std::fs::read_to_string(&trace)
+        .expect("strace output")
+        .lines()
+        // Drop the pid column and strace's alignment padding.
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        // Only what uml_net itself did (setpriv changes uids too).
+        .skip_while(|l| !l.starts_with(&exec))
+        .filter(|l| {
+            l.starts_with("setresuid(")
+                || l.contains("TUNSET")
+                || l.contains("SIOC")
+                || l.starts_with("sendmsg(")
+                || l.starts_with("write(")
+        })
+        .collect()
+}
+
+#[test]
+fn setuid_uml_net_holds_root_only_while_changing_the_host() {
+    require_root("setuid uml_net tests");
+    let ns = NetNs::new();
+    ns.sh_ok(&format!(
+        "cp {} {SUID_DIR}/uml_net && chown 0:0 {SUID_DIR}/uml_net && chmod 4755 {SUID_DIR}/uml_net",
+        our_bin("uml_net").display()
+    ));
+    let calls = traced_run(&ns, &["4", "tuntap", "up", "10.0.0.254"]);
+    let pos = |pred: &dyn Fn(&str) -> bool| {
+        calls
+            .iter()
+            .position(|c| pred(c))
+            .unwrap_or_else(|| panic!("missing call in {calls:#?}"))
+    };
+    let lowered = pos(&|c| c.starts_with("setresuid(-1, 1000, -1)"));
+    let raised = pos(&|c| c.starts_with("setresuid(-1, 0, -1)"));
+    let first_priv = pos(&|c| c.contains("TUNSETIFF"));
+    let last_priv = calls
+        .iter()
+        .rposition(|c| c.contains("SIOCSIF") || c.contains("TUNSET") || c.starts_with("write("))
+        .unwrap();
+    let dropped = pos(&|c| c.starts_with("setresuid(1000, 1000, 1000) = 0"));
+    let sent = pos(&|c| c.starts_with("sendmsg(1,"));
+    assert!(
+        lowered < raised && raised < first_priv && last_priv < dropped && dropped < sent,
+        "order of uid changes and privileged calls: {calls:#?}"
+    );
+    // Once dropped, root never comes back (the one attempt to get it back must fail).
+    for c in &calls[dropped + 1..] {
+        assert!(
+            !(c.starts_with("setresuid(") && c.ends_with("= 0")),
+            "{calls:#?}"
+        );
+    }
+}
+
+#[test]
+fn linux_uml_gets_its_network_through_our_uml_net() {
+    require_root("linux.uml tuntap tests");
+    let ns = NetNs::new();
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy(our_bin("uml_net"), bin.join("uml_net")).unwrap();
+    let init = "#!/bin/sh\n\
+        mount -t proc proc /proc\n\
+        ifconfig eth0 10.0.0.1 netmask 255.255.255.0 up\n\
+        if ping -c 2 -W 3 10.0.0.254 >/dev/null; then echo PING-OK; else echo PING-FAIL; fi\n\
+        echo STAGE-ONE\n\
+        sleep 4\n\
+        ifconfig eth0 10.0.0.2 netmask 255.255.255.0\n\
+        echo STAGE-TWO\n\
+        sleep 4\n\
+        poweroff -f\n";
+    let image = GuestImage::build(&dir.path().join("root.img"), init);
+    let Some(uml) = Uml::new(&dir.path().join("home"), "tapnet") else {
+        return;
+    };
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let mut boot = uml
+        .root(image.path.to_str().unwrap())
+        .arg("eth0=tuntap,,,10.0.0.254")
+        .env("PATH", &path)
+        .wrapped(ns.prefix())
+        .spawn(Duration::from_secs(30));
+    assert!(
+        boot.wait_for_console("STAGE-ONE", Duration::from_secs(40)),
+        "{}",
+        boot.console()
+    );
+    let console = boot.console();
+    assert!(console.contains("PING-OK"), "{console}");
+    assert!(
+        console.contains("* tap device tap0 for uid 0"),
+        "not our uml_net: {console}"
+    );
+    let route = ns.sh_ok("ip route show 10.0.0.1").stdout;
+    assert!(route.contains("dev tap0"), "host route: {route:?}");
+    assert!(boot.wait_for_console("STAGE-TWO", Duration::from_secs(20)));
+    let start = Instant::now();
+    let moved = || {
+        ns.sh_ok("ip route show 10.0.0.2")
+            .stdout
+            .contains("dev tap0")
+            && ns.sh_ok("ip route show 10.0.0.1").stdout.is_empty()
+    };
+    while !moved() && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(moved(), "{}", ns.sh_ok("ip route").stdout);
+    boot.wait_exit(Duration::from_secs(20));
+}
