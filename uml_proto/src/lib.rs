@@ -7,3 +7,4 @@
 pub mod cow;
 pub mod fdpass;
 pub mod fsutil;
+pub mod humfs;
