@@ -247,11 +247,14 @@ fn awkward_names_work_with_ours() {
     assert!(!top.join("data/home/INJECTED").exists() && !top.join("INJECTED").exists());
 }
 
+/// Arguments, the expected message, and how to spoil the fixture first.
+type ErrorCase = (&'static [&'static str], &'static str, fn(&Path));
+
 #[test]
 fn errors_leave_the_tree_unchanged() {
     require_root("humfsify tests");
     let ours = our_bin("humfsify");
-    let cases: [(&[&str], &str, fn(&Path)); 7] = [
+    let cases: [ErrorCase; 7] = [
         (&["nobody", "nogroup", "1M"], "no data/ directory", |t| {
             fs::remove_dir_all(t.join("data")).unwrap()
         }),
