@@ -359,3 +359,32 @@ fn version_1_trees_revert() {
     );
     assert!(!top.join("metadata").exists());
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    require_root("humfsify tests");
+    let ours = our_bin("humfsify");
+    let dir = scratch();
+    let top = dir.path();
+    fixture(top);
+    // script(1) gives humfsify a terminal as stderr.
+    let line = format!(
+        "cd '{}' && '{}' nobody nogroup 1M",
+        top.display(),
+        ours.display()
+    );
+    let out = run(
+        Command::new("script").args(["-q", "-e", "-c", &line, "/dev/null"]),
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("humfsifying"),
+        "no bar on a terminal: {:?}",
+        out.stdout
+    );
+    assert!(top.join("superblock").exists());
+    // Without a terminal: nothing at all on stderr.
+    let out = humfsify(&ours, top, &["-r"]);
+    assert!(out.success() && out.stderr.is_empty(), "{out:?}");
+}
