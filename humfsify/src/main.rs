@@ -28,7 +28,11 @@ use humfsify::HumfsifyError;
 /// the tree as it was; errors go to stderr and exit 1, also when -r could not restore
 /// everything.
 #[derive(Parser, Debug)]
-#[command(name = "humfsify", version)]
+#[command(
+    name = "humfsify",
+    version,
+    override_usage = "humfsify USER GROUP SIZE\n       humfsify -r"
+)]
 struct Args {
     /// Revert: restore data/ from the metadata and remove it
     #[arg(short = 'r', long = "revert", conflicts_with_all = ["user", "group", "size"])]

@@ -140,6 +140,7 @@ fn perl_and_ours_give_identical_trees_and_superblocks() {
         snapshot(&ours),
         "fixtures differ before the run"
     );
+    let original_data = snapshot(&theirs.join("data"));
     let out = humfsify(&perl, &theirs, &["nobody", "nogroup", "1M"]);
     assert!(out.success(), "Perl humfsify: {out:?}");
     let out = humfsify(&our_bin("humfsify"), &ours, &["nobody", "nogroup", "1M"]);
@@ -153,6 +154,10 @@ fn perl_and_ours_give_identical_trees_and_superblocks() {
         sb.starts_with("version 2\nmetadata shadow_fs\nused "),
         "{sb}"
     );
+    // Our -r reads what the Perl tool wrote.
+    let out = humfsify(&our_bin("humfsify"), &theirs, &["-r"]);
+    assert!(out.success(), "our -r on the Perl tree: {out:?}");
+    assert_eq!(snapshot(&theirs.join("data")), original_data);
 }
 
 /// Special bits, big device numbers and a hard-linked device pair: what the Perl tool
