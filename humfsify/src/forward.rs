@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, Permissions};
 use std::io::Write;
-use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{lchown, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use indicatif::ProgressBar;
@@ -49,7 +49,6 @@ pub fn metadata_for(entry: &Entry) -> Metadata {
     let m = &entry.meta;
     let ft = m.file_type();
     let rdev = m.rdev();
-    use std::os::unix::fs::FileTypeExt;
     let kind = if ft.is_char_device() {
         NodeKind::Char {
             major: major(rdev) as u32,

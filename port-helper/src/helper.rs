@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn terminal_and_pid_reach_the_kernel_side() {
         let (ours, kernel) = UnixDatagram::pair().unwrap();
-        let file = tempfile_like();
+        let file = dev_null();
         send_terminal(ours.as_fd(), file.as_fd()).unwrap();
         let mut buf = [0u8; 8];
         let (n, fd) = uml_proto::fdpass::recv_fd(kernel.as_fd(), &mut buf).unwrap();
@@ -183,7 +183,7 @@ mod tests {
         );
     }
 
-    fn tempfile_like() -> std::fs::File {
+    fn dev_null() -> std::fs::File {
         std::fs::File::open("/dev/null").unwrap()
     }
 }
