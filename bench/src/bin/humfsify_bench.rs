@@ -95,7 +95,10 @@ fn snapshot(top: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, Vec<u8>)> {
 fn main() {
     let files = files_wanted();
     let perl = PathBuf::from(PERL_HUMFSIFY);
-    assert!(perl.exists(), "{PERL_HUMFSIFY} missing: install uml-utilities");
+    assert!(
+        perl.exists(),
+        "{PERL_HUMFSIFY} missing: install uml-utilities"
+    );
     let ours = our_humfsify();
     let scratch = tempfile::Builder::new()
         .prefix("humfsify-bench.")
@@ -105,7 +108,10 @@ fn main() {
     for top in [&perl_top, &our_top] {
         make_tree(top, files);
     }
-    println!("humfsify on {files} files in {} directories", files.div_ceil(FILES_PER_DIR));
+    println!(
+        "humfsify on {files} files in {} directories",
+        files.div_ceil(FILES_PER_DIR)
+    );
     let our_time = time_run(&ours, &our_top);
     println!("ours (Rust):  {:>9.3} s", our_time.as_secs_f64());
     let perl_time = time_run(&perl, &perl_top);
