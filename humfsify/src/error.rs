@@ -38,6 +38,9 @@ pub enum HumfsifyError {
         metadata: PathBuf,
         data: PathBuf,
     },
+    /// A directory named `metadata`: its dir_metadata/ entry would collide with its
+    /// parent's metadata file (a limit of the humfs layout).
+    Unrepresentable(PathBuf),
     /// `-r` could not restore some files; each is listed.
     RevertProblems(Vec<String>),
 }
@@ -86,6 +89,12 @@ impl fmt::Display for HumfsifyError {
                 "'{}' has no data file '{}'",
                 metadata.display(),
                 data.display()
+            ),
+            HumfsifyError::Unrepresentable(p) => write!(
+                f,
+                "'{}': humfs cannot hold a directory named 'metadata' (it would collide with \
+                 its parent's dir_metadata entry); rename it first",
+                p.display()
             ),
             HumfsifyError::RevertProblems(p) => write!(
                 f,

@@ -84,6 +84,7 @@ pub fn humfsify(req: &Request, bar: &ProgressBar) -> Result<Summary> {
     }
     check_superblock_writable(&top.join(SUPERBLOCK))?;
     let tree = scan(&data)?;
+    check_representable(&data, &tree.entries)?;
     if tree.used_bytes > req.total {
         return Err(HumfsifyError::TooSmall {
             used: tree.used_bytes,
@@ -104,6 +105,17 @@ pub fn humfsify(req: &Request, bar: &ProgressBar) -> Result<Summary> {
         nodes: tree.entries.len(),
         used: tree.used_bytes,
     })
+}
+
+/// No directory may be called `metadata` (see [`HumfsifyError::Unrepresentable`]).
+fn check_representable(data: &Path, entries: &[Entry]) -> Result<()> {
+    match entries
+        .iter()
+        .find(|e| e.is_dir() && e.rel.file_name().is_some_and(|n| n == DIR_METADATA_FILE))
+    {
+        Some(e) => Err(HumfsifyError::Unrepresentable(data.join(&e.rel))),
+        None => Ok(()),
+    }
 }
 
 /// An existing superblock must be a file we can write (it will be replaced).

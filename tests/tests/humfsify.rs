@@ -259,7 +259,12 @@ type ErrorCase = (&'static [&'static str], &'static str, fn(&Path));
 fn errors_leave_the_tree_unchanged() {
     require_root("humfsify tests");
     let ours = our_bin("humfsify");
-    let cases: [ErrorCase; 7] = [
+    let cases: [ErrorCase; 8] = [
+        (
+            &["nobody", "nogroup", "1M"],
+            "directory named 'metadata'",
+            |t| fs::create_dir(t.join("data/etc/metadata")).unwrap(),
+        ),
         (&["nobody", "nogroup", "1M"], "no data/ directory", |t| {
             fs::remove_dir_all(t.join("data")).unwrap()
         }),
