@@ -9,3 +9,4 @@ pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
 pub mod tap;
+pub mod humfs;

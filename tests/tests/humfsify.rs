@@ -1,0 +1,400 @@
+//! humfsify against the Perl /usr/bin/humfsify: the same fixture tree humfsified by
+//! both gives identical trees (data/, file_metadata/, dir_metadata/) and superblocks;
+//! `-r` restores modes (setuid, setgid, sticky too), owners, device nodes (big numbers
+//! too) and hard links exactly; awkward names work; every error leaves the tree as it
+//! was. Needs root (it makes device nodes and chowns).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::os::unix::fs::{chown, symlink, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tests::{c_tool, our_bin, require_root, run, scratch, Output};
+
+/// One node as a comparison sees it: type, permission bits, owner, content or link
+/// target or device numbers, and which hard-link group it belongs to.
+type Snapshot = BTreeMap<String, String>;
+
+fn snapshot(top: &Path) -> Snapshot {
+    let mut groups: HashMap<(u64, u64), String> = HashMap::new();
+    let mut out = Snapshot::new();
+    let mut stack = vec![top.to_owned()];
+    while let Some(p) = stack.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(top).unwrap().to_string_lossy().into_owned();
+        let ft = m.file_type();
+        let what = if ft.is_dir() {
+            for e in fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+            "dir".to_string()
+        } else if ft.is_symlink() {
+            format!("link -> {}", fs::read_link(&p).unwrap().display())
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let kind = if ft.is_char_device() { 'c' } else { 'b' };
+            format!("{kind} {}:{}", libc::major(m.rdev()), libc::minor(m.rdev()))
+        } else if ft.is_fifo() {
+            "fifo".to_string()
+        } else {
+            format!("file {:?}", String::from_utf8_lossy(&fs::read(&p).unwrap()))
+        };
+        let group = if !ft.is_dir() && m.nlink() > 1 {
+            let g = groups
+                .entry((m.dev(), m.ino()))
+                .or_insert_with(|| rel.clone());
+            format!(" linked-with {g}")
+        } else {
+            String::new()
+        };
+        // Directory sizes and inode numbers may differ between equal trees; the rest
+        // must not.
+        let mode = if ft.is_symlink() {
+            0
+        } else {
+            m.mode() & 0o7777
+        };
+        out.insert(
+            rel.clone(),
+            format!("{what} {mode:o} {}:{}{group}", m.uid(), m.gid()),
+        );
+    }
+    out
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mknod(p: &Path, kind: libc::mode_t, major: u32, minor: u32) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string path; mknod only reads it.
+    let r = unsafe { libc::mknod(c.as_ptr(), kind | 0o640, libc::makedev(major, minor)) };
+    assert_eq!(
+        r,
+        0,
+        "mknod {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The fixture: files, directories, a symlink, a hard-link pair, a fifo, a char and a
+/// block device, varied modes and owners. Only what the Perl tool handles right
+/// (modes within 0777, device numbers below 256).
+fn fixture(top: &Path) {
+    let data = top.join("data");
+    fs::create_dir_all(data.join("etc/conf.d")).unwrap();
+    fs::create_dir_all(data.join("home/user")).unwrap();
+    fs::create_dir_all(data.join("dev")).unwrap();
+    let files: [(&str, &str, u32, u32, u32); 5] = [
+        ("etc/passwd", "root:x:0:0\n", 0o644, 0, 0),
+        ("etc/shadow", "secret\n", 0o640, 0, 42),
+        ("etc/conf.d/net", "eth0\n", 0o600, 0, 0),
+        ("home/user/notes", "hello\n", 0o664, 1000, 1000),
+        ("home/user/run.sh", "#!/bin/sh\n", 0o755, 1000, 100),
+    ];
+    for (name, content, mode, uid, gid) in files {
+        let p = data.join(name);
+        fs::write(&p, content).unwrap();
+        chown(&p, Some(uid), Some(gid)).unwrap();
+        chmod(&p, mode);
+    }
+    chown(data.join("home/user"), Some(1000), Some(1000)).unwrap();
+    chmod(&data.join("home/user"), 0o700);
+    chmod(&data.join("etc/conf.d"), 0o750);
+    fs::hard_link(data.join("home/user/notes"), data.join("home/notes-link")).unwrap();
+    symlink("../etc/passwd", data.join("home/passwd-link")).unwrap();
+    chown(data.join("home/passwd-link"), Some(7), Some(8)).ok();
+    std::os::unix::fs::lchown(data.join("home/passwd-link"), Some(7), Some(8)).unwrap();
+    let fifo = data.join("dev/initctl");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mknod(&data.join("dev/null"), libc::S_IFCHR, 1, 3);
+    mknod(&data.join("dev/ubda"), libc::S_IFBLK, 98, 0);
+    chown(data.join("dev/ubda"), Some(0), Some(6)).unwrap();
+}
+
+fn humfsify(tool: &Path, top: &Path, args: &[&str]) -> Output {
+    run(
+        Command::new(tool).args(args).current_dir(top),
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn perl_and_ours_give_identical_trees_and_superblocks() {
+    require_root("humfsify tests");
+    let Some(perl) = c_tool("humfsify") else {
+        return;
+    };
+    let dir = scratch();
+    let (theirs, ours) = (dir.path().join("perl"), dir.path().join("ours"));
+    for top in [&theirs, &ours] {
+        fixture(top);
+    }
+    assert_eq!(
+        snapshot(&theirs),
+        snapshot(&ours),
+        "fixtures differ before the run"
+    );
+    let original_data = snapshot(&theirs.join("data"));
+    let out = humfsify(&perl, &theirs, &["nobody", "nogroup", "1M"]);
+    assert!(out.success(), "Perl humfsify: {out:?}");
+    let out = humfsify(&our_bin("humfsify"), &ours, &["nobody", "nogroup", "1M"]);
+    assert!(out.success(), "our humfsify: {out:?}");
+    let (a, b) = (snapshot(&theirs), snapshot(&ours));
+    assert!(a.contains_key("file_metadata/dev/null") && a.contains_key("dir_metadata/metadata"));
+    assert_eq!(a, b);
+    let sb = fs::read_to_string(ours.join("superblock")).unwrap();
+    assert_eq!(fs::read_to_string(theirs.join("superblock")).unwrap(), sb);
+    assert!(
+        sb.starts_with("version 2\nmetadata shadow_fs\nused "),
+        "{sb}"
+    );
+    // Our -r reads what the Perl tool wrote.
+    let out = humfsify(&our_bin("humfsify"), &theirs, &["-r"]);
+    assert!(out.success(), "our -r on the Perl tree: {out:?}");
+    assert_eq!(snapshot(&theirs.join("data")), original_data);
+}
+
+/// Special bits, big device numbers and a hard-linked device pair: what the Perl tool
+/// loses, ours keeps.
+fn hard_fixture(top: &Path) {
+    fixture(top);
+    let data = top.join("data");
+    let suid = data.join("home/user/run.sh");
+    chmod(&suid, 0o4755);
+    chmod(&data.join("home"), 0o2775);
+    fs::create_dir(data.join("tmp")).unwrap();
+    chmod(&data.join("tmp"), 0o1777);
+    chmod(&data.join("etc"), 0o555);
+    mknod(&data.join("dev/big"), libc::S_IFCHR, 300, 70000);
+    fs::hard_link(data.join("dev/big"), data.join("dev/big-again")).unwrap();
+}
+
+#[test]
+fn revert_restores_modes_owners_devices_and_links_exactly() {
+    require_root("humfsify tests");
+    let dir = scratch();
+    let top = dir.path();
+    hard_fixture(top);
+    let before = snapshot(&top.join("data"));
+    let ours = our_bin("humfsify");
+    let out = humfsify(&ours, top, &["nobody", "nogroup", "1M"]);
+    assert!(out.success(), "{out:?}");
+    let line = |p: &str| fs::read_to_string(top.join(p)).unwrap();
+    assert_eq!(line("file_metadata/dev/big"), "416 0 0 c 300 70000\n");
+    assert_eq!(
+        line("file_metadata/home/user/run.sh"),
+        format!("{} 1000 100\n", 0o4755)
+    );
+    assert_eq!(
+        line("dir_metadata/tmp/metadata"),
+        format!("{} 0 0\n", 0o1777)
+    );
+    let meta_link = |p: &str| fs::metadata(top.join(p)).unwrap().ino();
+    assert_eq!(
+        meta_link("file_metadata/dev/big"),
+        meta_link("file_metadata/dev/big-again")
+    );
+    assert_ne!(
+        snapshot(&top.join("data")),
+        before,
+        "humfsify changed nothing in data/"
+    );
+    let out = humfsify(&ours, top, &["-r"]);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(snapshot(&top.join("data")), before);
+    assert!(!top.join("file_metadata").exists() && !top.join("dir_metadata").exists());
+}
+
+#[test]
+fn awkward_names_work_with_ours() {
+    require_root("humfsify tests");
+    let dir = scratch();
+    let top = dir.path();
+    fixture(top);
+    let names = [
+        "with space",
+        "quote's \"double\"",
+        "new\nline",
+        "x$(touch INJECTED)y",
+        "semi;colon & star*",
+        "-dash",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let p = top.join("data/home").join(n);
+        fs::write(&p, n).unwrap();
+        chown(&p, Some(100 + i as u32), Some(200 + i as u32)).unwrap();
+        chmod(&p, 0o600 + i as u32);
+    }
+    fs::create_dir(top.join("data/dir with\nnewline")).unwrap();
+    chmod(&top.join("data/dir with\nnewline"), 0o711);
+    let before = snapshot(&top.join("data"));
+    let ours = our_bin("humfsify");
+    let out = humfsify(&ours, top, &["nobody", "nogroup", "1M"]);
+    assert!(out.success(), "{out:?}");
+    for (i, n) in names.iter().enumerate() {
+        let meta = fs::read_to_string(top.join("file_metadata/home").join(n)).unwrap();
+        assert_eq!(
+            meta,
+            format!("{} {} {}\n", 0o600 + i as u32, 100 + i, 200 + i),
+            "{n:?}"
+        );
+    }
+    assert!(top.join("dir_metadata/dir with\nnewline/metadata").exists());
+    let out = humfsify(&ours, top, &["-r"]);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(snapshot(&top.join("data")), before);
+    assert!(!top.join("data/home/INJECTED").exists() && !top.join("INJECTED").exists());
+}
+
+/// Arguments, the expected message, and how to spoil the fixture first.
+type ErrorCase = (&'static [&'static str], &'static str, fn(&Path));
+
+#[test]
+fn errors_leave_the_tree_unchanged() {
+    require_root("humfsify tests");
+    let ours = our_bin("humfsify");
+    let cases: [ErrorCase; 8] = [
+        (
+            &["nobody", "nogroup", "1M"],
+            "directory named 'metadata'",
+            |t| fs::create_dir(t.join("data/etc/metadata")).unwrap(),
+        ),
+        (&["nobody", "nogroup", "1M"], "no data/ directory", |t| {
+            fs::remove_dir_all(t.join("data")).unwrap()
+        }),
+        (
+            &["no-such-user", "nogroup", "1M"],
+            "user 'no-such-user'",
+            |_| {},
+        ),
+        (
+            &["nobody", "no-such-group", "1M"],
+            "group 'no-such-group'",
+            |_| {},
+        ),
+        (
+            &["nobody", "nogroup", "12k"],
+            "bad file-system size '12k'",
+            |_| {},
+        ),
+        (
+            &["nobody", "nogroup", "4K"],
+            "more than the requested size of 4096",
+            |_| {},
+        ),
+        (
+            &["nobody", "nogroup", "1M"],
+            "superblock: opening for writing",
+            |t| fs::create_dir(t.join("superblock")).unwrap(),
+        ),
+        (
+            &["nobody", "nogroup", "1M"],
+            "looks humfsified already",
+            |t| fs::create_dir(t.join("dir_metadata")).unwrap(),
+        ),
+    ];
+    for (args, message, prepare) in cases {
+        let dir = scratch();
+        let top = dir.path();
+        fixture(top);
+        prepare(top);
+        let before = snapshot(top);
+        let out = humfsify(&ours, top, args);
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.starts_with("humfsify: ")
+                && out.stderr.contains(message)
+                && out.stderr.lines().count() == 1,
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(snapshot(top), before, "{args:?} changed the tree");
+    }
+    // Missing arguments are a usage error, as clap reports them.
+    let out = humfsify(&ours, Path::new("/"), &["nobody"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+}
+
+#[test]
+fn revert_refuses_bad_metadata_without_touching_anything() {
+    require_root("humfsify tests");
+    let ours = our_bin("humfsify");
+    let dir = scratch();
+    let top = dir.path();
+    fixture(top);
+    assert!(humfsify(&ours, top, &["0", "0", "1M"]).success());
+    fs::write(top.join("file_metadata/etc/passwd"), "420 zero 0\n").unwrap();
+    let before = snapshot(top);
+    let out = humfsify(&ours, top, &["-r"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("file_metadata/etc/passwd"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(top), before);
+}
+
+#[test]
+fn version_1_trees_revert() {
+    require_root("humfsify tests");
+    let dir = scratch();
+    let top = dir.path();
+    fs::create_dir_all(top.join("data/sub")).unwrap();
+    fs::create_dir_all(top.join("metadata/sub")).unwrap();
+    fs::write(top.join("data/sub/file"), "x").unwrap();
+    fs::write(top.join("data/tty"), "").unwrap();
+    fs::write(top.join("superblock"), "version 1\nused 0\ntotal 1000\n").unwrap();
+    fs::write(top.join("metadata/metadata"), "0 0 0\n").unwrap();
+    fs::write(top.join("metadata/sub/metadata"), "5 6 0\n").unwrap();
+    fs::write(top.join("metadata/sub/file"), "7 8 0\n").unwrap();
+    fs::write(top.join("metadata/tty"), "0 5 0 c 4 1\n").unwrap();
+    let out = humfsify(&our_bin("humfsify"), top, &["-r"]);
+    assert!(out.success(), "{out:?}");
+    let snap = snapshot(&top.join("data"));
+    assert!(
+        snap["sub"].starts_with("dir ") && snap["sub"].ends_with(" 5:6"),
+        "{snap:?}"
+    );
+    assert!(snap["sub/file"].ends_with(" 7:8"), "{snap:?}");
+    assert!(
+        snap["tty"].starts_with("c 4:1 ") && snap["tty"].ends_with(" 0:5"),
+        "{snap:?}"
+    );
+    assert!(!top.join("metadata").exists());
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    require_root("humfsify tests");
+    let ours = our_bin("humfsify");
+    let dir = scratch();
+    let top = dir.path();
+    fixture(top);
+    // script(1) gives humfsify a terminal as stderr.
+    let line = format!(
+        "cd '{}' && '{}' nobody nogroup 1M",
+        top.display(),
+        ours.display()
+    );
+    let out = run(
+        Command::new("script").args(["-q", "-e", "-c", &line, "/dev/null"]),
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("humfsifying"),
+        "no bar on a terminal: {:?}",
+        out.stdout
+    );
+    assert!(top.join("superblock").exists());
+    // Without a terminal: nothing at all on stderr.
+    let out = humfsify(&ours, top, &["-r"]);
+    assert!(out.success() && out.stderr.is_empty(), "{out:?}");
+}
