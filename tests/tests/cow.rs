@@ -303,3 +303,43 @@ fn uml_mkcow_refuses_an_existing_cow_and_force_makes_a_fresh_one() {
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert_eq!(fs::read(&back).unwrap(), vec![1u8; 1 << 20]);
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal_and_not_with_quiet() {
+    let dir = scratch();
+    let d = dir.path();
+    let back = d.join("back.img");
+    fs::write(&back, vec![3u8; 64 << 20]).unwrap();
+    let cow = d.join("disk.cow");
+    run_ok(Command::new(our_bin("uml_mkcow")).arg(&cow).arg(&back));
+    let moo = our_bin("uml_moo");
+    // script(1) gives uml_moo a terminal as stderr.
+    let on_terminal = |extra: &str, out: &str| {
+        let line = format!(
+            "'{}' {extra} '{}' '{}'",
+            moo.display(),
+            cow.display(),
+            d.join(out).display()
+        );
+        let o = tests::run(
+            Command::new("script").args(["-q", "-e", "-c", &line, "/dev/null"]),
+            Duration::from_secs(60),
+        );
+        assert!(o.success(), "{o:?}");
+        o.stdout
+    };
+    assert!(
+        on_terminal("", "a.img").contains("merging"),
+        "no progress bar on a terminal"
+    );
+    assert!(
+        !on_terminal("--quiet", "b.img").contains("merging"),
+        "progress bar despite --quiet"
+    );
+    let o = run_ok(Command::new(&moo).arg(&cow).arg(d.join("c.img")));
+    assert!(
+        o.stderr.is_empty(),
+        "output without a terminal: {:?}",
+        o.stderr
+    );
+}

@@ -8,5 +8,5 @@ pub mod cow;
 pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
-pub mod tap;
 pub mod humfs;
+pub mod tap;
