@@ -9,10 +9,7 @@
 //!
 //! Into a new file only non-zero sectors are written, so the output is at least as
 //! sparse as the C tool's. In place (`-d`) only marked sectors are written, a zero sector
-//! only where the backing sector is not zero already; a short gap of unmarked, non-zero
-//! backing sectors between two marked runs is written back unchanged so that the two
-//! runs go out in one call (cheaper than a second system call; rewriting a sector with
-//! its own bytes is harmless, also when the merge is interrupted and resumed).
+//! only where the backing sector is not zero already.
 
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -26,8 +23,9 @@ use crate::progress::Progress;
 
 /// Bytes of virtual disk handled per step.
 const CHUNK_BYTES: u64 = 2 << 20;
-/// The longest gap (in sectors) of unmarked sectors rewritten to join two marked runs.
-const MAX_BRIDGE_SECTORS: u64 = 8;
+/// A COW window is mapped all at once when at least 1 in this many of its sectors is
+/// marked (one sector in each 4 KiB page, on average); sparser windows fault per page.
+const POPULATE_DENSITY: u64 = 8;
 /// iovecs per pwritev call (Linux's IOV_MAX).
 const IOV_MAX: usize = 1024;
 
@@ -123,9 +121,13 @@ fn map_chunk(
     let cow_map = match runs.last() {
         None => None,
         Some(&(s, n)) => {
-            let len = ((s + n - first) * ss) as usize;
+            let window = s + n - first;
+            let marked: u64 = runs.iter().map(|&(_, n)| n).sum();
+            // Map every page at once only when most pages will be read.
+            let populate = marked * POPULATE_DENSITY >= window;
             let at = cow.geometry.data_offset + first * ss;
-            Some(MappedRange::new(&cow.file, at, len, true).map_err(LoopError::Cow)?)
+            let len = (window * ss) as usize;
+            Some(MappedRange::new(&cow.file, at, len, populate).map_err(LoopError::Cow)?)
         }
     };
     Ok(ChunkView {
@@ -294,7 +296,8 @@ pub fn copy_merge(
     Ok(())
 }
 
-/// Writes the COW's marked sectors into the backing file.
+/// Writes the COW's marked sectors into the backing file with `pwritev`, skipping zero
+/// sectors whose backing sector is zero too (it may be a hole).
 pub fn in_place_merge(
     cow: &CowFile,
     bitmap: &SectorBitmap,
@@ -312,11 +315,7 @@ pub fn in_place_merge(
         }
         let view = map_chunk(cow, backing, (first, count), ss, &runs, BackingMap::Lazy)?;
         let mut w = SpanWriter::new(backing);
-        let mut prev_end: Option<u64> = None;
         for &(s, n) in &runs {
-            if let Some(end) = prev_end {
-                bridge_gap(&mut w, &view, end, s, ss).map_err(LoopError::Write)?;
-            }
             let new = view.cow(s, n);
             let old = view.backing(s, n).expect("backing map");
             for (i, (c, b)) in new
@@ -328,31 +327,9 @@ pub fn in_place_merge(
                     w.push((s + i as u64) * ss, c).map_err(LoopError::Write)?;
                 }
             }
-            prev_end = Some(s + n);
             bar.advance(n * ss);
         }
         w.flush().map_err(LoopError::Write)?;
-    }
-    Ok(())
-}
-
-/// Rewrites the unmarked sectors `from..to` with their own bytes when that joins the
-/// write in progress to the next marked run: the gap is short, the write in progress
-/// ends at `from`, and every gap sector holds data (a zero sector may be a hole, which
-/// rewriting would allocate).
-fn bridge_gap<'m>(
-    w: &mut SpanWriter<'_, 'm>,
-    view: &'m ChunkView,
-    from: u64,
-    to: u64,
-    ss: u64,
-) -> io::Result<()> {
-    if to - from > MAX_BRIDGE_SECTORS || w.end() != Some(from * ss) {
-        return Ok(());
-    }
-    let gap = view.backing(from, to - from).expect("backing map");
-    if gap.chunks(ss as usize).all(|s| !is_zero(s)) {
-        w.push(from * ss, gap)?;
     }
     Ok(())
 }

@@ -12,11 +12,13 @@ pub fn is_zero(bytes: &[u8]) -> bool {
 }
 
 /// Finds which byte ranges of a file hold data, moving forward through the file.
+///
+/// After a look-up at `base`, `base..hole_until` is known to be a hole and
+/// `hole_until..data_until` data; later questions inside that range need no system call.
 pub struct DataExtents<'a> {
     file: &'a File,
-    /// Everything before this offset, from the last query on, is a hole.
+    base: u64,
     hole_until: u64,
-    /// Everything from `hole_until` to here is data.
     data_until: u64,
 }
 
@@ -24,6 +26,7 @@ impl<'a> DataExtents<'a> {
     pub fn new(file: &'a File) -> Self {
         DataExtents {
             file,
+            base: 0,
             hole_until: 0,
             data_until: 0,
         }
@@ -42,35 +45,30 @@ impl<'a> DataExtents<'a> {
         Err(err)
     }
 
-    /// Whether `offset..offset + len` is entirely a hole. Queries must move forward.
-    /// A file system without SEEK_DATA is taken to be all data.
-    pub fn is_hole(&mut self, offset: u64, len: u64) -> bool {
-        let end = offset + len;
-        if offset >= self.hole_until && offset < self.data_until {
-            return false;
+    /// Makes sure the known extents cover `offset`. A file system without SEEK_DATA is
+    /// taken to be all data.
+    fn locate(&mut self, offset: u64) {
+        if offset >= self.base && offset < self.data_until.max(self.hole_until) {
+            return;
         }
-        if end <= self.hole_until {
-            return true;
-        }
-        match self.seek(offset, libc::SEEK_DATA) {
-            Ok(None) => {
-                self.hole_until = u64::MAX;
-                true
-            }
+        self.base = offset;
+        (self.hole_until, self.data_until) = match self.seek(offset, libc::SEEK_DATA) {
+            Ok(None) => (u64::MAX, u64::MAX),
             Ok(Some(data)) => {
-                self.hole_until = data;
-                self.data_until = match self.seek(data, libc::SEEK_HOLE) {
+                let hole = match self.seek(data, libc::SEEK_HOLE) {
                     Ok(Some(hole)) => hole,
                     _ => u64::MAX,
                 };
-                data >= end
+                (data, hole)
             }
-            Err(_) => {
-                self.hole_until = 0;
-                self.data_until = u64::MAX;
-                false
-            }
-        }
+            Err(_) => (offset, u64::MAX),
+        };
+    }
+
+    /// Whether `offset..offset + len` is entirely a hole. Questions must move forward.
+    pub fn is_hole(&mut self, offset: u64, len: u64) -> bool {
+        self.locate(offset);
+        offset + len <= self.hole_until
     }
 }
 
@@ -101,5 +99,6 @@ mod tests {
         assert!(!ext.is_hole(31 << 20, 2 << 20));
         assert!(!ext.is_hole(32 << 20, 4096));
         assert!(ext.is_hole(40 << 20, 1 << 20));
+        assert!(ext.is_hole((32 << 20) + 4096, 1 << 20));
     }
 }
