@@ -7,3 +7,5 @@
 pub mod cow;
 pub mod fdpass;
 pub mod fsutil;
+pub mod mconsole;
+pub mod umid;
