@@ -210,7 +210,43 @@ impl Uml {
     }
 }
 
+/// Every living process descended from `pid`, found through /proc (children before
+/// grandchildren). linux.uml starts helper processes that outlive a SIGKILL of the
+/// kernel process itself; a test that kills it so must kill these too.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp) in &parent_of {
+            if pp == parent && !out.contains(&p) {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
+}
+
 impl UmlBoot {
+    /// The kernel's helper processes (see [`descendants`]).
+    pub fn helpers(&self) -> Vec<i32> {
+        descendants(self.child.id() as i32)
+    }
+
     /// What the console printed so far.
     pub fn console(&self) -> String {
         String::from_utf8_lossy(&fs::read(&self.console_log).unwrap_or_default()).into_owned()

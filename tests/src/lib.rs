@@ -9,9 +9,10 @@
 pub mod command;
 pub mod guest;
 pub mod peers;
+pub mod pty;
 
-pub use command::{run, run_ok, Output};
-pub use guest::{GuestImage, Uml, UmlBoot};
+pub use command::{run, run_input, run_ok, Output};
+pub use guest::{descendants, GuestImage, Uml, UmlBoot};
 pub use peers::{c_tool, linux_uml, our_bin, require_root};
 
 use std::os::unix::fs::MetadataExt;

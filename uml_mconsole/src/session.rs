@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use uml_proto::mconsole::{Client, ClientError, Response, Timeouts};
-use uml_proto::umid::{self, Candidate, ResolveError};
+use uml_proto::umid::{self, Candidate, Liveness, ResolveError, UmidDir};
 
 use crate::absolutize::absolutize_config;
 use crate::command::{self, Command, LogInput};
@@ -80,6 +80,18 @@ impl Outcome {
     /// Adds a round trip's result; false when it failed (the error is recorded, and a
     /// cut-short answer keeps what arrived).
     fn take(&mut self, result: Result<Response, ClientError>) -> bool {
+        let socket = match &result {
+            Err(ClientError::Timeout(path, _)) => Some(path.clone()),
+            _ => None,
+        };
+        let ok = self.take_result(result);
+        if let (Some(path), Some(e)) = (socket, self.error.as_mut()) {
+            e.push_str(&gone_note(&path));
+        }
+        ok
+    }
+
+    fn take_result(&mut self, result: Result<Response, ClientError>) -> bool {
         match result {
             Ok(r) => {
                 self.pieces.push(Piece::Reply(r));
@@ -96,6 +108,17 @@ impl Outcome {
                 false
             }
         }
+    }
+}
+
+/// Why a socket may be silent: the UML that made it is gone while processes it
+/// started (its helpers, which survive a SIGKILL of the kernel alone) still hold it.
+fn gone_note(socket: &Path) -> String {
+    match UmidDir::of_socket(socket).liveness() {
+        Liveness::Stale(Some(pid)) => {
+            format!(" (the UML, pid {pid}, is gone; leftover processes still hold its socket)")
+        }
+        _ => String::new(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use byteorder::{ByteOrder, NativeEndian};
 
@@ -464,6 +464,10 @@ pub struct Client {
     path: PathBuf,
     timeouts: Timeouts,
     buf: Vec<u8>,
+    /// The receive timeout currently set on the socket (to skip needless setsockopt).
+    read_timeout: Option<Duration>,
+    /// An earlier answer was abandoned: packets of it may still arrive.
+    dirty: bool,
 }
 
 /// A datagram socket autobound by the kernel to a fresh abstract address.
@@ -499,6 +503,8 @@ impl Client {
             path: path.to_owned(),
             timeouts,
             buf: vec![0u8; 65536],
+            read_timeout: None,
+            dirty: false,
         })
     }
 
@@ -508,10 +514,12 @@ impl Client {
     }
 
     /// Throws away datagrams left over from an earlier, abandoned request.
-    fn drain_stale(&self) {
+    fn drain_stale(&mut self) {
         use nix::sys::socket::{recv, MsgFlags};
-        let mut scrap = [0u8; 16];
-        while recv(self.sock.as_raw_fd(), &mut scrap, MsgFlags::MSG_DONTWAIT).is_ok() {}
+        if self.dirty {
+            while recv(self.sock.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT).is_ok() {}
+            self.dirty = false;
+        }
     }
 
     /// Sends `command` without waiting for the answer.
@@ -525,15 +533,16 @@ impl Client {
         Ok(())
     }
 
-    /// Receives one packet, waiting at most until `deadline`; None on timeout.
-    fn recv_packet(&mut self, deadline: Instant) -> Result<Option<Reply>, ClientError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(None);
+    /// Receives one packet, waiting at most `wait`; None on timeout. Reading quickly
+    /// matters: the kernel drops what does not fit our queue.
+    fn recv_packet(&mut self, wait: Duration) -> Result<Option<Reply>, ClientError> {
+        let wait = wait.max(Duration::from_millis(1));
+        if self.read_timeout != Some(wait) {
+            self.sock
+                .set_read_timeout(Some(wait))
+                .map_err(|e| ClientError::Recv(self.path.clone(), e))?;
+            self.read_timeout = Some(wait);
         }
-        self.sock
-            .set_read_timeout(Some(left))
-            .map_err(|e| ClientError::Recv(self.path.clone(), e))?;
         match self.sock.recv(&mut self.buf) {
             Ok(n) => Reply::parse(&self.buf[..n])
                 .map(Some)
@@ -550,12 +559,23 @@ impl Client {
         }
     }
 
-    /// Receives every packet of one answer: until a packet without `more`.
+    /// Receives every packet of one answer: until a packet without `more`. The first
+    /// packet may take the reply timeout; each further one at most the gap timeout.
     pub fn receive(&mut self) -> Result<Response, ClientError> {
+        let result = self.receive_all();
+        self.dirty = result.is_err();
+        result
+    }
+
+    fn receive_all(&mut self) -> Result<Response, ClientError> {
         let mut resp = Response::default();
-        let mut deadline = Instant::now() + self.timeouts.reply;
         loop {
-            let Some(packet) = self.recv_packet(deadline)? else {
+            let wait = if resp.packets == 0 {
+                self.timeouts.reply
+            } else {
+                self.timeouts.gap
+            };
+            let Some(packet) = self.recv_packet(wait)? else {
                 return Err(if resp.packets == 0 {
                     ClientError::Timeout(self.path.clone(), self.timeouts.reply)
                 } else {
@@ -570,7 +590,6 @@ impl Client {
             if !packet.more {
                 return Ok(resp);
             }
-            deadline = Instant::now() + self.timeouts.gap;
         }
     }
 
@@ -585,6 +604,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// `version` as the C client sends it (first 20 bytes; the rest are zeros).
     const C_VERSION_REQUEST_HEAD: [u8; 19] = [
