@@ -466,9 +466,7 @@ fn notify_socket_reports_boot_and_proc_mconsole_writes() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let arg = format!("mconsole=notify:{}", notify.display());
-    let Some(guests) = boot_guests(dir.path(), &["mc-n"], &[arg]) else {
-        return;
-    };
+    let guests = boot_guests(dir.path(), &["mc-n"], &[arg]).expect("linux.uml is there");
     let g = &guests[0];
     let (status, stdout) = finish(first);
     assert!(status.success(), "{status:?} {stdout}");
