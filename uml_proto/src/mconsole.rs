@@ -463,6 +463,7 @@ pub struct Client {
     sock: UnixDatagram,
     path: PathBuf,
     timeouts: Timeouts,
+    /// Twice the largest reply: a longer datagram arrives cut and fails to parse.
     buf: Vec<u8>,
     /// The receive timeout currently set on the socket (to skip needless setsockopt).
     read_timeout: Option<Duration>,
@@ -502,7 +503,7 @@ impl Client {
             sock,
             path: path.to_owned(),
             timeouts,
-            buf: vec![0u8; 65536],
+            buf: vec![0u8; 2 * MAX_REPLY_LEN],
             read_timeout: None,
             dirty: false,
         })
