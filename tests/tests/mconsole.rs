@@ -240,6 +240,15 @@ fn commands_give_the_same_text_and_status_as_the_c_client() {
         );
     }
 
+    // Local commands match whole words: `interrupt` goes to the kernel (the C client
+    // would take it for `int` and SIGINT the UML).
+    let ro = client(&r, &home, &cwd, &["mc-a", "interrupt"]);
+    assert_eq!(
+        (ro.stdout.as_str(), ro.code),
+        ("ERR Unknown command\n", Some(1))
+    );
+    assert!(client(&r, &home, &cwd, &["mc-a", "version"]).success());
+
     // halt: the C client halts one guest, ours the other.
     let co = client(&c, &home, &cwd, &["mc-b", "halt"]);
     let ro = client(&r, &home, &cwd, &["mc-a", "halt"]);
@@ -483,4 +492,57 @@ fn notify_socket_reports_boot_and_proc_mconsole_writes() {
     let (status, stdout) = finish(second);
     assert!(status.success(), "{status:?} {stdout}");
     assert_eq!(stdout, "{\"type\":\"user\",\"text\":\"tick\"}\n");
+
+    // A crash (sysrq c) arrives as a panic notification, among the ticks.
+    let mut third = Command::new(ours())
+        .arg("--notify")
+        .arg(&notify)
+        .args(["--timeout", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start listener");
+    let lines = line_reader(third.stdout.take().unwrap());
+    let start = Instant::now();
+    while !notify.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let crash = client(&ours(), &home, &home, &["mc-n", "sysrq", "c"]);
+    assert!(
+        crash.stdout.starts_with("OK sysrq: Trigger a crash"),
+        "{crash:?}"
+    );
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        let done = line.starts_with("panic ");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    third.kill().expect("stop listener");
+    third.wait().expect("reap listener");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("panic sysrq triggered crash"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[..seen.len() - 1].iter().all(|l| l == "user tick"),
+        "{seen:?}"
+    );
+}
+
+/// The lines a child prints, as they come.
+fn line_reader(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
