@@ -337,6 +337,17 @@ fn interactive_session_on_a_terminal() {
     term.send(b"\x04");
     let (status, killed) = term.wait(t);
     assert!(!killed && status.success(), "EOF: {status:?}");
+
+    // `int` sends SIGINT to the pid in the pid file: linux.uml cleans up and exits.
+    let mut guests = guests;
+    let g = &mut guests[0];
+    let ro = client(&ours(), &home, &home, &["mc-i", "int"]);
+    assert!(ro.success() && ro.stdout.is_empty(), "{ro:?}");
+    assert!(
+        g.boot.wait_exit(LIMIT).is_some(),
+        "int did not stop linux.uml"
+    );
+    assert!(!g.uml.mconsole_path().exists());
 }
 
 #[test]
