@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use tests::pty::PtySession;
 use tests::{c_tool, our_bin, run, run_input, scratch, GuestImage, Output, Uml, UmlBoot};
+use uml_proto::mconsole::{
+    receive_request, Received, Reply, Request, ERR_UNKNOWN, MAX_REPLY_LEN, REQUEST_LEN,
+};
 
 /// Keeps running (so the guest answers for as long as the test needs) and writes to
 /// /proc/mconsole every second when the kernel offers it (with a notify socket).
@@ -240,6 +243,8 @@ fn commands_give_the_same_text_and_status_as_the_c_client() {
         );
     }
 
+    server_model_matches_linux_uml(&a.uml.mconsole_path());
+
     // Local commands match whole words: `interrupt` goes to the kernel (the C client
     // would take it for `int` and SIGINT the UML).
     let ro = client(&r, &home, &cwd, &["mc-a", "interrupt"]);
@@ -268,6 +273,87 @@ fn commands_give_the_same_text_and_status_as_the_c_client() {
     assert_eq!((co.success(), ro.code), (false, Some(1)));
     assert_eq!(ro.stderr.lines().count(), 1);
     assert!(ro.stderr.contains("no UML named 'mc-a'"), "{ro:?}");
+}
+
+/// Sends one raw datagram from a fresh abstract address and collects `count` answers.
+fn raw_exchange(sock: &Path, datagram: &[u8], count: usize) -> Vec<Vec<u8>> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "mconsole-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let me = UnixDatagram::bind_addr(&addr).unwrap();
+    me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    me.send_to(datagram, sock).unwrap();
+    (0..count)
+        .map(|_| {
+            let mut buf = [0u8; 2048];
+            let n = me.recv(&mut buf).expect("an answer from linux.uml");
+            buf[..n].to_vec()
+        })
+        .collect()
+}
+
+fn emitted(replies: &[Reply]) -> Vec<Vec<u8>> {
+    replies
+        .iter()
+        .map(|r| {
+            let mut b = [0u8; MAX_REPLY_LEN];
+            let n = r.emit(&mut b).unwrap();
+            b[..n].to_vec()
+        })
+        .collect()
+}
+
+/// uml_proto::mconsole's server side (which the guest kernel serves with) against
+/// what linux.uml really sends, byte for byte.
+fn server_model_matches_linux_uml(sock: &Path) {
+    let request = |version: u32, cmd: &[u8]| {
+        let mut r = Request::new(cmd).unwrap();
+        r.version = version;
+        let mut b = [0u8; REQUEST_LEN];
+        let n = r.emit(&mut b).unwrap();
+        b[..n].to_vec()
+    };
+    // A version 0 client (no magic) and an oversized command: refused.
+    let mut v0 = vec![0u8; REQUEST_LEN];
+    v0[..7].copy_from_slice(b"version");
+    let Received::Refused(expected) = receive_request(&v0) else {
+        panic!("v0")
+    };
+    assert_eq!(raw_exchange(sock, &v0, 1), vec![expected]);
+    let mut big = request(2, b"version");
+    big[8..12].copy_from_slice(&600u32.to_ne_bytes());
+    let Received::Refused(expected) = receive_request(&big) else {
+        panic!("big")
+    };
+    assert_eq!(raw_exchange(sock, &big, 1), vec![expected]);
+    // Version 1: an error reply, then the command runs anyway.
+    let v1 = request(1, b"version");
+    let Received::CommandAfter { reply, .. } = receive_request(&v1) else {
+        panic!("v1")
+    };
+    let got = raw_exchange(sock, &v1, 2);
+    assert_eq!(got[0], emitted(&[reply])[0]);
+    let answer = Reply::parse(&got[1]).unwrap();
+    assert!(
+        answer.err == 0 && answer.text.starts_with(b"Linux"),
+        "{answer:?}"
+    );
+    // Unknown commands, and a 722-byte answer cut in two.
+    let got = raw_exchange(sock, &request(2, b"no-such"), 1);
+    assert_eq!(got, emitted(&[Reply::error(ERR_UNKNOWN)]));
+    let got = raw_exchange(sock, &request(2, b"help"), 2);
+    let text: Vec<u8> = got
+        .iter()
+        .flat_map(|d| Reply::parse(d).unwrap().text)
+        .collect();
+    assert_eq!(text.len(), 722);
+    assert_eq!(got, emitted(&Reply::pieces(0, &text, false)));
 }
 
 #[test]
