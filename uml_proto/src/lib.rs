@@ -9,4 +9,6 @@ pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
 pub mod humfs;
+pub mod mconsole;
 pub mod tap;
+pub mod umid;
