@@ -47,9 +47,13 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> (std::process::ExitSt
 
 /// Runs `cmd` with stdin from /dev/null, capturing stdout and stderr, for at most `limit`.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    run_from(cmd, Stdio::null(), limit)
+}
+
+fn run_from(cmd: &mut Command, stdin: Stdio, limit: Duration) -> Output {
     use std::os::unix::process::ExitStatusExt;
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -79,4 +83,12 @@ pub fn run_ok(cmd: &mut Command) -> Output {
         out.stderr
     );
     out
+}
+
+/// Runs `cmd` like [`run`] but with `input` on its stdin.
+pub fn run_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let mut file = tempfile::tempfile().expect("stdin file");
+    std::io::Write::write_all(&mut file, input).expect("write stdin file");
+    std::io::Seek::rewind(&mut file).expect("rewind stdin file");
+    run_from(cmd, Stdio::from(file), limit)
 }

@@ -226,7 +226,83 @@ impl Uml {
     }
 }
 
+/// One process as /proc shows it: its pid and parent there, and its pid as seen
+/// from each pid namespace from /proc's down to its own (the `NSpid` line).
+struct ProcEntry {
+    pid: i32,
+    ppid: i32,
+    ns_pids: Vec<i32>,
+}
+
+fn proc_entry(dir: &Path) -> Option<ProcEntry> {
+    let pid = dir.file_name()?.to_str()?.parse().ok()?;
+    let stat = fs::read_to_string(dir.join("stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+    let ppid = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let status = fs::read_to_string(dir.join("status")).ok()?;
+    let ns_pids = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![pid]);
+    Some(ProcEntry { pid, ppid, ns_pids })
+}
+
+/// Every living process descended from our child `child` (a pid as we see it), as
+/// pids we can signal. linux.uml starts helper processes that outlive a SIGKILL of the
+/// kernel process itself; a test that kills it so must kill these too. Works when
+/// /proc belongs to an outer pid namespace (scripts/test's `unshare --pid` keeps the
+/// host's /proc): pids are matched through the `NSpid` lines.
+pub fn descendants(child: i32) -> Vec<i32> {
+    let me = fs::read_link("/proc/self")
+        .ok()
+        .and_then(|pid| proc_entry(&Path::new("/proc").join(pid)));
+    let Some(me) = me else {
+        return Vec::new();
+    };
+    let depth = me.ns_pids.len() - 1;
+    let all: Vec<ProcEntry> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| proc_entry(&e.path()))
+        .collect();
+    let ours = |e: &ProcEntry| e.ns_pids.len() == depth + 1;
+    let Some(root) = all
+        .iter()
+        .find(|e| e.ppid == me.pid && ours(e) && e.ns_pids[depth] == child)
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut frontier = vec![root.pid];
+    while let Some(parent) = frontier.pop() {
+        for e in all.iter().filter(|e| e.ppid == parent && ours(e)) {
+            if !out.contains(&e.ns_pids[depth]) {
+                out.push(e.ns_pids[depth]);
+                frontier.push(e.pid);
+            }
+        }
+    }
+    out
+}
+
 impl UmlBoot {
+    /// The kernel's helper processes (see [`descendants`]).
+    pub fn helpers(&self) -> Vec<i32> {
+        descendants(self.child.id() as i32)
+    }
+
     /// What the console printed so far.
     pub fn console(&self) -> String {
         String::from_utf8_lossy(&fs::read(&self.console_log).unwrap_or_default()).into_owned()

@@ -10,9 +10,10 @@ pub mod command;
 pub mod guest;
 pub mod netns;
 pub mod peers;
+pub mod pty;
 
-pub use command::{run, run_ok, Output};
-pub use guest::{GuestImage, Uml, UmlBoot};
+pub use command::{run, run_input, run_ok, Output};
+pub use guest::{descendants, GuestImage, Uml, UmlBoot};
 pub use netns::NetNs;
 pub use peers::{c_tool, linux_uml, our_bin, require_root};
 

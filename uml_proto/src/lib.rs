@@ -10,3 +10,5 @@ pub mod fsutil;
 pub mod helper;
 pub mod tap;
 pub mod humfs;
+pub mod mconsole;
+pub mod umid;

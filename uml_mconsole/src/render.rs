@@ -1,0 +1,125 @@
+//! Turning an outcome into output: `OK text` / `ERR text` lines byte for byte as the C
+//! client prints them, or one JSON object per command for scripts.
+
+use std::io::{self, Write};
+
+use crate::session::{Outcome, Piece};
+
+/// The C client's rendering: each answer as `OK <text>\n` or `ERR <text>\n` (the
+/// space kept when the text is empty), local text as is.
+pub fn text(outcome: &Outcome) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in &outcome.pieces {
+        match p {
+            Piece::Reply(r) => {
+                out.extend_from_slice(if r.ok() { b"OK " } else { b"ERR " });
+                out.extend_from_slice(&r.text);
+                out.push(b'\n');
+            }
+            Piece::Plain(s) => out.extend_from_slice(s.as_bytes()),
+        }
+    }
+    out
+}
+
+/// `{"ok":true,"output":"..."}` on one line; `"error"` added when something failed
+/// locally, `"err"` (the kernel's error value) when the kernel said ERR.
+pub fn json(outcome: &Outcome) -> String {
+    let mut output = Vec::new();
+    let mut err = 0;
+    for p in &outcome.pieces {
+        match p {
+            Piece::Reply(r) => {
+                output.extend_from_slice(&r.text);
+                if err == 0 {
+                    err = r.err;
+                }
+            }
+            Piece::Plain(s) => output.extend_from_slice(s.as_bytes()),
+        }
+    }
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let mut line = format!(
+        "{{\"ok\":{},\"output\":{}",
+        outcome.ok(),
+        quote(&String::from_utf8_lossy(&output))
+    );
+    if err != 0 {
+        line.push_str(&format!(",\"err\":{err}"));
+    }
+    if let Some(e) = &outcome.error {
+        line.push_str(&format!(",\"error\":{}", quote(e)));
+    }
+    line.push('}');
+    line
+}
+
+/// Prints an outcome: the output on stdout, an error as `uml_mconsole: ...` on stderr.
+pub fn print(outcome: &Outcome, as_json: bool) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    if as_json {
+        if !outcome.quit || !outcome.pieces.is_empty() {
+            writeln!(stdout, "{}", json(outcome))?;
+        }
+    } else {
+        stdout.write_all(&text(outcome))?;
+    }
+    stdout.flush()?;
+    if let Some(e) = &outcome.error {
+        if !as_json {
+            eprintln!("uml_mconsole: {e}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uml_proto::mconsole::Response;
+
+    fn reply(err: i32, text: &str) -> Piece {
+        Piece::Reply(Response {
+            err,
+            text: text.as_bytes().to_vec(),
+            packets: 1,
+        })
+    }
+
+    #[test]
+    fn text_matches_the_c_client() {
+        let o = Outcome {
+            pieces: vec![
+                reply(0, ""),
+                reply(0, "stopped"),
+                reply(-19, "Device doesn't exist"),
+            ],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            text(&o),
+            b"OK \nOK stopped\nERR Device doesn't exist\n".to_vec()
+        );
+        assert!(!o.ok());
+    }
+
+    #[test]
+    fn json_is_one_line() {
+        let o = Outcome {
+            pieces: vec![reply(0, "Linux (none) 6.1\n\"x\"")],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            json(&o),
+            r#"{"ok":true,"output":"Linux (none) 6.1\n\"x\""}"#
+        );
+        let e = Outcome {
+            pieces: vec![reply(1, "Unknown command")],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            json(&e),
+            r#"{"ok":false,"output":"Unknown command","err":1}"#
+        );
+    }
+}
