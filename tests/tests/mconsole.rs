@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use tests::pty::PtySession;
 use tests::{c_tool, our_bin, run, run_input, scratch, GuestImage, Output, Uml, UmlBoot};
+use uml_proto::mconsole::{
+    receive_request, Received, Reply, Request, ERR_UNKNOWN, MAX_REPLY_LEN, REQUEST_LEN,
+};
 
 /// Keeps running (so the guest answers for as long as the test needs) and writes to
 /// /proc/mconsole every second when the kernel offers it (with a notify socket).
@@ -240,6 +243,17 @@ fn commands_give_the_same_text_and_status_as_the_c_client() {
         );
     }
 
+    server_model_matches_linux_uml(&a.uml.mconsole_path());
+
+    // Local commands match whole words: `interrupt` goes to the kernel (the C client
+    // would take it for `int` and SIGINT the UML).
+    let ro = client(&r, &home, &cwd, &["mc-a", "interrupt"]);
+    assert_eq!(
+        (ro.stdout.as_str(), ro.code),
+        ("ERR Unknown command\n", Some(1))
+    );
+    assert!(client(&r, &home, &cwd, &["mc-a", "version"]).success());
+
     // halt: the C client halts one guest, ours the other.
     let co = client(&c, &home, &cwd, &["mc-b", "halt"]);
     let ro = client(&r, &home, &cwd, &["mc-a", "halt"]);
@@ -259,6 +273,87 @@ fn commands_give_the_same_text_and_status_as_the_c_client() {
     assert_eq!((co.success(), ro.code), (false, Some(1)));
     assert_eq!(ro.stderr.lines().count(), 1);
     assert!(ro.stderr.contains("no UML named 'mc-a'"), "{ro:?}");
+}
+
+/// Sends one raw datagram from a fresh abstract address and collects `count` answers.
+fn raw_exchange(sock: &Path, datagram: &[u8], count: usize) -> Vec<Vec<u8>> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "mconsole-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let me = UnixDatagram::bind_addr(&addr).unwrap();
+    me.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    me.send_to(datagram, sock).unwrap();
+    (0..count)
+        .map(|_| {
+            let mut buf = [0u8; 2048];
+            let n = me.recv(&mut buf).expect("an answer from linux.uml");
+            buf[..n].to_vec()
+        })
+        .collect()
+}
+
+fn emitted(replies: &[Reply]) -> Vec<Vec<u8>> {
+    replies
+        .iter()
+        .map(|r| {
+            let mut b = [0u8; MAX_REPLY_LEN];
+            let n = r.emit(&mut b).unwrap();
+            b[..n].to_vec()
+        })
+        .collect()
+}
+
+/// uml_proto::mconsole's server side (which the guest kernel serves with) against
+/// what linux.uml really sends, byte for byte.
+fn server_model_matches_linux_uml(sock: &Path) {
+    let request = |version: u32, cmd: &[u8]| {
+        let mut r = Request::new(cmd).unwrap();
+        r.version = version;
+        let mut b = [0u8; REQUEST_LEN];
+        let n = r.emit(&mut b).unwrap();
+        b[..n].to_vec()
+    };
+    // A version 0 client (no magic) and an oversized command: refused.
+    let mut v0 = vec![0u8; REQUEST_LEN];
+    v0[..7].copy_from_slice(b"version");
+    let Received::Refused(expected) = receive_request(&v0) else {
+        panic!("v0")
+    };
+    assert_eq!(raw_exchange(sock, &v0, 1), vec![expected]);
+    let mut big = request(2, b"version");
+    big[8..12].copy_from_slice(&600u32.to_ne_bytes());
+    let Received::Refused(expected) = receive_request(&big) else {
+        panic!("big")
+    };
+    assert_eq!(raw_exchange(sock, &big, 1), vec![expected]);
+    // Version 1: an error reply, then the command runs anyway.
+    let v1 = request(1, b"version");
+    let Received::CommandAfter { reply, .. } = receive_request(&v1) else {
+        panic!("v1")
+    };
+    let got = raw_exchange(sock, &v1, 2);
+    assert_eq!(got[0], emitted(&[reply])[0]);
+    let answer = Reply::parse(&got[1]).unwrap();
+    assert!(
+        answer.err == 0 && answer.text.starts_with(b"Linux"),
+        "{answer:?}"
+    );
+    // Unknown commands, and a 722-byte answer cut in two.
+    let got = raw_exchange(sock, &request(2, b"no-such"), 1);
+    assert_eq!(got, emitted(&[Reply::error(ERR_UNKNOWN)]));
+    let got = raw_exchange(sock, &request(2, b"help"), 2);
+    let text: Vec<u8> = got
+        .iter()
+        .flat_map(|d| Reply::parse(d).unwrap().text)
+        .collect();
+    assert_eq!(text.len(), 722);
+    assert_eq!(got, emitted(&Reply::pieces(0, &text, false)));
 }
 
 #[test]
@@ -328,6 +423,17 @@ fn interactive_session_on_a_terminal() {
     term.send(b"\x04");
     let (status, killed) = term.wait(t);
     assert!(!killed && status.success(), "EOF: {status:?}");
+
+    // `int` sends SIGINT to the pid in the pid file: linux.uml cleans up and exits.
+    let mut guests = guests;
+    let g = &mut guests[0];
+    let ro = client(&ours(), &home, &home, &["mc-i", "int"]);
+    assert!(ro.success() && ro.stdout.is_empty(), "{ro:?}");
+    assert!(
+        g.boot.wait_exit(LIMIT).is_some(),
+        "int did not stop linux.uml"
+    );
+    assert!(!g.uml.mconsole_path().exists());
 }
 
 #[test]
@@ -343,6 +449,11 @@ fn stale_socket_silent_peer_and_missing_umid_fail_within_the_timeout() {
     let sock = guests[0].uml.mconsole_path();
     assert!(client(&ours(), &home, &home, &["mc-s", "version"]).success());
     let boot = &mut guests[0].boot;
+    // Stopped, the kernel starts no new process (it makes one per guest program)
+    // while its helpers are listed.
+    // SAFETY: kill on the pid of the linux.uml this test started and has not reaped.
+    unsafe { libc::kill(boot.child.id() as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(50));
     let helpers = boot.helpers();
     assert!(!helpers.is_empty(), "linux.uml runs helper processes");
     boot.child.kill().expect("SIGKILL linux.uml");
@@ -483,4 +594,57 @@ fn notify_socket_reports_boot_and_proc_mconsole_writes() {
     let (status, stdout) = finish(second);
     assert!(status.success(), "{status:?} {stdout}");
     assert_eq!(stdout, "{\"type\":\"user\",\"text\":\"tick\"}\n");
+
+    // A crash (sysrq c) arrives as a panic notification, among the ticks.
+    let mut third = Command::new(ours())
+        .arg("--notify")
+        .arg(&notify)
+        .args(["--timeout", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start listener");
+    let lines = line_reader(third.stdout.take().unwrap());
+    let start = Instant::now();
+    while !notify.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let crash = client(&ours(), &home, &home, &["mc-n", "sysrq", "c"]);
+    assert!(
+        crash.stdout.starts_with("OK sysrq: Trigger a crash"),
+        "{crash:?}"
+    );
+    let mut seen = Vec::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        let done = line.starts_with("panic ");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    third.kill().expect("stop listener");
+    third.wait().expect("reap listener");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("panic sysrq triggered crash"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[..seen.len() - 1].iter().all(|l| l == "user tick"),
+        "{seen:?}"
+    );
+}
+
+/// The lines a child prints, as they come.
+fn line_reader(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }

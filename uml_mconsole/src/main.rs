@@ -117,6 +117,9 @@ fn run() -> i32 {
         }
         t => t.map(Duration::from_secs_f64),
     };
+    if args.once && args.notify.is_none() {
+        return usage_error("--once goes with --notify SOCKET");
+    }
     if let Some(path) = &args.notify {
         return listen(path, args.once, args.json, timeout);
     }

@@ -180,6 +180,46 @@ impl Request {
     }
 }
 
+/// Texts linux.uml answers malformed or unknown requests with.
+pub const ERR_TOO_LARGE: &str = "Request too large";
+pub const ERR_VERSION: &str = "This driver only supports version 2 clients";
+pub const ERR_UNKNOWN: &str = "Unknown command";
+
+/// What a server (the guest kernel) does with a received datagram, as linux.uml does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Run the command.
+    Command(Request),
+    /// Send `reply` (the version is not 2), then still run the command.
+    CommandAfter { reply: Reply, request: Request },
+    /// Send these raw bytes and drop the request (a version 0 client gets a headerless
+    /// text; an oversized command an error reply).
+    Refused(Vec<u8>),
+    /// Too short to answer: ignore.
+    Ignored,
+}
+
+/// Sorts a received datagram the way linux.uml does.
+pub fn receive_request(buf: &[u8]) -> Received {
+    match Request::parse(buf) {
+        Ok(request) if request.version == VERSION => Received::Command(request),
+        Ok(request) => Received::CommandAfter {
+            reply: Reply::error(ERR_VERSION),
+            request,
+        },
+        Err(WireError::BadMagic(_)) => Received::Refused(VERSION0_REPLY.to_vec()),
+        Err(WireError::TooLarge(_)) => {
+            let mut out = vec![0u8; MAX_REPLY_LEN];
+            let n = Reply::error(ERR_TOO_LARGE)
+                .emit(&mut out)
+                .expect("a short reply fits");
+            out.truncate(n);
+            Received::Refused(out)
+        }
+        Err(_) => Received::Ignored,
+    }
+}
+
 /// One reply packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -192,6 +232,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A one-packet error reply (err = 1) with `text`.
+    pub fn error(text: &str) -> Reply {
+        Reply {
+            err: 1,
+            more: false,
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
     /// Reads a reply packet by its length field: the datagram must hold exactly
     /// 12 + len bytes, len counts the text and its terminating NUL.
     pub fn parse(buf: &[u8]) -> Result<Reply, WireError> {
@@ -646,6 +695,41 @@ mod tests {
         v1[8..12].copy_from_slice(&2u32.to_ne_bytes());
         v1[12..14].copy_from_slice(b"go");
         assert_eq!(Request::parse(&v1).unwrap().version, 1);
+    }
+
+    #[test]
+    fn a_server_sorts_requests_like_linux_uml() {
+        let mut buf = [0u8; REQUEST_LEN];
+        let n = Request::new(b"version").unwrap().emit(&mut buf).unwrap();
+        assert!(
+            matches!(receive_request(&buf[..n]), Received::Command(r) if r.command == b"version")
+        );
+        buf[4] = 1;
+        match receive_request(&buf[..n]) {
+            Received::CommandAfter { reply, request } => {
+                assert_eq!(
+                    (reply.err, reply.text.as_slice()),
+                    (1, ERR_VERSION.as_bytes())
+                );
+                assert_eq!(request.command, b"version");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            receive_request(b"version\0\0\0\0\0\0\0\0\0\0"),
+            Received::Refused(VERSION0_REPLY.to_vec())
+        );
+        assert_eq!(VERSION0_REPLY.len(), 63);
+        buf[4] = 2;
+        buf[8..12].copy_from_slice(&600u32.to_ne_bytes());
+        match receive_request(&buf) {
+            Received::Refused(bytes) => {
+                let r = Reply::parse(&bytes).unwrap();
+                assert_eq!((r.err, r.text.as_slice()), (1, ERR_TOO_LARGE.as_bytes()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(receive_request(&buf[..3]), Received::Ignored);
     }
 
     #[test]
