@@ -778,3 +778,134 @@ fn bad_command_lines_stop_the_boot_naming_the_switch() {
     k.type_line("halt");
     assert!(k.wait_exit(LIMIT).is_some());
 }
+
+/// One reply packet as it came off the wire: (err, more, text) or, for a headerless
+/// version-0 answer, (0, false, the raw bytes) flagged by `raw`.
+#[derive(Debug, PartialEq, Eq)]
+struct Packet {
+    raw: bool,
+    err: i32,
+    more: bool,
+    text: Vec<u8>,
+}
+
+/// Sends one raw datagram from a bound socket and collects the packets until one with
+/// `more` clear (plus a short wait for a second reply, as a wrong version gets).
+fn raw_exchange(sock: &UnixDatagram, to: &Path, datagram: &[u8]) -> Vec<Packet> {
+    sock.send_to(datagram, to).expect("send");
+    let mut packets = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut wait = Duration::from_secs(5);
+    loop {
+        sock.set_read_timeout(Some(wait)).unwrap();
+        let Ok(n) = sock.recv(&mut buf) else { break };
+        let d = &buf[..n];
+        if n < 12 || u32::from_ne_bytes(d[8..12].try_into().unwrap()) as usize + 12 != n {
+            packets.push(Packet {
+                raw: true,
+                err: 0,
+                more: false,
+                text: d.to_vec(),
+            });
+            wait = Duration::from_millis(50);
+            continue;
+        }
+        let more = u32::from_ne_bytes(d[4..8].try_into().unwrap()) != 0;
+        packets.push(Packet {
+            raw: false,
+            err: i32::from_ne_bytes(d[0..4].try_into().unwrap()),
+            more,
+            text: d[12..n - 1].to_vec(),
+        });
+        if !more {
+            wait = Duration::from_millis(50);
+        }
+    }
+    packets
+}
+
+fn request_bytes(text: &[u8], version: u32) -> Vec<u8> {
+    let mut r = uml_proto::mconsole::Request::new(text).unwrap();
+    r.version = version;
+    let mut buf = [0u8; uml_proto::mconsole::REQUEST_LEN];
+    let n = r.emit(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+#[test]
+fn raw_replies_match_linux_uml_packet_for_packet() {
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    let root = home.join("root.img");
+    GuestImage::build(&root, "#!/bin/sh\nwhile true; do sleep 1; done\n");
+    let Some(uml) = Uml::new(&home, "lxraw") else {
+        return;
+    };
+    let linux = uml.root("lx.cow,root.img").spawn(Duration::from_secs(60));
+    let ours = Kern::spawn(&home, "ourraw", &["ubd0=our.cow,root.img"]);
+    let client = UnixDatagram::bind(home.join("client.sock")).unwrap();
+
+    let mut too_large = request_bytes(b"help", 2);
+    too_large[8..12].copy_from_slice(&600u32.to_ne_bytes());
+    let mut version0 = request_bytes(b"help", 2);
+    version0[0..4].copy_from_slice(&[0; 4]);
+    // Replies whose every byte must agree.
+    let mut exact: Vec<Vec<u8>> = [
+        "help",
+        "go",
+        "config ubd",
+        "config ubd16=x",
+        "config ubdq=x",
+        "config ubd1x=f",
+        "config ubd1rrrrrrr=f",
+        "config ubd1d=a,b",
+        "config ubd1",
+        "config ubd1r",
+        "config foo",
+        "config",
+        "remove ubd5",
+        "remove ubd99",
+        "remove foo",
+        "remove",
+        "stack abc",
+        "stack 0",
+        "frobnicate",
+        " version",
+        "proc",
+        "proc nosuchfile",
+        "log from the test",
+        "log",
+        "stop",
+        "stop",
+        "go",
+        "helpXYZ",
+    ]
+    .iter()
+    .map(|c| request_bytes(c.as_bytes(), 2))
+    .collect();
+    exact.push(request_bytes(b"go", 3));
+    exact.push(too_large);
+    exact.push(version0);
+    for req in &exact {
+        let a = raw_exchange(&client, &linux.mconsole, req);
+        let b = raw_exchange(&client, &ours.socket(), req);
+        assert!(!a.is_empty(), "linux.uml did not answer {req:?}");
+        assert_eq!(a, b, "request {:?}", String::from_utf8_lossy(&req[12..]));
+    }
+    // Replies whose text names the kernel: same packet structure.
+    for cmd in ["version", "proc uptime", "proc meminfo", "sysrq h", "sysrq"] {
+        let req = request_bytes(cmd.as_bytes(), 2);
+        let a = raw_exchange(&client, &linux.mconsole, &req);
+        let b = raw_exchange(&client, &ours.socket(), &req);
+        let shape = |p: &[Packet]| {
+            (
+                p.first().map(|x| (x.err, x.raw)),
+                p.last().map(|x| (x.more, x.text.is_empty())),
+                p.len() > 1,
+            )
+        };
+        assert_eq!(shape(&a), shape(&b), "`{cmd}`:\nlinux {a:?}\nours {b:?}");
+        assert!(a[..a.len() - 1].iter().all(|p| p.more) && b[..b.len() - 1].iter().all(|p| p.more));
+    }
+    drop(linux);
+}
