@@ -909,3 +909,67 @@ fn raw_replies_match_linux_uml_packet_for_packet() {
     }
     drop(linux);
 }
+
+#[test]
+fn hot_add_disks_and_lines_sysrq_reset_and_interrupt() {
+    let Some(c_client) = c_tool("uml_mconsole") else {
+        return;
+    };
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    sparse_image(&home.join("back.img"), 1);
+    let mut k = Kern::spawn(&home, "hot", &[]);
+    // A COW hot-added over mconsole is created and usable from the guest.
+    let add = k.ours(&format!(
+        "config ubd1={}/hot.cow,{}/back.img",
+        home.display(),
+        home.display()
+    ));
+    assert_eq!(add.stdout, "OK \n", "{add:?}");
+    assert!(k.wait_output("as COW file for", LIMIT), "{}", k.output());
+    let q = k.ours("config ubd1");
+    assert_eq!(
+        q.stdout,
+        format!("OK {0}/hot.cow,{0}/back.img\n", home.display())
+    );
+    k.type_line("ubd write ubdb 7 hot-added");
+    assert!(
+        k.wait_output("wrote 1 sector(s) at 7", LIMIT),
+        "{}",
+        k.output()
+    );
+    assert_eq!(k.ours("remove ubd1").stdout, "OK \n");
+    assert_eq!(k.ours("config ubd1").stdout, "OK \n");
+    let cow = CowFile::open(&home.join("hot.cow")).unwrap();
+    assert!(cow.read_bitmap().unwrap().is_set(7));
+    // A serial line hot-added as a pty is announced.
+    assert_eq!(k.ours("config ssl3=pty").stdout, "OK \n");
+    assert!(k.wait_output("Serial line 3 assigned device /dev/pts/", LIMIT));
+    assert_eq!(k.ours("config ssl3").stdout, "OK pty\n");
+    assert_eq!(
+        k.ours("config ssl3=null").stdout,
+        "ERR Device is already configured\n"
+    );
+    assert_eq!(k.ours("remove ssl3").stdout, "OK \n");
+    // SysRq b restarts at once in the same process; the socket answers again.
+    let pid = k.child.id();
+    let b = k.ours("sysrq b");
+    assert!(b.success(), "{b:?}");
+    let start = Instant::now();
+    while !k.ours("version").success() {
+        assert!(start.elapsed() < LIMIT, "no mconsole after sysrq b");
+    }
+    assert!(k.child.try_wait().unwrap().is_none());
+    assert_eq!(
+        fs::read_to_string(home.join(".uml/hot/pid"))
+            .unwrap()
+            .trim(),
+        pid.to_string()
+    );
+    // The C client's `int` sends SIGINT: the kernel cleans up and exits 1.
+    let out = mconsole(&c_client, &home, "hot", "int");
+    assert!(out.success(), "{out:?}");
+    let status = k.wait_exit(LIMIT).expect("exit after SIGINT");
+    assert_eq!(status.code(), Some(1));
+    assert!(!home.join(".uml/hot").exists());
+}
