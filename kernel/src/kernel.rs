@@ -12,7 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use uml_proto::mconsole::{NotifyKind, Reply};
 
 use crate::block::Disks;
-use crate::chan::{Family, Line};
+use crate::chan::{port, Family, Line};
 use crate::cmdline::{self, Config};
 use crate::event::EventLoop;
 use crate::host::{self, UmidHome};
@@ -21,6 +21,7 @@ use crate::machine::{self, Action, Machine, Notifier, Task};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
 use crate::shell::{self, LineEditor};
+use std::net::TcpListener;
 
 /// How the kernel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,10 @@ enum Token {
     Signal,
     Mconsole,
     Line(usize),
+    /// A `port:` channel's listening socket.
+    Port(u16),
+    /// port-helper's answer for a line's new connection.
+    Helper(usize),
 }
 
 /// A console or serial line with the shell running on it.
@@ -41,6 +46,8 @@ struct Console {
     line: Line,
     editor: LineEditor,
     pid: u32,
+    /// A `port:` line's current telnet connection.
+    conn: Option<port::Connection>,
 }
 
 pub struct Kernel {
@@ -53,6 +60,8 @@ pub struct Kernel {
     stopped: bool,
     home: UmidHome,
     next_pid: u32,
+    /// Listening sockets of `port:` channels, shared by the lines on the same port.
+    ports: Vec<(u16, TcpListener)>,
 }
 
 /// A boot that could not complete: the message names the switch or file.
@@ -157,6 +166,7 @@ impl Kernel {
             stopped: false,
             home,
             next_pid: 2,
+            ports: Vec::new(),
         };
         k.attach_disks()?;
         let specs: Vec<(Family, usize, cmdline::LineSpec)> =
@@ -183,6 +193,7 @@ impl Kernel {
         k.events.register(k.server.fd(), Token::Mconsole);
         for slot in 0..k.consoles.len() {
             k.register_console(slot);
+            k.setup_port(slot).map_err(BootError)?;
         }
         k.m.log.info(format!(
             "Run {} as init process",
@@ -246,12 +257,103 @@ impl Kernel {
             editor: LineEditor::new(line.terminal),
             line,
             pid,
+            conn: None,
         }
     }
 
     fn register_console(&mut self, slot: usize) {
         if let Some(fd) = self.consoles[slot].as_ref().and_then(|c| c.line.input_fd()) {
             self.events.register(fd, Token::Line(slot));
+        }
+    }
+
+    /// Listens for a `port:` line's connections (one socket per port, shared).
+    fn setup_port(&mut self, slot: usize) -> Result<(), String> {
+        let Some(c) = &self.consoles[slot] else {
+            return Ok(());
+        };
+        let Some(p) = c.line.port else { return Ok(()) };
+        let name = c.line.name();
+        if !self.ports.iter().any(|(q, _)| *q == p) {
+            let l = port::listen(p).map_err(|e| format!("{name}=port:{p}: cannot listen: {e}"))?;
+            self.events.register(l.as_raw_fd(), Token::Port(p));
+            self.ports.push((p, l));
+        }
+        self.m.log.info(format!(
+            "{name}: waiting for a telnet connection on port {p}"
+        ));
+        Ok(())
+    }
+
+    /// A connection on `port`: the first line waiting there gets it.
+    fn on_port(&mut self, p: u16) {
+        let Some((_, listener)) = self.ports.iter().find(|(q, _)| *q == p) else {
+            return;
+        };
+        while let Ok((stream, peer)) = listener.accept() {
+            let waiting = (0..self.consoles.len()).find(|&s| {
+                self.consoles[s].as_ref().is_some_and(|c| {
+                    c.line.port == Some(p) && c.conn.is_none() && c.line.input_fd().is_none()
+                })
+            });
+            let Some(slot) = waiting else {
+                self.m.log.warn(format!(
+                    "port {p}: no free line for {peer}, connection closed"
+                ));
+                continue;
+            };
+            let helper = port::helper_path(std::env::var_os("UML_PORT_HELPER"));
+            match port::Connection::start(stream, &helper, std::env::var_os("PATH")) {
+                Ok(conn) => {
+                    self.events.register(conn.fd(), Token::Helper(slot));
+                    if let Some(c) = &mut self.consoles[slot] {
+                        c.conn = Some(conn);
+                    }
+                }
+                Err(e) => {
+                    self.m.log.err(format!("port_connection : {e}"));
+                    if std::env::var_os("UML_PORT_HELPER").is_none() {
+                        self.m.log.err("Set UML_PORT_HELPER environment variable to path to uml-utilities port-helper binary");
+                    }
+                }
+            }
+        }
+    }
+
+    /// port-helper sent the terminal for a line's connection.
+    fn on_helper(&mut self, slot: usize) {
+        let Some(c) = &mut self.consoles[slot] else {
+            return;
+        };
+        let Some(conn) = &mut c.conn else { return };
+        match conn.receive_terminal() {
+            Ok(None) => {}
+            Ok(Some(tty)) => {
+                let name = c.line.name();
+                self.events.unregister(Token::Helper(slot));
+                if let Err(e) = c.line.attach_terminal(tty) {
+                    self.m.log.err(format!("{name}: {e}"));
+                    c.conn = None;
+                    return;
+                }
+                c.editor = LineEditor::new(true);
+                let tty = name.replace("con", "tty").replace("ssl", "ttyS");
+                let pid = c.pid;
+                if !self.m.tasks.iter().any(|t| t.pid == pid) {
+                    self.m.tasks.push(Task {
+                        pid,
+                        name: format!("sh ({name})"),
+                        tty,
+                    });
+                }
+                self.register_console(slot);
+                self.prompt(slot);
+            }
+            Err(e) => {
+                self.m.log.err(format!("{}: {e}", c.line.name()));
+                c.conn = None;
+                self.events.unregister(Token::Helper(slot));
+            }
         }
     }
 
@@ -292,6 +394,8 @@ impl Kernel {
                 match t {
                     Token::Signal => self.on_signal(),
                     Token::Mconsole => self.serve_mconsole(),
+                    Token::Port(p) => self.on_port(p),
+                    Token::Helper(slot) => self.on_helper(slot),
                     Token::Line(slot) if !self.stopped => self.on_input(slot),
                     Token::Line(_) => {}
                 }
@@ -341,6 +445,14 @@ impl Kernel {
         };
         if bytes.is_empty() {
             self.events.unregister(Token::Line(slot));
+            if c.line.port.is_some() {
+                // The telnet user left: wait for the next connection.
+                c.line.detach_terminal();
+                c.conn = None;
+                c.editor.clear();
+                let pid = c.pid;
+                self.m.tasks.retain(|t| t.pid != pid);
+            }
             return;
         }
         let edited = c.editor.feed(&bytes);
@@ -587,6 +699,10 @@ impl Kernel {
                     let c = self.new_console(line);
                     self.consoles[slot] = Some(c);
                     self.register_console(slot);
+                    if let Err(e) = self.setup_port(slot) {
+                        self.consoles[slot] = None;
+                        return (-libc::EINVAL, e);
+                    }
                     self.prompt(slot);
                 }
                 (0, String::new())
@@ -611,6 +727,7 @@ impl Kernel {
                 return (-libc::ENODEV, "Device doesn't exist".into());
             };
             self.events.unregister(Token::Line(slot));
+            self.events.unregister(Token::Helper(slot));
             self.m.tasks.retain(|t| t.pid != c.pid);
             match f {
                 Family::Con => {

@@ -973,3 +973,106 @@ fn hot_add_disks_and_lines_sysrq_reset_and_interrupt() {
     assert_eq!(status.code(), Some(1));
     assert!(!home.join(".uml/hot").exists());
 }
+
+/// PATH holding our in.telnetd (Cargo cannot name a binary with a dot) before the
+/// system directories.
+fn path_with_our_telnetd(dir: &Path) -> String {
+    let bin = dir.join("telnetd-bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy(our_bin("in-telnetd"), bin.join("in.telnetd")).unwrap();
+    format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Reads from a telnet connection until `want` shows up (option negotiation ignored).
+fn telnet_read_until(s: &mut std::net::TcpStream, want: &str, limit: Duration) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < limit && !String::from_utf8_lossy(&got).contains(want) {
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn port_console_through_our_port_helper_and_in_telnetd() {
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    let port = free_tcp_port();
+    fs::create_dir_all(&home).unwrap();
+    let console = home.join("port.console");
+    let out = fs::File::create(&console).unwrap();
+    let mut child = Command::new(our_bin("uml-kernel"))
+        .args([
+            "umid=port",
+            &format!("con1=port:{port}"),
+            &format!("ssl2=port:{port}"),
+        ])
+        .env("HOME", &home)
+        .env("UML_PORT_HELPER", our_bin("port-helper"))
+        .env("PATH", path_with_our_telnetd(&home))
+        .current_dir(&home)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut first = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "{}",
+            fs::read_to_string(&console).unwrap()
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    let got = telnet_read_until(&mut first, "# ", LIMIT);
+    assert!(
+        got.contains("# "),
+        "no prompt over telnet: {got:?}\n{}",
+        fs::read_to_string(&console).unwrap()
+    );
+    first.write_all(b"uname -r\r\n").unwrap();
+    let got = telnet_read_until(&mut first, "6.1.0-uml-kernel", LIMIT);
+    assert!(got.contains("6.1.0-uml-kernel"), "{got:?}");
+    // A second connection on the shared port gets the next line (ssl2).
+    let mut second = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(telnet_read_until(&mut second, "# ", LIMIT).contains("# "));
+    second.write_all(b"ps\r\n").unwrap();
+    let got = telnet_read_until(&mut second, "sh (ssl2)", LIMIT);
+    assert!(
+        got.contains("sh (con1)") && got.contains("sh (ssl2)"),
+        "{got:?}"
+    );
+    second.write_all(b"halt\r\n").unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("no halt:\n{}", fs::read_to_string(&console).unwrap());
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success());
+}

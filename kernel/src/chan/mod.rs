@@ -2,7 +2,10 @@
 //! A line has an input end (registered with the event loop) and an output end. Host
 //! terminals are put in raw mode while the kernel runs (restored when the line is
 //! dropped) and the guest side does its own echo and newline translation, as the
-//! kernel's tty layer does.
+//! kernel's tty layer does. `port:` lines get their terminal later, per connection
+//! (`port.rs`).
+
+pub mod port;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -67,6 +70,8 @@ pub struct Line {
     saved: Vec<(RawFd, Termios)>,
     /// The pty slave we keep open so the master never sees a hang-up.
     _slave: Option<File>,
+    /// `port:PORT`: the TCP port whose connections give this line its terminal.
+    pub port: Option<u16>,
 }
 
 /// Why a channel cannot be opened.
@@ -116,6 +121,7 @@ impl Line {
             terminal: false,
             saved: Vec::new(),
             _slave: None,
+            port: None,
         };
         if spec.input == ChanSpec::Pty || spec.output == ChanSpec::Pty {
             line.open_pty()
@@ -193,13 +199,32 @@ impl Line {
                     .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
                     .open(dev)?,
             )),
-            ChanSpec::Port(_) => Err(io::Error::other(
-                "port channels are not supported by this kernel yet",
-            )),
+            ChanSpec::Port(p) => {
+                self.port = Some(*p);
+                Ok(End::Null)
+            }
             ChanSpec::Xterm => Err(io::Error::other(
                 "xterm channels are not supported by this kernel yet",
             )),
         }
+    }
+
+    /// A `port:` line's terminal arrived: it becomes both ends, in raw mode.
+    pub fn attach_terminal(&mut self, tty: File) -> io::Result<()> {
+        if let Ok(mut raw) = termios::tcgetattr(&tty) {
+            termios::cfmakeraw(&mut raw);
+            let _ = termios::tcsetattr(&tty, SetArg::TCSANOW, &raw);
+        }
+        self.output = End::Owned(tty.try_clone()?);
+        self.input = End::Owned(tty);
+        self.terminal = true;
+        Ok(())
+    }
+
+    /// A `port:` line's connection ended: back to waiting for the next one.
+    pub fn detach_terminal(&mut self) {
+        self.input = End::Null;
+        self.output = End::Null;
     }
 
     pub fn name(&self) -> String {
