@@ -1076,3 +1076,37 @@ fn port_console_through_our_port_helper_and_in_telnetd() {
     };
     assert!(status.success());
 }
+
+#[test]
+fn our_uml_mconsole_notify_receives_the_boot_message() {
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    let sock = home.join("n.sock");
+    let mut listener = Command::new(our_bin("uml_mconsole"))
+        .arg("--notify")
+        .arg(&sock)
+        .arg("--once")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "uml_mconsole --notify made no socket"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    let mut k = Kern::spawn(
+        &home,
+        "nb",
+        &[&format!("mconsole=notify:{}", sock.display())],
+    );
+    let (status, timed_out) = tests::command::wait_bounded(&mut listener, LIMIT);
+    assert!(!timed_out && status.success(), "{status:?}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut listener.stdout.take().unwrap(), &mut text).unwrap();
+    assert_eq!(text.trim_end(), format!("socket {}", k.socket().display()));
+    k.type_line("halt");
+    assert!(k.wait_exit(LIMIT).is_some());
+}
