@@ -569,6 +569,8 @@ usage: uml-kernel [SWITCH...]
   mconsole=notify:SOCK   send mconsole notifications to the unix socket SOCK
   root=DEV               root device (default /dev/ubda)
   init=PATH              recorded; the built-in init shell always runs
+  xterm=EMU[,TITLE_SW[,EXEC_SW]]
+                         terminal emulator for xterm channels (default x-terminal-emulator,-T,-e)
   quiet                  print only warnings on the console during boot
   --help, --version, --showconfig
 "
@@ -592,7 +594,7 @@ CONFIG_FD_CHAN=y
 CONFIG_PTY_CHAN=y
 CONFIG_TTY_CHAN=y
 CONFIG_PORT_CHAN=y
-CONFIG_XTERM_CHAN=n
+CONFIG_XTERM_CHAN=y
 CONFIG_UML_NET=n
 CONFIG_PROC_FS=y
 CONFIG_NR_UBD={MAX_UBD}

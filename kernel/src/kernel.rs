@@ -12,7 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use uml_proto::mconsole::{NotifyKind, Reply};
 
 use crate::block::Disks;
-use crate::chan::{port, Family, Line};
+use crate::chan::{port, xterm, Family, Line};
 use crate::cmdline::{self, Config};
 use crate::event::EventLoop;
 use crate::host::{self, UmidHome};
@@ -267,8 +267,37 @@ impl Kernel {
         }
     }
 
-    /// Listens for a `port:` line's connections (one socket per port, shared).
+    /// Starts the terminal emulator of an `xterm` line; a failure leaves the line
+    /// without a terminal and is logged, as linux.uml does.
+    fn setup_xterm(&mut self, slot: usize) {
+        let Some(c) = &self.consoles[slot] else {
+            return;
+        };
+        if !c.line.xterm {
+            return;
+        }
+        let title = match c.line.family {
+            Family::Con => format!("Virtual Console #{} ({})", c.line.index, self.home.umid),
+            Family::Ssl => format!("Serial Line #{} ({})", c.line.index, self.home.umid),
+        };
+        let name = c.line.name();
+        let emulator = xterm::Emulator::from_switch(self.m.config.xterm.as_deref());
+        let helper = port::helper_path(std::env::var_os("UML_PORT_HELPER"));
+        match xterm::open(&emulator, &title, &helper, std::env::var_os("DISPLAY")) {
+            Ok(conn) => {
+                self.events.register(conn.fd(), Token::Helper(slot));
+                if let Some(c) = &mut self.consoles[slot] {
+                    c.conn = Some(conn);
+                }
+            }
+            Err(e) => self.m.log.err(format!("{name}: {e}")),
+        }
+    }
+
+    /// Listens for a `port:` line's connections (one socket per port, shared); starts
+    /// an `xterm` line's emulator.
     fn setup_port(&mut self, slot: usize) -> Result<(), String> {
+        self.setup_xterm(slot);
         let Some(c) = &self.consoles[slot] else {
             return Ok(());
         };
@@ -445,7 +474,7 @@ impl Kernel {
         };
         if bytes.is_empty() {
             self.events.unregister(Token::Line(slot));
-            if c.line.port.is_some() {
+            if c.line.port.is_some() || c.line.xterm {
                 // The telnet user left: wait for the next connection.
                 c.line.detach_terminal();
                 c.conn = None;

@@ -31,6 +31,16 @@ struct Kern {
 
 impl Kern {
     fn spawn(home: &Path, umid: &str, args: &[&str]) -> Kern {
+        Kern::spawn_env(home, umid, args, &[])
+    }
+
+    /// Like `spawn`, with extra environment.
+    fn spawn_env(
+        home: &Path,
+        umid: &str,
+        args: &[&str],
+        env: &[(&str, std::ffi::OsString)],
+    ) -> Kern {
         fs::create_dir_all(home).unwrap();
         let console = home.join(format!("{umid}.console"));
         let out = fs::File::create(&console).unwrap();
@@ -39,6 +49,7 @@ impl Kern {
             .args(args)
             .env("HOME", home)
             .current_dir(home)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -726,7 +737,7 @@ fn bad_command_lines_stop_the_boot_naming_the_switch() {
         (&["init="], "init=", "empty"),
         (&["--frobnicate"], "--frobnicate", "unknown option"),
         (&["con0=fd:77"], "con0=fd:77", "Bad file descriptor"),
-        (&["ssl2=xterm"], "ssl2=xterm", "not supported"),
+        (&["ssl2=port:0"], "ssl2=port:0", "not a TCP port"),
         (&["ubd0=c.cow,missing.img"], "ubd0", "missing.img"),
         (
             &["ubd0=plain.img,plain.img"],
@@ -1109,4 +1120,58 @@ fn our_uml_mconsole_notify_receives_the_boot_message() {
     assert_eq!(text.trim_end(), format!("socket {}", k.socket().display()));
     k.type_line("halt");
     assert!(k.wait_exit(LIMIT).is_some());
+}
+
+#[test]
+fn xterm_console_through_the_emulator_and_our_port_helper() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    // A stand-in terminal emulator: records its title, runs the command it is given
+    // on a pseudo-terminal the test holds the other side of.
+    let emulator = home.join("fake-emulator");
+    fs::write(
+        &emulator,
+        "#!/bin/sh\necho \"$1 $2 $3\" > \"$FAKE_TITLE\"\nshift 3\nexec \"$@\" 0<>\"$FAKE_TTY\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        &emulator,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+    let mut master = fs::File::from(pty.master);
+    let title = home.join("title");
+    let mut k = Kern::spawn_env(
+        &home,
+        "xt",
+        &["con1=xterm", &format!("xterm={},-T,-e", emulator.display())],
+        &[
+            ("DISPLAY", ":99".into()),
+            ("UML_PORT_HELPER", our_bin("port-helper").into_os_string()),
+            ("FAKE_TTY", slave.into_os_string()),
+            ("FAKE_TITLE", title.clone().into_os_string()),
+        ],
+    );
+    let got = read_until(&mut master, "# ", LIMIT);
+    assert!(
+        got.contains("# "),
+        "no prompt in the xterm: {got:?}\n{}",
+        k.output()
+    );
+    assert_eq!(
+        fs::read_to_string(&title).unwrap(),
+        "-T Virtual Console #1 (xt) -e\n"
+    );
+    master.write_all(b"uname -r\r").unwrap();
+    let got = read_until(&mut master, "6.1.0-uml-kernel", LIMIT);
+    assert!(got.contains("6.1.0-uml-kernel"), "{got:?}");
+    drop(pty.slave);
+    k.type_line("halt");
+    assert!(k.wait_exit(LIMIT).expect("halt").success());
+    let mut rest = Vec::new();
+    let _ = master.read_to_end(&mut rest);
 }

@@ -6,6 +6,7 @@
 //! (`port.rs`).
 
 pub mod port;
+pub mod xterm;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -72,6 +73,8 @@ pub struct Line {
     _slave: Option<File>,
     /// `port:PORT`: the TCP port whose connections give this line its terminal.
     pub port: Option<u16>,
+    /// `xterm`: a terminal emulator window gives this line its terminal.
+    pub xterm: bool,
 }
 
 /// Why a channel cannot be opened.
@@ -122,6 +125,7 @@ impl Line {
             saved: Vec::new(),
             _slave: None,
             port: None,
+            xterm: false,
         };
         if spec.input == ChanSpec::Pty || spec.output == ChanSpec::Pty {
             line.open_pty()
@@ -203,9 +207,10 @@ impl Line {
                 self.port = Some(*p);
                 Ok(End::Null)
             }
-            ChanSpec::Xterm => Err(io::Error::other(
-                "xterm channels are not supported by this kernel yet",
-            )),
+            ChanSpec::Xterm => {
+                self.xterm = true;
+                Ok(End::Null)
+            }
         }
     }
 

@@ -35,12 +35,15 @@ pub fn helper_path(env_helper: Option<OsString>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_HELPER))
 }
 
-/// One telnet connection being turned into a terminal.
+/// A helper program (in.telnetd, or a terminal emulator) whose port-helper will send a
+/// terminal over `sock`.
 #[derive(Debug)]
 pub struct Connection {
-    telnetd: Child,
+    child: Child,
     sock: UnixDatagram,
     helper_pid: Option<i32>,
+    /// A filesystem socket to remove when done (the xterm channel's).
+    socket_path: Option<PathBuf>,
 }
 
 impl Connection {
@@ -101,11 +104,17 @@ impl Connection {
         }
         let telnetd = cmd.spawn()?;
         drop(theirs);
-        Ok(Connection {
-            telnetd,
-            sock: ours,
+        Ok(Connection::new(telnetd, ours, None))
+    }
+
+    /// Wraps a started helper program and the socket its port-helper sends to.
+    pub fn new(child: Child, sock: UnixDatagram, socket_path: Option<PathBuf>) -> Connection {
+        Connection {
+            child,
+            sock,
             helper_pid: None,
-        })
+            socket_path,
+        }
     }
 
     /// The socket to poll for port-helper's message.
@@ -140,8 +149,11 @@ impl Drop for Connection {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        let _ = self.telnetd.kill();
-        let _ = self.telnetd.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
