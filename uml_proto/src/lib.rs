@@ -8,7 +8,7 @@ pub mod cow;
 pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
-pub mod tap;
 pub mod humfs;
 pub mod mconsole;
+pub mod tap;
 pub mod umid;
