@@ -168,7 +168,6 @@ impl Kernel {
             next_pid: 2,
             ports: Vec::new(),
         };
-        k.attach_disks()?;
         let specs: Vec<(Family, usize, cmdline::LineSpec)> =
             k.m.config
                 .con
@@ -189,6 +188,7 @@ impl Kernel {
             }
         }
         k.consoles = consoles;
+        k.attach_disks()?;
         k.events.register(k.signals.as_raw_fd(), Token::Signal);
         k.events.register(k.server.fd(), Token::Mconsole);
         for slot in 0..k.consoles.len() {

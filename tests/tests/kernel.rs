@@ -1175,3 +1175,50 @@ fn xterm_console_through_the_emulator_and_our_port_helper() {
     let mut rest = Vec::new();
     let _ = master.read_to_end(&mut rest);
 }
+
+#[test]
+fn sysrq_e_restarts_the_shells_sysrq_o_powers_off_and_a_failed_root_notifies_panic() {
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    let mut k = Kern::spawn(&home, "sq", &[]);
+    k.type_line("echo half-typed-then");
+    assert!(k.wait_output("half-typed-then\n", LIMIT));
+    let e = k.ours("sysrq e");
+    assert!(e.stdout.contains("sysrq: Terminate All Tasks"), "{e:?}");
+    k.type_line("echo after-e");
+    assert!(k.wait_output("after-e\n", LIMIT), "{}", k.output());
+    let o = k.ours("sysrq o");
+    assert!(o.stdout.contains("sysrq: Power Off"), "{o:?}");
+    assert!(k.wait_exit(LIMIT).expect("power off").success());
+    assert!(!home.join(".uml/sq").exists());
+
+    // A root device that cannot be opened: PANIC notification, exit 1, message.
+    let sock_path = home.join("panic.sock");
+    let listener = UnixDatagram::bind(&sock_path).unwrap();
+    listener.set_read_timeout(Some(LIMIT)).unwrap();
+    let out = run(
+        Command::new(our_bin("uml-kernel"))
+            .args(["umid=pn", "ubd0=nothing.cow,nothing.img"])
+            .arg(format!("mconsole=notify:{}", sock_path.display()))
+            .env("HOME", &home)
+            .current_dir(&home)
+            .stdin(Stdio::null()),
+        LIMIT,
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let mut buf = [0u8; 600];
+    let kinds: Vec<Notification> = (0..2)
+        .map(|_| {
+            let n = listener.recv(&mut buf).expect("notification");
+            Notification::parse(&buf[..n]).unwrap()
+        })
+        .collect();
+    assert_eq!(kinds[0].kind, NotifyKind::Socket);
+    assert_eq!(kinds[1].kind, NotifyKind::Panic);
+    assert!(
+        kinds[1].text().contains("Unable to mount root fs on ubd0"),
+        "{:?}",
+        kinds[1]
+    );
+    assert!(out.stdout.contains("Kernel panic - not syncing"), "{out:?}");
+}
