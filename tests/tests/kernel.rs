@@ -1222,3 +1222,37 @@ fn sysrq_e_restarts_the_shells_sysrq_o_powers_off_and_a_failed_root_notifies_pan
     );
     assert!(out.stdout.contains("Kernel panic - not syncing"), "{out:?}");
 }
+
+#[test]
+fn tty_channel_and_read_only_disks() {
+    use std::os::fd::AsRawFd;
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    sparse_image(&home.join("ro.img"), 1);
+    let before = fingerprint(&home.join("ro.img"));
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+    let mut master = fs::File::from(pty.master);
+    let k = Kern::spawn(
+        &home,
+        "tt",
+        &[&format!("ssl0=tty:{}", slave.display()), "ubd0r=ro.img"],
+    );
+    assert_eq!(
+        k.ours("config ssl0").stdout,
+        format!("OK tty:{}\n", slave.display())
+    );
+    master.write_all(b"ubd write ubda 0 nope\r").unwrap();
+    let got = read_until(&mut master, "ubd: ubda:", LIMIT);
+    assert!(got.contains("Read-only file system"), "{got:?}");
+    master.write_all(b"ubd\r").unwrap();
+    let got = read_until(&mut master, "read-only)", LIMIT);
+    assert!(
+        got.contains("ubda ro.img (2048 sectors, read-only)"),
+        "{got:?}"
+    );
+    master.write_all(b"halt\r").unwrap();
+    let mut k = k;
+    assert!(k.wait_exit(LIMIT).expect("halt").success());
+    assert_eq!(fingerprint(&home.join("ro.img")), before);
+}
