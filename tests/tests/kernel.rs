@@ -1256,3 +1256,58 @@ fn tty_channel_and_read_only_disks() {
     assert!(k.wait_exit(LIMIT).expect("halt").success());
     assert_eq!(fingerprint(&home.join("ro.img")), before);
 }
+
+#[test]
+fn cow_data_is_durable_before_its_bitmap_bit_is_written() {
+    let dir = scratch();
+    let home = dir.path().to_owned();
+    sparse_image(&home.join("b.img"), 1);
+    let trace = home.join("strace.log");
+    let console = home.join("st.console");
+    let out = fs::File::create(&console).unwrap();
+    let mut child = Command::new("strace")
+        .args(["-f", "-e", "trace=pwrite64,fdatasync,fsync", "-o"])
+        .arg(&trace)
+        .arg(our_bin("uml-kernel"))
+        .args(["umid=st", "ubd0=c.cow,b.img"])
+        .env("HOME", &home)
+        .current_dir(&home)
+        .stdin(Stdio::piped())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("strace (Debian package strace)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"ubd write ubda 9 durable\nhalt\n")
+        .unwrap();
+    drop(stdin);
+    let (status, timed_out) = tests::command::wait_bounded(&mut child, LIMIT);
+    assert!(
+        !timed_out && status.success(),
+        "{}",
+        fs::read_to_string(&console).unwrap()
+    );
+    let cow = CowFile::open(&home.join("c.cow")).unwrap();
+    let data_at = cow.geometry.data_offset + 9 * 512;
+    let bitmap_at = cow.geometry.bitmap_offset;
+    let log = fs::read_to_string(&trace).unwrap();
+    let calls: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("pwrite64(") || l.contains("sync("))
+        .collect();
+    let pos = |pred: &dyn Fn(&str) -> bool| calls.iter().position(|l| pred(l));
+    let data = pos(&|l: &str| l.contains("pwrite64(") && l.contains(&format!(", {data_at})")))
+        .unwrap_or_else(|| panic!("no data write at {data_at}:\n{log}"));
+    let bitmap = pos(&|l: &str| l.contains("pwrite64(") && l.contains(&format!(", {bitmap_at})")))
+        .unwrap_or_else(|| panic!("no bitmap write at {bitmap_at}:\n{log}"));
+    let sync = calls[data..]
+        .iter()
+        .position(|l| l.contains("fdatasync(") || l.contains("fsync("))
+        .map(|i| i + data)
+        .expect("no sync after the data write");
+    assert!(
+        data < sync && sync < bitmap,
+        "order data {data}, sync {sync}, bitmap {bitmap}:\n{log}"
+    );
+}
