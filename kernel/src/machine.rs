@@ -1,0 +1,150 @@
+//! The guest machine's state that the shell, /proc and the mconsole commands share:
+//! configuration, log, disks, tasks, the notify socket and the action (halt/reboot)
+//! the main loop carries out.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use uml_proto::mconsole::{Notification, NotifyKind, MAX_NOTIFY_LEN};
+
+use crate::block::Disks;
+use crate::cmdline::Config;
+use crate::klog::KernelLog;
+
+/// What the main loop does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stop, clean up, exit with this status.
+    Halt(i32),
+    /// Clean up and start again with the same arguments, in the same process.
+    Reboot,
+    /// Restart every shell (SysRq e).
+    KillTasks,
+}
+
+/// The names `uname` and mconsole `version` report.
+pub const SYSNAME: &str = "Linux";
+pub const NODENAME: &str = "(none)";
+pub const RELEASE: &str = concat!("6.1.0-uml-kernel-", env!("CARGO_PKG_VERSION"));
+pub const VERSION: &str = concat!("#1 uml-kernel ", env!("CARGO_PKG_VERSION"));
+
+pub fn machine_arch() -> &'static str {
+    std::env::consts::ARCH
+}
+
+/// `uname -a` without the trailing OS name: what mconsole `version` answers.
+pub fn uname_line() -> String {
+    format!(
+        "{SYSNAME} {NODENAME} {RELEASE} {VERSION} {}",
+        machine_arch()
+    )
+}
+
+/// A guest process, for `ps`, `stack` and SysRq t.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub pid: u32,
+    pub name: String,
+    pub tty: String,
+}
+
+/// Sends notifications to `mconsole=notify:SOCK` from an unbound socket.
+#[derive(Debug)]
+pub struct Notifier {
+    path: PathBuf,
+    sock: UnixDatagram,
+}
+
+impl Notifier {
+    pub fn new(path: PathBuf) -> std::io::Result<Notifier> {
+        let sock = UnixDatagram::unbound()?;
+        sock.set_nonblocking(true)?;
+        Ok(Notifier { path, sock })
+    }
+
+    /// Sends one notification; a listener that is gone is not an error worth more
+    /// than a log line, which the caller writes.
+    pub fn send(&self, kind: NotifyKind, data: &[u8]) -> std::io::Result<()> {
+        let mut buf = [0u8; MAX_NOTIFY_LEN];
+        let n = Notification {
+            kind,
+            data: data.to_vec(),
+        }
+        .emit(&mut buf)
+        .map_err(std::io::Error::other)?;
+        self.sock.send_to(&buf[..n], &self.path).map(|_| ())
+    }
+}
+
+pub struct Machine {
+    pub config: Config,
+    pub log: KernelLog,
+    pub disks: Disks,
+    pub boot: Instant,
+    pub notify: Option<Notifier>,
+    pub tasks: Vec<Task>,
+    pub action: Option<Action>,
+    pub socket_path: PathBuf,
+}
+
+impl Machine {
+    pub fn uptime_secs(&self) -> f64 {
+        self.boot.elapsed().as_secs_f64()
+    }
+
+    /// Sends a notification if a notify socket was given, logging failures.
+    pub fn notify(&mut self, kind: NotifyKind, data: &[u8]) {
+        if let Some(n) = &self.notify {
+            if let Err(e) = n.send(kind, data) {
+                self.log.warn(format!(
+                    "mconsole: failed to notify {}: {e}",
+                    self.config
+                        .notify
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+
+    /// Flushes every disk, logging failures; true when all succeeded.
+    pub fn sync_disks(&mut self) -> bool {
+        let errors = self.disks.sync_all();
+        for e in &errors {
+            self.log.err(e);
+        }
+        errors.is_empty()
+    }
+
+    /// Used and free guest memory in kB (the guest is tiny: a fixed kernel share plus
+    /// the log and disk bitmaps).
+    pub fn memory_kb(&self) -> (u64, u64) {
+        let total = self.config.mem / 1024;
+        let bitmaps: u64 = self
+            .disks
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|s| s.open.as_ref())
+            .filter_map(|d| d.cow.as_ref())
+            .map(|c| c.geometry.bitmap_len / 1024)
+            .sum();
+        let used = (2048 + bitmaps).min(total);
+        (used, total - used)
+    }
+
+    pub fn find_task(&self, pid: u32) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.pid == pid)
+    }
+
+    /// The task list SysRq t and `ps` show.
+    pub fn task_list(&self) -> String {
+        let mut out = String::from("  PID TTY      COMMAND\n");
+        for t in &self.tasks {
+            out.push_str(&format!("{:>5} {:<8} {}\n", t.pid, t.tty, t.name));
+        }
+        out
+    }
+}

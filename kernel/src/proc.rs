@@ -1,0 +1,84 @@
+//! The guest's /proc: version, uptime, meminfo, cmdline, partitions, mounts, and the
+//! write-only mconsole file (present only when a notify socket was given), whose
+//! writes become USER notifications.
+
+use crate::machine::{self, Machine};
+
+/// Why a /proc read fails (the mconsole `proc` error texts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcError {
+    /// No such file, or not readable.
+    Open,
+    /// A directory.
+    Read,
+}
+
+/// The files in /proc.
+pub fn list(m: &Machine) -> Vec<&'static str> {
+    let mut names = vec![
+        "cmdline",
+        "meminfo",
+        "mounts",
+        "partitions",
+        "uptime",
+        "version",
+    ];
+    if m.notify.is_some() {
+        names.insert(1, "mconsole");
+    }
+    names
+}
+
+/// Reads `/proc/<name>` (leading `/proc/` and `/` optional).
+pub fn read(m: &Machine, name: &str) -> Result<String, ProcError> {
+    let name = name.trim();
+    let name = name
+        .strip_prefix("/proc")
+        .unwrap_or(name)
+        .trim_start_matches('/');
+    match name {
+        "" | "." | "self" | "sys" => Err(ProcError::Read),
+        "version" => Ok(format!(
+            "{} version {} (uml-kernel {}) {}\n",
+            machine::SYSNAME,
+            machine::RELEASE,
+            env!("CARGO_PKG_VERSION"),
+            machine::VERSION
+        )),
+        "uptime" => {
+            let up = m.uptime_secs();
+            Ok(format!("{up:.2} {:.2}\n", up * 0.99))
+        }
+        "meminfo" => Ok(meminfo(m)),
+        "cmdline" => Ok(format!("{}\n", m.config.args.join(" "))),
+        "partitions" => Ok(m.disks.partitions()),
+        "mounts" => Ok(
+            "rootfs / rootfs rw 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n".into(),
+        ),
+        _ => Err(ProcError::Open),
+    }
+}
+
+fn meminfo(m: &Machine) -> String {
+    let (used, free) = m.memory_kb();
+    format!(
+        "MemTotal:       {:>8} kB\nMemFree:        {:>8} kB\nMemAvailable:   {:>8} kB\nBuffers:        {:>8} kB\nCached:         {:>8} kB\nSwapTotal:      {:>8} kB\nSwapFree:       {:>8} kB\n",
+        used + free,
+        free,
+        free,
+        0,
+        0,
+        0,
+        0
+    )
+}
+
+/// A write to `/proc/<name>` from the guest.
+pub fn write(m: &mut Machine, name: &str, data: &[u8]) -> Result<(), String> {
+    let name = name.strip_prefix("/proc/").unwrap_or(name);
+    if name == "mconsole" && m.notify.is_some() {
+        m.notify(uml_proto::mconsole::NotifyKind::User, data);
+        return Ok(());
+    }
+    Err(format!("/proc/{name}: Permission denied"))
+}

@@ -1,0 +1,372 @@
+//! The guest's built-in init: a small shell on every console that has input. It reads
+//! lines through a line editor that works on a raw terminal (echo, backspace, Ctrl-U,
+//! Ctrl-C), runs the built-in commands against the machine, and reads and writes disk
+//! sectors so COW behaviour can be proved from inside the guest.
+
+use crate::block::SECTOR;
+use crate::machine::{self, Action, Machine};
+use crate::proc;
+
+pub const PROMPT: &str = "# ";
+
+/// Collects typed bytes into lines.
+#[derive(Debug, Default)]
+pub struct LineEditor {
+    buf: Vec<u8>,
+    last_cr: bool,
+    /// Echo typed characters back (the input is a terminal).
+    pub echo: bool,
+}
+
+/// What a chunk of input produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Edited {
+    pub lines: Vec<String>,
+    /// Bytes to write back (echo, erasures, `^C`).
+    pub echo: Vec<u8>,
+    /// Ctrl-C: the current line was dropped; show a fresh prompt.
+    pub interrupted: bool,
+}
+
+impl LineEditor {
+    pub fn new(echo: bool) -> LineEditor {
+        LineEditor {
+            echo,
+            ..Default::default()
+        }
+    }
+
+    pub fn feed(&mut self, input: &[u8]) -> Edited {
+        let mut out = Edited::default();
+        for &b in input {
+            let after_cr = std::mem::replace(&mut self.last_cr, b == b'\r');
+            match b {
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    if self.echo {
+                        out.echo.extend_from_slice(b"\n");
+                    }
+                    out.lines
+                        .push(String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned());
+                }
+                0x7f | 0x08 if self.buf.pop().is_some() && self.echo => {
+                    out.echo.extend_from_slice(b"\x08 \x08");
+                }
+                0x7f | 0x08 => {}
+                0x15 => {
+                    if self.echo {
+                        for _ in 0..self.buf.len() {
+                            out.echo.extend_from_slice(b"\x08 \x08");
+                        }
+                    }
+                    self.buf.clear();
+                }
+                0x03 => {
+                    self.buf.clear();
+                    out.echo.extend_from_slice(b"^C\n");
+                    out.interrupted = true;
+                }
+                0x20..=0x7e | 0x09 | 0x80..=0xff => {
+                    self.buf.push(b);
+                    if self.echo {
+                        out.echo.push(b);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+}
+
+const HELP: &str = "\
+Built-in commands:
+  help                         this list
+  echo [TEXT...] [> /proc/mconsole]
+  cat FILE...                  files under /proc
+  ls [DIR]                     /, /proc, /dev
+  dmesg                        the kernel log
+  uname [-a|-s|-n|-r|-v|-m]
+  uptime, free, ps, sync
+  halt, poweroff, reboot
+  ubd [list]                   block devices
+  ubd read DEV SECTOR [COUNT]  hex dump of sectors (DEV: ubda, ubd0, /dev/ubda)
+  ubd write DEV SECTOR TEXT    TEXT at the start of the sector, rest zero
+  ubd writehex DEV SECTOR HEX  bytes given in hex, rest of the sector zero
+";
+
+/// Runs one command line; returns what it prints.
+pub fn execute(line: &str, m: &mut Machine) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&cmd, args)) = words.split_first() else {
+        return String::new();
+    };
+    match cmd {
+        "help" => HELP.into(),
+        "echo" => echo(args, m),
+        "cat" => cat(args, m),
+        "ls" => ls(args, m),
+        "dmesg" => m.log.dmesg(),
+        "uname" => uname(args),
+        "uptime" => uptime(m),
+        "free" => free(m),
+        "ps" => m.task_list(),
+        "sync" => {
+            m.sync_disks();
+            String::new()
+        }
+        "halt" | "poweroff" => {
+            m.sync_disks();
+            m.log.info(if cmd == "halt" {
+                "reboot: System halted"
+            } else {
+                "reboot: Power down"
+            });
+            m.action = Some(Action::Halt(0));
+            String::new()
+        }
+        "reboot" => {
+            m.sync_disks();
+            m.log.info("reboot: Restarting system");
+            m.action = Some(Action::Reboot);
+            String::new()
+        }
+        "ubd" => ubd(args, m),
+        _ => format!("sh: {cmd}: not found\n"),
+    }
+}
+
+fn echo(args: &[&str], m: &mut Machine) -> String {
+    if let Some(pos) = args.iter().position(|a| *a == ">") {
+        let text = format!("{}\n", args[..pos].join(" "));
+        return match args.get(pos + 1) {
+            Some(target) => match proc::write(m, target, text.as_bytes()) {
+                Ok(()) => String::new(),
+                Err(e) => format!("sh: {e}\n"),
+            },
+            None => "sh: syntax error: missing file after '>'\n".into(),
+        };
+    }
+    format!("{}\n", args.join(" "))
+}
+
+fn cat(args: &[&str], m: &mut Machine) -> String {
+    let mut out = String::new();
+    for a in args {
+        match proc::read(m, a) {
+            Ok(text) if a.starts_with("/proc") || !a.starts_with('/') => out.push_str(&text),
+            Ok(_) | Err(proc::ProcError::Open) => {
+                out.push_str(&format!("cat: {a}: No such file or directory\n"))
+            }
+            Err(proc::ProcError::Read) => out.push_str(&format!("cat: {a}: Is a directory\n")),
+        }
+    }
+    out
+}
+
+fn ls(args: &[&str], m: &Machine) -> String {
+    let dir = args.first().copied().unwrap_or("/").trim_end_matches('/');
+    match dir {
+        "" => "dev\nproc\n".into(),
+        "/proc" => proc::list(m).join("\n") + "\n",
+        "/dev" => {
+            let mut names: Vec<String> = m
+                .tasks
+                .iter()
+                .filter(|t| t.tty != "?")
+                .map(|t| t.tty.clone())
+                .collect();
+            for (n, s) in m.disks.slots.iter().enumerate() {
+                if s.as_ref().is_some_and(|s| s.open.is_some()) {
+                    names.push(crate::block::disk_name(n));
+                }
+            }
+            names.sort();
+            names.join("\n") + "\n"
+        }
+        _ => format!("ls: {dir}: No such file or directory\n"),
+    }
+}
+
+fn uname(args: &[&str]) -> String {
+    let field = args.first().copied().unwrap_or("-s");
+    let text = match field {
+        "-a" => format!("{} GNU/Linux", machine::uname_line()),
+        "-s" => machine::SYSNAME.into(),
+        "-n" => machine::NODENAME.into(),
+        "-r" => machine::RELEASE.into(),
+        "-v" => machine::VERSION.into(),
+        "-m" => machine::machine_arch().into(),
+        other => return format!("uname: unrecognized option '{other}'\n"),
+    };
+    text + "\n"
+}
+
+fn uptime(m: &Machine) -> String {
+    let secs = m.uptime_secs() as u64;
+    format!(
+        " up {} min, {} sec,  load average: 0.00, 0.00, 0.00\n",
+        secs / 60,
+        secs % 60
+    )
+}
+
+fn free(m: &Machine) -> String {
+    let (used, free) = m.memory_kb();
+    format!(
+        "              total        used        free\nMem:    {:>11} {:>11} {:>11}\nSwap:   {:>11} {:>11} {:>11}\n",
+        used + free,
+        used,
+        free,
+        0,
+        0,
+        0
+    )
+}
+
+fn ubd(args: &[&str], m: &mut Machine) -> String {
+    match args {
+        [] | ["list"] => ubd_list(m),
+        ["read", dev, sector, rest @ ..] if rest.len() <= 1 => {
+            let count = rest.first().map_or(Ok(1), |c| number(c));
+            match (number(sector), count) {
+                (Ok(s), Ok(c)) => match m.disks.lookup(dev).and_then(|d| d.read(s, c).map_err(|e| format!("{dev}: {e}"))) {
+                    Ok(data) => hexdump(&data, s * SECTOR),
+                    Err(e) => format!("ubd: {e}\n"),
+                },
+                (Err(e), _) | (_, Err(e)) => format!("ubd: {e}\n"),
+            }
+        }
+        ["write", dev, sector, text @ ..] if !text.is_empty() => ubd_write(m, dev, sector, text.join(" ").into_bytes()),
+        ["writehex", dev, sector, hex] => match parse_hex(hex) {
+            Ok(bytes) => ubd_write(m, dev, sector, bytes),
+            Err(e) => format!("ubd: {e}\n"),
+        },
+        _ => "usage: ubd [list] | ubd read DEV SECTOR [COUNT] | ubd write DEV SECTOR TEXT | ubd writehex DEV SECTOR HEX\n".into(),
+    }
+}
+
+fn ubd_list(m: &Machine) -> String {
+    let mut out = String::new();
+    for (n, slot) in m.disks.slots.iter().enumerate() {
+        let Some(s) = slot else { continue };
+        let state = match &s.open {
+            Some(d) => format!(
+                "{} sectors{}",
+                d.sectors(),
+                if d.writable { "" } else { ", read-only" }
+            ),
+            None => "not open".into(),
+        };
+        let backing = s
+            .backing
+            .as_ref()
+            .map(|b| format!(" over {}", b.display()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{} {}{} ({state})\n",
+            crate::block::disk_name(n),
+            s.spec.file.display(),
+            backing
+        ));
+    }
+    out
+}
+
+fn ubd_write(m: &mut Machine, dev: &str, sector: &str, mut data: Vec<u8>) -> String {
+    let s = match number(sector) {
+        Ok(s) => s,
+        Err(e) => return format!("ubd: {e}\n"),
+    };
+    let padded = (data.len() as u64).div_ceil(SECTOR).max(1) * SECTOR;
+    data.resize(padded as usize, 0);
+    match m
+        .disks
+        .lookup(dev)
+        .and_then(|d| d.write(s, &data).map_err(|e| format!("{dev}: {e}")))
+    {
+        Ok(()) => format!("wrote {} sector(s) at {s}\n", padded / SECTOR),
+        Err(e) => format!("ubd: {e}\n"),
+    }
+}
+
+fn number(s: &str) -> Result<u64, String> {
+    let parsed = match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("{s}: not a number"))
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(2) {
+        return Err(format!("{s}: odd number of hex digits"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("{s}: not hex")))
+        .collect()
+}
+
+/// `hexdump -C` style, 16 bytes a line, offsets from `base`.
+pub fn hexdump(data: &[u8], base: u64) -> String {
+    let mut out = String::new();
+    for (i, row) in data.chunks(16).enumerate() {
+        out.push_str(&format!("{:08x} ", base + i as u64 * 16));
+        for (j, b) in row.iter().enumerate() {
+            if j == 8 {
+                out.push(' ');
+            }
+            out.push_str(&format!(" {b:02x}"));
+        }
+        let text: String = row
+            .iter()
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        out.push_str(&format!("  |{text}|\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_handles_raw_terminal_keys() {
+        let mut e = LineEditor {
+            echo: true,
+            ..Default::default()
+        };
+        let r = e.feed(b"ecx\x7fho hi\r\n");
+        assert_eq!(r.lines, vec!["echo hi"]);
+        assert_eq!(r.echo, b"ecx\x08 \x08ho hi\n");
+        let r = e.feed(b"junk\x03");
+        assert!(r.interrupted && r.lines.is_empty());
+        let r = e.feed(b"ab\x15cd\n");
+        assert_eq!(r.lines, vec!["cd"]);
+    }
+
+    #[test]
+    fn hexdump_rows() {
+        let d = hexdump(b"ABCDEFGHIJKLMNOPQ", 512);
+        assert!(d.starts_with("00000200  41 42"), "{d}");
+        assert!(d.contains("|ABCDEFGHIJKLMNOP|\n00000210  51"), "{d}");
+    }
+
+    #[test]
+    fn hex_parse() {
+        assert_eq!(parse_hex("00ff10").unwrap(), vec![0, 255, 16]);
+        assert!(parse_hex("abc").is_err());
+    }
+}
