@@ -5,5 +5,7 @@
 //! never prints, never exits and never reads the environment: callers decide.
 
 pub mod cow;
+pub mod ether;
 pub mod fdpass;
 pub mod fsutil;
+pub mod switch;
