@@ -350,6 +350,9 @@ impl Switch {
                     return;
                 }
                 let label = self.tables.port(*id).map_or(fd, |p| p.label);
+                // Frames the client sent before it went are still queued: forward them
+                // while its port exists.
+                self.forward_data();
                 if n == 0 || flags.contains(EpollFlags::EPOLLHUP) {
                     info!("Disconnect from port {label}");
                 } else {
@@ -668,10 +671,12 @@ impl Switch {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} ports ({} mode), {} frames from unknown senders",
+            "{} ports ({} mode), {} frames from unknown senders, {} control connections, rss {} KiB",
             self.tables.live_ports().len(),
             if self.cfg.hub { "hub" } else { "switch" },
-            self.unknown_senders
+            self.unknown_senders,
+            self.conns.len(),
+            own_rss_kib()
         );
         let _ = writeln!(
             s,
@@ -737,6 +742,18 @@ impl Switch {
 }
 
 const BATCH_TAP: usize = 32;
+
+/// This process's resident set size (VmRSS), 0 if unknown.
+fn own_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
 
 fn version_name(r: &Request) -> &'static str {
     match r {
