@@ -411,8 +411,8 @@ fn guests_on_switch_and_hub() {
     );
 }
 
-/// 3. A guest pings the host end of a tap device attached with -tap, in a network
-/// namespace this test makes for itself (the test binary re-runs itself inside it).
+/// Acceptance 3: a guest pings the host end of a tap device attached with -tap, in a
+/// network namespace this test makes for itself (the test binary re-runs itself there).
 #[test]
 fn tap_port_reaches_the_host() {
     if std::env::var_os("UMLSW_IN_NETNS").is_none() {
@@ -483,9 +483,9 @@ fn openpty() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
 }
 
-/// 4. Signals clean up (exit as by the signal), stdin EOF on a terminal exits 0 while
-/// /dev/null stdin is ignored, a live switch's socket is refused and a dead one's reused,
-/// and a regular file at the control path is left alone.
+/// Acceptance 4: signals clean up (exit as by the signal), stdin EOF on a terminal exits
+/// 0 while a /dev/null stdin is ignored, a live switch's socket is refused and a dead
+/// one's reused, and a regular file at the control path is left alone.
 #[test]
 fn life_cycle() {
     let dir = scratch();
