@@ -167,6 +167,18 @@ impl TxQueue {
     /// Sends everything queued; `report` hears about each datagram once.
     pub fn flush(&mut self, fd: BorrowedFd<'_>, mut report: impl FnMut(Sent<'_>)) {
         let n = self.entries.len();
+        if n == 1 {
+            // One datagram: plain sendto is cheaper than sendmmsg's msghdr handling.
+            let e = &self.entries[0];
+            // SAFETY: e.data points at e.len bytes the caller keeps alive (see push).
+            let frame = unsafe { std::slice::from_raw_parts(e.data, e.len) };
+            match uml_proto::switch::send_to(fd, frame, &e.to) {
+                Ok(_) => report(Sent::Ok(e)),
+                Err(err) => report(Sent::Failed(e, err)),
+            }
+            self.entries.clear();
+            return;
+        }
         for (i, e) in self.entries.iter().enumerate() {
             self.iovs[i] = libc::iovec {
                 iov_base: e.data as *mut libc::c_void,

@@ -6,11 +6,13 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use uml_proto::ether::MAX_FRAME_LEN;
 use uml_proto::switch::{
@@ -40,6 +42,7 @@ const T_DATA: u64 = 2;
 const T_TAP: u64 = 3;
 const T_STDIN: u64 = 4;
 const T_SIGNAL: u64 = 5;
+const T_AGING: u64 = 6;
 /// Control connections: T_CONN + fd.
 const T_CONN: u64 = 1 << 32;
 
@@ -74,6 +77,9 @@ pub struct Switch {
     data_addr: DataAddr,
     tap: Option<(OwnedFd, PortId)>,
     signals: SignalFd,
+    /// Fires every AGING_PERIOD_SECS: epoll then sleeps without a timeout, so no timer
+    /// is armed and cancelled on every wake-up.
+    aging: TimerFd,
     stdin_watched: bool,
     conns: crate::fasthash::FastMap<RawFd, Conn>,
     tables: Tables,
@@ -155,11 +161,25 @@ impl Switch {
             Some(p) => Some(PcapWriter::open(p).map_err(SetupError::Other)?),
             None => None,
         };
+        let aging = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(sys)?;
+        aging
+            .set(
+                Expiration::Interval(TimeSpec::from_duration(Duration::from_secs(
+                    AGING_PERIOD_SECS,
+                ))),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(sys)?;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys)?;
         let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
         epoll.add(&listener, ev(T_LISTEN)).map_err(sys)?;
         epoll.add(&data, ev(T_DATA)).map_err(sys)?;
         epoll.add(&signals, ev(T_SIGNAL)).map_err(sys)?;
+        epoll.add(&aging, ev(T_AGING)).map_err(sys)?;
         if let Some((fd, _)) = &tap {
             epoll.add(fd, ev(T_TAP)).map_err(sys)?;
         }
@@ -176,6 +196,7 @@ impl Switch {
             data_addr,
             tap,
             signals,
+            aging,
             stdin_watched,
             conns: Default::default(),
             tables,
@@ -203,12 +224,8 @@ impl Switch {
     /// Runs until stdin EOF or a terminating signal.
     pub fn run(&mut self) -> Exit {
         let mut events = vec![EpollEvent::empty(); 64];
-        let mut next_aging = Instant::now() + Duration::from_secs(AGING_PERIOD_SECS);
         loop {
-            let wait = next_aging.saturating_duration_since(Instant::now());
-            let timeout = EpollTimeout::try_from(wait + Duration::from_millis(1))
-                .unwrap_or(EpollTimeout::MAX);
-            let n = match self.epoll.wait(&mut events, timeout) {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
@@ -221,13 +238,23 @@ impl Switch {
                     return exit;
                 }
             }
-            if Instant::now() >= next_aging {
-                let gone = self.tables.age(self.tables.now());
-                if gone > 0 {
-                    debug!("aged out {gone} MAC entries");
-                }
-                next_aging = Instant::now() + Duration::from_secs(AGING_PERIOD_SECS);
-            }
+        }
+    }
+
+    fn age_tables(&mut self) {
+        let mut ticks = [0u8; 8];
+        // SAFETY: reading the 8-byte expiration count of our own timerfd into a buffer
+        // of that size (it is non-blocking: EAGAIN is harmless).
+        let _ = unsafe {
+            libc::read(
+                self.aging.as_fd().as_raw_fd(),
+                ticks.as_mut_ptr() as *mut libc::c_void,
+                8,
+            )
+        };
+        let gone = self.tables.age(self.tables.now());
+        if gone > 0 {
+            debug!("aged out {gone} MAC entries");
         }
     }
 
@@ -238,6 +265,7 @@ impl Switch {
             T_TAP => self.forward_tap(),
             T_STDIN => return self.stdin_event(),
             T_SIGNAL => return self.signal_event(),
+            T_AGING => self.age_tables(),
             t if t >= T_CONN => self.conn_event((t - T_CONN) as RawFd, flags),
             _ => {}
         }
@@ -420,8 +448,10 @@ impl Switch {
         self.conns.insert(fd, Conn::Port { stream, id, skip });
     }
 
+    /// Forwards what waits on the data socket, a batch at a time, until it is empty
+    /// (at most 64 batches, so control connections are served too).
     fn forward_data(&mut self) {
-        for _ in 0..16 {
+        for _ in 0..64 {
             let n = match self.rx.recv(self.data.as_fd()) {
                 Ok(n) => n,
                 Err(e) => {
