@@ -464,6 +464,28 @@ fn tap_port_reaches_the_host() {
     );
 }
 
+/// Runs `cmd` with the given stdin (5 s limit), capturing stdout and stderr to files
+/// (a daemon keeps them open after the command itself exits).
+fn run_with_stdin(cmd: &mut Command, stdin: Stdio) -> tests::Output {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch();
+    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(fs::File::create(&o).unwrap())
+        .stderr(fs::File::create(&e).unwrap())
+        .spawn()
+        .expect("spawn");
+    let (status, timed_out) = tests::command::wait_bounded(&mut child, Duration::from_secs(5));
+    tests::Output {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: fs::read_to_string(&o).unwrap_or_default(),
+        stderr: fs::read_to_string(&e).unwrap_or_default(),
+        timed_out,
+    }
+}
+
 fn openpty() -> (OwnedFd, OwnedFd) {
     let (mut master, mut slave) = (0, 0);
     // SAFETY: openpty writes two descriptors into the ints; the other pointers may be null.
@@ -539,6 +561,37 @@ fn life_cycle() {
     assert!(first.ctl.exists(), "SIGKILL leaves the socket behind");
     let again = SwitchRun::start(d, "one", &[]);
     drop(again);
+
+    // -daemon: the command returns once the sockets are bound; the switch serves from
+    // the background (cwd /, so the relative path was made absolute) and, its stdin
+    // being a terminal, stops and cleans up when that closes.
+    let (master, slave) = openpty();
+    let out = run_with_stdin(
+        Command::new(our_bin("uml_switch"))
+            .args(["-unix", "bg.ctl", "-daemon"])
+            .current_dir(d),
+        Stdio::from(slave),
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "uml_switch attached to unix socket 'bg.ctl'\n");
+    let bg = d.join("bg.ctl");
+    let c = attach(
+        &bg,
+        DataAddr::abstract_name(std::process::id(), 99),
+        v3,
+        None,
+        Duration::from_secs(5),
+    );
+    assert!(c.is_ok(), "daemon does not serve: {c:?}");
+    drop(master);
+    let start = Instant::now();
+    while bg.exists() && start.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !bg.exists(),
+        "the daemon did not stop and clean up on terminal EOF"
+    );
 
     let file = d.join("precious.ctl");
     fs::write(&file, b"keep me").unwrap();
@@ -662,4 +715,66 @@ fn legacy_command_line_and_v0_clients() {
         !ctl.exists() && !data.exists(),
         "compat sockets left behind"
     );
+}
+
+/// Receives one datagram on `c` within 5 s.
+fn recv_one(c: &uml_proto::switch::Client) -> Vec<u8> {
+    let mut got = [0u8; 1600];
+    let start = Instant::now();
+    loop {
+        match uml_proto::switch::recv_from(c.data.as_fd(), &mut got) {
+            Ok((n, _)) => return got[..n].to_vec(),
+            Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("nothing received: {e}"),
+        }
+    }
+}
+
+/// A client that bound a short abstract name (and named it, zero-padded, in its v1
+/// request) is matched as a sender and reached as a receiver; the switch's reply is the
+/// full 110-byte abstract address.
+#[test]
+fn short_client_names_are_served() {
+    let dir = scratch();
+    let sw = SwitchRun::start(dir.path(), "short", &[]);
+    let pid = std::process::id();
+    let mut raw = vec![1u8, 0, 0];
+    raw.extend_from_slice(format!("short-{pid}").as_bytes());
+    let short_name = DataAddr::from_raw(&raw);
+    let (ms, mn) = (MacAddr([2, 0, 0, 5, 0, 1]), MacAddr([2, 0, 0, 5, 0, 2]));
+    let short = attach(
+        &sw.ctl,
+        short_name,
+        |addr| Request::V1 {
+            mac: ms,
+            addr: addr.full_length(),
+        },
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(short.switch.len, 110);
+    assert!(short.switch.is_abstract());
+    let full = attach(
+        &sw.ctl,
+        DataAddr::abstract_name(pid, 55),
+        v3,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    // Full -> short (broadcast, then unicast once the short client is learned).
+    send_to(
+        full.data.as_fd(),
+        &frame(MacAddr::BROADCAST, mn, 60),
+        &full.switch,
+    )
+    .unwrap();
+    assert_eq!(recv_one(&short), frame(MacAddr::BROADCAST, mn, 60));
+    send_to(short.data.as_fd(), &frame(mn, ms, 70), &short.switch).unwrap();
+    assert_eq!(recv_one(&full), frame(mn, ms, 70));
+    send_to(full.data.as_fd(), &frame(ms, mn, 80), &full.switch).unwrap();
+    assert_eq!(recv_one(&short), frame(ms, mn, 80));
 }

@@ -137,27 +137,22 @@ fn main() -> ExitCode {
         cfg.pcap = Some(absolute(p));
     }
     let pcap_on_stdout = cfg.pcap.as_deref() == Some(Path::new("-"));
-    let mut switch = match Switch::setup(cfg.clone()) {
+    let msg = start_message(&shown);
+    let announce = || {
+        if pcap_on_stdout {
+            eprint!("{msg}");
+        } else {
+            print!("{msg}");
+            let _ = std::io::stdout().flush();
+        }
+    };
+    let mut switch = match Switch::setup(cfg, announce) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("uml_switch: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let msg = start_message(&shown);
-    if pcap_on_stdout {
-        eprint!("{msg}");
-    } else {
-        print!("{msg}");
-        let _ = std::io::stdout().flush();
-    }
-    if cfg.daemon {
-        if let Err(e) = switch.daemonize() {
-            eprintln!("uml_switch: daemon: {e}");
-            switch.cleanup();
-            return ExitCode::FAILURE;
-        }
-    }
     let exit = switch.run();
     switch.cleanup();
     match exit {

@@ -118,11 +118,11 @@ fn handled_signals() -> SigSet {
 impl Switch {
     /// Blocks the handled signals and binds every socket. Messages for the start go to
     /// the caller.
-    pub fn setup(cfg: Config) -> Result<Switch, SetupError> {
+    /// `announce` runs once the sockets are bound (the start message), before `-daemon`
+    /// detaches: the signalfd and epoll are made after that, in the process that runs.
+    pub fn setup(cfg: Config, announce: impl FnOnce()) -> Result<Switch, SetupError> {
         let mask = handled_signals();
         mask.thread_block().map_err(sys)?;
-        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(sys)?;
         let listener = bind_control(&cfg.control)?;
         let control_ino = ino(&cfg.control);
         let data_addr = match &cfg.compat_data {
@@ -161,6 +161,16 @@ impl Switch {
             Some(p) => Some(PcapWriter::open(p).map_err(SetupError::Other)?),
             None => None,
         };
+        announce();
+        if cfg.daemon {
+            // Stdio stays; the working directory becomes / (paths were made absolute).
+            if let Err(e) = nix::unistd::daemon(false, true) {
+                let _ = std::fs::remove_file(&cfg.control);
+                return Err(SetupError::Other(format!("daemon: {e}")));
+            }
+        }
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(sys)?;
         let aging = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
@@ -212,13 +222,6 @@ impl Switch {
     /// The data socket's address (what replies carry).
     pub fn data_addr(&self) -> &DataAddr {
         &self.data_addr
-    }
-
-    /// Detaches from the terminal as the C switch's `-daemon` does (stdio kept). Paths
-    /// were made absolute first, so cleanup still finds the sockets.
-    pub fn daemonize(&mut self) -> Result<(), SetupError> {
-        nix::unistd::daemon(false, true).map_err(sys)?;
-        Ok(())
     }
 
     /// Runs until stdin EOF or a terminating signal.
