@@ -573,7 +573,13 @@ fn life_cycle() {
         Stdio::from(slave),
     );
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert_eq!(out.stdout, "uml_switch attached to unix socket 'bg.ctl'\n");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{} attached to unix socket 'bg.ctl'\n",
+            our_bin("uml_switch").display()
+        )
+    );
     let bg = d.join("bg.ctl");
     let c = attach(
         &bg,
@@ -648,7 +654,7 @@ fn legacy_command_line_and_v0_clients() {
         let n = stdout.read(&mut buf).unwrap();
         first.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    let ours = first.clone();
+    let ours = first.replace(&our_bin("uml_switch").display().to_string(), "uml_switch");
     // The C tool's lines for the same command (it names itself by argv[0]).
     let c = c_tool("uml_switch").unwrap();
     let cctl = d.join("cv0.ctl");

@@ -96,23 +96,24 @@ fn config(args: &Args) -> Result<Config, clap::Error> {
     })
 }
 
-/// The C tool's start lines (stdout, or stderr when stdout carries pcap data).
-fn start_message(cfg: &Config) -> String {
+/// The C tool's start lines, naming the program as it was invoked (stdout, or stderr
+/// when stdout carries pcap data).
+fn start_message(prog: &str, cfg: &Config) -> String {
     let mut s = String::new();
     if cfg.compat_data.is_some() {
         s.push_str("Control protocol 0 compatibility\n");
     }
     if cfg.hub {
-        s.push_str("uml_switch will be a hub instead of a switch\n");
+        s.push_str(&format!("{prog} will be a hub instead of a switch\n"));
     }
     match &cfg.compat_data {
         Some(d) => s.push_str(&format!(
-            "uml_switch attached to unix sockets '{}' and '{}'",
+            "{prog} attached to unix sockets '{}' and '{}'",
             cfg.control.display(),
             d.display()
         )),
         None => s.push_str(&format!(
-            "uml_switch attached to unix socket '{}'",
+            "{prog} attached to unix socket '{}'",
             cfg.control.display()
         )),
     }
@@ -137,7 +138,11 @@ fn main() -> ExitCode {
         cfg.pcap = Some(absolute(p));
     }
     let pcap_on_stdout = cfg.pcap.as_deref() == Some(Path::new("-"));
-    let msg = start_message(&shown);
+    let prog = std::env::args_os().next().map_or_else(
+        || "uml_switch".to_string(),
+        |a| a.to_string_lossy().into_owned(),
+    );
+    let msg = start_message(&prog, &shown);
     let announce = || {
         if pcap_on_stdout {
             eprint!("{msg}");
