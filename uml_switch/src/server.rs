@@ -86,6 +86,9 @@ pub struct Switch {
     rx: RxBatch,
     tx: TxQueue,
     tap_buf: Vec<u8>,
+    /// A descriptor kept in reserve for shedding connections when none are left.
+    spare_fd: Option<std::fs::File>,
+    fd_exhaustion_logged: bool,
     pcap: Option<PcapWriter>,
     unknown_senders: u64,
     /// The control socket's inode, so cleanup removes only our own socket.
@@ -213,6 +216,8 @@ impl Switch {
             rx: RxBatch::new(),
             tx: TxQueue::new(),
             tap_buf: vec![0u8; 65536],
+            spare_fd: std::fs::File::open("/dev/null").ok(),
+            fd_exhaustion_logged: false,
             pcap,
             unknown_senders: 0,
             control_ino,
@@ -328,12 +333,30 @@ impl Switch {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.shed_connection(&e);
+                    return;
+                }
                 Err(e) => {
                     warn!("accept: {e}");
                     return;
                 }
             }
         }
+    }
+
+    /// Out of descriptors: free the spare one, accept and close the waiting connection
+    /// (so the level-triggered listener does not spin), and take the spare back.
+    fn shed_connection(&mut self, e: &io::Error) {
+        if !self.fd_exhaustion_logged {
+            warn!("accept: {e}: refusing new connections until descriptors are free");
+            self.fd_exhaustion_logged = true;
+        }
+        self.spare_fd = None;
+        if let Ok((stream, _)) = self.listener.accept() {
+            drop(stream);
+        }
+        self.spare_fd = std::fs::File::open("/dev/null").ok();
     }
 
     fn close_conn(&mut self, fd: RawFd) {
