@@ -784,3 +784,101 @@ fn short_client_names_are_served() {
     send_to(full.data.as_fd(), &frame(ms, mn, 80), &full.switch).unwrap();
     assert_eq!(recv_one(&short), frame(ms, mn, 80));
 }
+
+/// `--pcap -` streams a capture on stdout (the start line moves to stderr) that
+/// tcpdump reads; `--log-level debug` shows MAC learning, the default does not.
+#[test]
+fn pcap_on_stdout_and_log_levels() {
+    let dir = scratch();
+    let d = dir.path();
+    let ctl = d.join("p.ctl");
+    let (cap, err) = (d.join("p.pcap"), d.join("p.err"));
+    let child = Command::new(our_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .args(["--pcap", "-", "--log-level", "debug"])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&cap).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut sw = SwitchRun {
+        child,
+        ctl: ctl.clone(),
+        stdout: err.clone(),
+        stderr: err.clone(),
+    };
+    assert!(sw.wait_until(Duration::from_secs(5), |s| s.ctl.exists()
+        && s.err().contains("attached")));
+    let pid = std::process::id();
+    let a = attach(
+        &ctl,
+        DataAddr::abstract_name(pid, 201),
+        v3,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let b = attach(
+        &ctl,
+        DataAddr::abstract_name(pid, 202),
+        v3,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let (ma, mb) = (MacAddr([2, 0, 0, 7, 0, 1]), MacAddr([2, 0, 0, 7, 0, 2]));
+    send_to(
+        a.data.as_fd(),
+        &frame(MacAddr::BROADCAST, ma, 60),
+        &a.switch,
+    )
+    .unwrap();
+    recv_one(&b);
+    send_to(b.data.as_fd(), &frame(ma, mb, 100), &b.switch).unwrap();
+    recv_one(&a);
+    sw.signal(libc::SIGINT);
+    sw.wait_exit(Duration::from_secs(5));
+    let log = sw.err();
+    assert!(log.contains(" Addr: 02:00:00:07:00:01 New port"), "{log}");
+    assert!(log.contains(" Addr: 02:00:00:07:00:02 New port"), "{log}");
+    let dump = run_ok(Command::new("tcpdump").args(["-n", "-e", "-r"]).arg(&cap));
+    // One line per frame (hex dumps of unknown EtherTypes are indented).
+    let lines: Vec<&str> = dump
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", dump.stdout);
+    assert!(
+        lines[0].contains("02:00:00:07:00:01 > ff:ff:ff:ff:ff:ff")
+            && lines[0].contains("length 60"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("02:00:00:07:00:02 > 02:00:00:07:00:01")
+            && lines[1].contains("length 100"),
+        "{}",
+        lines[1]
+    );
+
+    // At the default level, learning is not logged.
+    let quiet = SwitchRun::start(d, "quiet", &[]);
+    let a = attach(
+        &quiet.ctl,
+        DataAddr::abstract_name(pid, 203),
+        v3,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    send_to(
+        a.data.as_fd(),
+        &frame(MacAddr::BROADCAST, ma, 60),
+        &a.switch,
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(100));
+    assert!(!quiet.err().contains("Addr:"), "{}", quiet.err());
+}
