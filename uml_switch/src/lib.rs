@@ -6,6 +6,7 @@ pub mod batch;
 pub mod capture;
 pub mod fasthash;
 pub mod log;
+pub mod report;
 pub mod server;
 pub mod sockets;
 pub mod tables;

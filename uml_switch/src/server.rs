@@ -723,62 +723,14 @@ impl Switch {
 
     /// The port and MAC tables as text (SIGUSR1).
     pub fn report(&self) -> String {
-        use std::fmt::Write as _;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "{} ports ({} mode), {} frames from unknown senders, {} control connections, rss {} KiB",
-            self.tables.live_ports().len(),
-            if self.cfg.hub { "hub" } else { "switch" },
-            self.unknown_senders,
-            self.conns.len(),
-            own_rss_kib()
-        );
-        let _ = writeln!(
-            s,
-            "{:>5} {:<40} {:>10} {:>12} {:>10} {:>12} {:>6} {:>8} {:>9}",
-            "port",
-            "peer",
-            "rx_frames",
-            "rx_bytes",
-            "tx_frames",
-            "tx_bytes",
-            "runts",
-            "oversize",
-            "tx_errors"
-        );
-        for &id in self.tables.live_ports() {
-            let Some(p) = self.tables.port(id) else {
-                continue;
-            };
-            let peer = match &p.kind {
-                PortKind::Unix { send_to, .. } => send_to.to_string(),
-                PortKind::Tap { name } => format!("tap:{name}"),
-            };
-            let c = p.counters;
-            let _ = writeln!(
-                s,
-                "{:>5} {:<40} {:>10} {:>12} {:>10} {:>12} {:>6} {:>8} {:>9}",
-                p.label,
-                peer,
-                c.rx_frames,
-                c.rx_bytes,
-                c.tx_frames,
-                c.tx_bytes,
-                c.runts,
-                c.oversize,
-                c.tx_errors
-            );
-        }
-        let now = self.tables.now();
-        let macs = self.tables.mac_table();
-        let _ = writeln!(s, "{} MAC entries", macs.len());
-        let _ = writeln!(s, "{:<17} {:>5} {:>6}", "mac", "port", "idle_s");
-        for (mac, e) in macs {
-            let label = self.tables.port(e.port).map_or(-1, |p| p.label);
-            let _ = writeln!(s, "{mac} {label:>5} {:>6}", now.saturating_sub(e.last_seen));
-        }
-        s
+        crate::report::render(
+            &self.tables,
+            &crate::report::Summary {
+                hub: self.cfg.hub,
+                unknown_senders: self.unknown_senders,
+                control_connections: self.conns.len(),
+            },
+        )
     }
 
     /// Removes the sockets this switch made (only if they are still ours).
@@ -798,18 +750,6 @@ impl Switch {
 }
 
 const BATCH_TAP: usize = 32;
-
-/// This process's resident set size (VmRSS), 0 if unknown.
-fn own_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn version_name(r: &Request) -> &'static str {
     match r {
