@@ -33,36 +33,41 @@ impl Default for RxBatch {
 
 impl RxBatch {
     pub fn new() -> RxBatch {
-        RxBatch {
+        let mut rx = RxBatch {
             bufs: vec![[0u8; RX_BUF]; BATCH],
             names: vec![[0u8; SOCKADDR_LEN]; BATCH],
             // SAFETY: mmsghdr and iovec are plain C structs for which all-zero is valid.
             hdrs: vec![unsafe { std::mem::zeroed() }; BATCH],
             iovs: vec![unsafe { std::mem::zeroed() }; BATCH],
-            count: 0,
+            count: BATCH,
+        };
+        // The vectors' heap storage never moves (they are never resized), so the
+        // pointers set here stay valid for the life of the batch.
+        for i in 0..BATCH {
+            rx.iovs[i] = libc::iovec {
+                iov_base: rx.bufs[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: RX_BUF,
+            };
+            let iov: *mut libc::iovec = &mut rx.iovs[i];
+            let h = &mut rx.hdrs[i].msg_hdr;
+            h.msg_name = rx.names[i].as_mut_ptr() as *mut libc::c_void;
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
         }
+        rx
     }
 
     /// Receives what is queued, up to BATCH frames, without blocking; returns the count
     /// (0 when nothing was waiting).
     pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
-        for i in 0..BATCH {
-            self.iovs[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void,
-                iov_len: RX_BUF,
-            };
-            let h = &mut self.hdrs[i];
-            h.msg_hdr.msg_name = self.names[i].as_mut_ptr() as *mut libc::c_void;
+        // Only the headers the last call filled in were changed by the kernel.
+        for h in &mut self.hdrs[..self.count.max(1)] {
             h.msg_hdr.msg_namelen = SOCKADDR_LEN as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut self.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
-        // SAFETY: every header points at live buffers of the stated sizes owned by self,
-        // which outlive the call; BATCH headers are passed.
+        // SAFETY: every header points at live buffers of the stated sizes owned by self
+        // (set up in `new`), which outlive the call; BATCH headers are passed.
         let n = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
