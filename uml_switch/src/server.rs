@@ -1,6 +1,7 @@
 //! The switch itself: one epoll loop over the control listener, the control
-//! connections, the data socket, the tap device, stdin (when a terminal) and a signalfd.
-//! Frames are received and sent in batches; aging runs in the loop every 2 s.
+//! connections, the data socket, the tap device, stdin (when a terminal), a signalfd and
+//! the aging timerfd (every 2 s). Frames are received and sent in batches; nothing on
+//! the packet path prints except a problem's first occurrence on a port.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
