@@ -90,6 +90,8 @@ pub struct Switch {
     /// A descriptor kept in reserve for shedding connections when none are left.
     spare_fd: Option<std::fs::File>,
     fd_exhaustion_logged: bool,
+    /// The data socket may still hold frames (edge-triggered: no new event will say so).
+    data_backlog: bool,
     pcap: Option<PcapWriter>,
     unknown_senders: u64,
     /// The control socket's inode, so cleanup removes only our own socket.
@@ -191,7 +193,13 @@ impl Switch {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys)?;
         let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
         epoll.add(&listener, ev(T_LISTEN)).map_err(sys)?;
-        epoll.add(&data, ev(T_DATA)).map_err(sys)?;
+        // Edge-triggered: forward_data drains the socket (or notes a backlog).
+        epoll
+            .add(
+                &data,
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, T_DATA),
+            )
+            .map_err(sys)?;
         epoll.add(&signals, ev(T_SIGNAL)).map_err(sys)?;
         epoll.add(&aging, ev(T_AGING)).map_err(sys)?;
         if let Some((fd, _)) = &tap {
@@ -219,6 +227,7 @@ impl Switch {
             tap_buf: vec![0u8; 65536],
             spare_fd: std::fs::File::open("/dev/null").ok(),
             fd_exhaustion_logged: false,
+            data_backlog: false,
             pcap,
             unknown_senders: 0,
             control_ino,
@@ -234,7 +243,12 @@ impl Switch {
     pub fn run(&mut self) -> Exit {
         let mut events = vec![EpollEvent::empty(); 64];
         loop {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+            let timeout = if self.data_backlog {
+                EpollTimeout::ZERO
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
@@ -246,6 +260,9 @@ impl Switch {
                 if let Some(exit) = self.dispatch(ev.data(), ev.events()) {
                     return exit;
                 }
+            }
+            if self.data_backlog {
+                self.forward_data();
             }
         }
     }
@@ -478,7 +495,12 @@ impl Switch {
     /// Forwards what waits on the data socket, a batch at a time, until it is empty
     /// (at most 64 batches, so control connections are served too).
     fn forward_data(&mut self) {
-        for _ in 0..64 {
+        self.data_backlog = false;
+        for round in 0..64 {
+            if round == 63 {
+                // Let the other descriptors have a turn; come back without sleeping.
+                self.data_backlog = true;
+            }
             let n = match self.rx.recv(self.data.as_fd()) {
                 Ok(n) => n,
                 Err(e) => {
