@@ -553,7 +553,17 @@ impl Switch {
                     self.tap_buf.len(),
                 )
             };
-            if r <= 0 {
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) {
+                    self.drop_tap(&e);
+                }
+                break;
+            }
+            if r == 0 {
                 break;
             }
             let len = r as usize;
@@ -573,6 +583,16 @@ impl Switch {
         }
         if let Some(p) = &mut self.pcap {
             p.flush();
+        }
+    }
+
+    /// The tap device failed (it was deleted, say): it stops being a port instead of
+    /// waking the loop forever.
+    fn drop_tap(&mut self, e: &io::Error) {
+        if let Some((fd, id)) = self.tap.take() {
+            warn!("tap device: {e}: detached");
+            let _ = self.epoll.delete(&fd);
+            self.tables.remove_port(id);
         }
     }
 

@@ -196,6 +196,10 @@ impl Tables {
     /// than the 110 bytes its request named is matched too, and from then on is sent
     /// to with the length it really has.
     pub fn port_for_sender(&mut self, from: &DataAddr) -> Option<PortId> {
+        if from.len <= 2 {
+            // An unbound sender has no name: it cannot be anybody's port.
+            return None;
+        }
         let id = if from.len as usize == uml_proto::switch::SOCKADDR_LEN {
             *self.by_addr.get(&from.bytes)?
         } else {
@@ -423,5 +427,19 @@ mod tests {
             k => panic!("{k:?}"),
         }
         assert_eq!(t.port_for_sender(&DataAddr::abstract_name(9, 9)), None);
+        let zero = DataAddr::from_raw(&[1, 0]);
+        t.add_port(
+            7,
+            PortKind::Unix {
+                send_to: zero.full_length(),
+                learned_len: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            t.port_for_sender(&zero),
+            None,
+            "an unnamed sender matches no port"
+        );
     }
 }
