@@ -6,7 +6,7 @@
 //! switch's CPU time per forwarded frame (the switch pinned to CPU 0, the generator to
 //! CPU 1); then the median ping-pong round trip with switch and client on one CPU.
 //!
-//! Usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--rtt-only]
+//! Usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only]
 //! Build first: cargo build --release -p uml_switch -p bench
 
 use std::io;
@@ -295,6 +295,20 @@ fn throughput(
     })
 }
 
+/// The median of each figure over repeated runs; None if every run failed.
+fn median_of(runs: Vec<Throughput>) -> Option<Throughput> {
+    if runs.is_empty() {
+        return None;
+    }
+    let pick = |f: fn(&Throughput) -> f64| median(&mut runs.iter().map(f).collect::<Vec<f64>>());
+    Some(Throughput {
+        fps: pick(|t| t.fps),
+        cpu_ns_per_frame: pick(|t| t.cpu_ns_per_frame),
+        sleeps_per_frame: pick(|t| t.sleeps_per_frame),
+        loss: pick(|t| t.loss),
+    })
+}
+
 fn wait_readable(c: &Client, ms: i32) -> bool {
     let mut p = libc::pollfd {
         fd: c.data.as_raw_fd(),
@@ -356,6 +370,7 @@ fn main() {
     let mut only: Vec<String> = Vec::new();
     let mut sizes: Vec<usize> = Vec::new();
     let mut rounds = 2000usize;
+    let mut repeat = 3usize;
     let mut rtt_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -374,13 +389,19 @@ fn main() {
                     .expect("--rounds N")
             }
             "--rtt-only" => rtt_only = true,
+            "--repeat" => {
+                repeat = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--repeat N")
+            }
             "--size" => sizes.push(
                 args.next()
                     .and_then(|s| s.parse().ok())
                     .expect("--size BYTES"),
             ),
             "--help" | "-h" => {
-                println!("usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--rtt-only]");
+                println!("usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only]");
                 return;
             }
             other => {
@@ -405,7 +426,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("switch_bench.{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     println!(
-        "switch_bench: {secs} s per point, window {WINDOW} frames per pair, switch on CPU {SWITCH_CPU}, load on CPU {LOAD_CPU}{}",
+        "switch_bench: {secs} s per run, median of {repeat} runs per point, window {WINDOW} frames per pair, switch on CPU {SWITCH_CPU}, load on CPU {LOAD_CPU}{}",
         if netns { ", private network namespace" } else { "" }
     );
     let mut names = Names(0);
@@ -416,19 +437,24 @@ fn main() {
     for &size in &sizes {
         for pairs in [1usize, 4] {
             for idle in [0usize, 50] {
-                let mut row = Vec::new();
-                for &k in &kinds {
-                    let r = (|| {
-                        let sw = start(k, &dir, &ours)?;
-                        pin(sw.child.id() as i32, SWITCH_CPU)?;
-                        pin(0, LOAD_CPU)?;
-                        throughput(&sw, &mut names, size, pairs, idle, secs)
-                    })();
-                    if let Err(e) = &r {
-                        eprintln!("{} {size}B {pairs}p {idle}i: {e}", k.name());
+                // Each peer `repeat` times, interleaved, so that the machine's changing
+                // load falls on all of them alike; each figure is the median.
+                let mut runs: Vec<Vec<Throughput>> = kinds.iter().map(|_| Vec::new()).collect();
+                for _ in 0..repeat {
+                    for (ki, &k) in kinds.iter().enumerate() {
+                        let r = (|| {
+                            let sw = start(k, &dir, &ours)?;
+                            pin(sw.child.id() as i32, SWITCH_CPU)?;
+                            pin(0, LOAD_CPU)?;
+                            throughput(&sw, &mut names, size, pairs, idle, secs)
+                        })();
+                        match r {
+                            Ok(t) => runs[ki].push(t),
+                            Err(e) => eprintln!("{} {size}B {pairs}p {idle}i: {e}", k.name()),
+                        }
                     }
-                    row.push(r.ok());
                 }
+                let row: Vec<Option<Throughput>> = runs.into_iter().map(median_of).collect();
                 table.push((
                     format!(
                         "{size:>4} B, {pairs} pair{}, {idle:>2} idle",
@@ -482,26 +508,37 @@ fn main() {
     }
     println!("(ns/frame: switch CPU per forwarded frame; sleeps: the switch's voluntary context switches per frame;\n fps x: our frames/s divided by the peer's; cpu x: the peer's CPU per frame divided by ours; > 1 means ours is better)");
 
-    println!("\nping-pong round trip, switch and client both on CPU {SWITCH_CPU} (median of {rounds}, 64-byte frames):");
-    let mut rtt_ours = None;
-    for &k in &kinds {
-        let r = (|| {
-            let sw = start(k, &dir, &ours)?;
-            pin(sw.child.id() as i32, SWITCH_CPU)?;
-            pin(0, SWITCH_CPU)?;
-            ping_pong(&sw, &mut names, rounds)
-        })();
-        match r {
-            Ok(us) => {
-                let ratio = rtt_ours
-                    .map(|o: f64| format!("  (ours is {:.2}x of this)", o / us))
-                    .unwrap_or_default();
-                println!("  {:<14} {us:>7.1} us{ratio}", k.name());
-                if k == Kind::Ours {
-                    rtt_ours = Some(us);
-                }
+    println!(
+        "\nping-pong round trip, switch and client both on CPU {SWITCH_CPU} (64-byte frames; median of {rounds} round trips, then of {repeat} runs):"
+    );
+    let mut rtts: Vec<Vec<f64>> = kinds.iter().map(|_| Vec::new()).collect();
+    for _ in 0..repeat {
+        for (ki, &k) in kinds.iter().enumerate() {
+            let r = (|| {
+                let sw = start(k, &dir, &ours)?;
+                pin(sw.child.id() as i32, SWITCH_CPU)?;
+                pin(0, SWITCH_CPU)?;
+                ping_pong(&sw, &mut names, rounds)
+            })();
+            match r {
+                Ok(us) => rtts[ki].push(us),
+                Err(e) => eprintln!("{} ping-pong: {e}", k.name()),
             }
-            Err(e) => println!("  {:<14} failed: {e}", k.name()),
+        }
+    }
+    let mut rtt_ours = None;
+    for (ki, &k) in kinds.iter().enumerate() {
+        if rtts[ki].is_empty() {
+            println!("  {:<14} failed", k.name());
+            continue;
+        }
+        let us = median(&mut rtts[ki]);
+        let ratio = rtt_ours
+            .map(|o: f64| format!("  (ours is {:.2}x of this)", o / us))
+            .unwrap_or_default();
+        println!("  {:<14} {us:>7.1} us{ratio}", k.name());
+        if k == Kind::Ours {
+            rtt_ours = Some(us);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
