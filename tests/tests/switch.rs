@@ -388,6 +388,41 @@ fn guests_on_switch_and_hub() {
         "hub mode: C's eth1 went {c_before} -> {c_after}"
     );
 
+    // The request bytes linux.uml really sends, as a fake switch receives them on a
+    // hot-added eth2: uml_proto parses them as v3 and emits the same 122 bytes.
+    let fake = d.join("fake.ctl");
+    let listener = std::os::unix::net::UnixListener::bind(&fake).unwrap();
+    let catcher = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = vec![0u8; 124];
+        s.read_exact(&mut req).unwrap();
+        s.write_all(&DataAddr::abstract_name(4242, 1).bytes)
+            .unwrap();
+        (req, s)
+    });
+    let spec = format!("eth2=daemon,fe:fd:00:00:02:01,unix,{}", fake.display());
+    let out = run_ok(
+        Command::new(&mconsole)
+            .arg(&a.mconsole)
+            .arg("config")
+            .arg(&spec),
+    );
+    assert!(out.stdout.contains("OK"), "{spec}: {}", out.stdout);
+    let (req, _conn) = catcher.join().unwrap();
+    let parsed = Request::parse(&req).unwrap();
+    let Request::V3 { addr } = parsed else {
+        panic!("linux.uml sent {parsed:?}")
+    };
+    assert_eq!(
+        (addr.len, &addr.bytes[..3]),
+        (110, &[1u8, 0, 0][..]),
+        "{addr:?}"
+    );
+    let mut again = [0u8; 124];
+    assert_eq!(parsed.emit(&mut again), 124);
+    assert_eq!(&again[..122], &req[..122]);
+
     // 6. Pcap: the ICMP echo requests and replies, read back by tcpdump.
     sw.signal(libc::SIGTERM);
     let (code, sig) = sw.wait_exit(Duration::from_secs(5));
