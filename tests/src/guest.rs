@@ -100,6 +100,10 @@ pub struct Uml {
 /// A linux.uml running in the background; killed (by pid) when dropped.
 pub struct UmlBoot {
     pub child: Child,
+    /// The console's input when started with `spawn_interactive`.
+    pub console_in: Option<std::process::ChildStdin>,
+    /// Commands sent with `shell` so far (numbers their end markers).
+    shell_count: u32,
     pub console_log: PathBuf,
     pub mconsole: PathBuf,
 }
@@ -191,17 +195,34 @@ impl Uml {
     /// Starts the kernel in the background, console to a log file beside HOME, and
     /// waits (at most `limit`) for its mconsole socket to appear.
     pub fn spawn(&self, limit: Duration) -> UmlBoot {
+        self.spawn_with(limit, false)
+    }
+
+    /// Like `spawn`, but the console's input is a pipe (`UmlBoot::shell` writes to it):
+    /// for guests whose init ends in a shell reading the console.
+    pub fn spawn_interactive(&self, limit: Duration) -> UmlBoot {
+        self.spawn_with(limit, true)
+    }
+
+    fn spawn_with(&self, limit: Duration, interactive: bool) -> UmlBoot {
         for attempt in 0..2 {
             let log = self.home.join(format!("{}.console.{attempt}", self.umid));
             let file = fs::File::create(&log).expect("console log");
             let child = self
                 .command()
-                .stdin(Stdio::null())
+                .stdin(if interactive {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
                 .stdout(file.try_clone().expect("dup"))
                 .stderr(file)
                 .spawn()
                 .expect("spawn linux.uml");
+            let mut child = child;
             let mut boot = UmlBoot {
+                console_in: child.stdin.take(),
+                shell_count: 0,
                 child,
                 console_log: log,
                 mconsole: self.mconsole_path(),
@@ -321,6 +342,36 @@ impl UmlBoot {
             thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// Runs `cmd` in the guest's console shell (see `spawn_interactive`) and returns
+    /// what it printed and its exit status, waiting at most `limit`; None on timeout.
+    /// The end marker is split in the command so the console's echo never matches it.
+    pub fn shell(&mut self, cmd: &str, limit: Duration) -> Option<(String, i32)> {
+        use std::io::Write;
+        self.shell_count += 1;
+        let n = self.shell_count;
+        let marker = format!("SHELL-DONE-{n} ");
+        let before = self.console().len();
+        let line = format!("{cmd}; echo \"SHELL-DO\"\"NE-{n} $?\"\n");
+        let stdin = self.console_in.as_mut().expect("spawn_interactive");
+        stdin.write_all(line.as_bytes()).ok()?;
+        stdin.flush().ok()?;
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let all = self.console();
+            let new = &all[before.min(all.len())..];
+            if let Some(at) = new.find(&marker) {
+                let status = new[at + marker.len()..]
+                    .split_whitespace()
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(-1);
+                return Some((new[..at].to_string(), status));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Waits for the kernel to exit, at most `limit`; None if it is still running.

@@ -5,6 +5,7 @@
 //! never prints, never exits and never reads the environment: callers decide.
 
 pub mod cow;
+pub mod ether;
 pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
@@ -12,3 +13,4 @@ pub mod humfs;
 pub mod mconsole;
 pub mod tap;
 pub mod umid;
+pub mod switch;

@@ -1,0 +1,132 @@
+//! The SIGUSR1 report: a summary line (mode, unknown senders, control connections and
+//! the switch's own memory), the port table with per-port counters, and the MAC table.
+
+use crate::tables::{PortKind, Tables};
+
+/// Switch-wide figures the tables do not hold.
+pub struct Summary {
+    pub hub: bool,
+    pub unknown_senders: u64,
+    pub control_connections: usize,
+}
+
+/// The report as text.
+pub fn render(tables: &Tables, sum: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} ports ({} mode), {} frames from unknown senders, {} control connections, rss {} KiB",
+        tables.live_ports().len(),
+        if sum.hub { "hub" } else { "switch" },
+        sum.unknown_senders,
+        sum.control_connections,
+        own_rss_kib()
+    );
+    let _ = writeln!(
+        s,
+        "{:>5} {:<40} {:>10} {:>12} {:>10} {:>12} {:>6} {:>8} {:>9}",
+        "port",
+        "peer",
+        "rx_frames",
+        "rx_bytes",
+        "tx_frames",
+        "tx_bytes",
+        "runts",
+        "oversize",
+        "tx_errors"
+    );
+    for &id in tables.live_ports() {
+        let Some(p) = tables.port(id) else {
+            continue;
+        };
+        let peer = match &p.kind {
+            PortKind::Unix { send_to, .. } => send_to.to_string(),
+            PortKind::Tap { name } => format!("tap:{name}"),
+        };
+        let c = p.counters;
+        let _ = writeln!(
+            s,
+            "{:>5} {:<40} {:>10} {:>12} {:>10} {:>12} {:>6} {:>8} {:>9}",
+            p.label,
+            peer,
+            c.rx_frames,
+            c.rx_bytes,
+            c.tx_frames,
+            c.tx_bytes,
+            c.runts,
+            c.oversize,
+            c.tx_errors
+        );
+    }
+    let now = tables.now();
+    let macs = tables.mac_table();
+    let _ = writeln!(s, "{} MAC entries", macs.len());
+    let _ = writeln!(s, "{:<17} {:>5} {:>6}", "mac", "port", "idle_s");
+    for (mac, e) in macs {
+        let label = tables.port(e.port).map_or(-1, |p| p.label);
+        let _ = writeln!(s, "{mac} {label:>5} {:>6}", now.saturating_sub(e.last_seen));
+    }
+    s
+}
+
+/// This process's resident set size (VmRSS), 0 if unknown.
+fn own_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uml_proto::switch::DataAddr;
+
+    #[test]
+    fn ports_counters_and_macs_are_listed() {
+        let mut t = Tables::new(false);
+        let send_to = DataAddr::abstract_name(42, 7);
+        let a = t
+            .add_port(
+                9,
+                PortKind::Unix {
+                    send_to,
+                    learned_len: false,
+                },
+            )
+            .unwrap();
+        let mut f = vec![0u8; 60];
+        f[..6].fill(0xff);
+        f[6..12].copy_from_slice(&[0xfe, 0xfd, 0, 0, 0, 1]);
+        t.decide(a, &f, 0);
+        let text = render(
+            &t,
+            &Summary {
+                hub: false,
+                unknown_senders: 3,
+                control_connections: 1,
+            },
+        );
+        assert!(
+            text.starts_with(
+                "1 ports (switch mode), 3 frames from unknown senders, 1 control connections, rss "
+            ),
+            "{text}"
+        );
+        let port_line = text.lines().find(|l| l.contains("@pid42.7/")).expect(&text);
+        let cols: Vec<&str> = port_line.split_whitespace().collect();
+        assert_eq!(cols[0], "9");
+        assert_eq!(&cols[2..4], &["1", "60"]);
+        assert!(text.contains("1 MAC entries"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("fe:fd:00:00:00:01     9")),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,823 @@
+//! The switch itself: one epoll loop over the control listener, the control
+//! connections, the data socket, the tap device, stdin (when a terminal), a signalfd and
+//! the aging timerfd (every 2 s). Frames are received and sent in batches; nothing on
+//! the packet path prints except a problem's first occurrence on a port.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+
+use uml_proto::ether::MAX_FRAME_LEN;
+use uml_proto::switch::{
+    emit_reply, request_len, DataAddr, Request, RequestError, MAX_REQUEST_LEN, SOCKADDR_LEN,
+};
+
+use crate::batch::{RxBatch, Sent, TxEntry, TxQueue};
+use crate::capture::PcapWriter;
+use crate::sockets::{bind_control, bind_data, default_data_addr, open_tap, SetupError};
+use crate::tables::{PortId, PortKind, Problem, Tables, Verdict, AGING_PERIOD_SECS};
+use crate::{debug, info, warn};
+
+/// Everything the command line decides.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub control: PathBuf,
+    /// `-compat-v0`: the data socket is this path instead of an abstract name.
+    pub compat_data: Option<PathBuf>,
+    pub hub: bool,
+    pub tap: Option<String>,
+    pub daemon: bool,
+    pub pcap: Option<PathBuf>,
+}
+
+const T_LISTEN: u64 = 1;
+const T_DATA: u64 = 2;
+const T_TAP: u64 = 3;
+const T_STDIN: u64 = 4;
+const T_SIGNAL: u64 = 5;
+const T_AGING: u64 = 6;
+/// Control connections: T_CONN + fd.
+const T_CONN: u64 = 1 << 32;
+
+/// A control connection: waiting for its request, or the life line of a port.
+enum Conn {
+    Pending {
+        stream: UnixStream,
+        buf: [u8; MAX_REQUEST_LEN],
+        have: usize,
+    },
+    Port {
+        stream: UnixStream,
+        id: PortId,
+        skip: usize,
+    },
+}
+
+/// How the loop ended.
+pub enum Exit {
+    /// Stdin reached EOF: exit 0.
+    StdinEof,
+    /// A terminating signal: re-raise it after cleaning up.
+    Signal(Signal),
+}
+
+/// The running switch.
+pub struct Switch {
+    cfg: Config,
+    epoll: Epoll,
+    listener: UnixListener,
+    data: OwnedFd,
+    data_addr: DataAddr,
+    tap: Option<(OwnedFd, PortId)>,
+    signals: SignalFd,
+    /// Fires every AGING_PERIOD_SECS: epoll then sleeps without a timeout, so no timer
+    /// is armed and cancelled on every wake-up.
+    aging: TimerFd,
+    stdin_watched: bool,
+    conns: crate::fasthash::FastMap<RawFd, Conn>,
+    tables: Tables,
+    rx: RxBatch,
+    tx: TxQueue,
+    tap_buf: Vec<u8>,
+    /// A descriptor kept in reserve for shedding connections when none are left.
+    spare_fd: Option<std::fs::File>,
+    fd_exhaustion_logged: bool,
+    /// The data socket may still hold frames (edge-triggered: no new event will say so).
+    data_backlog: bool,
+    pcap: Option<PcapWriter>,
+    unknown_senders: u64,
+    /// The control socket's inode, so cleanup removes only our own socket.
+    control_ino: Option<u64>,
+}
+
+fn sys(e: impl std::fmt::Display) -> SetupError {
+    SetupError::Other(e.to_string())
+}
+
+fn ino(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
+/// The signals the loop handles itself.
+fn handled_signals() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        s.add(sig);
+    }
+    s
+}
+
+impl Switch {
+    /// Blocks the handled signals and binds every socket. Messages for the start go to
+    /// the caller.
+    /// `announce` runs once the sockets are bound (the start message), before `-daemon`
+    /// detaches: the signalfd and epoll are made after that, in the process that runs.
+    pub fn setup(cfg: Config, announce: impl FnOnce()) -> Result<Switch, SetupError> {
+        let mask = handled_signals();
+        mask.thread_block().map_err(sys)?;
+        let listener = bind_control(&cfg.control)?;
+        let control_ino = ino(&cfg.control);
+        let data_addr = match &cfg.compat_data {
+            Some(p) => DataAddr::path(p).ok_or_else(|| {
+                SetupError::Other(format!("data socket path '{}' is too long", p.display()))
+            })?,
+            None => default_data_addr(),
+        };
+        let data = match bind_data(&data_addr, cfg.compat_data.as_deref()) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = std::fs::remove_file(&cfg.control);
+                return Err(e);
+            }
+        };
+        let mut tables = Tables::new(cfg.hub);
+        let tap = match &cfg.tap {
+            Some(name) => match open_tap(name) {
+                Ok(fd) => {
+                    let id = tables
+                        .add_port(fd.as_raw_fd(), PortKind::Tap { name: name.clone() })
+                        .expect("tap port");
+                    Some((fd, id))
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&cfg.control);
+                    if let Some(p) = &cfg.compat_data {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let pcap = match &cfg.pcap {
+            Some(p) => Some(PcapWriter::open(p).map_err(SetupError::Other)?),
+            None => None,
+        };
+        announce();
+        if cfg.daemon {
+            // Stdio stays; the working directory becomes / (paths were made absolute).
+            if let Err(e) = nix::unistd::daemon(false, true) {
+                let _ = std::fs::remove_file(&cfg.control);
+                return Err(SetupError::Other(format!("daemon: {e}")));
+            }
+        }
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(sys)?;
+        let aging = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(sys)?;
+        aging
+            .set(
+                Expiration::Interval(TimeSpec::from_duration(Duration::from_secs(
+                    AGING_PERIOD_SECS,
+                ))),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(sys)?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(sys)?;
+        let ev = |t| EpollEvent::new(EpollFlags::EPOLLIN, t);
+        epoll.add(&listener, ev(T_LISTEN)).map_err(sys)?;
+        // Edge-triggered: forward_data drains the socket (or notes a backlog).
+        epoll
+            .add(
+                &data,
+                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, T_DATA),
+            )
+            .map_err(sys)?;
+        epoll.add(&signals, ev(T_SIGNAL)).map_err(sys)?;
+        epoll.add(&aging, ev(T_AGING)).map_err(sys)?;
+        if let Some((fd, _)) = &tap {
+            epoll.add(fd, ev(T_TAP)).map_err(sys)?;
+        }
+        let stdin_watched = nix::unistd::isatty(io::stdin()).unwrap_or(false);
+        if stdin_watched {
+            epoll.add(io::stdin(), ev(T_STDIN)).map_err(sys)?;
+        }
+        raise_fd_limit();
+        Ok(Switch {
+            cfg,
+            epoll,
+            listener,
+            data,
+            data_addr,
+            tap,
+            signals,
+            aging,
+            stdin_watched,
+            conns: Default::default(),
+            tables,
+            rx: RxBatch::new(),
+            tx: TxQueue::new(),
+            tap_buf: vec![0u8; 65536],
+            spare_fd: std::fs::File::open("/dev/null").ok(),
+            fd_exhaustion_logged: false,
+            data_backlog: false,
+            pcap,
+            unknown_senders: 0,
+            control_ino,
+        })
+    }
+
+    /// The data socket's address (what replies carry).
+    pub fn data_addr(&self) -> &DataAddr {
+        &self.data_addr
+    }
+
+    /// Runs until stdin EOF or a terminating signal.
+    pub fn run(&mut self) -> Exit {
+        let mut events = vec![EpollEvent::empty(); 64];
+        loop {
+            let timeout = if self.data_backlog {
+                EpollTimeout::ZERO
+            } else {
+                EpollTimeout::NONE
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => {
+                    warn!("epoll_wait: {e}");
+                    0
+                }
+            };
+            for ev in &events[..n] {
+                if let Some(exit) = self.dispatch(ev.data(), ev.events()) {
+                    return exit;
+                }
+            }
+            if self.data_backlog {
+                self.forward_data();
+            }
+        }
+    }
+
+    fn age_tables(&mut self) {
+        let mut ticks = [0u8; 8];
+        // SAFETY: reading the 8-byte expiration count of our own timerfd into a buffer
+        // of that size (it is non-blocking: EAGAIN is harmless).
+        let _ = unsafe {
+            libc::read(
+                self.aging.as_fd().as_raw_fd(),
+                ticks.as_mut_ptr() as *mut libc::c_void,
+                8,
+            )
+        };
+        let gone = self.tables.age(self.tables.now());
+        if gone > 0 {
+            debug!("aged out {gone} MAC entries");
+        }
+    }
+
+    fn dispatch(&mut self, token: u64, flags: EpollFlags) -> Option<Exit> {
+        match token {
+            T_LISTEN => self.accept_all(),
+            T_DATA => self.forward_data(),
+            T_TAP => self.forward_tap(),
+            T_STDIN => return self.stdin_event(),
+            T_SIGNAL => return self.signal_event(),
+            T_AGING => self.age_tables(),
+            t if t >= T_CONN => self.conn_event((t - T_CONN) as RawFd, flags),
+            _ => {}
+        }
+        None
+    }
+
+    fn stdin_event(&mut self) -> Option<Exit> {
+        let mut buf = [0u8; 256];
+        match io::stdin().lock().read(&mut buf) {
+            Ok(0) | Err(_) => {
+                info!("EOF on stdin, cleaning up and exiting");
+                Some(Exit::StdinEof)
+            }
+            Ok(_) => None,
+        }
+    }
+
+    fn signal_event(&mut self) -> Option<Exit> {
+        while let Ok(Some(si)) = self.signals.read_signal() {
+            let Ok(sig) = Signal::try_from(si.ssi_signo as i32) else {
+                continue;
+            };
+            if sig == Signal::SIGUSR1 {
+                eprint!("{}", self.report());
+            } else {
+                info!("Caught signal {}, cleaning up and exiting", sig as i32);
+                return Some(Exit::Signal(sig));
+            }
+        }
+        None
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let fd = stream.as_raw_fd();
+                    let ev = EpollEvent::new(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
+                        T_CONN + fd as u64,
+                    );
+                    if self.epoll.add(&stream, ev).is_err() {
+                        continue;
+                    }
+                    debug!("New connection");
+                    self.conns.insert(
+                        fd,
+                        Conn::Pending {
+                            stream,
+                            buf: [0; MAX_REQUEST_LEN],
+                            have: 0,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.shed_connection(&e);
+                    return;
+                }
+                Err(e) => {
+                    warn!("accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of descriptors: free the spare one, accept and close the waiting connection
+    /// (so the level-triggered listener does not spin), and take the spare back.
+    fn shed_connection(&mut self, e: &io::Error) {
+        if !self.fd_exhaustion_logged {
+            warn!("accept: {e}: refusing new connections until descriptors are free");
+            self.fd_exhaustion_logged = true;
+        }
+        self.spare_fd = None;
+        if let Ok((stream, _)) = self.listener.accept() {
+            drop(stream);
+        }
+        self.spare_fd = std::fs::File::open("/dev/null").ok();
+    }
+
+    fn close_conn(&mut self, fd: RawFd) {
+        if let Some(conn) = self.conns.remove(&fd) {
+            let stream = match conn {
+                Conn::Pending { stream, .. } => stream,
+                Conn::Port { stream, id, .. } => {
+                    self.tables.remove_port(id);
+                    stream
+                }
+            };
+            let _ = self.epoll.delete(&stream);
+        }
+    }
+
+    fn conn_event(&mut self, fd: RawFd, flags: EpollFlags) {
+        let Some(conn) = self.conns.get_mut(&fd) else {
+            return;
+        };
+        match conn {
+            Conn::Pending { stream, buf, have } => {
+                let n = match stream.read(&mut buf[*have..]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => 0,
+                };
+                if n == 0 {
+                    debug!("EOF from new port");
+                    return self.close_conn(fd);
+                }
+                *have += n;
+                let got = *have;
+                let req_bytes = *buf;
+                self.pending_request(fd, &req_bytes[..got]);
+            }
+            Conn::Port { stream, id, skip } => {
+                let mut b = [0u8; 128];
+                let n = match stream.read(&mut b) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => 0,
+                };
+                if n > 0 && n <= *skip {
+                    *skip -= n;
+                    return;
+                }
+                let label = self.tables.port(*id).map_or(fd, |p| p.label);
+                // Frames the client sent before it went are still queued: forward them
+                // while its port exists.
+                self.forward_data();
+                if n == 0 || flags.contains(EpollFlags::EPOLLHUP) {
+                    info!("Disconnect from port {label}");
+                } else {
+                    warn!("Bad request on the control connection of port {label}: port removed");
+                }
+                self.close_conn(fd);
+            }
+        }
+    }
+
+    /// Acts on the bytes a new control connection sent so far.
+    fn pending_request(&mut self, fd: RawFd, bytes: &[u8]) {
+        let need = match request_len(bytes) {
+            None => return,
+            Some(Err(RequestError::Version(2))) => {
+                warn!("Version 2 is not supported");
+                return self.close_conn(fd);
+            }
+            Some(Err(e)) => {
+                warn!("{e}");
+                return self.close_conn(fd);
+            }
+            Some(Ok(need)) => need,
+        };
+        if bytes.len() < need {
+            return;
+        }
+        let req = match Request::parse(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("{e}");
+                return self.close_conn(fd);
+            }
+        };
+        let kind = PortKind::Unix {
+            send_to: *req.addr(),
+            learned_len: false,
+        };
+        let Some(id) = self.tables.add_port(fd, kind) else {
+            warn!(
+                "a port with data address {} exists already: refused",
+                req.addr()
+            );
+            return self.close_conn(fd);
+        };
+        let Some(Conn::Pending { stream, .. }) = self.conns.remove(&fd) else {
+            return;
+        };
+        let mut stream = stream;
+        if req.wants_reply() {
+            let mut reply = [0u8; SOCKADDR_LEN];
+            let n = emit_reply(&self.data_addr, &mut reply);
+            if stream.write_all(&reply[..n]).is_err() {
+                self.tables.remove_port(id);
+                let _ = self.epoll.delete(&stream);
+                return;
+            }
+        }
+        let skip = req.wire_len().saturating_sub(bytes.len());
+        info!(
+            "New connection: port {fd} for {} ({:?})",
+            req.addr(),
+            version_name(&req)
+        );
+        self.conns.insert(fd, Conn::Port { stream, id, skip });
+    }
+
+    /// Forwards what waits on the data socket, a batch at a time, until it is empty
+    /// (at most 64 batches, so control connections are served too).
+    fn forward_data(&mut self) {
+        self.data_backlog = false;
+        for round in 0..64 {
+            if round == 63 {
+                // Let the other descriptors have a turn; come back without sleeping.
+                self.data_backlog = true;
+            }
+            let n = match self.rx.recv(self.data.as_fd()) {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!("receive on the data socket: {e}");
+                    return;
+                }
+            };
+            if n == 0 {
+                return;
+            }
+            let now = self.tables.now();
+            for i in 0..n {
+                let from = self.rx.sender(i);
+                let Some(src) = self.tables.port_for_sender(&from) else {
+                    self.unknown_sender(&from);
+                    continue;
+                };
+                let len = self.rx.len(i);
+                if len > MAX_FRAME_LEN {
+                    self.count_oversize(src, len);
+                    continue;
+                }
+                let (verdict, learned) = self.tables.decide(src, self.rx.frame(i), now);
+                if let Some(l) = learned {
+                    self.log_learned(l);
+                }
+                let data = self.rx.buf_ptr(i);
+                self.deliver(src, verdict, data, len);
+            }
+            self.flush_tx();
+            if let Some(p) = &mut self.pcap {
+                p.flush();
+            }
+            if n < crate::batch::BATCH {
+                return;
+            }
+        }
+    }
+
+    fn forward_tap(&mut self) {
+        let Some((fd, src)) = self.tap.as_ref().map(|(f, id)| (f.as_raw_fd(), *id)) else {
+            return;
+        };
+        for _ in 0..BATCH_TAP {
+            // SAFETY: tap_buf is a live buffer of the length passed; fd is our tap device.
+            let r = unsafe {
+                libc::read(
+                    fd,
+                    self.tap_buf.as_mut_ptr() as *mut libc::c_void,
+                    self.tap_buf.len(),
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) {
+                    self.drop_tap(&e);
+                }
+                break;
+            }
+            if r == 0 {
+                break;
+            }
+            let len = r as usize;
+            if len > MAX_FRAME_LEN {
+                self.count_oversize(src, len);
+                continue;
+            }
+            let now = self.tables.now();
+            let (verdict, learned) = self.tables.decide(src, &self.tap_buf[..len], now);
+            if let Some(l) = learned {
+                self.log_learned(l);
+            }
+            let data = self.tap_buf.as_ptr();
+            self.deliver(src, verdict, data, len);
+            // The tap buffer is reused for the next read: send now.
+            self.flush_tx();
+        }
+        if let Some(p) = &mut self.pcap {
+            p.flush();
+        }
+    }
+
+    /// The tap device failed (it was deleted, say): it stops being a port instead of
+    /// waking the loop forever.
+    fn drop_tap(&mut self, e: &io::Error) {
+        if let Some((fd, id)) = self.tap.take() {
+            warn!("tap device: {e}: detached");
+            let _ = self.epoll.delete(&fd);
+            self.tables.remove_port(id);
+        }
+    }
+
+    /// Queues (or writes, for the tap) the frame at `data` for every destination.
+    fn deliver(&mut self, src: PortId, verdict: Verdict, data: *const u8, len: usize) {
+        match verdict {
+            Verdict::Drop(reason) => {
+                if let Some(p) = self.tables.port_mut(src) {
+                    let problem = match reason {
+                        crate::tables::DropReason::Runt => Some(Problem::Runt),
+                        _ => None,
+                    };
+                    if let Some(pr) = problem {
+                        if p.first_time(pr) {
+                            warn!(
+                                "port {}: dropping runt frames (shorter than 14 bytes)",
+                                p.label
+                            );
+                        }
+                    }
+                }
+                return;
+            }
+            Verdict::To(dst) => self.send_one(dst, data, len),
+            Verdict::Flood => {
+                for k in 0..self.tables.live_ports().len() {
+                    let dst = self.tables.live_ports()[k];
+                    if dst != src {
+                        self.send_one(dst, data, len);
+                    }
+                }
+            }
+        }
+        if let Some(p) = &mut self.pcap {
+            // SAFETY: data points at `len` initialised bytes of the current rx or tap
+            // buffer, which is not written until this frame is done.
+            p.write(unsafe { std::slice::from_raw_parts(data, len) });
+        }
+    }
+
+    fn send_one(&mut self, dst: PortId, data: *const u8, len: usize) {
+        let tap_fd = self
+            .tap
+            .as_ref()
+            .filter(|(_, id)| *id == dst)
+            .map(|(f, _)| f.as_raw_fd());
+        let Some(port) = self.tables.port_mut(dst) else {
+            return;
+        };
+        match (&port.kind, tap_fd) {
+            (PortKind::Unix { send_to, .. }, _) => {
+                let to = *send_to;
+                self.tx.push(TxEntry {
+                    port: dst,
+                    data,
+                    len,
+                    to,
+                });
+                if self.tx.is_full() {
+                    self.flush_tx();
+                }
+            }
+            (PortKind::Tap { .. }, Some(fd)) => {
+                // SAFETY: data points at len readable bytes (see deliver).
+                let r = unsafe { libc::write(fd, data as *const libc::c_void, len) };
+                if r == len as isize {
+                    port.counters.tx_frames += 1;
+                    port.counters.tx_bytes += len as u64;
+                } else {
+                    port.counters.tx_errors += 1;
+                    if port.first_time(Problem::SendFailed) {
+                        warn!(
+                            "port {}: write to the tap device failed: {}",
+                            port.label,
+                            io::Error::last_os_error()
+                        );
+                    }
+                }
+            }
+            (PortKind::Tap { .. }, None) => {}
+        }
+    }
+
+    fn flush_tx(&mut self) {
+        if self.tx.is_empty() {
+            return;
+        }
+        let tables = &mut self.tables;
+        let data = self.data.as_fd();
+        let mut retry: Vec<(TxEntry, io::Error)> = Vec::new();
+        self.tx.flush(data, |sent| match sent {
+            Sent::Ok(e) => {
+                if let Some(p) = tables.port_mut(e.port) {
+                    p.counters.tx_frames += 1;
+                    p.counters.tx_bytes += e.len as u64;
+                }
+            }
+            Sent::Failed(e, err) => retry.push((*e, err)),
+        });
+        for (e, err) in retry {
+            self.send_failed(e, err);
+        }
+    }
+
+    /// A datagram could not be sent. A client that bound a shorter abstract name than
+    /// its request said is reachable with the trimmed name: try it once.
+    fn send_failed(&mut self, e: TxEntry, err: io::Error) {
+        let data = self.data.as_fd();
+        let Some(port) = self.tables.port_mut(e.port) else {
+            return;
+        };
+        if let PortKind::Unix {
+            send_to,
+            learned_len: false,
+        } = &mut port.kind
+        {
+            if err.raw_os_error() == Some(libc::ECONNREFUSED) && send_to.is_abstract() {
+                let short = send_to.trimmed();
+                // SAFETY: e.data points at e.len bytes kept alive by the caller.
+                let frame = unsafe { std::slice::from_raw_parts(e.data, e.len) };
+                if uml_proto::switch::send_to(data, frame, &short).is_ok() {
+                    *send_to = short;
+                    port.counters.tx_frames += 1;
+                    port.counters.tx_bytes += e.len as u64;
+                    return;
+                }
+            }
+        }
+        port.counters.tx_errors += 1;
+        if port.first_time(Problem::SendFailed) {
+            warn!(
+                "port {}: sending failed: {err} (further failures are only counted)",
+                port.label
+            );
+        }
+    }
+
+    fn count_oversize(&mut self, src: PortId, len: usize) {
+        if let Some(p) = self.tables.port_mut(src) {
+            p.counters.oversize += 1;
+            if p.first_time(Problem::Oversize) {
+                warn!(
+                    "port {}: dropping frames over {MAX_FRAME_LEN} bytes (first: {len})",
+                    p.label
+                );
+            }
+        }
+    }
+
+    fn unknown_sender(&mut self, from: &DataAddr) {
+        self.unknown_senders += 1;
+        if self.unknown_senders == 1 {
+            warn!("frame from {from}, which is no port: dropped (further ones are only counted)");
+        }
+    }
+
+    fn log_learned(&self, l: crate::tables::Learned) {
+        if crate::log::enabled(crate::log::Level::Debug) {
+            let label = |id| self.tables.port(id).map_or(-1, |p| p.label);
+            match l.old {
+                Some(old) => debug!(
+                    " Addr: {} New port {} old port {}",
+                    l.mac,
+                    label(l.port),
+                    label(old)
+                ),
+                None => debug!(" Addr: {} New port {}", l.mac, label(l.port)),
+            }
+        }
+    }
+
+    /// The port and MAC tables as text (SIGUSR1).
+    pub fn report(&self) -> String {
+        crate::report::render(
+            &self.tables,
+            &crate::report::Summary {
+                hub: self.cfg.hub,
+                unknown_senders: self.unknown_senders,
+                control_connections: self.conns.len(),
+            },
+        )
+    }
+
+    /// Removes the sockets this switch made (only if they are still ours).
+    pub fn cleanup(&mut self) {
+        self.pcap = None;
+        if self.control_ino.is_some() && ino(&self.cfg.control) == self.control_ino {
+            let _ = std::fs::remove_file(&self.cfg.control);
+        }
+        if let Some(p) = &self.cfg.compat_data {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    pub fn watches_stdin(&self) -> bool {
+        self.stdin_watched
+    }
+}
+
+const BATCH_TAP: usize = 32;
+
+fn version_name(r: &Request) -> &'static str {
+    match r {
+        Request::V0 { .. } => "v0",
+        Request::V1 { .. } => "v1",
+        Request::V3 { .. } => "v3",
+    }
+}
+
+/// Lets the switch hold as many control connections as the hard limit allows.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(1 << 20), hard);
+    }
+}
+
+/// Ends the process the way the signal would have, after cleanup.
+pub fn reraise(sig: Signal) -> ! {
+    use nix::sys::signal::{raise, signal, SigHandler};
+    // SAFETY: restoring the default disposition installs no Rust handler.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let mut s = SigSet::empty();
+    s.add(sig);
+    let _ = s.thread_unblock();
+    let _ = raise(sig);
+    std::process::exit(128 + sig as i32)
+}

@@ -1,0 +1,248 @@
+//! Setting up the switch's descriptors: the control socket (replacing a stale one,
+//! refusing one a live switch uses, never deleting anything that is not a socket), the
+//! data socket (abstract name, or a path with `-compat-v0`), and the `-tap` device.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use uml_proto::switch::{bind_dgram, DataAddr};
+
+/// Why the switch cannot start.
+#[derive(Debug)]
+pub enum SetupError {
+    /// A live server answers on the socket path.
+    InUse {
+        what: &'static str,
+        path: PathBuf,
+    },
+    /// Something that is not a socket sits at the path.
+    NotASocket {
+        what: &'static str,
+        path: PathBuf,
+    },
+    /// A stale socket could not be removed or bound again.
+    CannotReplace {
+        what: &'static str,
+        path: PathBuf,
+        err: io::Error,
+    },
+    Bind {
+        what: &'static str,
+        path: PathBuf,
+        err: io::Error,
+    },
+    Tap {
+        name: String,
+        err: io::Error,
+    },
+    Other(String),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::InUse { what, path } => {
+                let p = path.display();
+                write!(
+                    f,
+                    "The {what} socket '{p}' has another server attached to it\n\
+                     You can either\n\tremove '{p}'\n\tor rerun with a different, unused filename for a socket"
+                )
+            }
+            SetupError::NotASocket { what, path } => write!(
+                f,
+                "the {what} socket path '{}' is taken by something that is not a socket; \
+                 it was left alone: choose another path",
+                path.display()
+            ),
+            SetupError::CannotReplace { what, path, err } => write!(
+                f,
+                "bind: {err}\nThe {what} socket '{}' exists, isn't used, but couldn't be removed",
+                path.display()
+            ),
+            SetupError::Bind { what, path, err } => {
+                write!(
+                    f,
+                    "cannot bind the {what} socket '{}': {err}",
+                    path.display()
+                )
+            }
+            SetupError::Tap { name, err } => write!(f, "cannot attach tap device '{name}': {err}"),
+            SetupError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// What sits at `path` when binding it said EADDRINUSE.
+fn probe_existing(what: &'static str, path: &Path) -> Result<(), SetupError> {
+    let meta = fs::symlink_metadata(path).map_err(|err| SetupError::Bind {
+        what,
+        path: path.to_owned(),
+        err,
+    })?;
+    if !meta.file_type().is_socket() {
+        return Err(SetupError::NotASocket {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Binds the control socket at `path` (non-blocking). A socket nobody listens on is
+/// replaced; one with a live server is refused.
+pub fn bind_control(path: &Path) -> Result<UnixListener, SetupError> {
+    let what = "control";
+    let listener = match UnixListener::bind(path) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            probe_existing(what, path)?;
+            match UnixStream::connect(path) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                _ => {
+                    return Err(SetupError::InUse {
+                        what,
+                        path: path.to_owned(),
+                    })
+                }
+            }
+            let again = |err| SetupError::CannotReplace {
+                what,
+                path: path.to_owned(),
+                err,
+            };
+            fs::remove_file(path).map_err(again)?;
+            UnixListener::bind(path).map_err(again)?
+        }
+        Err(err) => {
+            return Err(SetupError::Bind {
+                what,
+                path: path.to_owned(),
+                err,
+            })
+        }
+    };
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| SetupError::Other(format!("control socket: {e}")))?;
+    Ok(listener)
+}
+
+/// The abstract data-socket name of this process: `{0, pad, pid, usec}`.
+pub fn default_data_addr() -> DataAddr {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    DataAddr::abstract_name(std::process::id(), now.subsec_micros())
+}
+
+/// Binds the data socket: at `addr` (abstract), or at the path `path` for -compat-v0,
+/// replacing a stale socket there.
+pub fn bind_data(addr: &DataAddr, path: Option<&Path>) -> Result<OwnedFd, SetupError> {
+    let what = "data";
+    match bind_dgram(addr) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse && path.is_some() => {
+            let path = path.expect("checked");
+            probe_existing(what, path)?;
+            let probe = std::os::unix::net::UnixDatagram::unbound()
+                .and_then(|s| s.connect(path).map(|_| s));
+            match probe {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                _ => {
+                    return Err(SetupError::InUse {
+                        what,
+                        path: path.to_owned(),
+                    })
+                }
+            }
+            let again = |err| SetupError::CannotReplace {
+                what,
+                path: path.to_owned(),
+                err,
+            };
+            fs::remove_file(path).map_err(again)?;
+            bind_dgram(addr).map_err(again)
+        }
+        Err(err) => Err(SetupError::Bind {
+            what,
+            path: path.map_or_else(|| PathBuf::from(addr.to_string()), Path::to_owned),
+            err,
+        }),
+    }
+}
+
+/// `struct ifreq` as TUNSETIFF reads it: the name and the flags.
+#[repr(C)]
+struct IfReqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+
+/// Opens `/dev/net/tun` and attaches it to the tap device `name` (IFF_TAP|IFF_NO_PI),
+/// non-blocking: frames are read and written as they are.
+pub fn open_tap(name: &str) -> Result<OwnedFd, SetupError> {
+    let fail = |err| SetupError::Tap {
+        name: name.to_owned(),
+        err,
+    };
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+        return Err(fail(io::Error::from(io::ErrorKind::InvalidInput)));
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")
+        .map_err(fail)?;
+    let mut req = IfReqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads (and writes back) a struct ifreq, which IfReqFlags matches
+    // in size (40 bytes) and layout for the fields it uses; the fd is a tun device.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) };
+    if r < 0 {
+        return Err(fail(io::Error::last_os_error()));
+    }
+    // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(file)) })
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+        let dir = std::env::temp_dir().join(format!("umlsw-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("ctl");
+        let first = bind_control(&p).unwrap();
+        assert!(matches!(bind_control(&p), Err(SetupError::InUse { .. })));
+        drop(first); // the file stays, nobody listens
+        assert!(p.exists());
+        let second = bind_control(&p).unwrap();
+        drop(second);
+        fs::remove_file(&p).unwrap();
+        fs::write(&p, b"precious").unwrap();
+        let e = bind_control(&p).unwrap_err();
+        assert!(matches!(e, SetupError::NotASocket { .. }), "{e}");
+        assert_eq!(fs::read(&p).unwrap(), b"precious");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

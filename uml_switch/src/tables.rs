@@ -1,0 +1,445 @@
+//! The switch's state without any I/O: the ports, the ingress lookup (sender address ->
+//! port), the MAC learning table with the C switch's aging (checked every 2 s, entries
+//! idle for more than 100 s removed), and the forwarding decision for one frame.
+//! Every lookup on the packet path is a hash lookup; flooding walks the live ports.
+
+use std::time::Instant;
+
+use uml_proto::ether::{Frame, MacAddr, MAX_FRAME_LEN};
+use uml_proto::switch::DataAddr;
+
+use crate::fasthash::FastMap;
+
+/// How often aging runs, and how long an idle entry lives (the C switch's numbers).
+pub const AGING_PERIOD_SECS: u64 = 2;
+pub const MAX_AGE_SECS: u64 = 100;
+
+/// Index of a port in the port table.
+pub type PortId = usize;
+
+/// Where a port's frames go.
+#[derive(Debug)]
+pub enum PortKind {
+    /// A daemon-transport client: frames are sent to its data socket address.
+    Unix {
+        send_to: DataAddr,
+        learned_len: bool,
+    },
+    /// The `-tap` device: frames are written to its descriptor.
+    Tap { name: String },
+}
+
+/// Problems logged once per port (not per frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Problem {
+    Runt = 1,
+    Oversize = 2,
+    SendFailed = 4,
+}
+
+/// Frame and byte counters of one port.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub runts: u64,
+    pub oversize: u64,
+    pub tx_errors: u64,
+}
+
+#[derive(Debug)]
+pub struct Port {
+    /// The number shown in messages: the control connection's (or tap's) descriptor.
+    pub label: i32,
+    pub kind: PortKind,
+    pub counters: Counters,
+    /// Problems already logged for this port.
+    pub logged: u8,
+}
+
+impl Port {
+    /// True the first time `p` happens on this port.
+    pub fn first_time(&mut self, p: Problem) -> bool {
+        let new = self.logged & p as u8 == 0;
+        self.logged |= p as u8;
+        new
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MacEntry {
+    pub port: PortId,
+    pub last_seen: u64,
+}
+
+/// What to do with one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send to this one port.
+    To(PortId),
+    /// Send to every port except the ingress one.
+    Flood,
+    /// Do not forward.
+    Drop(DropReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    Runt,
+    Oversize,
+    /// Addressed to a MAC that lives on the port it came from.
+    SamePort,
+}
+
+/// A MAC newly learned or moved, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Learned {
+    pub mac: MacAddr,
+    pub port: PortId,
+    pub old: Option<PortId>,
+}
+
+/// The switch's tables.
+#[derive(Debug)]
+pub struct Tables {
+    pub hub: bool,
+    ports: Vec<Option<Port>>,
+    free: Vec<PortId>,
+    /// Live ports in attach order, for flooding.
+    live: Vec<PortId>,
+    by_addr: FastMap<[u8; uml_proto::switch::SOCKADDR_LEN], PortId>,
+    macs: FastMap<u64, MacEntry>,
+    start: Instant,
+}
+
+impl Tables {
+    pub fn new(hub: bool) -> Tables {
+        Tables {
+            hub,
+            ports: Vec::new(),
+            free: Vec::new(),
+            live: Vec::new(),
+            by_addr: FastMap::default(),
+            macs: FastMap::default(),
+            start: Instant::now(),
+        }
+    }
+
+    /// Seconds since the tables were made (the aging clock).
+    pub fn now(&self) -> u64 {
+        self.start.elapsed().as_secs()
+    }
+
+    /// Adds a port; unix ports become reachable by their (full-length) address.
+    /// Returns None when a live port already has that data address.
+    pub fn add_port(&mut self, label: i32, kind: PortKind) -> Option<PortId> {
+        let key = match &kind {
+            PortKind::Unix { send_to, .. } => Some(send_to.full_length().bytes),
+            PortKind::Tap { .. } => None,
+        };
+        if let Some(k) = key {
+            if self.by_addr.contains_key(&k) {
+                return None;
+            }
+        }
+        let port = Port {
+            label,
+            kind,
+            counters: Counters::default(),
+            logged: 0,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.ports[id] = Some(port);
+                id
+            }
+            None => {
+                self.ports.push(Some(port));
+                self.ports.len() - 1
+            }
+        };
+        if let Some(k) = key {
+            self.by_addr.insert(k, id);
+        }
+        self.live.push(id);
+        Some(id)
+    }
+
+    /// Removes a port and every MAC learned on it.
+    pub fn remove_port(&mut self, id: PortId) -> Option<Port> {
+        let port = self.ports.get_mut(id)?.take()?;
+        if let PortKind::Unix { send_to, .. } = &port.kind {
+            self.by_addr.remove(&send_to.full_length().bytes);
+        }
+        self.live.retain(|&p| p != id);
+        self.macs.retain(|_, e| e.port != id);
+        self.free.push(id);
+        Some(port)
+    }
+
+    pub fn port(&self, id: PortId) -> Option<&Port> {
+        self.ports.get(id)?.as_ref()
+    }
+
+    pub fn port_mut(&mut self, id: PortId) -> Option<&mut Port> {
+        self.ports.get_mut(id)?.as_mut()
+    }
+
+    pub fn live_ports(&self) -> &[PortId] {
+        &self.live
+    }
+
+    /// The port a datagram from `from` belongs to. A client that bound a shorter name
+    /// than the 110 bytes its request named is matched too, and from then on is sent
+    /// to with the length it really has.
+    pub fn port_for_sender(&mut self, from: &DataAddr) -> Option<PortId> {
+        if from.len <= 2 {
+            // An unbound sender has no name: it cannot be anybody's port.
+            return None;
+        }
+        let id = if from.len as usize == uml_proto::switch::SOCKADDR_LEN {
+            *self.by_addr.get(&from.bytes)?
+        } else {
+            *self.by_addr.get(&from.full_length().bytes)?
+        };
+        if let Some(Port {
+            kind:
+                PortKind::Unix {
+                    send_to,
+                    learned_len,
+                },
+            ..
+        }) = self.ports[id].as_mut()
+        {
+            if !*learned_len || send_to.len != from.len {
+                send_to.len = from.len;
+                *learned_len = true;
+            }
+        }
+        Some(id)
+    }
+
+    /// Decides where a frame from port `src` goes, learning its source MAC and
+    /// counting it on the ingress port.
+    pub fn decide(&mut self, src: PortId, bytes: &[u8], now: u64) -> (Verdict, Option<Learned>) {
+        let Some(port) = self.ports[src].as_mut() else {
+            return (Verdict::Drop(DropReason::Runt), None);
+        };
+        let frame = match Frame::parse(bytes) {
+            Ok(f) if bytes.len() <= MAX_FRAME_LEN => f,
+            Ok(_) => {
+                port.counters.oversize += 1;
+                return (Verdict::Drop(DropReason::Oversize), None);
+            }
+            Err(_) => {
+                port.counters.runts += 1;
+                return (Verdict::Drop(DropReason::Runt), None);
+            }
+        };
+        port.counters.rx_frames += 1;
+        port.counters.rx_bytes += bytes.len() as u64;
+        let learned = self.learn(frame.src(), src, now);
+        if self.hub {
+            return (Verdict::Flood, learned);
+        }
+        let dst = frame.dst();
+        if dst.is_multicast() {
+            return (Verdict::Flood, learned);
+        }
+        let verdict = match self.macs.get(&dst.to_u64()) {
+            Some(e) if e.port == src => Verdict::Drop(DropReason::SamePort),
+            Some(e) => Verdict::To(e.port),
+            None => Verdict::Flood,
+        };
+        (verdict, learned)
+    }
+
+    fn learn(&mut self, mac: MacAddr, port: PortId, now: u64) -> Option<Learned> {
+        if mac.is_multicast() {
+            return None;
+        }
+        let entry = self.macs.entry(mac.to_u64()).or_insert(MacEntry {
+            port: usize::MAX,
+            last_seen: now,
+        });
+        entry.last_seen = now;
+        if entry.port == port {
+            return None;
+        }
+        let old = (entry.port != usize::MAX).then_some(entry.port);
+        entry.port = port;
+        Some(Learned { mac, port, old })
+    }
+
+    /// Drops entries idle for more than MAX_AGE_SECS; returns how many went.
+    pub fn age(&mut self, now: u64) -> usize {
+        let before = self.macs.len();
+        self.macs.retain(|_, e| e.last_seen + MAX_AGE_SECS >= now);
+        before - self.macs.len()
+    }
+
+    /// The MAC table, sorted by address, for SIGUSR1.
+    pub fn mac_table(&self) -> Vec<(MacAddr, MacEntry)> {
+        let mut v: Vec<(MacAddr, MacEntry)> = self
+            .macs
+            .iter()
+            .map(|(&k, &e)| {
+                let b = k.to_le_bytes();
+                (MacAddr([b[0], b[1], b[2], b[3], b[4], b[5]]), e)
+            })
+            .collect();
+        v.sort_by_key(|(m, _)| *m);
+        v
+    }
+
+    /// Where the MAC lives now, if known.
+    pub fn lookup(&self, mac: MacAddr) -> Option<PortId> {
+        self.macs.get(&mac.to_u64()).map(|e| e.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix(pid: u32) -> PortKind {
+        PortKind::Unix {
+            send_to: DataAddr::abstract_name(pid, 7),
+            learned_len: false,
+        }
+    }
+
+    fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len.max(14)];
+        uml_proto::ether::emit_header(MacAddr(dst), MacAddr(src), 0x0800, &mut f).unwrap();
+        f.truncate(len);
+        f
+    }
+
+    const A: [u8; 6] = [0xfe, 0xfd, 0, 0, 0, 0xa];
+    const B: [u8; 6] = [0xfe, 0xfd, 0, 0, 0, 0xb];
+    const BCAST: [u8; 6] = [0xff; 6];
+
+    #[test]
+    fn learns_then_forwards_unicast_only_to_its_port() {
+        let mut t = Tables::new(false);
+        let a = t.add_port(5, unix(1)).unwrap();
+        let b = t.add_port(6, unix(2)).unwrap();
+        let (v, l) = t.decide(a, &frame(BCAST, A, 42), 0);
+        assert_eq!(v, Verdict::Flood);
+        assert_eq!(
+            l,
+            Some(Learned {
+                mac: MacAddr(A),
+                port: a,
+                old: None
+            })
+        );
+        // B unknown yet: flooded; then B answers and is learned.
+        assert_eq!(t.decide(a, &frame(B, A, 60), 0).0, Verdict::Flood);
+        assert_eq!(t.decide(b, &frame(A, B, 60), 0).0, Verdict::To(a));
+        assert_eq!(t.decide(a, &frame(B, A, 60), 0).0, Verdict::To(b));
+        // To one's own MAC: not echoed.
+        assert_eq!(
+            t.decide(a, &frame(A, A, 60), 0).0,
+            Verdict::Drop(DropReason::SamePort)
+        );
+        assert_eq!(t.port(a).unwrap().counters.rx_frames, 4);
+    }
+
+    #[test]
+    fn hub_floods_everything_and_bad_sizes_are_dropped() {
+        let mut t = Tables::new(true);
+        let a = t.add_port(5, unix(1)).unwrap();
+        let b = t.add_port(6, unix(2)).unwrap();
+        t.decide(b, &frame(A, B, 60), 0);
+        assert_eq!(t.decide(a, &frame(B, A, 60), 0).0, Verdict::Flood);
+        assert_eq!(
+            t.decide(a, &frame(B, A, 13), 0).0,
+            Verdict::Drop(DropReason::Runt)
+        );
+        assert_eq!(
+            t.decide(a, &frame(B, A, 1515), 0).0,
+            Verdict::Drop(DropReason::Oversize)
+        );
+        assert_eq!(t.decide(a, &frame(B, A, 1514), 0).0, Verdict::Flood);
+        let c = t.port(a).unwrap().counters;
+        assert_eq!((c.runts, c.oversize, c.rx_frames), (1, 1, 2));
+    }
+
+    #[test]
+    fn moves_ages_and_forgets_with_the_port() {
+        let mut t = Tables::new(false);
+        let a = t.add_port(5, unix(1)).unwrap();
+        let b = t.add_port(6, unix(2)).unwrap();
+        t.decide(a, &frame(BCAST, A, 60), 0);
+        let (_, l) = t.decide(b, &frame(BCAST, A, 60), 1);
+        assert_eq!(
+            l,
+            Some(Learned {
+                mac: MacAddr(A),
+                port: b,
+                old: Some(a)
+            })
+        );
+        // Still there after 100 s idle, gone after 101.
+        assert_eq!(t.age(101), 0);
+        assert_eq!(t.lookup(MacAddr(A)), Some(b));
+        assert_eq!(t.age(102), 1);
+        assert_eq!(t.lookup(MacAddr(A)), None);
+        t.decide(b, &frame(BCAST, A, 60), 200);
+        t.decide(b, &frame(BCAST, B, 60), 200);
+        t.remove_port(b).unwrap();
+        assert!(t.mac_table().is_empty());
+        assert_eq!(t.live_ports(), &[a]);
+        // The slot is reused.
+        assert_eq!(t.add_port(7, unix(3)), Some(b));
+    }
+
+    #[test]
+    fn senders_are_found_by_full_or_shorter_address() {
+        let mut t = Tables::new(false);
+        let short = DataAddr::from_raw(&[1, 0, 0, b'c', b'l', b'i']);
+        let id = t
+            .add_port(
+                5,
+                PortKind::Unix {
+                    send_to: short.full_length(),
+                    learned_len: false,
+                },
+            )
+            .unwrap();
+        assert!(t
+            .add_port(
+                6,
+                PortKind::Unix {
+                    send_to: short.full_length(),
+                    learned_len: false
+                }
+            )
+            .is_none());
+        assert_eq!(t.port_for_sender(&short), Some(id));
+        match &t.port(id).unwrap().kind {
+            PortKind::Unix { send_to, .. } => assert_eq!(send_to.len, 6),
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(t.port_for_sender(&DataAddr::abstract_name(9, 9)), None);
+        let zero = DataAddr::from_raw(&[1, 0]);
+        t.add_port(
+            7,
+            PortKind::Unix {
+                send_to: zero.full_length(),
+                learned_len: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            t.port_for_sender(&zero),
+            None,
+            "an unnamed sender matches no port"
+        );
+    }
+}
