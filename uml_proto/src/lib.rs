@@ -11,6 +11,6 @@ pub mod fsutil;
 pub mod helper;
 pub mod humfs;
 pub mod mconsole;
+pub mod switch;
 pub mod tap;
 pub mod umid;
-pub mod switch;
