@@ -204,6 +204,31 @@ impl Uml {
         self.spawn_with(limit, true)
     }
 
+    /// Starts the kernel with console input (as [`Uml::spawn_interactive`]) and waits
+    /// until its console shows `text`. A kernel that dies before that (linux.uml now
+    /// and then does, early in boot, under load) is started once more.
+    pub fn boot_until(&self, text: &str, limit: Duration) -> UmlBoot {
+        let mut boot = self.spawn_interactive(limit);
+        if boot.wait_for_console(text, limit) {
+            return boot;
+        }
+        if boot.child.try_wait().expect("wait").is_some() {
+            eprintln!(
+                "linux.uml died during boot; starting it once more:\n{}",
+                boot.console()
+            );
+            let _ = fs::remove_file(&boot.mconsole);
+            boot = self.spawn_interactive(limit);
+            if boot.wait_for_console(text, limit) {
+                return boot;
+            }
+        }
+        panic!(
+            "linux.uml never showed {text:?} within {limit:?}:\n{}",
+            boot.console()
+        );
+    }
+
     fn spawn_with(&self, limit: Duration, interactive: bool) -> UmlBoot {
         for attempt in 0..2 {
             let log = self.home.join(format!("{}.console.{attempt}", self.umid));

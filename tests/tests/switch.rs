@@ -153,13 +153,7 @@ fn boot_guest(dir: &Path, img: &Path, n: u8, eth0: &str) -> Option<UmlBoot> {
     let uml = Uml::new(&home, &format!("sw{n}-{}", std::process::id()))?
         .root(&format!("{},{}", cow.display(), img.display()))
         .arg(format!("eth0={eth0}"));
-    let mut boot = uml.spawn_interactive(BOOT);
-    assert!(
-        boot.wait_for_console("GUEST-READY", BOOT),
-        "guest {n} did not boot:\n{}",
-        boot.console()
-    );
-    Some(boot)
+    Some(uml.boot_until("GUEST-READY", BOOT))
 }
 
 fn sh(g: &mut UmlBoot, cmd: &str) -> String {
