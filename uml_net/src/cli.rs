@@ -43,6 +43,20 @@ pub fn command() -> clap::Command {
         .about(ABOUT)
         .long_about(DESCRIPTION)
         .override_usage(usage())
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(
+            clap::Arg::new("help")
+                .long("help")
+                .action(clap::ArgAction::Help)
+                .help("Print this help"),
+        )
+        .arg(
+            clap::Arg::new("version")
+                .long("version")
+                .action(clap::ArgAction::Version)
+                .help("Print the version"),
+        )
         .arg(
             clap::Arg::new("request")
                 .value_name("VERSION TRANSPORT ARGS")
