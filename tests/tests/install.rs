@@ -481,3 +481,51 @@ fn uml_switch_unit_passes_systemd_analyze_verify() {
     );
     assert!(ok.success(), "{ok:?}");
 }
+
+#[test]
+fn real_install_creates_the_uml_net_group_and_user_and_makes_uml_net_setuid_for_it() {
+    require_root("the real install test (a private mount namespace)");
+    // A real install, on a copy of /etc and an empty /usr/local bind-mounted over the
+    // real ones in a private mount namespace: groupadd and useradd write the copy.
+    let dir = scratch();
+    let script = r#"
+        set -e
+        mount --make-rprivate /
+        cp -a /etc "$1/etc"
+        mkdir "$1/local"
+        mount --bind "$1/etc" /etc
+        mount --bind "$1/local" /usr/local
+        if getent passwd uml-net >/dev/null; then userdel uml-net; fi
+        if getent group uml-net >/dev/null; then groupdel uml-net; fi
+        "$2/scripts/install" --from "$3"
+        echo "group: $(getent group uml-net | cut -d: -f1)"
+        echo "user: $(getent passwd uml-net | cut -d: -f1,7)"
+        echo "uml_net: $(stat -c '%U %G %a' /usr/local/bin/uml_net)"
+        echo "hook: $(stat -c '%a' /etc/network/if-pre-up.d/uml-tunctl)"
+        "$2/scripts/install" --uninstall
+        echo "left: $(ls -A /usr/local | tr '\n' ' ')"
+        if [ -e /etc/network/if-pre-up.d/uml-tunctl ]; then echo "hook left"; fi
+    "#;
+    let out = run(
+        Command::new("unshare")
+            .args(["--mount", "--fork", "--", "bash", "-c", script, "ns"])
+            .arg(dir.path())
+            .arg(repo_root())
+            .arg(built_dir()),
+        LIMIT,
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("group: uml-net\n"), "{out:?}");
+    assert!(
+        out.stdout.contains("user: uml-net:/usr/sbin/nologin\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("uml_net: root uml-net 4754\n"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("hook: 755\n"), "{out:?}");
+    assert!(out.stdout.contains("installed under /usr/local"), "{out:?}");
+    assert!(out.stdout.contains("left: \n"), "{out:?}");
+    assert!(!out.stdout.contains("hook left"), "{out:?}");
+}
