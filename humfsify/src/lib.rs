@@ -6,6 +6,7 @@
 //! turn the command line into numbers, `error` names what went wrong, `progress` draws
 //! a bar on a terminal.
 
+pub mod cli;
 pub mod error;
 pub mod forward;
 pub mod owner;

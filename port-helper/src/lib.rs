@@ -4,6 +4,7 @@
 //! the telnet protocol as a pure state machine, and `telnetd` the small telnet server
 //! the kernel's port channel runs as `in.telnetd -L port-helper`.
 
+pub mod cli;
 pub mod helper;
 pub mod telnet;
 pub mod telnetd;

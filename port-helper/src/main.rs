@@ -1,28 +1,11 @@
 //! `port-helper [-uml-socket PATH]`: command line and error reporting.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use port_helper::cli::Args;
 use port_helper::helper::{hand_over_terminal, Channel};
-
-/// Hand the terminal on standard input to a UML kernel's console.
-///
-/// The UML kernel runs this program; you do not. Its port channel (`con1=port:9000`)
-/// runs `in.telnetd -L port-helper`, which leaves the kernel's socket on fd 3; its
-/// xterm channel runs a terminal emulator with `port-helper -uml-socket PATH`. Either
-/// way port-helper gives up its controlling terminal, sends fd 0 and its pid to the
-/// kernel (SCM_RIGHTS) and waits until the kernel kills it. Unlike the C tool it fails
-/// at once, saying why, when there is no socket to send to. Arguments a telnet server
-/// adds for a login program (`-h HOST -p`, ...) are ignored.
-#[derive(Parser, Debug)]
-#[command(name = "port-helper", version)]
-struct Args {
-    /// Connect to the kernel's socket at PATH (xterm channel) instead of using fd 3
-    #[arg(long = "uml-socket", value_name = "PATH")]
-    uml_socket: Option<PathBuf>,
-}
 
 /// The arguments clap should see: the legacy `-uml-socket` spelled GNU style, and
 /// nothing at all when the first argument is not ours (a telnet server's login

@@ -1,6 +1,8 @@
 //! tunctl's logic: make a persistent tap (or tun) owned by a user or group, or make an
 //! existing one nonpersistent so it goes away. Returns the text to print; main prints.
 
+pub mod cli;
+
 use std::fmt;
 use std::path::PathBuf;
 

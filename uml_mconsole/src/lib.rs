@@ -2,6 +2,7 @@
 //! commands, an interactive session, commands from stdin, and the notify socket.
 
 pub mod absolutize;
+pub mod cli;
 pub mod command;
 pub mod interactive;
 pub mod log;

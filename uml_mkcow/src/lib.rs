@@ -2,6 +2,8 @@
 //! same length. The file appears whole or not at all: it is built under a temporary
 //! name beside the target and renamed into place.
 
+pub mod cli;
+
 use std::fmt;
 use std::fs::{File, Permissions};
 use std::io;

@@ -1,6 +1,7 @@
 //! uml_moo: merge a UML COW file with its backing file, into a new image or in place,
 //! and inspect COW files.
 
+pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod inspect;

@@ -4,6 +4,7 @@
 //! goes back to the kernel.
 
 pub mod check;
+pub mod cli;
 pub mod host;
 pub mod privs;
 

@@ -150,15 +150,8 @@ fn fd1_fits(kind: ReplyKind) -> bool {
 /// `--help` / `--version` text (the helper protocol has no other options).
 fn help_or_version(arg: &str) -> Option<String> {
     match arg {
-        "--version" => Some(format!("uml_net {}\n", env!("CARGO_PKG_VERSION"))),
-        "--help" => Some(format!(
-            "Usage: uml_net {v} tuntap up GATE | {v} add|del DEV ADDR NETMASK\n\n\
-             The helper linux.uml runs (setuid root) for eth<n>=tuntap,,,GATE: it makes a tap\n\
-             device owned by the caller, gives it GATE and sends its fd back on fd 1, and\n\
-             adds or removes host routes and proxy ARP entries for the guest's addresses.\n\
-             It is not meant to be run by hand. Install with scripts/install-uml-net.\n",
-            v = helper::VERSION
-        )),
+        "--version" => Some(uml_net::cli::version_text()),
+        "--help" => Some(uml_net::cli::help_text()),
         _ => None,
     }
 }
