@@ -4,6 +4,8 @@
 
 pub mod block;
 pub mod chan;
+#[cfg(feature = "doc")]
+pub mod cli;
 pub mod cmdline;
 pub mod event;
 pub mod host;

@@ -160,6 +160,8 @@ fn destdir_install_places_every_program_with_its_mode_man_page_and_completions()
         "in.telnetd",
         "humfsify",
         "uml_mconsole",
+        "uml_switch",
+        "uml-kernel",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -428,16 +430,10 @@ fn uml_switch_unit_passes_systemd_analyze_verify() {
     ] {
         assert!(unit.lines().any(|l| l == line), "no {line:?} in\n{unit}");
     }
-    // systemd-analyze checks that ExecStart's program exists: point it at the staged
-    // one (uml_switch once it is installed; until then another staged program).
+    // systemd-analyze checks that ExecStart's program exists: point it at the staged one.
     let staged_bin = under(&destdir, &format!("{PREFIX}/bin"));
-    let switch = staged_bin.join("uml_switch");
-    let target = if switch.exists() {
-        switch
-    } else {
-        eprintln!("uml_switch is not built yet: verifying with ExecStart on staged tunctl");
-        staged_bin.join("tunctl")
-    };
+    let target = staged_bin.join("uml_switch");
+    assert!(target.exists(), "uml_switch was not installed");
     let check = dir.path().join("check");
     fs::create_dir_all(&check).unwrap();
     let verify = |exec: &Path| {

@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod capture;
+pub mod cli;
 pub mod fasthash;
 pub mod log;
 pub mod report;

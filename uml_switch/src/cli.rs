@@ -1,0 +1,92 @@
+//! The command line of `uml_switch`: its clap definition with the C tool's single-dash
+//! options, and the switch configuration it gives. Shared by the program and by the man
+//! page and completion generator.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+
+use crate::log::Level;
+use crate::Config;
+
+/// A virtual Ethernet switch for User-Mode Linux's daemon network transport.
+///
+/// Boot UMLs with `eth0=daemon,,unix,CTL` (CTL being this switch's control socket) to
+/// put them on one virtual LAN. Note that Debian's linux.uml, given just
+/// `eth0=daemon`, looks for /var/run/uml-utilities/uml_switch.ctl, not /tmp/uml.ctl.
+///
+/// Stdin is watched only when it is a terminal: EOF there stops the switch. SIGINT,
+/// SIGTERM and SIGHUP remove the control socket and stop it; SIGUSR1 prints the port
+/// and MAC tables to stderr. The original single-dash options (-unix, -hub, -tap,
+/// -compat-v0, -daemon) work as before.
+#[derive(Parser, Debug)]
+#[command(name = "uml_switch", version, verbatim_doc_comment)]
+pub struct Args {
+    /// Control socket (and, with -compat-v0, data socket) paths
+    #[arg(long = "unix", value_name = "CTL [DATA]", num_args = 1..=2)]
+    pub unix: Option<Vec<PathBuf>>,
+    /// Be a hub: flood every frame to every other port
+    #[arg(long)]
+    pub hub: bool,
+    /// Attach this tap device as one more port
+    #[arg(long, value_name = "DEV")]
+    pub tap: Option<String>,
+    /// Serve protocol v0 clients: the data socket is a path (default /tmp/uml.data)
+    #[arg(long = "compat-v0")]
+    pub compat_v0: bool,
+    /// Go to the background after the sockets are bound (working directory /)
+    #[arg(long)]
+    pub daemon: bool,
+    /// Write every forwarded frame to FILE as pcap ("-": stdout)
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Messages on stderr from this level up
+    #[arg(long = "log-level", value_enum, default_value = "info")]
+    pub log_level: Level,
+}
+
+const LEGACY: [&str; 5] = ["-unix", "-hub", "-tap", "-compat-v0", "-daemon"];
+
+/// Turns the C tool's single-dash long options into GNU ones for clap.
+pub fn rewrite_legacy(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    args.enumerate()
+        .map(|(i, a)| match a.to_str() {
+            Some(s) if i > 0 && LEGACY.contains(&s) => OsString::from(format!("-{s}")),
+            _ => a,
+        })
+        .collect()
+}
+
+/// The switch configuration the arguments ask for (paths as given).
+pub fn config(args: &Args) -> Result<Config, clap::Error> {
+    let unix = args.unix.clone().unwrap_or_default();
+    if unix.len() == 2 && !args.compat_v0 {
+        return Err(Args::command().error(
+            clap::error::ErrorKind::TooManyValues,
+            "a data socket after -unix CTL needs -compat-v0",
+        ));
+    }
+    let control = unix
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/tmp/uml.ctl"));
+    let compat_data = args.compat_v0.then(|| {
+        unix.get(1)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("/tmp/uml.data"))
+    });
+    Ok(Config {
+        control,
+        compat_data,
+        hub: args.hub,
+        tap: args.tap.clone(),
+        daemon: args.daemon,
+        pcap: args.pcap.clone(),
+    })
+}
+
+/// The command-line definition (for --help, man pages and completions).
+pub fn command() -> clap::Command {
+    Args::command()
+}
