@@ -14,6 +14,7 @@
 use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 
 use uml_proto::cow::{CowFile, SectorBitmap};
 
@@ -296,8 +297,10 @@ pub fn copy_merge(
     Ok(())
 }
 
-/// Writes the COW's marked sectors into the backing file with `pwritev`, skipping zero
-/// sectors whose backing sector is zero too (it may be a hole).
+/// Writes the COW's marked sectors into the backing file, skipping zero sectors whose
+/// backing sector is zero too (it may be a hole). Dense chunks are read through maps;
+/// sparse ones (a few scattered runs, where mapping a page costs more than reading
+/// it) run by run through a small buffer.
 pub fn in_place_merge(
     cow: &CowFile,
     bitmap: &SectorBitmap,
@@ -307,29 +310,89 @@ pub fn in_place_merge(
     let walk = Walk::of(cow);
     let ss = walk.ss;
     let mut runs = Vec::new();
+    let mut buffers = RunBuffers::default();
     for (first, count) in walk.chunks() {
         runs.clear();
         runs.extend(bitmap.set_runs(first, first + count));
-        if runs.is_empty() {
+        let Some(&(last, n)) = runs.last() else {
             continue;
-        }
-        let view = map_chunk(cow, backing, (first, count), ss, &runs, BackingMap::Lazy)?;
-        let mut w = SpanWriter::new(backing);
-        for &(s, n) in &runs {
-            let new = view.cow(s, n);
-            let old = view.backing(s, n).expect("backing map");
-            for (i, (c, b)) in new
-                .chunks(ss as usize)
-                .zip(old.chunks(ss as usize))
-                .enumerate()
-            {
-                if !is_zero(c) || !is_zero(b) {
-                    w.push((s + i as u64) * ss, c).map_err(LoopError::Write)?;
-                }
+        };
+        let marked: u64 = runs.iter().map(|&(_, n)| n).sum();
+        if marked * POPULATE_DENSITY >= last + n - first {
+            write_mapped(cow, backing, (first, count), ss, &runs)?;
+        } else {
+            for &(s, n) in &runs {
+                buffers.write_run(cow, backing, s, n, ss)?;
             }
-            bar.advance(n * ss);
         }
-        w.flush().map_err(LoopError::Write)?;
+        bar.advance(marked * ss);
     }
     Ok(())
+}
+
+/// Writes the marked runs of a dense chunk from maps of the COW and backing windows.
+fn write_mapped(
+    cow: &CowFile,
+    backing: &File,
+    chunk: (u64, u64),
+    ss: u64,
+    runs: &[(u64, u64)],
+) -> Result<(), LoopError> {
+    let view = map_chunk(cow, backing, chunk, ss, runs, BackingMap::Lazy)?;
+    let mut w = SpanWriter::new(backing);
+    for &(s, n) in runs {
+        let new = view.cow(s, n);
+        let old = view.backing(s, n).expect("backing map");
+        for (i, (c, b)) in new
+            .chunks(ss as usize)
+            .zip(old.chunks(ss as usize))
+            .enumerate()
+        {
+            if !is_zero(c) || !is_zero(b) {
+                w.push((s + i as u64) * ss, c).map_err(LoopError::Write)?;
+            }
+        }
+    }
+    w.flush().map_err(LoopError::Write)
+}
+
+/// Buffers for writing one run at a time: its COW data, and the backing sector under
+/// a zero COW sector.
+#[derive(Default)]
+struct RunBuffers {
+    new: Vec<u8>,
+    old: Vec<u8>,
+}
+
+impl RunBuffers {
+    fn write_run(
+        &mut self,
+        cow: &CowFile,
+        backing: &File,
+        s: u64,
+        n: u64,
+        ss: u64,
+    ) -> Result<(), LoopError> {
+        let len = (n * ss) as usize;
+        self.new.resize(len, 0);
+        self.old.resize(ss as usize, 0);
+        let new = &mut self.new[..len];
+        cow.file
+            .read_exact_at(new, cow.geometry.data_offset + s * ss)
+            .map_err(LoopError::Cow)?;
+        let mut w = SpanWriter::new(backing);
+        for (i, c) in new.chunks(ss as usize).enumerate() {
+            let at = (s + i as u64) * ss;
+            let keep = !is_zero(c) || {
+                backing
+                    .read_exact_at(&mut self.old, at)
+                    .map_err(LoopError::Backing)?;
+                !is_zero(&self.old)
+            };
+            if keep {
+                w.push(at, c).map_err(LoopError::Write)?;
+            }
+        }
+        w.flush().map_err(LoopError::Write)
+    }
 }
