@@ -5,6 +5,7 @@
 
 use crate::block::SECTOR;
 use crate::machine::{self, Action, Machine};
+use crate::net;
 use crate::proc;
 
 pub const PROMPT: &str = "# ";
@@ -97,6 +98,10 @@ Built-in commands:
   ubd read DEV SECTOR [COUNT]  hex dump of sectors (DEV: ubda, ubd0, /dev/ubda)
   ubd write DEV SECTOR TEXT    TEXT at the start of the sector, rest zero
   ubd writehex DEV SECTOR HEX  bytes given in hex, rest of the sector zero
+  ifconfig [ethN [ADDR] [netmask M] [up|down]]
+  route [-n] | route add default gw ADDR | route del default
+  ping [-c N] [-i SECS] [-W SECS] ADDR   (4 requests without -c)
+  arp                          neighbours seen on the wire
 ";
 
 /// Runs one command line; returns what it prints.
@@ -136,6 +141,10 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
             String::new()
         }
         "ubd" => ubd(args, m),
+        "ifconfig" => net::cmds::ifconfig(&mut m.net, args),
+        "route" => net::cmds::route(&mut m.net, args),
+        "ping" => net::cmds::ping(&mut m.net, args),
+        "arp" => net::cmds::arp(&m.net),
         _ => format!("sh: {cmd}: not found\n"),
     }
 }

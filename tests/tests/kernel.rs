@@ -785,7 +785,7 @@ fn bad_command_lines_stop_the_boot_naming_the_switch() {
     assert!(k.wait_output("Unknown kernel command line parameters \"foo=bar splash\", will be passed to user space.", LIMIT), "{}", k.output());
     assert!(k
         .output()
-        .contains("eth0=tuntap,,,1.2.3.4: networking is not supported"));
+        .contains("eth0=tuntap,,,1.2.3.4: the tuntap transport is not supported"));
     k.type_line("halt");
     assert!(k.wait_exit(LIMIT).is_some());
 }

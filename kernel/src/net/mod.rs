@@ -1,0 +1,340 @@
+//! The guest's network: eth<N> devices on host transports, each with a smoltcp
+//! interface (ARP, IPv4, ICMP echo, TCP), the counters /proc/net/dev shows, an ARP
+//! table learned from the frames seen, and the I/O the event loop and `ping` drive.
+
+pub mod cmds;
+pub mod daemon;
+pub mod phy;
+pub mod spec;
+
+use std::io::Read;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+use smoltcp::time::Instant as NetInstant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+use uml_proto::ether::MacAddr;
+
+use crate::klog::KernelLog;
+use daemon::Daemon;
+use phy::{Queues, MAX_FRAME};
+pub use spec::{EthSpec, Transport, MAX_ETH};
+
+/// Interface counters (the columns of /proc/net/dev that can be nonzero here).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+}
+
+/// The host side of a device.
+pub enum Link {
+    Daemon(Daemon),
+}
+
+impl Link {
+    fn data_fd(&self) -> RawFd {
+        match self {
+            Link::Daemon(d) => d.data_fd(),
+        }
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        match self {
+            Link::Daemon(d) => d.recv(buf),
+        }
+    }
+
+    fn send(&self, frame: &[u8]) -> std::io::Result<()> {
+        match self {
+            Link::Daemon(d) => d.send(frame),
+        }
+    }
+}
+
+pub struct NetDev {
+    pub spec: EthSpec,
+    pub mac: MacAddr,
+    pub link: Link,
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    queues: Queues,
+    pub up: bool,
+    pub stats: Stats,
+    /// IPv4 neighbours seen in ARP frames, oldest first.
+    pub arp: Vec<(Ipv4Address, MacAddr)>,
+}
+
+impl NetDev {
+    pub fn name(&self) -> String {
+        format!("eth{}", self.spec.index)
+    }
+
+    pub fn ipv4(&self) -> Option<Ipv4Cidr> {
+        self.iface
+            .ip_addrs()
+            .iter()
+            .map(|a| match a {
+                IpCidr::Ipv4(c) => *c,
+            })
+            .next()
+    }
+
+    /// Sets (or with None clears) the IPv4 address. A device whose MAC was not given
+    /// takes fe:fd:<address> the first time it gets one, as UML does.
+    pub fn set_ipv4(&mut self, cidr: Option<Ipv4Cidr>) {
+        self.iface.update_ip_addrs(|addrs| {
+            addrs.clear();
+            if let Some(c) = cidr {
+                let _ = addrs.push(IpCidr::Ipv4(c));
+            }
+        });
+        if let (Some(c), None) = (cidr, self.spec.mac) {
+            let o = c.address().octets();
+            self.mac = MacAddr([0xfe, 0xfd, o[0], o[1], o[2], o[3]]);
+            self.spec.mac = Some(self.mac);
+            self.iface
+                .set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(self.mac.0)));
+        }
+    }
+
+    /// Reads every waiting frame from the host (dropping them while down), then lets
+    /// smoltcp answer and sends what it produced.
+    fn service(&mut self, now: NetInstant) {
+        let mut buf = vec![0u8; MAX_FRAME + 12];
+        while let Ok(Some(n)) = self.link.recv(&mut buf) {
+            if !self.up {
+                self.stats.rx_dropped += 1;
+                continue;
+            }
+            self.stats.rx_packets += 1;
+            self.stats.rx_bytes += n as u64;
+            self.learn_arp(&buf[..n]);
+            self.queues.rx.push_back(buf[..n].to_vec());
+        }
+        self.poll(now);
+    }
+
+    /// Runs the stack once and transmits its frames.
+    pub fn poll(&mut self, now: NetInstant) {
+        if !self.up {
+            self.queues.rx.clear();
+            return;
+        }
+        self.iface.poll(now, &mut self.queues, &mut self.sockets);
+        for frame in std::mem::take(&mut self.queues.tx) {
+            match self.link.send(&frame) {
+                Ok(()) => {
+                    self.stats.tx_packets += 1;
+                    self.stats.tx_bytes += frame.len() as u64;
+                }
+                Err(_) => self.stats.tx_errors += 1,
+            }
+        }
+    }
+
+    /// Records the sender of an ARP frame (request or reply) for IPv4 over Ethernet.
+    fn learn_arp(&mut self, f: &[u8]) {
+        if f.len() < 42 || f[12..14] != [0x08, 0x06] || f[14..20] != [0, 1, 8, 0, 6, 4] {
+            return;
+        }
+        let mac = MacAddr(f[22..28].try_into().expect("6 bytes"));
+        let ip = Ipv4Address::new(f[28], f[29], f[30], f[31]);
+        if ip.is_unspecified() {
+            return;
+        }
+        self.arp.retain(|(a, _)| *a != ip);
+        self.arp.push((ip, mac));
+    }
+
+    fn delay(&mut self, now: NetInstant) -> Option<Duration> {
+        if !self.up {
+            return None;
+        }
+        self.iface
+            .poll_delay(now, &self.sockets)
+            .map(|d| Duration::from_micros(d.total_micros()))
+    }
+}
+
+/// All devices of the guest.
+pub struct Net {
+    pub devs: Vec<Option<NetDev>>,
+    start: std::time::Instant,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net {
+            devs: (0..MAX_ETH).map(|_| None).collect(),
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Six random bytes made a locally administered unicast address.
+fn random_mac() -> MacAddr {
+    let mut b = [0u8; 6];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ u64::from(std::process::id());
+        b.copy_from_slice(&t.to_le_bytes()[..6]);
+    }
+    b[0] = (b[0] & 0xfe) | 0x02;
+    MacAddr(b)
+}
+
+impl Net {
+    pub fn now(&self) -> NetInstant {
+        NetInstant::from_micros(self.start.elapsed().as_micros() as i64)
+    }
+
+    /// Sets up a device from its switch, logging as linux.uml does; on failure the
+    /// device does not exist and the error says why.
+    pub fn attach(&mut self, arg: &str, log: &mut KernelLog) -> Result<usize, String> {
+        let spec = spec::parse(arg)?;
+        let n = spec.index;
+        if self.devs[n].is_some() {
+            return Err(format!("eth{n}: device already exists"));
+        }
+        let mac = match spec.mac {
+            Some(m) => m,
+            None => {
+                log.info(format!(
+                    "Choosing a random ethernet address for device eth{n}"
+                ));
+                random_mac()
+            }
+        };
+        log.info(format!("Netdevice {n} ({mac}) : "));
+        let link = match &spec.transport {
+            Transport::Daemon { ctl } => {
+                log.info(format!(
+                    "daemon backend (uml_switch version 3) - unix:{}",
+                    ctl.display()
+                ));
+                let d = Daemon::open(ctl, n as u32).map_err(|e| {
+                    let msg = format!(
+                        "daemon_open : control connect failed, errno = {}",
+                        e.raw_os_error().unwrap_or(0)
+                    );
+                    log.err(&msg);
+                    format!("eth{n}: {}: {e}", ctl.display())
+                })?;
+                Link::Daemon(d)
+            }
+        };
+        let mut queues = Queues::default();
+        let mut config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac.0)));
+        config.random_seed = u64::from_le_bytes({
+            let mut s = [0u8; 8];
+            s[..6].copy_from_slice(&random_mac().0);
+            s
+        });
+        let iface = Interface::new(config, &mut queues, self.now());
+        self.devs[n] = Some(NetDev {
+            spec,
+            mac,
+            link,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            queues,
+            up: false,
+            stats: Stats::default(),
+            arp: Vec::new(),
+        });
+        Ok(n)
+    }
+
+    /// Removes a device that is down.
+    pub fn remove(&mut self, n: usize) -> Result<(), (i32, String)> {
+        match self.devs.get(n).and_then(|d| d.as_ref()) {
+            None => Err((-libc::ENODEV, "Device doesn't exist".into())),
+            Some(d) if d.up => Err((-libc::EBUSY, "Device is busy".into())),
+            Some(_) => {
+                self.devs[n] = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// The descriptors the event loop watches for device `n`.
+    pub fn fds(&self, n: usize) -> Vec<RawFd> {
+        match self.devs.get(n) {
+            Some(Some(d)) => vec![d.link.data_fd()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Handles readiness of device `n`'s descriptors.
+    pub fn service(&mut self, n: usize) {
+        let now = self.now();
+        if let Some(Some(d)) = self.devs.get_mut(n) {
+            d.service(now);
+        }
+    }
+
+    /// Lets every up device's stack run its timers.
+    pub fn poll_all(&mut self) {
+        let now = self.now();
+        for d in self.devs.iter_mut().flatten() {
+            d.poll(now);
+        }
+    }
+
+    /// How long the event loop may sleep before a stack needs to run.
+    pub fn poll_delay(&mut self) -> Option<Duration> {
+        let now = self.now();
+        self.devs
+            .iter_mut()
+            .flatten()
+            .filter_map(|d| d.delay(now))
+            .min()
+    }
+
+    /// Waits at most `limit` for frames on any device and services them (used while a
+    /// shell command such as `ping` owns the console).
+    pub fn wait_io(&mut self, limit: Duration) {
+        let limit = self.poll_delay().map_or(limit, |d| d.min(limit));
+        let mut fds: Vec<libc::pollfd> = self
+            .devs
+            .iter()
+            .flatten()
+            .map(|d| libc::pollfd {
+                fd: d.link.data_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of fds.len() pollfd structures for the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        for n in 0..MAX_ETH {
+            self.service(n);
+        }
+    }
+
+    /// The device whose subnet holds `dst`, else the first with a default route.
+    pub fn route_for(&self, dst: Ipv4Address) -> Option<usize> {
+        let ups = || self.devs.iter().flatten().filter(|d| d.up);
+        ups()
+            .find(|d| d.ipv4().is_some_and(|c| c.contains_addr(&dst)))
+            .or_else(|| {
+                ups().find(|d| {
+                    d.ipv4().is_some() && d.iface.routes().get_default_ipv4_route().is_some()
+                })
+            })
+            .map(|d| d.spec.index)
+    }
+}

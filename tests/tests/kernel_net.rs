@@ -1,0 +1,350 @@
+//! uml-kernel networking acceptance: eth<N>=daemon devices on our uml_switch, the C
+//! uml_switch and vde_switch; two uml-kernels ping each other, a uml-kernel and a
+//! linux.uml guest ping each other both ways; boot log lines, MAC assignment, arp and
+//! /proc/net/dev counters; mconsole hot-plug (`config eth1=...`, `remove eth1`).
+//! Everything here uses unix sockets only, inside the namespace scripts/test makes.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tests::{c_tool, linux_uml, our_bin, run, scratch, GuestImage, Uml, UmlBoot};
+
+const LIMIT: Duration = Duration::from_secs(20);
+const BOOT: Duration = Duration::from_secs(30);
+
+/// A uml-kernel in the background, console on a pipe and a file; killed when dropped.
+struct Kern {
+    child: Child,
+    stdin: ChildStdin,
+    console: PathBuf,
+    home: PathBuf,
+    umid: String,
+    marks: u32,
+}
+
+impl Kern {
+    fn spawn(home: &Path, umid: &str, args: &[String]) -> Kern {
+        fs::create_dir_all(home).unwrap();
+        let console = home.join(format!("{umid}.console"));
+        let out = fs::File::create(&console).unwrap();
+        let mut child = Command::new(our_bin("uml-kernel"))
+            .arg(format!("umid={umid}"))
+            .arg("con0=fd:0,fd:1")
+            .args(args)
+            .env("HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn uml-kernel");
+        let stdin = child.stdin.take().unwrap();
+        let mut k = Kern {
+            child,
+            stdin,
+            console,
+            home: home.to_owned(),
+            umid: umid.to_owned(),
+            marks: 0,
+        };
+        k.sh("echo booted");
+        k
+    }
+
+    fn output(&self) -> String {
+        fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    /// Runs a shell command and returns what it printed.
+    fn sh(&mut self, cmd: &str) -> String {
+        self.marks += 1;
+        let mark = format!("END-OF-{}", self.marks);
+        let before = self.output().len();
+        writeln!(self.stdin, "{cmd}\necho {mark}").unwrap();
+        self.stdin.flush().unwrap();
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if let Some(end) = out[before..].find(&format!("{mark}\n")) {
+                // Drop the prompts the shell printed before and after the command.
+                return out[before..before + end].replace("# ", "");
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "`{cmd}` did not finish on {}:\n{out}",
+                self.umid
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn mconsole(&self, cmd: &str) -> tests::Output {
+        run(
+            Command::new(our_bin("uml_mconsole"))
+                .arg(self.home.join(".uml").join(&self.umid).join("mconsole"))
+                .arg(cmd),
+            LIMIT,
+        )
+    }
+}
+
+impl Drop for Kern {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Replies counted from a ping summary (ours and busybox's share the wording).
+fn received(out: &str) -> u32 {
+    out.lines()
+        .find_map(|l| {
+            let (head, _) = l.split_once(" packets received")?;
+            head.rsplit(", ").next()?.trim().parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no ping summary:\n{out}"))
+}
+
+/// A switch we started; killed by pid when dropped.
+struct Switch {
+    child: Child,
+    ctl: PathBuf,
+    _stdin: Option<ChildStdin>,
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SwitchKind {
+    Ours,
+    C,
+    Vde,
+}
+
+fn start_switch(dir: &Path, kind: SwitchKind) -> Option<Switch> {
+    let (mut cmd, ctl) = match kind {
+        SwitchKind::Ours | SwitchKind::C => {
+            let ctl = dir.join("sw.ctl");
+            let prog = match kind {
+                SwitchKind::Ours => our_bin("uml_switch"),
+                _ => c_tool("uml_switch")?,
+            };
+            let mut c = Command::new(prog);
+            c.arg("-unix").arg(&ctl).stdin(Stdio::null());
+            (c, ctl)
+        }
+        SwitchKind::Vde => {
+            let sock = dir.join("vde");
+            let mut c = Command::new(c_tool("vde_switch")?);
+            c.arg("-s").arg(&sock).stdin(Stdio::piped());
+            (c, sock.join("ctl"))
+        }
+    };
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switch");
+    let stdin = child.stdin.take();
+    let start = Instant::now();
+    while !ctl.exists() {
+        assert!(start.elapsed() < LIMIT, "{kind:?} switch did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
+    Some(Switch {
+        child,
+        ctl,
+        _stdin: stdin,
+    })
+}
+
+const INIT: &str = "#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do echo 1 > $f; done 2>/dev/null
+ifconfig lo up
+echo GUEST-READY
+exec sh
+";
+
+fn linux_guest(dir: &Path, eth0: &str) -> Option<UmlBoot> {
+    linux_uml()?;
+    let img = dir.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = dir.join("lx.cow");
+    let uml = Uml::new(&dir.join("lxhome"), &format!("lx-{}", std::process::id()))?
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("eth0={eth0}"));
+    Some(uml.boot_until("GUEST-READY", BOOT))
+}
+
+fn linux_sh(g: &mut UmlBoot, cmd: &str) -> String {
+    g.shell(cmd, LIMIT)
+        .unwrap_or_else(|| panic!("guest command `{cmd}` timed out:\n{}", g.console()))
+        .0
+}
+
+/// Two uml-kernels and one linux.uml guest on one switch of `kind`.
+fn lan(kind: SwitchKind) {
+    let dir = scratch();
+    let d = dir.path();
+    let Some(sw) = start_switch(d, kind) else {
+        return;
+    };
+    let ctl = sw.ctl.display().to_string();
+    let mut a = Kern::spawn(&d.join("a"), "a", &[format!("eth0=daemon,,unix,{ctl}")]);
+    let mut b = Kern::spawn(
+        &d.join("b"),
+        "b",
+        &[format!("eth0=daemon,fe:fd:00:00:00:02,unix,{ctl}")],
+    );
+    let boot_a = a.output();
+    assert!(
+        boot_a.contains("Choosing a random ethernet address for device eth0\n"),
+        "{boot_a}"
+    );
+    assert!(
+        boot_a.contains(&format!(
+            "daemon backend (uml_switch version 3) - unix:{ctl}\n"
+        )),
+        "{boot_a}"
+    );
+    assert!(
+        b.output().contains("Netdevice 0 (fe:fd:00:00:00:02) : "),
+        "{}",
+        b.output()
+    );
+    // A random, locally administered unicast MAC until an address is set.
+    let ifc = a.sh("ifconfig eth0");
+    let hw = ifc.split("HWaddr ").nth(1).expect("HWaddr").trim_start();
+    let first = u8::from_str_radix(&hw[..2], 16).unwrap();
+    assert_eq!(first & 3, 2, "{ifc}");
+    assert!(ifc.contains("BROADCAST MULTICAST  MTU:1500"), "{ifc}");
+
+    assert_eq!(a.sh("ifconfig eth0 10.0.0.1 netmask 255.255.255.0 up"), "");
+    assert_eq!(b.sh("ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up"), "");
+    let ifc = a.sh("ifconfig eth0");
+    assert!(ifc.contains("HWaddr FE:FD:0A:00:00:01"), "{ifc}");
+    assert!(ifc.contains("inet addr:10.0.0.1  Bcast:10.0.0.255  Mask:255.255.255.0"));
+    assert!(ifc.contains("UP BROADCAST RUNNING"), "{ifc}");
+
+    let out = a.sh("ping -c 3 -i 0.2 10.0.0.2");
+    assert_eq!(received(&out), 3, "{kind:?}: kernel a -> kernel b\n{out}");
+    assert!(out.contains("bytes from 10.0.0.2: seq=2 time="), "{out}");
+    assert_eq!(received(&b.sh("ping -c 2 -i 0.2 10.0.0.1")), 2, "b -> a");
+    assert!(
+        a.sh("arp")
+            .contains("? (10.0.0.2) at fe:fd:00:00:00:02 [ether]  on eth0"),
+        "{}",
+        a.sh("arp")
+    );
+    let dev = a.sh("cat /proc/net/dev");
+    let line = dev
+        .lines()
+        .find(|l| l.contains("eth0:"))
+        .expect("eth0 line");
+    let nums: Vec<u64> = line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(nums[1] >= 5 && nums[9] >= 5, "{dev}");
+    assert!(nums[0] >= nums[1] * 42 && nums[8] >= nums[9] * 42, "{dev}");
+    let miss = a.sh("ping -c 1 -W 0.5 10.0.0.9");
+    assert_eq!(received(&miss), 0, "{miss}");
+
+    // A linux.uml guest on the same switch, both ways.
+    let Some(mut l) = linux_guest(d, &format!("daemon,fe:fd:00:00:00:03,unix,{ctl}")) else {
+        return;
+    };
+    linux_sh(&mut l, "ifconfig eth0 10.0.0.3 netmask 255.255.255.0 up");
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 10.0.0.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "{kind:?}: linux.uml -> uml-kernel\n{out}"
+    );
+    let out = a.sh("ping -c 3 -i 0.2 10.0.0.3");
+    assert_eq!(
+        received(&out),
+        3,
+        "{kind:?}: uml-kernel -> linux.uml\n{out}"
+    );
+    let out = linux_sh(&mut l, "arp -n");
+    assert!(out.contains("fe:fd:0a:00:00:01"), "{out}");
+    if matches!(kind, SwitchKind::Ours) {
+        hot_plug(&mut a, &mut b, &ctl);
+    }
+}
+
+/// mconsole `config eth1=daemon,...` adds a working device at run time; `remove eth1`
+/// refuses while it is up and removes it once down.
+fn hot_plug(a: &mut Kern, b: &mut Kern, ctl: &str) {
+    for (k, n) in [(&mut *a, 1), (&mut *b, 2)] {
+        let out = k.mconsole(&format!(
+            "config eth1=daemon,fe:fd:00:00:01:0{n},unix,{ctl}"
+        ));
+        assert!(out.success(), "{}{}", out.stdout, out.stderr);
+        assert!(
+            k.output().contains("Netdevice 1 (fe:fd:00:00:01:0"),
+            "{}",
+            k.output()
+        );
+        let out = k.mconsole("config eth1");
+        assert!(
+            out.stdout
+                .contains(&format!("daemon,fe:fd:00:00:01:0{n},unix,{ctl}")),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(
+            k.sh(&format!(
+                "ifconfig eth1 10.0.1.{n} netmask 255.255.255.0 up"
+            )),
+            ""
+        );
+    }
+    let out = a.sh("ping -c 2 -i 0.2 10.0.1.2");
+    assert_eq!(received(&out), 2, "over the hot-plugged eth1\n{out}");
+    let busy = a.mconsole("remove eth1");
+    assert!(!busy.success(), "removed while up: {}", busy.stdout);
+    a.sh("ifconfig eth1 down");
+    let out = a.mconsole("remove eth1");
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    assert!(a.sh("ifconfig eth1").contains("Device not found"));
+    let out = a.mconsole("remove eth1");
+    assert!(
+        out.stdout.contains("Device doesn't exist"),
+        "{}",
+        out.stdout
+    );
+    // eth0 still works.
+    assert_eq!(received(&a.sh("ping -c 1 10.0.0.2")), 1);
+}
+
+#[test]
+fn kernels_and_linux_uml_on_our_switch() {
+    lan(SwitchKind::Ours);
+}
+
+#[test]
+fn kernels_and_linux_uml_on_the_c_switch() {
+    lan(SwitchKind::C);
+}
+
+#[test]
+fn kernels_and_linux_uml_on_vde_switch() {
+    lan(SwitchKind::Vde);
+}
