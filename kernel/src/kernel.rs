@@ -242,6 +242,20 @@ impl Kernel {
         Ok(())
     }
 
+    /// Watches the devices' current host descriptors (a helper-made tap comes and goes
+    /// with `ifconfig up/down`).
+    fn sync_net_fds(&mut self) {
+        if !std::mem::take(&mut self.m.net.dirty) {
+            return;
+        }
+        for n in 0..crate::net::MAX_ETH {
+            self.events.unregister(Token::Net(n));
+            for fd in self.m.net.fds(n) {
+                self.events.register(fd, Token::Net(n));
+            }
+        }
+    }
+
     fn new_console(&mut self, line: Line) -> Console {
         let name = line.name();
         match (&line.device, line.family) {
@@ -453,6 +467,7 @@ impl Kernel {
                 }
             }
             self.m.net.poll_all();
+            self.sync_net_fds();
             self.flush_log();
         }
     }

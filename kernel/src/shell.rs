@@ -141,7 +141,13 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
             String::new()
         }
         "ubd" => ubd(args, m),
-        "ifconfig" => net::cmds::ifconfig(&mut m.net, args),
+        "ifconfig" => {
+            let out = net::cmds::ifconfig(&mut m.net, args);
+            for line in std::mem::take(&mut m.net.log) {
+                m.log.info(line.trim_end());
+            }
+            out
+        }
         "route" => net::cmds::route(&mut m.net, args),
         "ping" => net::cmds::ping(&mut m.net, args),
         "arp" => net::cmds::arp(&m.net),

@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::{c_tool, linux_uml, our_bin, run, scratch, GuestImage, Uml, UmlBoot};
+use tests::{c_tool, linux_uml, our_bin, run, scratch, GuestImage, NetNs, Uml, UmlBoot};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const BOOT: Duration = Duration::from_secs(30);
@@ -28,10 +28,28 @@ struct Kern {
 
 impl Kern {
     fn spawn(home: &Path, umid: &str, args: &[String]) -> Kern {
+        Kern::spawn_in(None, home, umid, args)
+    }
+
+    /// Like `spawn`, inside `ns` when given, with our bin directory first on PATH (so
+    /// the kernel runs our uml_net).
+    fn spawn_in(ns: Option<&NetNs>, home: &Path, umid: &str, args: &[String]) -> Kern {
         fs::create_dir_all(home).unwrap();
         let console = home.join(format!("{umid}.console"));
         let out = fs::File::create(&console).unwrap();
-        let mut child = Command::new(our_bin("uml-kernel"))
+        let kernel = our_bin("uml-kernel");
+        let mut cmd = match ns {
+            Some(ns) => ns.command(&kernel),
+            None => Command::new(&kernel),
+        };
+        let bin_dir = kernel.parent().unwrap().to_owned();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = cmd
+            .env("PATH", path)
             .arg(format!("umid={umid}"))
             .arg("con0=fd:0,fd:1")
             .args(args)
@@ -347,4 +365,117 @@ fn kernels_and_linux_uml_on_the_c_switch() {
 #[test]
 fn kernels_and_linux_uml_on_vde_switch() {
     lan(SwitchKind::Vde);
+}
+
+/// A uml-kernel on a tap made by our tunctl pings the host side and the host pings it.
+#[test]
+fn tuntap_on_a_tunctl_device() {
+    let ns = NetNs::new();
+    let dir = scratch();
+    let out = run(ns.command(our_bin("tunctl")).args(["-t", "tapk"]), LIMIT);
+    assert!(out.success(), "{out:?}");
+    ns.sh_ok("ip addr add 10.0.5.1/24 dev tapk && ip link set tapk up");
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &dir.path().join("k"),
+        "tk",
+        &["eth0=tuntap,tapk,fe:fd:00:00:05:02".to_string()],
+    );
+    assert!(
+        k.output()
+            .contains("Netdevice 0 (fe:fd:00:00:05:02) : \nTUN/TAP backend - \n"),
+        "{}",
+        k.output()
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up"), "");
+    let out = k.sh("ping -c 3 -i 0.2 10.0.5.1");
+    assert_eq!(received(&out), 3, "guest -> host tap\n{out}");
+    let out = ns.sh("busybox ping -c 2 -W 2 10.0.5.2");
+    assert_eq!(received(&out.stdout), 2, "host -> guest\n{out:?}");
+}
+
+/// `eth0=tuntap,,,GATE` through our uml_net: the tap appears on `ifconfig up`, the host
+/// route follows the guest's address, the guest pings GATE, and `down` removes the tap.
+#[test]
+fn tuntap_through_our_uml_net() {
+    let ns = NetNs::new();
+    let dir = scratch();
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &dir.path().join("k"),
+        "tn",
+        &["eth0=tuntap,,,10.0.6.254".to_string()],
+    );
+    assert!(
+        k.output().contains("TUN/TAP backend - IP = 10.0.6.254\n"),
+        "{}",
+        k.output()
+    );
+    assert_eq!(ns.sh("ip -o link show").stdout.matches("tap").count(), 0);
+    let out = k.sh("ifconfig eth0 10.0.6.1 netmask 255.255.255.0 up");
+    assert!(!out.contains("ifconfig:"), "{out}");
+    let route = ns.sh_ok("ip route show 10.0.6.1").stdout;
+    assert!(route.contains("dev tap0"), "{route}\n{}", k.output());
+    let addrs = ns.sh_ok("ip -o -4 addr show dev tap0").stdout;
+    assert!(addrs.contains("10.0.6.254/32"), "{addrs}");
+    assert!(
+        k.output().contains("* route add -host 10.0.6.1 dev tap0"),
+        "{}",
+        k.output()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 10.0.6.254");
+    assert_eq!(received(&out), 3, "guest -> gate\n{out}");
+    // The guest's address moves: so does the host route.
+    let out = k.sh("ifconfig eth0 10.0.6.2");
+    assert!(out.contains("route del -host 10.0.6.1"), "{out}");
+    assert_eq!(ns.sh_ok("ip route show 10.0.6.1").stdout, "");
+    assert!(ns
+        .sh_ok("ip route show 10.0.6.2")
+        .stdout
+        .contains("dev tap0"));
+    let out = k.sh("ping -c 1 10.0.6.254");
+    assert_eq!(received(&out), 1, "{out}");
+    let out = k.sh("ifconfig eth0 down");
+    assert!(out.contains("route del -host 10.0.6.2"), "{out}");
+    let start = Instant::now();
+    while ns.sh("test -e /sys/class/net/tap0").success() && start.elapsed() < LIMIT {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !ns.sh("test -e /sys/class/net/tap0").success(),
+        "tap0 outlived down"
+    );
+}
+
+/// Two uml-kernels with `eth0=mcast` (the defaults) ping each other.
+#[test]
+fn mcast_pair() {
+    let ns = NetNs::new();
+    ns.sh_ok("ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo");
+    let dir = scratch();
+    let spawn = |n: u8| {
+        Kern::spawn_in(
+            Some(&ns),
+            &dir.path().join(format!("m{n}")),
+            &format!("m{n}"),
+            &["eth0=mcast".to_string()],
+        )
+    };
+    let mut a = spawn(1);
+    let mut b = spawn(2);
+    assert!(
+        a.output()
+            .contains("Configured mcast device: 239.192.168.1:1102-1\n"),
+        "{}",
+        a.output()
+    );
+    assert!(a
+        .output()
+        .contains("mcast backend multicast address: 239.192.168.1:1102, TTL:1\n"));
+    a.sh("ifconfig eth0 10.0.7.1 netmask 255.255.255.0 up");
+    b.sh("ifconfig eth0 10.0.7.2 netmask 255.255.255.0 up");
+    let out = a.sh("ping -c 3 -i 0.2 10.0.7.2");
+    assert_eq!(received(&out), 3, "{out}");
+    let out = b.sh("ping -c 2 -i 0.2 10.0.7.1");
+    assert_eq!(received(&out), 2, "{out}");
 }

@@ -24,6 +24,14 @@ pub fn ifconfig(net: &mut Net, args: &[&str]) -> String {
             .collect::<Vec<_>>()
             .join("\n");
     };
+    let mut log = std::mem::take(&mut net.log);
+    let out = ifconfig_dev(net, name, rest, &mut log);
+    net.log = log;
+    net.dirty = true;
+    out
+}
+
+fn ifconfig_dev(net: &mut Net, name: &str, rest: &[&str], log: &mut Vec<String>) -> String {
     let Some(dev) = lookup(net, name) else {
         return format!(
             "ifconfig: {name}: error fetching interface information: Device not found\n"
@@ -34,11 +42,12 @@ pub fn ifconfig(net: &mut Net, args: &[&str]) -> String {
     }
     let mut addr = dev.ipv4().map(|c| c.address());
     let mut prefix = dev.ipv4().map(|c| c.prefix_len());
+    let mut want_up = None;
     let mut i = 0;
     while i < rest.len() {
         match rest[i] {
-            "up" => dev.up = true,
-            "down" => dev.up = false,
+            "up" => want_up = Some(true),
+            "down" => want_up = Some(false),
             "netmask" => {
                 let Some(m) = rest.get(i + 1).and_then(|m| m.parse::<Ipv4Address>().ok()) else {
                     return "ifconfig: netmask: bad address\n".into();
@@ -55,7 +64,7 @@ pub fn ifconfig(net: &mut Net, args: &[&str]) -> String {
                     if prefix.is_none() || dev.ipv4().is_none() {
                         prefix = Some(classful_prefix(ip));
                     }
-                    dev.up = true;
+                    want_up.get_or_insert(true);
                 }
                 Err(_) => return format!("ifconfig: {a}: unknown host\n"),
             },
@@ -64,7 +73,13 @@ pub fn ifconfig(net: &mut Net, args: &[&str]) -> String {
     }
     let cidr = addr.map(|a| Ipv4Cidr::new(a, prefix.unwrap_or_else(|| classful_prefix(a))));
     if cidr != dev.ipv4() {
-        dev.set_ipv4(cidr);
+        dev.set_ipv4(cidr, log);
+    }
+    if let Some(up) = want_up {
+        if let Err(e) = dev.set_up(up, log) {
+            log.push(e.clone());
+            return format!("ifconfig: SIOCSIFFLAGS: {e}\n");
+        }
     }
     String::new()
 }

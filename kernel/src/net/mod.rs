@@ -4,8 +4,10 @@
 
 pub mod cmds;
 pub mod daemon;
+pub mod mcast;
 pub mod phy;
 pub mod spec;
+pub mod tuntap;
 
 use std::io::Read;
 use std::os::fd::RawFd;
@@ -18,8 +20,11 @@ use uml_proto::ether::MacAddr;
 
 use crate::klog::KernelLog;
 use daemon::Daemon;
+use mcast::Mcast;
 use phy::{Queues, MAX_FRAME};
 pub use spec::{EthSpec, Transport, MAX_ETH};
+use tuntap::Tap;
+use uml_proto::helper::AddrOp;
 
 /// Interface counters (the columns of /proc/net/dev that can be nonzero here).
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,24 +40,49 @@ pub struct Stats {
 /// The host side of a device.
 pub enum Link {
     Daemon(Daemon),
+    /// A tap; a helper-made one (`gate`) exists only while the device is up.
+    Tap {
+        tap: Option<Tap>,
+        gate: Option<String>,
+    },
+    Mcast(Mcast),
 }
 
 impl Link {
-    fn data_fd(&self) -> RawFd {
+    fn data_fd(&self) -> Option<RawFd> {
         match self {
-            Link::Daemon(d) => d.data_fd(),
+            Link::Daemon(d) => Some(d.data_fd()),
+            Link::Tap { tap, .. } => tap.as_ref().map(Tap::fd),
+            Link::Mcast(m) => Some(m.fd()),
         }
     }
 
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
         match self {
             Link::Daemon(d) => d.recv(buf),
+            Link::Tap { tap: Some(t), .. } => t.recv(buf),
+            Link::Tap { tap: None, .. } => Ok(None),
+            Link::Mcast(m) => m.recv(buf),
         }
     }
 
     fn send(&self, frame: &[u8]) -> std::io::Result<()> {
         match self {
             Link::Daemon(d) => d.send(frame),
+            Link::Tap { tap: Some(t), .. } => t.send(frame),
+            Link::Tap { tap: None, .. } => Err(std::io::ErrorKind::NotConnected.into()),
+            Link::Mcast(m) => m.send(frame),
+        }
+    }
+
+    /// The helper-made tap's name, when there is one.
+    fn helper_tap(&self) -> Option<&str> {
+        match self {
+            Link::Tap {
+                tap: Some(t),
+                gate: Some(_),
+            } => Some(&t.name),
+            _ => None,
         }
     }
 }
@@ -86,8 +116,13 @@ impl NetDev {
     }
 
     /// Sets (or with None clears) the IPv4 address. A device whose MAC was not given
-    /// takes fe:fd:<address> the first time it gets one, as UML does.
-    pub fn set_ipv4(&mut self, cidr: Option<Ipv4Cidr>) {
+    /// takes fe:fd:<address> the first time it gets one, as UML does. A helper-made
+    /// tap's host route follows (`uml_net del` the old, `add` the new); the helper's
+    /// output goes to `log`.
+    pub fn set_ipv4(&mut self, cidr: Option<Ipv4Cidr>, log: &mut Vec<String>) {
+        if let Some(old) = self.ipv4() {
+            self.helper_route(AddrOp::Del, old, log);
+        }
         self.iface.update_ip_addrs(|addrs| {
             addrs.clear();
             if let Some(c) = cidr {
@@ -101,6 +136,54 @@ impl NetDev {
             self.iface
                 .set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(self.mac.0)));
         }
+        if let Some(new) = cidr {
+            self.helper_route(AddrOp::Add, new, log);
+        }
+    }
+
+    fn helper_route(&self, op: AddrOp, c: Ipv4Cidr, log: &mut Vec<String>) {
+        let Some(tap) = self.link.helper_tap() else {
+            return;
+        };
+        match tuntap::change_address(op, tap, &c.address().to_string(), &c.netmask().to_string()) {
+            Ok(text) if !text.is_empty() => log.push(text),
+            Ok(_) => {}
+            Err(e) => log.push(e),
+        }
+    }
+
+    /// Brings the device up or down. A helper-mode tap is made on the way up (and its
+    /// host route added for the current address) and closed on the way down.
+    pub fn set_up(&mut self, up: bool, log: &mut Vec<String>) -> Result<(), String> {
+        if up == self.up {
+            return Ok(());
+        }
+        if let Link::Tap {
+            tap,
+            gate: Some(gate),
+        } = &mut self.link
+        {
+            if up {
+                let (t, text) = Tap::from_helper(gate)?;
+                if !text.is_empty() {
+                    log.push(text);
+                }
+                *tap = Some(t);
+                self.up = true;
+                if let Some(c) = self.ipv4() {
+                    self.helper_route(AddrOp::Add, c, log);
+                }
+                return Ok(());
+            }
+            if let Some(c) = self.ipv4() {
+                self.helper_route(AddrOp::Del, c, log);
+            }
+            if let Link::Tap { tap, .. } = &mut self.link {
+                *tap = None;
+            }
+        }
+        self.up = up;
+        Ok(())
     }
 
     /// Reads every waiting frame from the host (dropping them while down), then lets
@@ -111,6 +194,9 @@ impl NetDev {
             if !self.up {
                 self.stats.rx_dropped += 1;
                 continue;
+            }
+            if n >= 12 && buf[6..12] == self.mac.0 {
+                continue; // our own frame, looped back by multicast
             }
             self.stats.rx_packets += 1;
             self.stats.rx_bytes += n as u64;
@@ -166,6 +252,10 @@ impl NetDev {
 pub struct Net {
     pub devs: Vec<Option<NetDev>>,
     start: std::time::Instant,
+    /// Kernel messages (helper output) for the kernel log.
+    pub log: Vec<String>,
+    /// A device's host descriptor changed: the event loop must look again.
+    pub dirty: bool,
 }
 
 impl Default for Net {
@@ -173,6 +263,8 @@ impl Default for Net {
         Net {
             devs: (0..MAX_ETH).map(|_| None).collect(),
             start: std::time::Instant::now(),
+            log: Vec::new(),
+            dirty: false,
         }
     }
 }
@@ -217,8 +309,39 @@ impl Net {
                 random_mac()
             }
         };
+        if let Transport::Mcast { addr, port, ttl } = &spec.transport {
+            log.info(format!("Configured mcast device: {addr}:{port}-{ttl}"));
+        }
         log.info(format!("Netdevice {n} ({mac}) : "));
         let link = match &spec.transport {
+            Transport::Tuntap { dev, gate } => {
+                log.info(match gate {
+                    Some(g) => format!("TUN/TAP backend - IP = {g}"),
+                    None => "TUN/TAP backend - ".into(),
+                });
+                let tap = match dev {
+                    Some(name) => Some(Tap::open(name).map_err(|e| {
+                        let msg = format!("tuntap_open : {name}: {e}");
+                        log.err(&msg);
+                        msg
+                    })?),
+                    None => None,
+                };
+                Link::Tap {
+                    tap,
+                    gate: gate.clone(),
+                }
+            }
+            Transport::Mcast { addr, port, ttl } => {
+                log.info(format!(
+                    "mcast backend multicast address: {addr}:{port}, TTL:{ttl}"
+                ));
+                Link::Mcast(Mcast::open(*addr, *port, *ttl).map_err(|e| {
+                    let msg = format!("mcast_open : {e}");
+                    log.err(&msg);
+                    msg
+                })?)
+            }
             Transport::Daemon { ctl } => {
                 log.info(format!(
                     "daemon backend (uml_switch version 3) - unix:{}",
@@ -272,7 +395,7 @@ impl Net {
     /// The descriptors the event loop watches for device `n`.
     pub fn fds(&self, n: usize) -> Vec<RawFd> {
         match self.devs.get(n) {
-            Some(Some(d)) => vec![d.link.data_fd()],
+            Some(Some(d)) => d.link.data_fd().into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -311,8 +434,9 @@ impl Net {
             .devs
             .iter()
             .flatten()
-            .map(|d| libc::pollfd {
-                fd: d.link.data_fd(),
+            .filter_map(|d| d.link.data_fd())
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
             })

@@ -1,6 +1,7 @@
 //! The `eth<N>=` switch (also what mconsole `config ethN=` takes): the transport and
 //! its parameters with UML's defaults, and the optional MAC address.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use uml_proto::ether::MacAddr;
@@ -16,7 +17,19 @@ pub const DEFAULT_SWITCH_CTL: &str = "/var/run/uml-utilities/uml_switch.ctl";
 pub enum Transport {
     /// A uml_switch or vde_switch port reached over its control socket.
     Daemon { ctl: PathBuf },
+    /// A host tap: preconfigured (`dev`) or made by uml_net with `gate` on the host side.
+    Tuntap {
+        dev: Option<String>,
+        gate: Option<String>,
+    },
+    /// UDP multicast: every guest on the group hears every frame.
+    Mcast { addr: Ipv4Addr, port: u16, ttl: u32 },
 }
+
+/// mcast's defaults, as UML's.
+pub const MCAST_ADDR: Ipv4Addr = Ipv4Addr::new(239, 192, 168, 1);
+pub const MCAST_PORT: u16 = 1102;
+pub const MCAST_TTL: u32 = 1;
 
 /// One parsed `eth<N>=...` switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +53,46 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
         .ok_or_else(|| format!("{key}: bad device number (eth0..eth{})", MAX_ETH - 1))?;
     let fields: Vec<&str> = value.split(',').collect();
     let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
-    let mac = field(1).map(parse_mac).transpose()?;
+    let mac_field = if fields[0] == "tuntap" { 2 } else { 1 };
+    let mac = field(mac_field).map(parse_mac).transpose()?;
     let transport = match fields[0] {
+        "tuntap" => {
+            if fields.len() > 4 {
+                return Err(format!(
+                    "tap_setup_common - Extra garbage on specification : '{}'",
+                    fields[4..].join(",")
+                ));
+            }
+            let gate = field(3).map(str::to_owned);
+            if let Some(g) = &gate {
+                if g.parse::<Ipv4Addr>().is_err() {
+                    return Err(format!("Invalid tap IP address - '{g}'"));
+                }
+            }
+            let dev = field(1).map(str::to_owned);
+            if dev.is_none() && gate.is_none() {
+                return Err(format!(
+                    "{arg}: a tap device or a gateway address is needed"
+                ));
+            }
+            Transport::Tuntap { dev, gate }
+        }
+        "mcast" => Transport::Mcast {
+            addr: match field(2) {
+                Some(a) => a
+                    .parse()
+                    .map_err(|_| format!("{arg}: bad multicast address '{a}'"))?,
+                None => MCAST_ADDR,
+            },
+            port: match field(3) {
+                Some(p) => p.parse().map_err(|_| format!("{arg}: bad port '{p}'"))?,
+                None => MCAST_PORT,
+            },
+            ttl: match field(4) {
+                Some(t) => t.parse().map_err(|_| format!("{arg}: bad TTL '{t}'"))?,
+                None => MCAST_TTL,
+            },
+        },
         "daemon" => {
             if let Some(kind) = field(2) {
                 if kind != "unix" {
@@ -55,7 +106,7 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
             }
         }
         "" => return Err(format!("{arg}: no transport given")),
-        t @ ("tuntap" | "mcast" | "pcap" | "ethertap" | "slip" | "slirp" | "vde" | "vector") => {
+        t @ ("pcap" | "ethertap" | "slip" | "slirp" | "vde" | "vector") => {
             return Err(format!(
                 "{arg}: the {t} transport is not supported by this kernel yet"
             ))
@@ -113,6 +164,48 @@ mod tests {
             }
         );
         assert_eq!(s.text, "daemon,fe:fd:0:0:0:1,unix,/tmp/x.ctl,/tmp/x.data");
+    }
+
+    #[test]
+    fn tuntap_and_mcast_fields() {
+        let s = parse("eth1=tuntap,tap7,fe:fd:1:2:3:4").unwrap();
+        assert_eq!(s.mac, Some(MacAddr([0xfe, 0xfd, 1, 2, 3, 4])));
+        assert_eq!(
+            s.transport,
+            Transport::Tuntap {
+                dev: Some("tap7".into()),
+                gate: None
+            }
+        );
+        let s = parse("eth0=tuntap,,,10.0.0.254").unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Tuntap {
+                dev: None,
+                gate: Some("10.0.0.254".into())
+            }
+        );
+        assert!(parse("eth0=tuntap,,,10.0.0")
+            .unwrap_err()
+            .contains("Invalid tap IP address - '10.0.0'"));
+        let s = parse("eth0=mcast").unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Mcast {
+                addr: MCAST_ADDR,
+                port: 1102,
+                ttl: 1
+            }
+        );
+        let s = parse("eth0=mcast,,239.1.2.3,2000,4").unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Mcast {
+                addr: Ipv4Addr::new(239, 1, 2, 3),
+                port: 2000,
+                ttl: 4
+            }
+        );
     }
 
     #[test]
