@@ -242,6 +242,20 @@ impl Kernel {
         Ok(())
     }
 
+    /// Runs the lines typed into TCP shell sessions and sends back their output.
+    fn serve_net_shells(&mut self) {
+        for (dev, h, line) in self.m.net.take_shell_lines() {
+            let word = line.trim();
+            if word == "exit" || word == "logout" {
+                self.m.net.shell_reply(dev, h, "", true);
+                continue;
+            }
+            let out = shell::execute(&line, &mut self.m);
+            self.flush_log();
+            self.m.net.shell_reply(dev, h, &out, false);
+        }
+    }
+
     /// Watches the devices' current host descriptors (a helper-made tap comes and goes
     /// with `ifconfig up/down`).
     fn sync_net_fds(&mut self) {
@@ -467,6 +481,7 @@ impl Kernel {
                 }
             }
             self.m.net.poll_all();
+            self.serve_net_shells();
             self.sync_net_fds();
             self.flush_log();
         }

@@ -102,6 +102,9 @@ Built-in commands:
   route [-n] | route add default gw ADDR | route del default
   ping [-c N] [-i SECS] [-W SECS] ADDR   (4 requests without -c)
   arp                          neighbours seen on the wire
+  netstat                      TCP service sockets
+  echod [PORT]                 TCP echo service (port 7)
+  telnetd [PORT]               a line shell on a TCP port (23); `exit` ends it
 ";
 
 /// Runs one command line; returns what it prints.
@@ -151,7 +154,26 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
         "route" => net::cmds::route(&mut m.net, args),
         "ping" => net::cmds::ping(&mut m.net, args),
         "arp" => net::cmds::arp(&m.net),
+        "netstat" => m.net.netstat(),
+        "echod" | "telnetd" => service(cmd, args, m),
         _ => format!("sh: {cmd}: not found\n"),
+    }
+}
+
+/// `echod [PORT]` (7) and `telnetd [PORT]` (23) start a TCP service on every device.
+fn service(cmd: &str, args: &[&str], m: &mut Machine) -> String {
+    let (kind, default) = match cmd {
+        "echod" => (net::services::Kind::Echo, 7),
+        _ => (net::services::Kind::Shell, 23),
+    };
+    let port = match args.first().map(|p| p.parse::<u16>()) {
+        None => default,
+        Some(Ok(p)) if p > 0 => p,
+        Some(_) => return format!("{cmd}: bad port\n"),
+    };
+    match m.net.start_service(kind, port) {
+        Ok(()) => format!("{cmd}: listening on TCP port {port}\n"),
+        Err(e) => format!("{cmd}: {e}\n"),
     }
 }
 

@@ -303,8 +303,28 @@ fn lan(kind: SwitchKind) {
     let out = linux_sh(&mut l, "arp -n");
     assert!(out.contains("fe:fd:0a:00:00:01"), "{out}");
     if matches!(kind, SwitchKind::Ours) {
+        tcp_services(&mut a, &mut l);
         hot_plug(&mut a, &mut b, &ctl);
     }
+}
+
+/// TCP from the linux.uml guest (busybox nc) to the uml-kernel's echo service and its
+/// line shell.
+fn tcp_services(a: &mut Kern, l: &mut UmlBoot) {
+    assert!(a.sh("echod").contains("listening on TCP port 7"));
+    assert!(a.sh("telnetd 2323").contains("listening on TCP port 2323"));
+    let out = linux_sh(l, "echo hello-over-tcp | nc -w 3 10.0.0.1 7");
+    assert!(out.contains("hello-over-tcp"), "echo service:\n{out}");
+    // A larger transfer comes back intact.
+    let out = linux_sh(
+        l,
+        "seq 1 20000 > /tmp/big; nc -w 3 10.0.0.1 7 < /tmp/big > /tmp/back; cmp /tmp/big /tmp/back && echo SAME-$(wc -c < /tmp/back)",
+    );
+    assert!(out.contains("SAME-108894"), "{out}");
+    let out = linux_sh(l, "printf 'uname -r\\nexit\\n' | nc -w 3 10.0.0.1 2323");
+    assert!(out.contains("6.1.0-uml-kernel"), "line shell:\n{out}");
+    let ns = a.sh("netstat");
+    assert!(ns.contains("0.0.0.0:7") && ns.contains("LISTEN"), "{ns}");
 }
 
 /// mconsole `config eth1=daemon,...` adds a working device at run time; `remove eth1`

@@ -6,6 +6,7 @@ pub mod cmds;
 pub mod daemon;
 pub mod mcast;
 pub mod phy;
+pub mod services;
 pub mod spec;
 pub mod tuntap;
 
@@ -22,6 +23,8 @@ use crate::klog::KernelLog;
 use daemon::Daemon;
 use mcast::Mcast;
 use phy::{Queues, MAX_FRAME};
+use services::Service;
+use smoltcp::iface::SocketHandle;
 pub use spec::{EthSpec, Transport, MAX_ETH};
 use tuntap::Tap;
 use uml_proto::helper::AddrOp;
@@ -98,6 +101,9 @@ pub struct NetDev {
     pub stats: Stats,
     /// IPv4 neighbours seen in ARP frames, oldest first.
     pub arp: Vec<(Ipv4Address, MacAddr)>,
+    pub services: Vec<Service>,
+    /// Lines typed into TCP shell sessions, waiting for the kernel to run them.
+    pub shell_lines: Vec<(SocketHandle, String)>,
 }
 
 impl NetDev {
@@ -213,6 +219,13 @@ impl NetDev {
             return;
         }
         self.iface.poll(now, &mut self.queues, &mut self.sockets);
+        if !self.services.is_empty() {
+            for s in &mut self.services {
+                let lines = s.serve(&mut self.sockets);
+                self.shell_lines.extend(lines);
+            }
+            self.iface.poll(now, &mut self.queues, &mut self.sockets);
+        }
         for frame in std::mem::take(&mut self.queues.tx) {
             match self.link.send(&frame) {
                 Ok(()) => {
@@ -376,6 +389,8 @@ impl Net {
             up: false,
             stats: Stats::default(),
             arp: Vec::new(),
+            services: Vec::new(),
+            shell_lines: Vec::new(),
         });
         Ok(n)
     }
@@ -447,6 +462,58 @@ impl Net {
         for n in 0..MAX_ETH {
             self.service(n);
         }
+    }
+
+    /// Starts a TCP service on `port` on every device.
+    pub fn start_service(&mut self, kind: services::Kind, port: u16) -> Result<(), String> {
+        let mut any = false;
+        for d in self.devs.iter_mut().flatten() {
+            if d.services.iter().any(|s| s.port == port) {
+                return Err(format!("port {port} is already in use"));
+            }
+            let s = Service::new(port, kind, &mut d.sockets);
+            d.services.push(s);
+            any = true;
+        }
+        if any {
+            Ok(())
+        } else {
+            Err("no network devices".into())
+        }
+    }
+
+    /// Lines typed into TCP shells: (device, session, line).
+    pub fn take_shell_lines(&mut self) -> Vec<(usize, SocketHandle, String)> {
+        let mut v = Vec::new();
+        for d in self.devs.iter_mut().flatten() {
+            let n = d.spec.index;
+            v.extend(d.shell_lines.drain(..).map(|(h, l)| (n, h, l)));
+        }
+        v
+    }
+
+    /// Answers a TCP shell session and sends the answer at once.
+    pub fn shell_reply(&mut self, dev: usize, h: SocketHandle, text: &str, close: bool) {
+        let now = self.now();
+        if let Some(Some(d)) = self.devs.get_mut(dev) {
+            Service::reply(&mut d.sockets, h, text, close);
+            d.poll(now);
+        }
+    }
+
+    /// `netstat`: the TCP services' sockets.
+    pub fn netstat(&self) -> String {
+        let mut out = String::from(
+            "Active Internet connections (servers and established)
+Proto Recv-Q Send-Q Local Address          Foreign Address        State       Service
+",
+        );
+        for d in self.devs.iter().flatten() {
+            for s in &d.services {
+                s.describe(&d.sockets, &mut out);
+            }
+        }
+        out
     }
 
     /// The device whose subnet holds `dst`, else the first with a default route.
