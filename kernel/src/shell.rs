@@ -104,6 +104,8 @@ Built-in commands:
   arp                          neighbours seen on the wire
   netstat                      TCP service sockets
   echod [PORT]                 TCP echo service (port 7)
+  discard [PORT]               TCP sink (port 9)
+  tcpsend [-n BYTES] ADDR [PORT]  send zeros over TCP (to port 9), report the rate
   telnetd [PORT]               a line shell on a TCP port (23); `exit` ends it
 ";
 
@@ -155,7 +157,8 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
         "ping" => net::cmds::ping(&mut m.net, args),
         "arp" => net::cmds::arp(&m.net),
         "netstat" => m.net.netstat(),
-        "echod" | "telnetd" => service(cmd, args, m),
+        "echod" | "discard" | "telnetd" => service(cmd, args, m),
+        "tcpsend" => net::cmds::tcpsend(&mut m.net, args),
         _ => format!("sh: {cmd}: not found\n"),
     }
 }
@@ -164,6 +167,7 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
 fn service(cmd: &str, args: &[&str], m: &mut Machine) -> String {
     let (kind, default) = match cmd {
         "echod" => (net::services::Kind::Echo, 7),
+        "discard" => (net::services::Kind::Discard, 9),
         _ => (net::services::Kind::Shell, 23),
     };
     let port = match args.first().map(|p| p.parse::<u16>()) {

@@ -303,6 +303,11 @@ fn lan(kind: SwitchKind) {
     let out = linux_sh(&mut l, "arp -n");
     assert!(out.contains("fe:fd:0a:00:00:01"), "{out}");
     if matches!(kind, SwitchKind::Ours) {
+        assert!(b.sh("discard").contains("port 9"));
+        let out = a.sh("tcpsend -n 2000000 10.0.0.2");
+        assert!(out.contains("sent 2000000 bytes in"), "{out}");
+        let out = a.sh("tcpsend 10.0.0.2 5555");
+        assert!(out.contains("refused"), "{out}");
         tcp_services(&mut a, &mut l);
         hot_plug(&mut a, &mut b, &ctl);
     }

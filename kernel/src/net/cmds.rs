@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use smoltcp::socket::icmp;
+use smoltcp::socket::{icmp, tcp};
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, Ipv4Address, Ipv4Cidr};
 
 use super::{Net, NetDev};
@@ -421,4 +421,98 @@ pub fn proc_net_dev(net: &Net) -> String {
         );
     }
     s
+}
+
+/// `tcpsend [-n BYTES] ADDR [PORT]`: connects, sends BYTES zeros (1 MiB by default),
+/// closes, and reports the time until the peer acknowledged everything.
+pub fn tcpsend(net: &mut Net, args: &[&str]) -> String {
+    let mut total: usize = 1 << 20;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
+        if a == "-n" {
+            match it.next().and_then(|v| v.parse().ok()) {
+                Some(n) => total = n,
+                None => return "tcpsend: bad byte count\n".into(),
+            }
+        } else {
+            rest.push(a);
+        }
+    }
+    let (dst, port) = match rest.as_slice() {
+        [a] => (a.parse::<Ipv4Address>().ok(), Some(9)),
+        [a, p] => (a.parse().ok(), p.parse::<u16>().ok()),
+        _ => return "usage: tcpsend [-n BYTES] ADDR [PORT]\n".into(),
+    };
+    let (Some(dst), Some(port)) = (dst, port) else {
+        return "tcpsend: bad address or port\n".into();
+    };
+    let Some(n) = net.route_for(dst) else {
+        return "tcpsend: Network is unreachable\n".into();
+    };
+    let handle = {
+        let d = net.devs[n].as_mut().expect("routed");
+        let mut sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 256 * 1024]),
+            tcp::SocketBuffer::new(vec![0; 256 * 1024]),
+        );
+        let local = 49152 + (std::process::id() as u16 % 8192);
+        if let Err(e) = sock.connect(d.iface.context(), (dst, port), local) {
+            return format!("tcpsend: connect: {e}\n");
+        }
+        d.sockets.add(sock)
+    };
+    let start = Instant::now();
+    let limit = Duration::from_secs(
+        std::env::var("UML_TCPSEND_LIMIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+    );
+    let zeros = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    let mut closed = false;
+    let result = loop {
+        let d = net.devs[n].as_mut().expect("routed");
+        let sock = d.sockets.get_mut::<tcp::Socket>(handle);
+        if start.elapsed() > limit {
+            break Err(format!(
+                "timed out in state {}, {} bytes unacknowledged",
+                sock.state(),
+                sock.send_queue()
+            ));
+        }
+        match sock.state() {
+            tcp::State::Closed if sent == 0 => break Err("Connection refused".into()),
+            tcp::State::Closed | tcp::State::TimeWait | tcp::State::FinWait2 if closed => {
+                break Ok(())
+            }
+            tcp::State::Closed => break Err("connection reset".into()),
+            _ => {}
+        }
+        while sent < total && sock.can_send() {
+            let k = (total - sent).min(zeros.len());
+            match sock.send_slice(&zeros[..k]) {
+                Ok(0) | Err(_) => break,
+                Ok(w) => sent += w,
+            }
+        }
+        if sent == total && !closed {
+            sock.close();
+            closed = true;
+        }
+        net.poll_all();
+        net.wait_io(Duration::from_millis(5));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    if let Some(d) = net.devs[n].as_mut() {
+        d.sockets.remove(handle);
+    }
+    match result {
+        Ok(()) => format!(
+            "sent {sent} bytes in {secs:.3} s ({:.2} MB/s)\n",
+            sent as f64 / secs / 1e6
+        ),
+        Err(e) => format!("tcpsend: {e} after {sent} bytes\n"),
+    }
 }

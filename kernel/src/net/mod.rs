@@ -78,6 +78,20 @@ impl Link {
         }
     }
 
+    /// Sends, waiting a little for room when the host queue is full (a unix datagram
+    /// peer accepts only a few queued frames, and poll cannot tell when it has room).
+    fn send_waiting(&self, frame: &[u8]) -> std::io::Result<()> {
+        for _ in 0..100 {
+            match self.send(frame) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                other => return other,
+            }
+        }
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+
     /// The helper-made tap's name, when there is one.
     fn helper_tap(&self) -> Option<&str> {
         match self {
@@ -227,7 +241,7 @@ impl NetDev {
             self.iface.poll(now, &mut self.queues, &mut self.sockets);
         }
         for frame in std::mem::take(&mut self.queues.tx) {
-            match self.link.send(&frame) {
+            match self.link.send_waiting(&frame) {
                 Ok(()) => {
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += frame.len() as u64;

@@ -14,6 +14,8 @@ const BUF: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Echo,
+    /// Reads and drops everything (a sink for throughput tests).
+    Discard,
     Shell,
 }
 
@@ -21,6 +23,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Echo => "echo",
+            Kind::Discard => "discard",
             Kind::Shell => "telnetd",
         }
     }
@@ -77,7 +80,7 @@ impl Service {
             while sock.can_recv() {
                 let room = match self.kind {
                     Kind::Echo => sock.send_capacity() - sock.send_queue(),
-                    Kind::Shell => BUF,
+                    Kind::Shell | Kind::Discard => BUF,
                 };
                 if room == 0 {
                     break;
@@ -90,6 +93,7 @@ impl Service {
                     Kind::Echo => {
                         let _ = sock.send_slice(&buf[..n]);
                     }
+                    Kind::Discard => {}
                     Kind::Shell => {
                         let part = self.partial.entry(h).or_default();
                         for &b in &buf[..n] {
