@@ -504,3 +504,46 @@ fn mcast_pair() {
     let out = b.sh("ping -c 2 -i 0.2 10.0.7.1");
     assert_eq!(received(&out), 2, "{out}");
 }
+
+/// Received-packet counter of `dev` from the guest's /proc/net/dev.
+fn rx_packets(k: &mut Kern, dev: &str) -> u64 {
+    let out = k.sh("cat /proc/net/dev");
+    out.lines()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix(&format!("{dev}:"))?;
+            rest.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {dev} in:\n{out}"))
+}
+
+/// `eth0=pcap,IF,icmp` sees only the ICMP frames crossing IF; `eth1=pcap,IF` (no
+/// filter) sees the UDP ones too.
+#[test]
+fn pcap_sees_only_what_the_filter_passes() {
+    let ns = NetNs::new();
+    ns.sh_ok(
+        "ip link add v0 type veth peer name v1 && ip addr add 10.9.0.1/24 dev v0 \
+         && ip link set v0 up && ip link set v1 up \
+         && ip neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev v0",
+    );
+    let dir = scratch();
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &dir.path().join("k"),
+        "pc",
+        &[
+            "eth0=pcap,v0,icmp".to_string(),
+            "eth1=pcap,v0,,nopromisc".to_string(),
+        ],
+    );
+    k.sh("ifconfig eth0 up");
+    k.sh("ifconfig eth1 up");
+    let (icmp0, all0) = (rx_packets(&mut k, "eth0"), rx_packets(&mut k, "eth1"));
+    ns.sh("busybox ping -c 3 -i 0.2 -W 1 10.9.0.2");
+    ns.sh("for i in 1 2 3 4; do echo x | busybox nc -u -w 1 10.9.0.2 9999 & done; sleep 1.2");
+    thread::sleep(Duration::from_millis(200));
+    let icmp = rx_packets(&mut k, "eth0") - icmp0;
+    let all = rx_packets(&mut k, "eth1") - all0;
+    assert_eq!(icmp, 3, "eth0 (icmp filter) saw {icmp} frames");
+    assert!(all >= 7, "eth1 (no filter) saw only {all} frames");
+}

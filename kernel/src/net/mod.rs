@@ -5,6 +5,7 @@
 pub mod cmds;
 pub mod daemon;
 pub mod mcast;
+pub mod pcap;
 pub mod phy;
 pub mod services;
 pub mod spec;
@@ -19,6 +20,7 @@ use smoltcp::time::Instant as NetInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 use uml_proto::ether::MacAddr;
 
+use self::pcap::Pcap;
 use crate::klog::KernelLog;
 use daemon::Daemon;
 use mcast::Mcast;
@@ -49,6 +51,7 @@ pub enum Link {
         gate: Option<String>,
     },
     Mcast(Mcast),
+    Pcap(Pcap),
 }
 
 impl Link {
@@ -57,6 +60,7 @@ impl Link {
             Link::Daemon(d) => Some(d.data_fd()),
             Link::Tap { tap, .. } => tap.as_ref().map(Tap::fd),
             Link::Mcast(m) => Some(m.fd()),
+            Link::Pcap(p) => Some(p.fd()),
         }
     }
 
@@ -66,6 +70,7 @@ impl Link {
             Link::Tap { tap: Some(t), .. } => t.recv(buf),
             Link::Tap { tap: None, .. } => Ok(None),
             Link::Mcast(m) => m.recv(buf),
+            Link::Pcap(p) => p.recv(buf),
         }
     }
 
@@ -75,6 +80,8 @@ impl Link {
             Link::Tap { tap: Some(t), .. } => t.send(frame),
             Link::Tap { tap: None, .. } => Err(std::io::ErrorKind::NotConnected.into()),
             Link::Mcast(m) => m.send(frame),
+            // Read-only: what the guest sends goes nowhere.
+            Link::Pcap(_) => Ok(()),
         }
     }
 
@@ -358,6 +365,23 @@ impl Net {
                     tap,
                     gate: gate.clone(),
                 }
+            }
+            Transport::Pcap {
+                host_if,
+                filter,
+                promisc,
+                optimize,
+            } => {
+                log.info(format!(
+                    "pcap backend - host interface {host_if}, filter '{}'",
+                    filter.as_deref().unwrap_or("")
+                ));
+                Link::Pcap(
+                    Pcap::open(host_if, filter.as_deref(), *promisc, *optimize).map_err(|e| {
+                        log.err(&e);
+                        e
+                    })?,
+                )
             }
             Transport::Mcast { addr, port, ttl } => {
                 log.info(format!(

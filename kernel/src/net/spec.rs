@@ -22,6 +22,13 @@ pub enum Transport {
         dev: Option<String>,
         gate: Option<String>,
     },
+    /// Read-only: frames crossing a host interface that match a pcap filter.
+    Pcap {
+        host_if: String,
+        filter: Option<String>,
+        promisc: bool,
+        optimize: bool,
+    },
     /// UDP multicast: every guest on the group hears every frame.
     Mcast { addr: Ipv4Addr, port: u16, ttl: u32 },
 }
@@ -53,7 +60,11 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
         .ok_or_else(|| format!("{key}: bad device number (eth0..eth{})", MAX_ETH - 1))?;
     let fields: Vec<&str> = value.split(',').collect();
     let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
-    let mac_field = if fields[0] == "tuntap" { 2 } else { 1 };
+    let mac_field = match fields[0] {
+        "tuntap" => 2,
+        "pcap" => usize::MAX, // no MAC field
+        _ => 1,
+    };
     let mac = field(mac_field).map(parse_mac).transpose()?;
     let transport = match fields[0] {
         "tuntap" => {
@@ -76,6 +87,27 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
                 ));
             }
             Transport::Tuntap { dev, gate }
+        }
+        "pcap" => {
+            let host_if = field(1)
+                .ok_or_else(|| format!("{arg}: pcap needs a host interface"))?
+                .to_owned();
+            let (mut promisc, mut optimize) = (true, false);
+            for opt in fields.iter().skip(3).filter(|o| !o.is_empty()) {
+                match *opt {
+                    "promisc" => promisc = true,
+                    "nopromisc" => promisc = false,
+                    "optimize" => optimize = true,
+                    "nooptimize" => optimize = false,
+                    other => return Err(format!("pcap_setup : bad option - '{other}'")),
+                }
+            }
+            Transport::Pcap {
+                host_if,
+                filter: field(2).map(str::to_owned),
+                promisc,
+                optimize,
+            }
         }
         "mcast" => Transport::Mcast {
             addr: match field(2) {
@@ -106,7 +138,7 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
             }
         }
         "" => return Err(format!("{arg}: no transport given")),
-        t @ ("pcap" | "ethertap" | "slip" | "slirp" | "vde" | "vector") => {
+        t @ ("ethertap" | "slip" | "slirp" | "vde" | "vector") => {
             return Err(format!(
                 "{arg}: the {t} transport is not supported by this kernel yet"
             ))
@@ -206,6 +238,25 @@ mod tests {
                 ttl: 4
             }
         );
+    }
+
+    #[test]
+    fn pcap_fields() {
+        let s = parse("eth2=pcap,veth0,icmp,nopromisc,optimize").unwrap();
+        assert_eq!(s.mac, None);
+        assert_eq!(
+            s.transport,
+            Transport::Pcap {
+                host_if: "veth0".into(),
+                filter: Some("icmp".into()),
+                promisc: false,
+                optimize: true
+            }
+        );
+        assert!(parse("eth2=pcap").is_err());
+        assert!(parse("eth2=pcap,v,icmp,loud")
+            .unwrap_err()
+            .contains("bad option"));
     }
 
     #[test]
