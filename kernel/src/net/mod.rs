@@ -377,10 +377,8 @@ impl Net {
                     filter.as_deref().unwrap_or("")
                 ));
                 Link::Pcap(
-                    Pcap::open(host_if, filter.as_deref(), *promisc, *optimize).map_err(|e| {
-                        log.err(&e);
-                        e
-                    })?,
+                    Pcap::open(host_if, filter.as_deref(), *promisc, *optimize)
+                        .inspect_err(|e| log.err(e))?,
                 )
             }
             Transport::Mcast { addr, port, ttl } => {
