@@ -103,7 +103,7 @@ Built-in commands:
   ping [-c N] [-i SECS] [-W SECS] ADDR   (4 requests without -c)
   arp                          neighbours seen on the wire
   netstat                      TCP service sockets
-  echod [PORT]                 TCP echo service (port 7)
+  echod [PORT]                 echo service, TCP and UDP (port 7)
   discard [PORT]               TCP sink (port 9)
   tcpsend [-n BYTES] ADDR [PORT]  send zeros over TCP (to port 9), report the rate
   telnetd [PORT]               a line shell on a TCP port (23); `exit` ends it

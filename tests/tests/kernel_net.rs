@@ -320,6 +320,8 @@ fn tcp_services(a: &mut Kern, l: &mut UmlBoot) {
     assert!(a.sh("telnetd 2323").contains("listening on TCP port 2323"));
     let out = linux_sh(l, "echo hello-over-tcp | nc -w 3 10.0.0.1 7");
     assert!(out.contains("hello-over-tcp"), "echo service:\n{out}");
+    let out = linux_sh(l, "echo hello-over-udp | nc -u -w 1 10.0.0.1 7");
+    assert!(out.contains("hello-over-udp"), "UDP echo:\n{out}");
     // A larger transfer comes back intact.
     let out = linux_sh(
         l,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use smoltcp::iface::{SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, udp};
 
 /// TCP buffer sizes per connection.
 const BUF: usize = 64 * 1024;
@@ -36,6 +36,8 @@ pub struct Service {
     pub handles: Vec<SocketHandle>,
     partial: HashMap<SocketHandle, Vec<u8>>,
     greeted: Vec<SocketHandle>,
+    /// The echo service also answers UDP datagrams on its port.
+    udp: Option<SocketHandle>,
 }
 
 impl Service {
@@ -46,9 +48,28 @@ impl Service {
             handles: Vec::new(),
             partial: HashMap::new(),
             greeted: Vec::new(),
+            udp: None,
         };
         s.add_listener(sockets);
+        if kind == Kind::Echo {
+            let buf =
+                || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1536]);
+            let mut sock = udp::Socket::new(buf(), buf());
+            if sock.bind(port).is_ok() {
+                s.udp = Some(sockets.add(sock));
+            }
+        }
         s
+    }
+
+    /// Sends every waiting UDP datagram back to where it came from.
+    fn echo_udp(&self, sockets: &mut SocketSet<'static>) {
+        let Some(h) = self.udp else { return };
+        let sock = sockets.get_mut::<udp::Socket>(h);
+        while let Ok((data, meta)) = sock.recv() {
+            let (data, to) = (data.to_vec(), meta.endpoint);
+            let _ = sock.send_slice(&data, to);
+        }
     }
 
     fn add_listener(&mut self, sockets: &mut SocketSet<'static>) {
@@ -64,6 +85,7 @@ impl Service {
     /// Moves data for every connection; returns complete shell lines to run, with the
     /// socket to answer on.
     pub fn serve(&mut self, sockets: &mut SocketSet<'static>) -> Vec<(SocketHandle, String)> {
+        self.echo_udp(sockets);
         let mut lines = Vec::new();
         let mut closed = Vec::new();
         let mut buf = vec![0u8; BUF];
