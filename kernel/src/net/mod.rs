@@ -1,5 +1,5 @@
 //! The guest's network: eth<N> devices on host transports, each with a smoltcp
-//! interface (ARP, IPv4, ICMP echo, TCP), the counters /proc/net/dev shows, an ARP
+//! interface (ARP, IPv4, ICMP echo, UDP, TCP), the counters /proc/net/dev shows, an ARP
 //! table learned from the frames seen, and the I/O the event loop and `ping` drive.
 
 pub mod cmds;
