@@ -453,7 +453,7 @@ pub fn tcpsend(net: &mut Net, args: &[&str]) -> String {
     let handle = {
         let d = net.devs[n].as_mut().expect("routed");
         let mut sock = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 256 * 1024]),
+            tcp::SocketBuffer::new(vec![0; super::services::RX_WINDOW]),
             tcp::SocketBuffer::new(vec![0; 256 * 1024]),
         );
         let local = 49152 + (std::process::id() as u16 % 8192);

@@ -11,8 +11,6 @@ use smoltcp::time::Instant;
 pub const MTU: usize = 1500;
 /// A frame's largest size: MTU plus the Ethernet header.
 pub const MAX_FRAME: usize = MTU + 14;
-/// Segments a peer may have in flight toward us.
-pub const MAX_BURST: usize = 4;
 
 #[derive(Debug, Default)]
 pub struct Queues {
@@ -55,9 +53,6 @@ impl Device for Queues {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
-        // A window of a few frames: a unix datagram peer queues only 10
-        // (net.unix.max_dgram_qlen), and a larger burst would be dropped wholesale.
-        caps.max_burst_size = Some(MAX_BURST);
         caps
     }
 }

@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::{tcp, udp};
 
-/// TCP buffer sizes per connection.
+/// TCP buffer sizes per connection. The receive buffer is the window peers get: a few
+/// frames, because a unix datagram socket queues only 10 (net.unix.max_dgram_qlen) and
+/// frames beyond that are dropped on the way.
 const BUF: usize = 64 * 1024;
+pub const RX_WINDOW: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -74,7 +77,7 @@ impl Service {
 
     fn add_listener(&mut self, sockets: &mut SocketSet<'static>) {
         let mut sock = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; BUF]),
+            tcp::SocketBuffer::new(vec![0; RX_WINDOW]),
             tcp::SocketBuffer::new(vec![0; BUF]),
         );
         if sock.listen(self.port).is_ok() {
