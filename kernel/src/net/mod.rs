@@ -361,9 +361,11 @@ impl Net {
                     })?),
                     None => None,
                 };
+                // A preconfigured tap is the host's business: no helper runs for it,
+                // whatever IP its switch names.
                 Link::Tap {
+                    gate: if tap.is_some() { None } else { gate.clone() },
                     tap,
-                    gate: gate.clone(),
                 }
             }
             Transport::Pcap {
