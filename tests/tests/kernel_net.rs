@@ -287,6 +287,20 @@ fn lan(kind: SwitchKind) {
     let Some(mut l) = linux_guest(d, &format!("daemon,fe:fd:00:00:00:03,unix,{ctl}")) else {
         return;
     };
+    // The same boot log block as linux.uml's.
+    let block = |mac: &str| {
+        format!("Netdevice 0 ({mac}) : \ndaemon backend (uml_switch version 3) - unix:{ctl}\n\n")
+    };
+    assert!(
+        l.console().contains(&block("fe:fd:00:00:00:03")),
+        "{}",
+        l.console()
+    );
+    assert!(
+        b.output().contains(&block("fe:fd:00:00:00:02")),
+        "{}",
+        b.output()
+    );
     linux_sh(&mut l, "ifconfig eth0 10.0.0.3 netmask 255.255.255.0 up");
     let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 10.0.0.1");
     assert_eq!(

@@ -394,8 +394,9 @@ impl Net {
                 })?)
             }
             Transport::Daemon { ctl } => {
+                // linux.uml ends this one with an empty line.
                 log.info(format!(
-                    "daemon backend (uml_switch version 3) - unix:{}",
+                    "daemon backend (uml_switch version 3) - unix:{}\n\n",
                     ctl.display()
                 ));
                 let d = Daemon::open(ctl, n as u32).map_err(|e| {
