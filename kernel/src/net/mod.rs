@@ -164,6 +164,13 @@ impl NetDev {
                 .set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(self.mac.0)));
         }
         if let Some(new) = cidr {
+            if let Link::Tap { gate: Some(g), .. } = &self.link {
+                if *g == new.address().to_string() {
+                    log.push(
+                        "The tap IP address and the UML eth IP address must be different".into(),
+                    );
+                }
+            }
             self.helper_route(AddrOp::Add, new, log);
         }
     }
