@@ -389,6 +389,26 @@ fn hot_plug(a: &mut Kern, b: &mut Kern, ctl: &str) {
         "{}",
         out.stdout
     );
+    // Bad switches fail with one line saying why, and leave no device.
+    let out = a.mconsole("config eth2=daemon,zz:00");
+    assert!(
+        !out.success() && out.stdout.contains("zz:00: not an ethernet address"),
+        "{out:?}"
+    );
+    let out = a.mconsole("config eth2=daemon,,unix,/nonexistent/ctl");
+    assert!(
+        !out.success() && out.stdout.contains("/nonexistent/ctl"),
+        "{out:?}"
+    );
+    assert!(a
+        .output()
+        .contains("daemon_open : control connect failed, errno = 2"));
+    assert!(a.sh("ifconfig eth2").contains("Device not found"));
+    let out = a.mconsole("config eth0=daemon,,unix,/x");
+    assert!(
+        !out.success() && out.stdout.contains("already exists"),
+        "{out:?}"
+    );
     // eth0 still works.
     assert_eq!(received(&a.sh("ping -c 1 10.0.0.2")), 1);
 }

@@ -135,7 +135,10 @@ impl Service {
                     }
                 }
             }
-            if !sock.may_recv() && sock.may_send() && sock.send_queue() == 0 {
+            // The peer is done sending and has all our data: close, unless lines
+            // it sent last still wait for their answers.
+            let answering = lines.iter().any(|(lh, _)| *lh == h);
+            if !sock.may_recv() && sock.may_send() && sock.send_queue() == 0 && !answering {
                 sock.close();
             }
         }
