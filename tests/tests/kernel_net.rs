@@ -453,6 +453,18 @@ fn tuntap_on_a_tunctl_device() {
     assert_eq!(received(&out), 3, "guest -> host tap\n{out}");
     let out = ns.sh("busybox ping -c 2 -W 2 10.0.5.2");
     assert_eq!(received(&out.stdout), 2, "host -> guest\n{out:?}");
+    // Off the subnet only through a default route.
+    ns.sh_ok("ip addr add 192.168.77.1/32 dev lo");
+    let out = k.sh("ping -c 1 192.168.77.1");
+    assert!(out.contains("Network is unreachable"), "{out}");
+    assert_eq!(k.sh("route add default gw 10.0.5.1"), "");
+    let table = k.sh("route -n");
+    assert!(
+        table.contains("0.0.0.0         10.0.5.1        0.0.0.0         UG"),
+        "{table}"
+    );
+    let out = k.sh("ping -c 2 -i 0.2 192.168.77.1");
+    assert_eq!(received(&out), 2, "through the gateway\n{out}");
 }
 
 /// `eth0=tuntap,,,GATE` through our uml_net: the tap appears on `ifconfig up`, the host
