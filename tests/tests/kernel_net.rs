@@ -1,8 +1,10 @@
 //! uml-kernel networking acceptance: eth<N>=daemon devices on our uml_switch, the C
-//! uml_switch and vde_switch; two uml-kernels ping each other, a uml-kernel and a
-//! linux.uml guest ping each other both ways; boot log lines, MAC assignment, arp and
-//! /proc/net/dev counters; mconsole hot-plug (`config eth1=...`, `remove eth1`).
-//! Everything here uses unix sockets only, inside the namespace scripts/test makes.
+//! uml_switch and vde_switch (two uml-kernels ping each other, a uml-kernel and a
+//! linux.uml guest ping each other both ways, boot log block, MAC assignment, arp,
+//! /proc/net/dev, TCP and UDP echo and a TCP line shell reached with busybox nc, mconsole
+//! hot-plug and bad configs); tuntap on a tunctl device and through our uml_net; mcast;
+//! pcap with a filter. Daemon tests use unix sockets only, in the namespace scripts/test
+//! makes; the others make a private namespace each (NetNs).
 
 use std::fs;
 use std::io::Write;
