@@ -512,6 +512,27 @@ fn tuntap_through_our_uml_net() {
     assert_eq!(received(&out), 1, "{out}");
     let out = k.sh("ifconfig eth0 down");
     assert!(out.contains("route del -host 10.0.6.2"), "{out}");
+    // Up again, with a host interface on the guest's subnet (uml_net publishes a proxy
+    // ARP entry there), then halt: the kernel's shutdown has uml_net delete it.
+    ns.sh_ok("ip link add h0 type veth peer name h1 && ip addr add 10.0.6.7/24 dev h0 && ip link set h0 up");
+    k.sh("ifconfig eth0 up");
+    let proxy = ns.sh_ok("ip neigh show proxy").stdout;
+    assert!(proxy.contains("10.0.6.2 dev h0"), "{proxy}");
+    assert!(ns
+        .sh_ok("ip route show 10.0.6.2")
+        .stdout
+        .contains("dev tap0"));
+    writeln!(k.stdin, "halt").unwrap();
+    let start = Instant::now();
+    while k.child.try_wait().unwrap().is_none() && start.elapsed() < LIMIT {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(ns.sh_ok("ip route show 10.0.6.2").stdout, "");
+    assert_eq!(
+        ns.sh_ok("ip neigh show proxy").stdout,
+        "",
+        "proxy ARP left behind"
+    );
     let start = Instant::now();
     while ns.sh("test -e /sys/class/net/tap0").success() && start.elapsed() < LIMIT {
         thread::sleep(Duration::from_millis(20));

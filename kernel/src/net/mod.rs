@@ -310,6 +310,17 @@ impl Default for Net {
     }
 }
 
+impl Drop for Net {
+    /// Halt and reboot take every device down, so uml_net removes the host routes and
+    /// proxy-ARP entries it added, as the kernel's shutdown does.
+    fn drop(&mut self) {
+        let mut log = Vec::new();
+        for d in self.devs.iter_mut().flatten() {
+            let _ = d.set_up(false, &mut log);
+        }
+    }
+}
+
 /// Six random bytes made a locally administered unicast address.
 fn random_mac() -> MacAddr {
     let mut b = [0u8; 6];
