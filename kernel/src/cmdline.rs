@@ -197,7 +197,7 @@ pub struct Config {
     pub init: Option<String>,
     pub quiet: bool,
     pub xterm: Option<String>,
-    /// `eth<N>=` switches, reported as unsupported until networking arrives.
+    /// `eth<N>=` switches, set up by `net` (the name predates networking).
     pub unsupported: Vec<String>,
     /// Switches this kernel does not know, reported in the boot log.
     pub unknown: Vec<String>,

@@ -39,6 +39,8 @@ enum Token {
     Port(u16),
     /// port-helper's answer for a line's new connection.
     Helper(usize),
+    /// Frames waiting on network device ethN.
+    Net(usize),
 }
 
 /// A console or serial line with the shell running on it.
@@ -103,11 +105,6 @@ impl Kernel {
                 config.unknown.join(" ")
             ));
         }
-        for s in &config.unsupported {
-            log.warn(format!(
-                "{s}: networking is not supported by this kernel yet; switch ignored"
-            ));
-        }
         let mut consoles: Vec<Option<Console>> = (0..cmdline::MAX_CON + cmdline::MAX_SSL)
             .map(|_| None)
             .collect();
@@ -149,6 +146,7 @@ impl Kernel {
             }],
             action: None,
             socket_path: socket_path.clone(),
+            net: crate::net::Net::default(),
         };
         m.log.info(format!(
             "mconsole (version 2) initialized on {}",
@@ -189,6 +187,7 @@ impl Kernel {
         }
         k.consoles = consoles;
         k.attach_disks()?;
+        k.attach_net();
         k.events.register(k.signals.as_raw_fd(), Token::Signal);
         k.events.register(k.server.fd(), Token::Mconsole);
         for slot in 0..k.consoles.len() {
@@ -223,6 +222,52 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+
+    /// Sets up the `eth<N>=` devices of the command line; one that fails is logged
+    /// and left out, as linux.uml does.
+    fn attach_net(&mut self) {
+        for arg in self.m.config.unsupported.clone() {
+            if let Err(e) = self.add_net(&arg) {
+                self.m.log.err(e);
+            }
+        }
+    }
+
+    fn add_net(&mut self, arg: &str) -> Result<(), String> {
+        let n = self.m.net.attach(arg, &mut self.m.log)?;
+        for fd in self.m.net.fds(n) {
+            self.events.register(fd, Token::Net(n));
+        }
+        Ok(())
+    }
+
+    /// Runs the lines typed into TCP shell sessions and sends back their output.
+    fn serve_net_shells(&mut self) {
+        for (dev, h, line) in self.m.net.take_shell_lines() {
+            let word = line.trim();
+            if word == "exit" || word == "logout" {
+                self.m.net.shell_reply(dev, h, "", true);
+                continue;
+            }
+            let out = shell::execute(&line, &mut self.m);
+            self.flush_log();
+            self.m.net.shell_reply(dev, h, &out, false);
+        }
+    }
+
+    /// Watches the devices' current host descriptors (a helper-made tap comes and goes
+    /// with `ifconfig up/down`).
+    fn sync_net_fds(&mut self) {
+        if !std::mem::take(&mut self.m.net.dirty) {
+            return;
+        }
+        for n in 0..crate::net::MAX_ETH {
+            self.events.unregister(Token::Net(n));
+            for fd in self.m.net.fds(n) {
+                self.events.register(fd, Token::Net(n));
+            }
+        }
     }
 
     fn new_console(&mut self, line: Line) -> Console {
@@ -409,9 +454,10 @@ impl Kernel {
     pub fn run(&mut self) -> Exit {
         loop {
             let stopped = self.stopped;
+            let timeout = self.m.net.poll_delay();
             let ready = match self
                 .events
-                .wait(None, |t| !stopped || !matches!(t, Token::Line(_)))
+                .wait(timeout, |t| !stopped || !matches!(t, Token::Line(_)))
             {
                 Ok(r) => r,
                 Err(e) => {
@@ -427,12 +473,16 @@ impl Kernel {
                     Token::Helper(slot) => self.on_helper(slot),
                     Token::Line(slot) if !self.stopped => self.on_input(slot),
                     Token::Line(_) => {}
+                    Token::Net(n) => self.m.net.service(n),
                 }
                 if let Some(exit) = self.take_action() {
                     self.flush_log();
                     return exit;
                 }
             }
+            self.m.net.poll_all();
+            self.serve_net_shells();
+            self.sync_net_fds();
             self.flush_log();
         }
     }
@@ -668,7 +718,10 @@ impl Kernel {
                 };
             }
             if dev.starts_with("eth") {
-                return (1, "Networking is not supported by this kernel yet".into());
+                return match self.add_net(arg) {
+                    Ok(()) => (0, String::new()),
+                    Err(e) => (-libc::EINVAL, e),
+                };
             }
             return (1, "Bad configuration option".into());
         }
@@ -684,8 +737,15 @@ impl Kernel {
         if arg.starts_with("mem") {
             return (0, self.m.config.mem.to_string());
         }
-        if arg.starts_with("eth") {
-            return (1, "Networking is not supported by this kernel yet".into());
+        if let Some(n) = arg.strip_prefix("eth") {
+            return match n
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| self.m.net.devs.get(n)?.as_ref())
+            {
+                Some(d) => (0, d.spec.text.clone()),
+                None => (-libc::ENODEV, "Device doesn't exist".into()),
+            };
         }
         (1, "Bad configuration option".into())
     }
@@ -768,8 +828,17 @@ impl Kernel {
             }
             return (0, String::new());
         }
-        if arg.starts_with("eth") {
-            return (-libc::ENODEV, "Device doesn't exist".into());
+        if let Some(n) = arg.strip_prefix("eth") {
+            let Ok(n) = n.parse::<usize>() else {
+                return (1, "Invalid device number".into());
+            };
+            return match self.m.net.remove(n) {
+                Ok(()) => {
+                    self.events.unregister(Token::Net(n));
+                    (0, String::new())
+                }
+                Err(e) => e,
+            };
         }
         (1, "Bad remove option".into())
     }

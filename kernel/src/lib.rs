@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod klog;
 pub mod machine;
 pub mod mconsole;
+pub mod net;
 pub mod proc;
 pub mod shell;
 

@@ -86,6 +86,7 @@ pub struct Machine {
     pub tasks: Vec<Task>,
     pub action: Option<Action>,
     pub socket_path: PathBuf,
+    pub net: crate::net::Net,
 }
 
 impl Machine {

@@ -19,6 +19,7 @@ pub fn list(m: &Machine) -> Vec<&'static str> {
         "cmdline",
         "meminfo",
         "mounts",
+        "net",
         "partitions",
         "uptime",
         "version",
@@ -37,7 +38,8 @@ pub fn read(m: &Machine, name: &str) -> Result<String, ProcError> {
         .unwrap_or(name)
         .trim_start_matches('/');
     match name {
-        "" | "." | "self" | "sys" => Err(ProcError::Read),
+        "" | "." | "self" | "sys" | "net" => Err(ProcError::Read),
+        "net/dev" => Ok(crate::net::cmds::proc_net_dev(&m.net)),
         "version" => Ok(format!(
             "{} version {} (uml-kernel {}) {}\n",
             machine::SYSNAME,

@@ -5,6 +5,7 @@
 
 use crate::block::SECTOR;
 use crate::machine::{self, Action, Machine};
+use crate::net;
 use crate::proc;
 
 pub const PROMPT: &str = "# ";
@@ -97,6 +98,15 @@ Built-in commands:
   ubd read DEV SECTOR [COUNT]  hex dump of sectors (DEV: ubda, ubd0, /dev/ubda)
   ubd write DEV SECTOR TEXT    TEXT at the start of the sector, rest zero
   ubd writehex DEV SECTOR HEX  bytes given in hex, rest of the sector zero
+  ifconfig [ethN [ADDR] [netmask M] [up|down]]
+  route [-n] | route add default gw ADDR | route del default
+  ping [-c N] [-i SECS] [-W SECS] ADDR   (4 requests without -c)
+  arp                          neighbours seen on the wire
+  netstat                      TCP service sockets
+  echod [PORT]                 echo service, TCP and UDP (port 7)
+  discard [PORT]               TCP sink (port 9)
+  tcpsend [-n BYTES] ADDR [PORT]  send zeros over TCP (to port 9), report the rate
+  telnetd [PORT]               a line shell on a TCP port (23); `exit` ends it
 ";
 
 /// Runs one command line; returns what it prints.
@@ -136,7 +146,38 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
             String::new()
         }
         "ubd" => ubd(args, m),
+        "ifconfig" => {
+            let out = net::cmds::ifconfig(&mut m.net, args);
+            for line in std::mem::take(&mut m.net.log) {
+                m.log.info(line.trim_end());
+            }
+            out
+        }
+        "route" => net::cmds::route(&mut m.net, args),
+        "ping" => net::cmds::ping(&mut m.net, args),
+        "arp" => net::cmds::arp(&m.net),
+        "netstat" => m.net.netstat(),
+        "echod" | "discard" | "telnetd" => service(cmd, args, m),
+        "tcpsend" => net::cmds::tcpsend(&mut m.net, args),
         _ => format!("sh: {cmd}: not found\n"),
+    }
+}
+
+/// `echod [PORT]` (7) and `telnetd [PORT]` (23) start a TCP service on every device.
+fn service(cmd: &str, args: &[&str], m: &mut Machine) -> String {
+    let (kind, default) = match cmd {
+        "echod" => (net::services::Kind::Echo, 7),
+        "discard" => (net::services::Kind::Discard, 9),
+        _ => (net::services::Kind::Shell, 23),
+    };
+    let port = match args.first().map(|p| p.parse::<u16>()) {
+        None => default,
+        Some(Ok(p)) if p > 0 => p,
+        Some(_) => return format!("{cmd}: bad port\n"),
+    };
+    match m.net.start_service(kind, port) {
+        Ok(()) => format!("{cmd}: listening on TCP port {port}\n"),
+        Err(e) => format!("{cmd}: {e}\n"),
     }
 }
 

@@ -780,12 +780,12 @@ fn bad_command_lines_stop_the_boot_naming_the_switch() {
     let mut k = Kern::spawn(
         &home,
         "unk",
-        &["foo=bar", "splash", "eth0=tuntap,,,1.2.3.4"],
+        &["foo=bar", "splash", "eth0=slirp,,/usr/bin/slirp"],
     );
     assert!(k.wait_output("Unknown kernel command line parameters \"foo=bar splash\", will be passed to user space.", LIMIT), "{}", k.output());
     assert!(k
         .output()
-        .contains("eth0=tuntap,,,1.2.3.4: networking is not supported"));
+        .contains("eth0=slirp,,/usr/bin/slirp: the slirp transport is not supported"));
     k.type_line("halt");
     assert!(k.wait_exit(LIMIT).is_some());
 }

@@ -1,0 +1,620 @@
+//! uml-kernel networking acceptance: eth<N>=daemon devices on our uml_switch, the C
+//! uml_switch and vde_switch (two uml-kernels ping each other, a uml-kernel and a
+//! linux.uml guest ping each other both ways, boot log block, MAC assignment, arp,
+//! /proc/net/dev, TCP and UDP echo and a TCP line shell reached with busybox nc, mconsole
+//! hot-plug and bad configs); tuntap on a tunctl device and through our uml_net; mcast;
+//! pcap with a filter. Daemon tests use unix sockets only, in the namespace scripts/test
+//! makes; the others make a private namespace each (NetNs).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tests::{c_tool, linux_uml, our_bin, run, scratch, GuestImage, NetNs, Uml, UmlBoot};
+
+const LIMIT: Duration = Duration::from_secs(20);
+const BOOT: Duration = Duration::from_secs(30);
+
+/// A uml-kernel in the background, console on a pipe and a file; killed when dropped.
+struct Kern {
+    child: Child,
+    stdin: ChildStdin,
+    console: PathBuf,
+    home: PathBuf,
+    umid: String,
+    marks: u32,
+}
+
+impl Kern {
+    fn spawn(home: &Path, umid: &str, args: &[String]) -> Kern {
+        Kern::spawn_in(None, home, umid, args)
+    }
+
+    /// Like `spawn`, inside `ns` when given, with our bin directory first on PATH (so
+    /// the kernel runs our uml_net).
+    fn spawn_in(ns: Option<&NetNs>, home: &Path, umid: &str, args: &[String]) -> Kern {
+        fs::create_dir_all(home).unwrap();
+        let console = home.join(format!("{umid}.console"));
+        let out = fs::File::create(&console).unwrap();
+        let kernel = our_bin("uml-kernel");
+        let mut cmd = match ns {
+            Some(ns) => ns.command(&kernel),
+            None => Command::new(&kernel),
+        };
+        let bin_dir = kernel.parent().unwrap().to_owned();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = cmd
+            .env("PATH", path)
+            .arg(format!("umid={umid}"))
+            .arg("con0=fd:0,fd:1")
+            .args(args)
+            .env("HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn uml-kernel");
+        let stdin = child.stdin.take().unwrap();
+        let mut k = Kern {
+            child,
+            stdin,
+            console,
+            home: home.to_owned(),
+            umid: umid.to_owned(),
+            marks: 0,
+        };
+        k.sh("echo booted");
+        k
+    }
+
+    fn output(&self) -> String {
+        fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    /// Runs a shell command and returns what it printed.
+    fn sh(&mut self, cmd: &str) -> String {
+        self.marks += 1;
+        let mark = format!("END-OF-{}", self.marks);
+        let before = self.output().len();
+        writeln!(self.stdin, "{cmd}\necho {mark}").unwrap();
+        self.stdin.flush().unwrap();
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if let Some(end) = out[before..].find(&format!("{mark}\n")) {
+                // Drop the prompts the shell printed before and after the command.
+                return out[before..before + end].replace("# ", "");
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "`{cmd}` did not finish on {}:\n{out}",
+                self.umid
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn mconsole(&self, cmd: &str) -> tests::Output {
+        run(
+            Command::new(our_bin("uml_mconsole"))
+                .arg(self.home.join(".uml").join(&self.umid).join("mconsole"))
+                .arg(cmd),
+            LIMIT,
+        )
+    }
+}
+
+impl Drop for Kern {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Replies counted from a ping summary (ours and busybox's share the wording).
+fn received(out: &str) -> u32 {
+    out.lines()
+        .find_map(|l| {
+            let (head, _) = l.split_once(" packets received")?;
+            head.rsplit(", ").next()?.trim().parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no ping summary:\n{out}"))
+}
+
+/// A switch we started; killed by pid when dropped.
+struct Switch {
+    child: Child,
+    ctl: PathBuf,
+    _stdin: Option<ChildStdin>,
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SwitchKind {
+    Ours,
+    C,
+    Vde,
+}
+
+fn start_switch(dir: &Path, kind: SwitchKind) -> Option<Switch> {
+    let (mut cmd, ctl) = match kind {
+        SwitchKind::Ours | SwitchKind::C => {
+            let ctl = dir.join("sw.ctl");
+            let prog = match kind {
+                SwitchKind::Ours => our_bin("uml_switch"),
+                _ => c_tool("uml_switch")?,
+            };
+            let mut c = Command::new(prog);
+            c.arg("-unix").arg(&ctl).stdin(Stdio::null());
+            (c, ctl)
+        }
+        SwitchKind::Vde => {
+            let sock = dir.join("vde");
+            let mut c = Command::new(c_tool("vde_switch")?);
+            c.arg("-s").arg(&sock).stdin(Stdio::piped());
+            (c, sock.join("ctl"))
+        }
+    };
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switch");
+    let stdin = child.stdin.take();
+    let start = Instant::now();
+    while !ctl.exists() {
+        assert!(start.elapsed() < LIMIT, "{kind:?} switch did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
+    Some(Switch {
+        child,
+        ctl,
+        _stdin: stdin,
+    })
+}
+
+const INIT: &str = "#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do echo 1 > $f; done 2>/dev/null
+ifconfig lo up
+echo GUEST-READY
+exec sh
+";
+
+fn linux_guest(dir: &Path, eth0: &str) -> Option<UmlBoot> {
+    linux_uml()?;
+    let img = dir.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = dir.join("lx.cow");
+    let uml = Uml::new(&dir.join("lxhome"), &format!("lx-{}", std::process::id()))?
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("eth0={eth0}"));
+    Some(uml.boot_until("GUEST-READY", BOOT))
+}
+
+fn linux_sh(g: &mut UmlBoot, cmd: &str) -> String {
+    g.shell(cmd, LIMIT)
+        .unwrap_or_else(|| panic!("guest command `{cmd}` timed out:\n{}", g.console()))
+        .0
+}
+
+/// Two uml-kernels and one linux.uml guest on one switch of `kind`.
+fn lan(kind: SwitchKind) {
+    let dir = scratch();
+    let d = dir.path();
+    let Some(sw) = start_switch(d, kind) else {
+        return;
+    };
+    let ctl = sw.ctl.display().to_string();
+    let mut a = Kern::spawn(&d.join("a"), "a", &[format!("eth0=daemon,,unix,{ctl}")]);
+    let mut b = Kern::spawn(
+        &d.join("b"),
+        "b",
+        &[format!("eth0=daemon,fe:fd:00:00:00:02,unix,{ctl}")],
+    );
+    let boot_a = a.output();
+    assert!(
+        boot_a.contains("Choosing a random ethernet address for device eth0\n"),
+        "{boot_a}"
+    );
+    assert!(
+        boot_a.contains(&format!(
+            "daemon backend (uml_switch version 3) - unix:{ctl}\n"
+        )),
+        "{boot_a}"
+    );
+    assert!(
+        b.output().contains("Netdevice 0 (fe:fd:00:00:00:02) : "),
+        "{}",
+        b.output()
+    );
+    // A random, locally administered unicast MAC until an address is set.
+    let ifc = a.sh("ifconfig eth0");
+    let hw = ifc.split("HWaddr ").nth(1).expect("HWaddr").trim_start();
+    let first = u8::from_str_radix(&hw[..2], 16).unwrap();
+    assert_eq!(first & 3, 2, "{ifc}");
+    assert!(ifc.contains("BROADCAST MULTICAST  MTU:1500"), "{ifc}");
+
+    assert_eq!(a.sh("ifconfig eth0 10.0.0.1 netmask 255.255.255.0 up"), "");
+    assert_eq!(b.sh("ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up"), "");
+    let ifc = a.sh("ifconfig eth0");
+    assert!(ifc.contains("HWaddr FE:FD:0A:00:00:01"), "{ifc}");
+    assert!(ifc.contains("inet addr:10.0.0.1  Bcast:10.0.0.255  Mask:255.255.255.0"));
+    assert!(ifc.contains("UP BROADCAST RUNNING"), "{ifc}");
+
+    let out = a.sh("ping -c 3 -i 0.2 10.0.0.2");
+    assert_eq!(received(&out), 3, "{kind:?}: kernel a -> kernel b\n{out}");
+    assert!(out.contains("bytes from 10.0.0.2: seq=2 time="), "{out}");
+    assert_eq!(received(&b.sh("ping -c 2 -i 0.2 10.0.0.1")), 2, "b -> a");
+    assert!(
+        a.sh("arp")
+            .contains("? (10.0.0.2) at fe:fd:00:00:00:02 [ether]  on eth0"),
+        "{}",
+        a.sh("arp")
+    );
+    let dev = a.sh("cat /proc/net/dev");
+    let line = dev
+        .lines()
+        .find(|l| l.contains("eth0:"))
+        .expect("eth0 line");
+    let nums: Vec<u64> = line
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(nums[1] >= 5 && nums[9] >= 5, "{dev}");
+    assert!(nums[0] >= nums[1] * 42 && nums[8] >= nums[9] * 42, "{dev}");
+    let miss = a.sh("ping -c 1 -W 0.5 10.0.0.9");
+    assert_eq!(received(&miss), 0, "{miss}");
+
+    // A linux.uml guest on the same switch, both ways.
+    let Some(mut l) = linux_guest(d, &format!("daemon,fe:fd:00:00:00:03,unix,{ctl}")) else {
+        return;
+    };
+    // The same boot log block as linux.uml's.
+    let block = |mac: &str| {
+        format!("Netdevice 0 ({mac}) : \ndaemon backend (uml_switch version 3) - unix:{ctl}\n\n")
+    };
+    assert!(
+        l.console().contains(&block("fe:fd:00:00:00:03")),
+        "{}",
+        l.console()
+    );
+    assert!(
+        b.output().contains(&block("fe:fd:00:00:00:02")),
+        "{}",
+        b.output()
+    );
+    linux_sh(&mut l, "ifconfig eth0 10.0.0.3 netmask 255.255.255.0 up");
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 10.0.0.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "{kind:?}: linux.uml -> uml-kernel\n{out}"
+    );
+    let out = a.sh("ping -c 3 -i 0.2 10.0.0.3");
+    assert_eq!(
+        received(&out),
+        3,
+        "{kind:?}: uml-kernel -> linux.uml\n{out}"
+    );
+    let out = linux_sh(&mut l, "arp -n");
+    assert!(out.contains("fe:fd:0a:00:00:01"), "{out}");
+    if matches!(kind, SwitchKind::Ours) {
+        assert!(b.sh("discard").contains("port 9"));
+        let out = a.sh("tcpsend -n 2000000 10.0.0.2");
+        assert!(out.contains("sent 2000000 bytes in"), "{out}");
+        let out = a.sh("tcpsend 10.0.0.2 5555");
+        assert!(out.contains("refused"), "{out}");
+        tcp_services(&mut a, &mut l);
+        hot_plug(&mut a, &mut b, &ctl);
+    }
+}
+
+/// TCP from the linux.uml guest (busybox nc) to the uml-kernel's echo service and its
+/// line shell.
+fn tcp_services(a: &mut Kern, l: &mut UmlBoot) {
+    assert!(a.sh("echod").contains("listening on TCP port 7"));
+    assert!(a.sh("telnetd 2323").contains("listening on TCP port 2323"));
+    let out = linux_sh(l, "echo hello-over-tcp | nc -w 3 10.0.0.1 7");
+    assert!(out.contains("hello-over-tcp"), "echo service:\n{out}");
+    let out = linux_sh(l, "echo hello-over-udp | nc -u -w 1 10.0.0.1 7");
+    assert!(out.contains("hello-over-udp"), "UDP echo:\n{out}");
+    // A larger transfer comes back intact.
+    let out = linux_sh(
+        l,
+        "seq 1 20000 > /tmp/big; nc -w 3 10.0.0.1 7 < /tmp/big > /tmp/back; cmp /tmp/big /tmp/back && echo SAME-$(wc -c < /tmp/back)",
+    );
+    assert!(out.contains("SAME-108894"), "{out}");
+    let out = linux_sh(l, "printf 'uname -r\\nexit\\n' | nc -w 3 10.0.0.1 2323");
+    assert!(out.contains("6.1.0-uml-kernel"), "line shell:\n{out}");
+    let ns = a.sh("netstat");
+    assert!(ns.contains("0.0.0.0:7") && ns.contains("LISTEN"), "{ns}");
+}
+
+/// mconsole `config eth1=daemon,...` adds a working device at run time; `remove eth1`
+/// refuses while it is up and removes it once down.
+fn hot_plug(a: &mut Kern, b: &mut Kern, ctl: &str) {
+    for (k, n) in [(&mut *a, 1), (&mut *b, 2)] {
+        let out = k.mconsole(&format!(
+            "config eth1=daemon,fe:fd:00:00:01:0{n},unix,{ctl}"
+        ));
+        assert!(out.success(), "{}{}", out.stdout, out.stderr);
+        assert!(
+            k.output().contains("Netdevice 1 (fe:fd:00:00:01:0"),
+            "{}",
+            k.output()
+        );
+        let out = k.mconsole("config eth1");
+        assert!(
+            out.stdout
+                .contains(&format!("daemon,fe:fd:00:00:01:0{n},unix,{ctl}")),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(
+            k.sh(&format!(
+                "ifconfig eth1 10.0.1.{n} netmask 255.255.255.0 up"
+            )),
+            ""
+        );
+    }
+    let out = a.sh("ping -c 2 -i 0.2 10.0.1.2");
+    assert_eq!(received(&out), 2, "over the hot-plugged eth1\n{out}");
+    let busy = a.mconsole("remove eth1");
+    assert!(!busy.success(), "removed while up: {}", busy.stdout);
+    a.sh("ifconfig eth1 down");
+    let out = a.mconsole("remove eth1");
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    assert!(a.sh("ifconfig eth1").contains("Device not found"));
+    let out = a.mconsole("remove eth1");
+    assert!(
+        out.stdout.contains("Device doesn't exist"),
+        "{}",
+        out.stdout
+    );
+    // Bad switches fail with one line saying why, and leave no device.
+    let out = a.mconsole("config eth2=daemon,zz:00");
+    assert!(
+        !out.success() && out.stdout.contains("zz:00: not an ethernet address"),
+        "{out:?}"
+    );
+    let out = a.mconsole("config eth2=daemon,,unix,/nonexistent/ctl");
+    assert!(
+        !out.success() && out.stdout.contains("/nonexistent/ctl"),
+        "{out:?}"
+    );
+    assert!(a
+        .output()
+        .contains("daemon_open : control connect failed, errno = 2"));
+    assert!(a.sh("ifconfig eth2").contains("Device not found"));
+    let out = a.mconsole("config eth0=daemon,,unix,/x");
+    assert!(
+        !out.success() && out.stdout.contains("already exists"),
+        "{out:?}"
+    );
+    // eth0 still works.
+    assert_eq!(received(&a.sh("ping -c 1 10.0.0.2")), 1);
+}
+
+#[test]
+fn kernels_and_linux_uml_on_our_switch() {
+    lan(SwitchKind::Ours);
+}
+
+#[test]
+fn kernels_and_linux_uml_on_the_c_switch() {
+    lan(SwitchKind::C);
+}
+
+#[test]
+fn kernels_and_linux_uml_on_vde_switch() {
+    lan(SwitchKind::Vde);
+}
+
+/// A uml-kernel on a tap made by our tunctl pings the host side and the host pings it.
+#[test]
+fn tuntap_on_a_tunctl_device() {
+    let ns = NetNs::new();
+    let dir = scratch();
+    let out = run(ns.command(our_bin("tunctl")).args(["-t", "tapk"]), LIMIT);
+    assert!(out.success(), "{out:?}");
+    ns.sh_ok("ip addr add 10.0.5.1/24 dev tapk && ip link set tapk up");
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &dir.path().join("k"),
+        "tk",
+        &["eth0=tuntap,tapk,fe:fd:00:00:05:02".to_string()],
+    );
+    assert!(
+        k.output()
+            .contains("Netdevice 0 (fe:fd:00:00:05:02) : \nTUN/TAP backend - \n"),
+        "{}",
+        k.output()
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up"), "");
+    let out = k.sh("ping -c 3 -i 0.2 10.0.5.1");
+    assert_eq!(received(&out), 3, "guest -> host tap\n{out}");
+    let out = ns.sh("busybox ping -c 2 -W 2 10.0.5.2");
+    assert_eq!(received(&out.stdout), 2, "host -> guest\n{out:?}");
+    // Off the subnet only through a default route.
+    ns.sh_ok("ip addr add 192.168.77.1/32 dev lo");
+    let out = k.sh("ping -c 1 192.168.77.1");
+    assert!(out.contains("Network is unreachable"), "{out}");
+    assert_eq!(k.sh("route add default gw 10.0.5.1"), "");
+    let table = k.sh("route -n");
+    assert!(
+        table.contains("0.0.0.0         10.0.5.1        0.0.0.0         UG"),
+        "{table}"
+    );
+    let out = k.sh("ping -c 2 -i 0.2 192.168.77.1");
+    assert_eq!(received(&out), 2, "through the gateway\n{out}");
+}
+
+/// `eth0=tuntap,,,GATE` through our uml_net: the tap appears on `ifconfig up`, the host
+/// route follows the guest's address, the guest pings GATE, and `down` removes the tap.
+#[test]
+fn tuntap_through_our_uml_net() {
+    let ns = NetNs::new();
+    let dir = scratch();
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &dir.path().join("k"),
+        "tn",
+        &["eth0=tuntap,,,10.0.6.254".to_string()],
+    );
+    assert!(
+        k.output().contains("TUN/TAP backend - IP = 10.0.6.254\n"),
+        "{}",
+        k.output()
+    );
+    assert_eq!(ns.sh("ip -o link show").stdout.matches("tap").count(), 0);
+    let out = k.sh("ifconfig eth0 10.0.6.1 netmask 255.255.255.0 up");
+    assert!(!out.contains("ifconfig:"), "{out}");
+    let route = ns.sh_ok("ip route show 10.0.6.1").stdout;
+    assert!(route.contains("dev tap0"), "{route}\n{}", k.output());
+    let addrs = ns.sh_ok("ip -o -4 addr show dev tap0").stdout;
+    assert!(addrs.contains("10.0.6.254/32"), "{addrs}");
+    assert!(
+        k.output().contains("* route add -host 10.0.6.1 dev tap0"),
+        "{}",
+        k.output()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 10.0.6.254");
+    assert_eq!(received(&out), 3, "guest -> gate\n{out}");
+    // The guest's address moves: so does the host route.
+    let out = k.sh("ifconfig eth0 10.0.6.2");
+    assert!(out.contains("route del -host 10.0.6.1"), "{out}");
+    assert_eq!(ns.sh_ok("ip route show 10.0.6.1").stdout, "");
+    assert!(ns
+        .sh_ok("ip route show 10.0.6.2")
+        .stdout
+        .contains("dev tap0"));
+    let out = k.sh("ping -c 1 10.0.6.254");
+    assert_eq!(received(&out), 1, "{out}");
+    let out = k.sh("ifconfig eth0 down");
+    assert!(out.contains("route del -host 10.0.6.2"), "{out}");
+    // Up again, with a host interface on the guest's subnet (uml_net publishes a proxy
+    // ARP entry there), then halt: the kernel's shutdown has uml_net delete it.
+    ns.sh_ok("ip link add h0 type veth peer name h1 && ip addr add 10.0.6.7/24 dev h0 && ip link set h0 up");
+    k.sh("ifconfig eth0 up");
+    let proxy = ns.sh_ok("ip neigh show proxy").stdout;
+    assert!(proxy.contains("10.0.6.2 dev h0"), "{proxy}");
+    assert!(ns
+        .sh_ok("ip route show 10.0.6.2")
+        .stdout
+        .contains("dev tap0"));
+    writeln!(k.stdin, "halt").unwrap();
+    let start = Instant::now();
+    while k.child.try_wait().unwrap().is_none() && start.elapsed() < LIMIT {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(ns.sh_ok("ip route show 10.0.6.2").stdout, "");
+    assert_eq!(
+        ns.sh_ok("ip neigh show proxy").stdout,
+        "",
+        "proxy ARP left behind"
+    );
+    let start = Instant::now();
+    while ns.sh("test -e /sys/class/net/tap0").success() && start.elapsed() < LIMIT {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !ns.sh("test -e /sys/class/net/tap0").success(),
+        "tap0 outlived down"
+    );
+}
+
+/// Two uml-kernels with `eth0=mcast` (the defaults) ping each other.
+#[test]
+fn mcast_pair() {
+    let ns = NetNs::new();
+    ns.sh_ok("ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo");
+    let dir = scratch();
+    let spawn = |n: u8| {
+        Kern::spawn_in(
+            Some(&ns),
+            &dir.path().join(format!("m{n}")),
+            &format!("m{n}"),
+            &["eth0=mcast".to_string()],
+        )
+    };
+    let mut a = spawn(1);
+    let mut b = spawn(2);
+    assert!(
+        a.output()
+            .contains("Configured mcast device: 239.192.168.1:1102-1\n"),
+        "{}",
+        a.output()
+    );
+    assert!(a
+        .output()
+        .contains("mcast backend multicast address: 239.192.168.1:1102, TTL:1\n"));
+    a.sh("ifconfig eth0 10.0.7.1 netmask 255.255.255.0 up");
+    b.sh("ifconfig eth0 10.0.7.2 netmask 255.255.255.0 up");
+    let out = a.sh("ping -c 3 -i 0.2 10.0.7.2");
+    assert_eq!(received(&out), 3, "{out}");
+    let out = b.sh("ping -c 2 -i 0.2 10.0.7.1");
+    assert_eq!(received(&out), 2, "{out}");
+}
+
+/// Received-packet counter of `dev` from the guest's /proc/net/dev.
+fn rx_packets(k: &mut Kern, dev: &str) -> u64 {
+    let out = k.sh("cat /proc/net/dev");
+    out.lines()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix(&format!("{dev}:"))?;
+            rest.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {dev} in:\n{out}"))
+}
+
+/// `eth0=pcap,IF,icmp` sees only the ICMP frames crossing IF; `eth1=pcap,IF` (no
+/// filter) sees the UDP ones too.
+#[test]
+fn pcap_sees_only_what_the_filter_passes() {
+    let ns = NetNs::new();
+    ns.sh_ok(
+        "ip link add v0 type veth peer name v1 && ip addr add 10.9.0.1/24 dev v0 \
+         && ip link set v0 up && ip link set v1 up \
+         && ip neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev v0",
+    );
+    let dir = scratch();
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &dir.path().join("k"),
+        "pc",
+        &[
+            "eth0=pcap,v0,icmp".to_string(),
+            "eth1=pcap,v0,,nopromisc".to_string(),
+        ],
+    );
+    k.sh("ifconfig eth0 up");
+    k.sh("ifconfig eth1 up");
+    let (icmp0, all0) = (rx_packets(&mut k, "eth0"), rx_packets(&mut k, "eth1"));
+    ns.sh("busybox ping -c 3 -i 0.2 -W 1 10.9.0.2");
+    ns.sh("for i in 1 2 3 4; do echo x | busybox nc -u -w 1 10.9.0.2 9999 & done; sleep 1.2");
+    thread::sleep(Duration::from_millis(200));
+    let icmp = rx_packets(&mut k, "eth0") - icmp0;
+    let all = rx_packets(&mut k, "eth1") - all0;
+    assert_eq!(icmp, 3, "eth0 (icmp filter) saw {icmp} frames");
+    assert!(all >= 7, "eth1 (no filter) saw only {all} frames");
+}
