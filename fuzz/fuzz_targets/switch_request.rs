@@ -2,7 +2,9 @@
 //! parse gives the same request.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use uml_proto::switch::{emit_reply, parse_reply, request_len, Request, MAX_REQUEST_LEN, SOCKADDR_LEN};
+use uml_proto::switch::{
+    emit_reply, parse_reply, request_len, Request, MAX_REQUEST_LEN, SOCKADDR_LEN,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(Ok(n)) = request_len(data) {
@@ -21,6 +23,11 @@ fuzz_target!(|data: &[u8]| {
         let n = emit_reply(&addr, &mut buf);
         assert_eq!(&buf[..n], data);
         let _ = format!("{addr} {addr:?}");
-        let _ = (addr.sun_path(), addr.is_abstract(), addr.trimmed(), addr.full_length());
+        let _ = (
+            addr.sun_path(),
+            addr.is_abstract(),
+            addr.trimmed(),
+            addr.full_length(),
+        );
     }
 });
