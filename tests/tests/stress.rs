@@ -66,7 +66,8 @@ impl Daemon {
     }
 
     /// Resident memory in KiB, from /proc. The tests run in a pid namespace whose /proc
-    /// may be the parent's: then the process is found by its innermost NSpid and name.
+    /// may be the parent's: then the process is found by its name, its parent (us) and
+    /// its innermost NSpid.
     fn rss_kib(&self) -> u64 {
         let pid = self.child.id().to_string();
         let status_of = |dir: &Path| fs::read_to_string(dir.join("status")).ok();
@@ -75,8 +76,14 @@ impl Daemon {
                 .find_map(|l| l.strip_prefix(key))
                 .map(|v| v.trim().to_owned())
         };
+        // Our own pid as this /proc numbers it: the child's parent there.
+        let me = fs::read_link("/proc/self")
+            .expect("/proc/self")
+            .to_string_lossy()
+            .into_owned();
         let matches = |s: &str| {
             field(s, "Name:").is_some_and(|n| self.name.starts_with(&n))
+                && field(s, "PPid:").as_deref() == Some(me.as_str())
                 && field(s, "NSpid:").is_some_and(|ns| ns.split_whitespace().last() == Some(&pid))
         };
         let direct = status_of(&Path::new("/proc").join(&pid)).filter(|s| matches(s));
