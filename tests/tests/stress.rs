@@ -513,3 +513,87 @@ fn mconsole_client_survives_a_hostile_peer() {
         "the peer never varied: {outcomes:?}"
     );
 }
+
+#[test]
+fn mconsole_notify_listener_survives_random_datagrams() {
+    use std::io::{BufRead, BufReader};
+    use uml_proto::mconsole::{Notification, NotifyKind, MAX_NOTIFY_LEN};
+    let count = env_number("UML_STRESS_NOTIFY", 3000);
+    let dir = scratch();
+    let sock = dir.path().join("notify");
+    let mut listener = Daemon {
+        child: Command::new(our_bin("uml_mconsole"))
+            .arg("--notify")
+            .arg(&sock)
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start uml_mconsole --notify"),
+        name: "uml_mconsole",
+    };
+    let lines = {
+        let out = listener.child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        rx
+    };
+    assert!(wait_for(&sock, Duration::from_secs(10)), "no notify socket");
+    let me = UnixDatagram::unbound().unwrap();
+    let mut rng = Rng(0x0071_f1e5);
+    let mut buf = [0u8; MAX_NOTIFY_LEN];
+    for i in 0..count {
+        let d = if rng.below(2) == 0 {
+            rng.noise(700)
+        } else {
+            let kind = [
+                NotifyKind::Socket,
+                NotifyKind::Panic,
+                NotifyKind::Hang,
+                NotifyKind::User,
+            ][rng.below(4) as usize];
+            let n = Notification {
+                kind,
+                data: rng.noise(600),
+            }
+            .emit(&mut buf)
+            .unwrap();
+            let mut d = buf[..n].to_vec();
+            let at = rng.below(n as u64) as usize;
+            d[at] = rng.next() as u8;
+            d
+        };
+        // The listener's queue may be full for a moment: wait a little and go on.
+        if me.send_to(&d, &sock).is_err() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if i % 500 == 0 {
+            assert!(listener.alive(), "the listener died after {i} datagrams");
+        }
+    }
+    let n = Notification {
+        kind: NotifyKind::User,
+        data: b"still-listening".to_vec(),
+    }
+    .emit(&mut buf)
+    .unwrap();
+    me.send_to(&buf[..n], &sock).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) if l == "user still-listening" => break,
+            Ok(_) => seen += 1,
+            Err(_) => panic!("the listener stopped printing after {seen} lines"),
+        }
+    }
+    assert!(listener.alive(), "the listener died");
+    eprintln!("notify listener: {count} random datagrams, {seen} lines printed before the marker");
+    assert!(seen > 0, "no random notification got through");
+}
