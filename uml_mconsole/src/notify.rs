@@ -58,8 +58,24 @@ pub fn line(n: &Notification, as_json: bool) -> String {
     } else if n.kind == NotifyKind::Hang {
         "hang".to_owned()
     } else {
-        format!("{} {}", n.kind.name(), text)
+        format!("{} {}", n.kind.name(), one_line(&text))
     }
+}
+
+/// The text with its control characters escaped (`\n`, `\x1b`, ...), so that what a
+/// guest writes to /proc/mconsole cannot forge further lines (a fake `socket PATH`).
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl Listener {
@@ -122,6 +138,11 @@ mod tests {
         );
         assert_eq!(line(&n(NotifyKind::User, b"hi\n"), false), "user hi");
         assert_eq!(line(&n(NotifyKind::Hang, b""), false), "hang");
+        // A guest cannot forge a second line.
+        assert_eq!(
+            line(&n(NotifyKind::User, b"hi\nsocket /evil\x1b\n"), false),
+            "user hi\\nsocket /evil\\x1b"
+        );
         assert_eq!(
             line(&n(NotifyKind::Panic, b"Attempted to kill init!\0"), true),
             r#"{"type":"panic","text":"Attempted to kill init!"}"#
