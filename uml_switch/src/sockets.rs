@@ -96,31 +96,46 @@ fn probe_existing(what: &'static str, path: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// Replaces a socket file at `path` that nobody serves any more: `connect` tries to
+/// reach a server there (a live one is refused); on ECONNREFUSED the file is removed
+/// and `bind` runs again.
+fn replace_stale<T>(
+    what: &'static str,
+    path: &Path,
+    connect: impl FnOnce() -> io::Result<()>,
+    bind: impl FnOnce() -> io::Result<T>,
+) -> Result<T, SetupError> {
+    probe_existing(what, path)?;
+    match connect() {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+        _ => {
+            return Err(SetupError::InUse {
+                what,
+                path: path.to_owned(),
+            })
+        }
+    }
+    let again = |err| SetupError::CannotReplace {
+        what,
+        path: path.to_owned(),
+        err,
+    };
+    fs::remove_file(path).map_err(again)?;
+    bind().map_err(again)
+}
+
 /// Binds the control socket at `path` (non-blocking). A socket nobody listens on is
 /// replaced; one with a live server is refused.
 pub fn bind_control(path: &Path) -> Result<UnixListener, SetupError> {
     let what = "control";
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            probe_existing(what, path)?;
-            match UnixStream::connect(path) {
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-                _ => {
-                    return Err(SetupError::InUse {
-                        what,
-                        path: path.to_owned(),
-                    })
-                }
-            }
-            let again = |err| SetupError::CannotReplace {
-                what,
-                path: path.to_owned(),
-                err,
-            };
-            fs::remove_file(path).map_err(again)?;
-            UnixListener::bind(path).map_err(again)?
-        }
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => replace_stale(
+            what,
+            path,
+            || UnixStream::connect(path).map(drop),
+            || UnixListener::bind(path),
+        )?,
         Err(err) => {
             return Err(SetupError::Bind {
                 what,
@@ -151,25 +166,12 @@ pub fn bind_data(addr: &DataAddr, path: Option<&Path>) -> Result<OwnedFd, SetupE
         Ok(fd) => Ok(fd),
         Err(e) if e.kind() == io::ErrorKind::AddrInUse && path.is_some() => {
             let path = path.expect("checked");
-            probe_existing(what, path)?;
-            let probe = std::os::unix::net::UnixDatagram::unbound()
-                .and_then(|s| s.connect(path).map(|_| s));
-            match probe {
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
-                _ => {
-                    return Err(SetupError::InUse {
-                        what,
-                        path: path.to_owned(),
-                    })
-                }
-            }
-            let again = |err| SetupError::CannotReplace {
+            replace_stale(
                 what,
-                path: path.to_owned(),
-                err,
-            };
-            fs::remove_file(path).map_err(again)?;
-            bind_dgram(addr).map_err(again)
+                path,
+                || std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.connect(path)),
+                || bind_dgram(addr),
+            )
         }
         Err(err) => Err(SetupError::Bind {
             what,
