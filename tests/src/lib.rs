@@ -61,3 +61,18 @@ pub fn fingerprint(path: &Path) -> Fingerprint {
 pub fn allocated_bytes(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").blocks() * 512
 }
+
+/// Attaches to the switch at `ctl` as a v3 client of this process (data socket named by
+/// our pid and `tag`), waiting at most 5 s; panics with the reason otherwise.
+pub fn attach_v3(ctl: &Path, tag: u32) -> uml_proto::switch::Client {
+    use uml_proto::switch::{attach, DataAddr, Request};
+    let local = DataAddr::abstract_name(std::process::id(), tag);
+    attach(
+        ctl,
+        local,
+        |addr| Request::V3 { addr },
+        None,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("cannot attach to the switch at {}: {e}", ctl.display()))
+}

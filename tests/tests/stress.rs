@@ -227,23 +227,8 @@ fn switch_survives_random_frames_and_churn() {
         name: "uml_switch",
     };
     assert!(wait_for(&ctl, Duration::from_secs(10)), "no control socket");
-    let pid = std::process::id();
-    let a = attach(
-        &ctl,
-        DataAddr::abstract_name(pid, 1),
-        v3,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let b = attach(
-        &ctl,
-        DataAddr::abstract_name(pid, 2),
-        v3,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let a = tests::attach_v3(&ctl, 1);
+    let b = tests::attach_v3(&ctl, 2);
     assert!(valid_traffic_flows(&a, &b), "no traffic before the storm");
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -839,23 +839,8 @@ fn pcap_on_stdout_and_log_levels() {
     };
     assert!(sw.wait_until(Duration::from_secs(5), |s| s.ctl.exists()
         && s.err().contains("attached")));
-    let pid = std::process::id();
-    let a = attach(
-        &ctl,
-        DataAddr::abstract_name(pid, 201),
-        v3,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let b = attach(
-        &ctl,
-        DataAddr::abstract_name(pid, 202),
-        v3,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let a = tests::attach_v3(&ctl, 201);
+    let b = tests::attach_v3(&ctl, 202);
     let (ma, mb) = (MacAddr([2, 0, 0, 7, 0, 1]), MacAddr([2, 0, 0, 7, 0, 2]));
     send_to(
         a.data.as_fd(),
@@ -894,14 +879,7 @@ fn pcap_on_stdout_and_log_levels() {
 
     // At the default level, learning is not logged.
     let quiet = SwitchRun::start(d, "quiet", &[]);
-    let a = attach(
-        &quiet.ctl,
-        DataAddr::abstract_name(pid, 203),
-        v3,
-        None,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let a = tests::attach_v3(&quiet.ctl, 203);
     send_to(
         a.data.as_fd(),
         &frame(MacAddr::BROADCAST, ma, 60),
