@@ -208,7 +208,16 @@ impl Uml {
     /// until its console shows `text`. A kernel that dies before that (linux.uml now
     /// and then does, early in boot, under load) is started once more.
     pub fn boot_until(&self, text: &str, limit: Duration) -> UmlBoot {
-        let mut boot = self.spawn_interactive(limit);
+        self.until(text, limit, true)
+    }
+
+    /// As [`Uml::boot_until`], with no console input (as [`Uml::spawn`]).
+    pub fn spawn_until(&self, text: &str, limit: Duration) -> UmlBoot {
+        self.until(text, limit, false)
+    }
+
+    fn until(&self, text: &str, limit: Duration, interactive: bool) -> UmlBoot {
+        let mut boot = self.spawn_with(limit, interactive);
         if boot.wait_for_console(text, limit) {
             return boot;
         }
@@ -218,7 +227,7 @@ impl Uml {
                 boot.console()
             );
             let _ = fs::remove_file(&boot.mconsole);
-            boot = self.spawn_interactive(limit);
+            boot = self.spawn_with(limit, interactive);
             if boot.wait_for_console(text, limit) {
                 return boot;
             }
