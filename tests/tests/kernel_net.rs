@@ -88,7 +88,7 @@ impl Kern {
         let start = Instant::now();
         loop {
             let out = self.output();
-            if let Some(end) = out[before..].find(&format!("{mark}\n")) {
+            if let Some(end) = mark_line(&out[before..], &mark) {
                 // Drop the prompts the shell printed before and after the command.
                 return out[before..before + end].replace("# ", "");
             }
@@ -617,4 +617,20 @@ fn pcap_sees_only_what_the_filter_passes() {
     let all = rx_packets(&mut k, "eth1") - all0;
     assert_eq!(icmp, 3, "eth0 (icmp filter) saw {icmp} frames");
     assert!(all >= 7, "eth1 (no filter) saw only {all} frames");
+}
+
+/// Where the line the shell printed for `echo MARK` starts in `out`: a line that is the
+/// mark alone (after a prompt), never the echoed `echo MARK` command line itself.
+fn mark_line(out: &str, mark: &str) -> Option<usize> {
+    let want = format!("{mark}\n");
+    let mut at = 0;
+    while let Some(i) = out[at..].find(&want) {
+        let pos = at + i;
+        let line_start = out[..pos].rfind('\n').map_or(0, |n| n + 1);
+        if out[line_start..pos].trim_start_matches("# ").is_empty() {
+            return Some(pos);
+        }
+        at = pos + want.len();
+    }
+    None
 }
