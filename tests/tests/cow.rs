@@ -1,5 +1,6 @@
 //! COW disks end to end: our uml_mkcow and uml_moo against linux.uml and the C tools.
 //! (Acceptance 1-3 of the COW issue; bad input is in cow_bad_input.rs.)
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
 use std::path::{Path, PathBuf};

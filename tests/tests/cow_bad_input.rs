@@ -1,6 +1,7 @@
 //! Bad input to uml_moo and uml_mkcow: each case gets a one-line error naming the file
 //! and a nonzero exit, and neither the backing file nor any output is touched.
 //! (Acceptance 4 of the COW issue, with the kill -9 resume of `uml_moo -d`.)
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

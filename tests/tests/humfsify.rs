@@ -3,6 +3,7 @@
 //! `-r` restores modes (setuid, setgid, sticky too), owners, device nodes (big numbers
 //! too) and hard links exactly; awkward names work; every error leaves the tree as it
 //! was. Needs root (it makes device nodes and chowns).
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

@@ -3,6 +3,7 @@
 //! --uninstall leaving the tree as it was, the ifupdown hook run by ifup/ifdown in a
 //! private network and mount namespace, and the uml_switch unit through
 //! `systemd-analyze verify`.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,6 +2,7 @@
 //! C client, stop/go freezing the guest shell, halt timing, COW files shared with
 //! linux.uml, uml_mkcow and the C uml_moo, image locking between two kernels, consoles
 //! (pipe, pty, pseudo-terminal), notifications, reboot, and a table of bad command lines.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
 use std::io::Write;

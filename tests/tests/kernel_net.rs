@@ -5,6 +5,7 @@
 //! hot-plug and bad configs); tuntap on a tunctl device and through our uml_net; mcast;
 //! pcap with a filter. Daemon tests use unix sockets only, in the namespace scripts/test
 //! makes; the others make a private namespace each (NetNs).
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
 use std::io::Write;

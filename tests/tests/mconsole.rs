@@ -1,6 +1,7 @@
 //! uml_mconsole against a booted linux.uml, compared with the C client: every command
 //! of the acceptance list, the interactive session on a terminal, stale and missing
 //! UMLs, and the notify socket.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

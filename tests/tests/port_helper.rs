@@ -7,6 +7,7 @@
 //! /usr/lib/uml: the kernel checks and runs /usr/lib//uml/port-helper, and finds
 //! in.telnetd through the `/usr/lib//uml` it appends to PATH. The system's files are
 //! never touched. TCP runs only inside the network namespace scripts/test makes.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
 use std::io::{Read, Write};

@@ -2,6 +2,7 @@
 //! through a third guest's RX counter), a -tap port in a namespace of its own, the life
 //! cycle (signals, stdin EOF on a terminal, a second switch refused), bad clients and
 //! churn with bounded memory, and --pcap read back with tcpdump.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
 use std::io::{Read, Write};

@@ -2,6 +2,7 @@
 //! namespace (tests::NetNs): tunctl's output and sysfs effects, the helper protocol in
 //! both directions, a guest that gets its network through our uml_net, and a setuid
 //! copy of uml_net refusing hostile argument lists without touching host state.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};

@@ -1,6 +1,7 @@
 //! The uml_mconsole binary against a fake kernel (a thread answering on a socket with
 //! uml_proto's reply packets): what it sends for local commands, --uml-dir, --json,
 //! `NAME: command`, malformed replies and bad arguments. No UML needed.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -38,6 +38,7 @@ impl RxBatch {
             names: vec![[0u8; SOCKADDR_LEN]; BATCH],
             // SAFETY: mmsghdr and iovec are plain C structs for which all-zero is valid.
             hdrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            // SAFETY: as above, all-zero is a valid iovec.
             iovs: vec![unsafe { std::mem::zeroed() }; BATCH],
             count: BATCH,
         };
@@ -152,6 +153,7 @@ impl TxQueue {
             entries: Vec::with_capacity(TX_CHUNK),
             // SAFETY: all-zero mmsghdr and iovec are valid values.
             hdrs: vec![unsafe { std::mem::zeroed() }; TX_CHUNK],
+            // SAFETY: as above, all-zero is a valid iovec.
             iovs: vec![unsafe { std::mem::zeroed() }; TX_CHUNK],
         }
     }

@@ -41,7 +41,7 @@ struct Kern {
 impl Kern {
     fn spawn(dir: &Path, umid: &str, eth0: &str) -> Kern {
         let console = dir.join(format!("{umid}.console"));
-        let out = fs::File::create(&console).unwrap();
+        let out = fs::File::create(&console).expect("console file");
         let mut child = Command::new(sibling("uml-kernel"))
             .args([
                 format!("umid={umid}"),
@@ -50,11 +50,11 @@ impl Kern {
             ])
             .env("HOME", dir)
             .stdin(Stdio::piped())
-            .stdout(out.try_clone().unwrap())
+            .stdout(out.try_clone().expect("console file"))
             .stderr(out)
             .spawn()
             .expect("spawn uml-kernel");
-        let stdin = child.stdin.take().unwrap();
+        let stdin = child.stdin.take().expect("piped stdin");
         Kern {
             child,
             stdin,
@@ -67,8 +67,8 @@ impl Kern {
     }
 
     fn type_line(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        writeln!(self.stdin, "{line}").expect("guest console");
+        self.stdin.flush().expect("guest console");
     }
 
     /// Waits until the console (after byte `from`) shows `text`.

@@ -138,7 +138,7 @@ fn set_mtime(path: &Path, mtime: SystemTime) {
 
 fn same_content(a: &Path, b: &Path) -> bool {
     let (mut fa, mut fb) = (File::open(a).expect("open"), File::open(b).expect("open"));
-    if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
+    if fa.metadata().expect("merged image").len() != fb.metadata().expect("merged image").len() {
         return false;
     }
     let (mut ba, mut bb) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
@@ -205,7 +205,10 @@ fn main() {
         let size = gib << 30;
         let backing = work.join("backing.img");
         make_backing(&backing, size);
-        let mtime = fs::metadata(&backing).unwrap().modified().unwrap();
+        let mtime = fs::metadata(&backing)
+            .expect("backing file")
+            .modified()
+            .expect("backing file");
         for percent in [1, 10, 50] {
             for clustered in [true, false] {
                 let cow = work.join("disk.cow");
@@ -241,8 +244,8 @@ fn main() {
                     "merged images differ from the C tool's"
                 );
                 let (ours_blocks, c_blocks) = (
-                    fs::metadata(&out).unwrap().blocks(),
-                    fs::metadata(&out_c).unwrap().blocks(),
+                    fs::metadata(&out).expect("merged image").blocks(),
+                    fs::metadata(&out_c).expect("merged image").blocks(),
                 );
                 assert!(
                     ours_blocks <= c_blocks,
