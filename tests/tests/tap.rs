@@ -479,7 +479,7 @@ fn setuid_uml_net_serves_its_caller_and_refuses_hostile_arguments() {
     let (bytes, _) = helper_stream(as_user(&ns, &["4", "add", "other", "10.0.0.9", m]));
     assert!(text_reply(&bytes).contains("not owned by uid 1000"));
     let (bytes, _) = helper_stream(as_user(&ns, &["4", "add", t, "10.0.0.7", m]));
-    assert!(text_reply(&bytes).contains("belongs to this host"));
+    assert!(text_reply(&bytes).contains("is a local address of this host"));
     let (bytes, _) = helper_stream(as_user(&ns, &["4", "ethertap", "tap0", "5"]));
     assert_eq!(bytes[0], 0, "ethertap status byte");
     assert!(text_reply(&bytes[1..]).contains("not supported on this host"));
