@@ -22,7 +22,7 @@ use check::Refusal;
 use config::{Config, ConfigError};
 use policy::{Basis, Claim, HostView, Role};
 use uml_proto::helper::AddrOp;
-use uml_proto::netlink::Rtnl;
+use uml_proto::netlink::{Rtnl, ARPHRD_ETHER};
 use uml_proto::tap::{self, Kind, PinnedIface, TapDevice};
 
 /// What `tuntap up` produced: the tap (kept open so it lives until sent) and its log.
@@ -71,11 +71,8 @@ pub fn detect_duplicates(view: &HostView, claim: &Claim, log: &mut String) -> Re
     }
     for &lan in &claim.lans {
         let name = view.name(lan);
-        let link = view.link(lan);
-        let Some(mac) = link
-            .and_then(|l| l.mac)
-            .filter(|_| link.is_some_and(|l| l.link_type == 1))
-        else {
+        let ether = view.link(lan).filter(|l| l.link_type == ARPHRD_ETHER);
+        let Some(mac) = ether.and_then(|l| l.mac) else {
             return Err(Refusal::Claim {
                 addr: claim.addr,
                 why: format!("is on {name}, which is not an Ethernet LAN uml_net can probe"),

@@ -27,6 +27,7 @@ const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 
+const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
@@ -59,6 +60,8 @@ const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const NDA_PROTOCOL: u16 = 12;
 
+/// The hardware type of Ethernet links.
+pub const ARPHRD_ETHER: u16 = 1;
 /// Route tables.
 pub const RT_TABLE_MAIN: u32 = 254;
 pub const RT_TABLE_LOCAL: u32 = 255;
@@ -117,7 +120,7 @@ type Result<T> = std::result::Result<T, NetlinkError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub index: u32,
-    /// The ARPHRD_* hardware type (1 for Ethernet).
+    /// The ARPHRD_* hardware type (ARPHRD_ETHER for Ethernet).
     pub link_type: u16,
     pub name: String,
     /// The rtnl link kind (`tun`, `veth`, `bridge`...), None for plain devices.
@@ -365,7 +368,7 @@ impl Rtnl {
         let replies = self.talk(msg, "listing links")?;
         Ok(replies
             .iter()
-            .filter(|(k, b)| *k == 16 && b.len() >= 16)
+            .filter(|(k, b)| *k == RTM_NEWLINK && b.len() >= 16)
             .filter_map(|(_, b)| parse_link(b))
             .collect())
     }
