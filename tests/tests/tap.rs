@@ -795,6 +795,11 @@ fn uml_net_refuses_addresses_a_member_must_not_claim() {
     let (text, ok) = user_addr(ns, 1000, &["4", "del", t, "192.168.5.77", m]);
     assert!(ok, "{text}");
     assert_eq!(host_state(ns), before);
+    // Several UMLs may share one gate: it is already a tap's, not another interface's.
+    let (reply, fd2, code) =
+        helper_datagram(as_uid(ns, 2000, &["4", "tuntap", "up", "192.168.0.254"]));
+    assert_eq!(code, Some(0), "{reply:?}");
+    assert!(fd2.is_some() && reply.output.contains("already the gate of another tap"));
     drop(tap_fd);
 }
 
