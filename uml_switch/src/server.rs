@@ -315,7 +315,7 @@ impl Switch {
                 continue;
             };
             if sig == Signal::SIGUSR1 {
-                eprint!("{}", self.report());
+                let _ = std::io::stderr().write_all(self.report().as_bytes());
             } else {
                 info!("Caught signal {}, cleaning up and exiting", sig as i32);
                 return Some(Exit::Signal(sig));
