@@ -391,6 +391,20 @@ pub fn send_to(fd: BorrowedFd<'_>, frame: &[u8], to: &DataAddr) -> io::Result<us
     })
 }
 
+/// Connects a datagram socket to `to`: from then on the kernel delivers to it only what
+/// the socket bound at `to` sends (a client takes frames from its switch alone).
+pub fn connect_dgram(fd: BorrowedFd<'_>, to: &DataAddr) -> io::Result<()> {
+    // SAFETY: to.bytes is a sockaddr_un buffer of >= to.len bytes.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            to.bytes.as_ptr() as *const libc::sockaddr,
+            to.len as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// Receives one datagram into `buf`; returns its full length (which may exceed the
 /// buffer: MSG_TRUNC) and the sender's address.
 pub fn recv_from(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, DataAddr)> {

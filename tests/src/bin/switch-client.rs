@@ -4,6 +4,8 @@
 //! process's pid and TAG, as linux.uml makes them; `@PID:TAG`: someone else's; anything
 //! else: a path), prints `attached` or `refused`, then keeps the port for N ms (default
 //! 1000) and, with --bind (it binds ADDR itself), prints `received K` frames.
+//! `switch-client inject HEXADDR HEXFRAME` sends one datagram from an unbound socket to
+//! the raw 110-byte address and prints `sent` or the error.
 #![allow(clippy::unwrap_used)] // a test helper that fails loudly
 
 use std::io::{Read, Write};
@@ -24,8 +26,27 @@ fn address(spec: &str) -> DataAddr {
     }
 }
 
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn inject(addr: &str, frame: &str) {
+    let to = DataAddr::from_raw(&unhex(addr));
+    let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    match uml_proto::switch::send_to(sock.as_fd(), &unhex(frame), &to) {
+        Ok(_) => println!("sent"),
+        Err(e) => println!("error: {e}"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args[1] == "inject" {
+        return inject(&args[2], &args[3]);
+    }
     let ctl = &args[1];
     let addr = address(&args[2]);
     let bind = args.iter().any(|a| a == "--bind");
