@@ -8,6 +8,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::thread;
@@ -268,6 +269,55 @@ fn an_unprivileged_kernel_is_served() {
         thread::sleep(Duration::from_millis(20));
     }
     let _ = k.kill();
+    let _ = k.wait();
+    assert!(
+        sw.err().contains("New connection") && !sw.err().contains("refused"),
+        "{}",
+        sw.err()
+    );
+}
+
+/// Item 7, with the real peer: linux.uml run by uid 65534 on a switch run by root is
+/// served (its data socket's name carries its pid). It has no root disk: it attaches
+/// eth0 at boot, then stops.
+#[test]
+fn linux_uml_run_by_another_user_is_served() {
+    let Some(kernel) = tests::peers::linux_uml() else {
+        return;
+    };
+    let dir = scratch();
+    let d = dir.path();
+    let sw = Switch::start(d, "lu");
+    let home = d.join("home");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let mut k = Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+        ])
+        .arg(kernel)
+        .args(["mem=48M", "umid=nobody", "con0=null", "con=null"])
+        .arg(format!("eth0=daemon,,unix,{}", sw.ctl.display()))
+        .env("HOME", &home)
+        .current_dir(&home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !sw.err().contains("New connection") && !sw.err().contains("refused") {
+        if start.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    // linux.uml and its helper processes: the process group it was started in.
+    // SAFETY: kill on the process group of a child we started and have not reaped.
+    unsafe { libc::kill(-(k.id() as i32), libc::SIGKILL) };
     let _ = k.wait();
     assert!(
         sw.err().contains("New connection") && !sw.err().contains("refused"),
