@@ -111,6 +111,10 @@ fn switch_with_a_broken_stderr_keeps_switching() {
     unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
     thread::sleep(Duration::from_millis(300));
     let _b = tests::attach_v3(&ctl, 2);
+    // SIGPIPE (what a write to a pipe nobody reads raises) is ignored, not fatal.
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGPIPE) };
+    thread::sleep(Duration::from_millis(100));
     assert!(
         child.try_wait().unwrap().is_none(),
         "the switch died writing to a broken pipe: {:?}",
@@ -221,6 +225,42 @@ fn port_helper_message_after_the_hand_over_does_not_panic() {
     child.kill().unwrap();
     let (status, _) = tests::command::wait_bounded(&mut child, LIMIT);
     assert_eq!(status.signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn port_helper_on_a_terminal_that_goes_away() {
+    // The port channel's case: port-helper's stdio is the telnet session's terminal; it
+    // hands it over, then the session ends. It must neither panic nor leave before the
+    // kernel kills it (SIGHUP is ignored on purpose).
+    let (ours, theirs) = UnixDatagram::pair().unwrap();
+    let theirs = OwnedFd::from(theirs);
+    let fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(our_bin("port-helper"));
+    // SAFETY: only dup2 between fork and exec, onto fd 3 (the kernel's socket).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut p = PtySession::spawn(&mut cmd);
+    drop(theirs);
+    ours.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, tty) = uml_proto::fdpass::recv_fd(std::os::fd::AsFd::as_fd(&ours), &mut buf)
+        .expect("port-helper sent nothing");
+    assert!(n == 4 && tty.is_some());
+    drop(tty);
+    p.hang_up();
+    let (status, timed_out) = p.wait(Duration::from_millis(500));
+    assert!(
+        timed_out,
+        "port-helper left before the kernel killed it: {status:?}\n{}",
+        p.screen()
+    );
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
 }
 
 #[test]
