@@ -11,6 +11,7 @@ pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
 pub mod humfs;
+pub mod logline;
 pub mod mconsole;
 pub mod netlink;
 pub mod switch;

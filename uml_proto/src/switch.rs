@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::ether::MacAddr;
+use crate::logline::escape_bytes;
 
 /// `sizeof(struct sockaddr_un)` on Linux: 2-byte family and 108 path bytes.
 pub const SOCKADDR_LEN: usize = 110;
@@ -118,7 +119,8 @@ impl DataAddr {
 
 impl fmt::Display for DataAddr {
     /// Abstract UML-style names show as `@pid.usec` (plus a digest of the rest), paths
-    /// as themselves.
+    /// as themselves; control characters and invalid UTF-8 as `\xNN` (a client chose
+    /// these bytes, and they go to logs and terminals).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.sun_path();
         if self.is_abstract() {
@@ -130,11 +132,11 @@ impl fmt::Display for DataAddr {
                     .fold(0u32, |h, &b| h.wrapping_mul(31).wrapping_add(b as u32));
                 write!(f, "@pid{pid}.{usec}/{rest:08x}")
             } else {
-                write!(f, "@{}", String::from_utf8_lossy(&path[1..]))
+                write!(f, "@{}", escape_bytes(&path[1..]))
             }
         } else {
             let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-            write!(f, "{}", String::from_utf8_lossy(&path[..end]))
+            write!(f, "{}", escape_bytes(&path[..end]))
         }
     }
 }
@@ -387,6 +389,20 @@ pub fn send_to(fd: BorrowedFd<'_>, frame: &[u8], to: &DataAddr) -> io::Result<us
             to.len as libc::socklen_t,
         )
     })
+}
+
+/// Connects a datagram socket to `to`: from then on the kernel delivers to it only what
+/// the socket bound at `to` sends (a client takes frames from its switch alone).
+pub fn connect_dgram(fd: BorrowedFd<'_>, to: &DataAddr) -> io::Result<()> {
+    // SAFETY: to.bytes is a sockaddr_un buffer of >= to.len bytes.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            to.bytes.as_ptr() as *const libc::sockaddr,
+            to.len as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// Receives one datagram into `buf`; returns its full length (which may exceed the

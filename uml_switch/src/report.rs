@@ -61,7 +61,14 @@ pub fn render(tables: &Tables, sum: &Summary) -> String {
     }
     let now = tables.now();
     let macs = tables.mac_table();
-    let _ = writeln!(s, "{} MAC entries", macs.len());
+    let _ = writeln!(
+        s,
+        "{} MAC entries ({} new addresses not learned: limit {} per port, {} in all)",
+        macs.len(),
+        tables.macs_refused,
+        tables.limits().per_port,
+        tables.limits().total
+    );
     let _ = writeln!(s, "{:<17} {:>5} {:>6}", "mac", "port", "idle_s");
     for (mac, e) in macs {
         let label = tables.port(e.port).map_or(-1, |p| p.label);
@@ -97,6 +104,7 @@ mod tests {
                 PortKind::Unix {
                     send_to,
                     learned_len: false,
+                    pinned: None,
                 },
             )
             .unwrap();

@@ -315,7 +315,7 @@ impl Switch {
                 continue;
             };
             if sig == Signal::SIGUSR1 {
-                eprint!("{}", self.report());
+                let _ = std::io::stderr().write_all(self.report().as_bytes());
             } else {
                 info!("Caught signal {}, cleaning up and exiting", sig as i32);
                 return Some(Exit::Signal(sig));
@@ -459,9 +459,17 @@ impl Switch {
                 return self.close_conn(fd);
             }
         };
+        let pinned = match self.admit(fd, req.addr()) {
+            Ok(p) => p,
+            Err(why) => {
+                warn!("refused a port: {why}");
+                return self.close_conn(fd);
+            }
+        };
         let kind = PortKind::Unix {
             send_to: *req.addr(),
             learned_len: false,
+            pinned: pinned.map(Box::new),
         };
         let Some(id) = self.tables.add_port(fd, kind) else {
             warn!(
@@ -490,6 +498,17 @@ impl Switch {
             version_name(&req)
         );
         self.conns.insert(fd, Conn::Port { stream, id, skip });
+    }
+
+    /// May the client on control connection `fd` have frames sent to `addr`? (See
+    /// `peer`: only if it could send there itself.)
+    fn admit(&self, fd: RawFd, addr: &DataAddr) -> Result<Option<crate::peer::Pinned>, String> {
+        let Some(Conn::Pending { stream, .. }) = self.conns.get(&fd) else {
+            return Err("connection gone".into());
+        };
+        let peer = crate::peer::peer_of(stream.as_fd())
+            .map_err(|e| format!("cannot tell who is asking (SO_PEERCRED): {e}"))?;
+        crate::peer::check(&peer, addr, nix::unistd::geteuid().as_raw())
     }
 
     /// Forwards what waits on the data socket, a batch at a time, until it is empty
@@ -527,6 +546,7 @@ impl Switch {
                 if let Some(l) = learned {
                     self.log_learned(l);
                 }
+                self.log_limit_hit();
                 let data = self.rx.buf_ptr(i);
                 self.deliver(src, verdict, data, len);
             }
@@ -576,6 +596,7 @@ impl Switch {
             if let Some(l) = learned {
                 self.log_learned(l);
             }
+            self.log_limit_hit();
             let data = self.tap_buf.as_ptr();
             self.deliver(src, verdict, data, len);
             // The tap buffer is reused for the next read: send now.
@@ -643,8 +664,13 @@ impl Switch {
             return;
         };
         match (&port.kind, tap_fd) {
-            (PortKind::Unix { send_to, .. }, _) => {
-                let to = *send_to;
+            (
+                PortKind::Unix {
+                    send_to, pinned, ..
+                },
+                _,
+            ) => {
+                let to = pinned.as_ref().map_or(*send_to, |p| p.addr);
                 self.tx.push(TxEntry {
                     port: dst,
                     data,
@@ -707,6 +733,7 @@ impl Switch {
         if let PortKind::Unix {
             send_to,
             learned_len: false,
+            pinned: None,
         } = &mut port.kind
         {
             if err.raw_os_error() == Some(libc::ECONNREFUSED) && send_to.is_abstract() {
@@ -761,6 +788,29 @@ impl Switch {
                 ),
                 None => debug!(" Addr: {} New port {}", l.mac, label(l.port)),
             }
+        }
+    }
+
+    /// Says once (per port, and once for the whole table) that a MAC limit was reached.
+    fn log_limit_hit(&mut self) {
+        let Some(hit) = self.tables.take_limit_hit() else {
+            return;
+        };
+        let limits = self.tables.limits();
+        match hit {
+            crate::tables::LimitHit::Port(id) => {
+                let label = self.tables.port(id).map_or(-1, |p| p.label);
+                warn!(
+                    "port {label}: {} MAC addresses learned, the most one port may have: \
+                     new ones are flooded, not learned (counted in the SIGUSR1 report)",
+                    limits.per_port
+                );
+            }
+            crate::tables::LimitHit::Total => warn!(
+                "the MAC table is full ({} entries): new addresses are flooded, not learned \
+                 (counted in the SIGUSR1 report)",
+                limits.total
+            ),
         }
     }
 
