@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod helper;
 pub mod humfs;
 pub mod mconsole;
+pub mod overlay;
 pub mod switch;
 pub mod tap;
 pub mod umid;
