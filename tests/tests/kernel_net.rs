@@ -635,3 +635,139 @@ fn mark_line(out: &str, mark: &str) -> Option<usize> {
     }
     None
 }
+
+/// Our uml_switch inside `ns` with extra arguments (uplinks); killed when dropped.
+fn our_switch_in(ns: &NetNs, dir: &Path, args: &[&str]) -> Switch {
+    let ctl = dir.join("sw.ctl");
+    let log = fs::File::create(dir.join("sw.log")).unwrap();
+    let mut child = ns
+        .command(our_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start uml_switch");
+    let start = Instant::now();
+    while !ctl.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = fs::read_to_string(dir.join("sw.log")).unwrap_or_default();
+            panic!("uml_switch {args:?} exited with {status}: {log}");
+        }
+        assert!(start.elapsed() < LIMIT, "uml_switch {args:?} did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
+    Switch { child, ctl, _stdin: None }
+}
+
+/// Two "hosts": namespaces joined by a veth pair, 10.9.0.1 (a) and 10.9.0.2 (b).
+fn two_hosts() -> (NetNs, NetNs) {
+    let (a, b) = (NetNs::new(), NetNs::new());
+    a.sh_ok(&format!(
+        "ip link add va type veth peer name vb && ip link set vb netns /proc/{}/ns/net && \
+         ip addr add 10.9.0.1/24 dev va && ip link set va up",
+        b.pid()
+    ));
+    b.sh_ok("ip addr add 10.9.0.2/24 dev vb && ip link set vb up");
+    (a, b)
+}
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: the Linux kernel's own
+/// vxlan device (made by `linux_dev`, named ov0) in a bridge that has an address. The
+/// guest and b's bridge ping each other: ARP and unicast are learned across.
+fn uplink_meets_linux_bridge(uplink: &str, linux_dev: &str) {
+    let (a, b) = two_hosts();
+    b.sh_ok(&format!(
+        "{linux_dev} && ip link add br0 type bridge && ip link set ov0 master br0 && \
+         ip addr add 192.168.77.2/24 dev br0 && ip link set ov0 up && ip link set br0 up"
+    ));
+    let dir = scratch();
+    let sw = our_switch_in(&a, dir.path(), &["--uplink", uplink]);
+    let mut k = Kern::spawn_in(
+        Some(&a),
+        &dir.path().join("k"),
+        "up",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(k.sh("ifconfig eth0 192.168.77.1 netmask 255.255.255.0 up"), "");
+    let out = k.sh("ping -c 3 -i 0.2 192.168.77.2");
+    assert_eq!(received(&out), 3, "{uplink}: guest -> Linux bridge\n{out}");
+    let out = b.sh("busybox ping -c 2 -W 2 192.168.77.1");
+    assert_eq!(received(&out.stdout), 2, "{uplink}: Linux bridge -> guest\n{out:?}");
+    let fdb = b.sh_ok("bridge fdb show dev ov0").stdout;
+    assert!(fdb.contains("fe:fd:c0:a8:4d:01"), "b learned the guest's MAC:\n{fdb}");
+}
+
+#[test]
+fn vxlan_uplink_meets_a_linux_vxlan_on_the_iana_port() {
+    uplink_meets_linux_bridge(
+        "vxlan:10.9.0.2,vni=42",
+        "ip link add ov0 type vxlan id 42 remote 10.9.0.1 dstport 4789 dev vb",
+    );
+}
+
+#[test]
+fn vxlan_uplink_meets_a_linux_vxlan_on_its_default_port() {
+    // Without dstport, Linux uses its pre-IANA port 8472.
+    uplink_meets_linux_bridge(
+        "vxlan:10.9.0.2:8472,vni=7",
+        "ip link add ov0 type vxlan id 7 remote 10.9.0.1 dev vb 2>/dev/null",
+    );
+}
+
+/// Two of our switches on two hosts joined by `uplink_a`/`uplink_b`, a uml-kernel on
+/// each: ping both ways and a 2 MB TCP transfer, acknowledged to the last byte.
+fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+    fs::create_dir_all(&da).unwrap();
+    fs::create_dir_all(&db).unwrap();
+    let swa = our_switch_in(&a, &da, &["--uplink", uplink_a]);
+    let swb = our_switch_in(&b, &db, &["--uplink", uplink_b]);
+    let eth = |sw: &Switch| format!("eth0=daemon,,unix,{}", sw.ctl.display());
+    let mut ka = Kern::spawn_in(Some(&a), &da.join("k"), "ka", &[eth(&swa)]);
+    let mut kb = Kern::spawn_in(Some(&b), &db.join("k"), "kb", &[eth(&swb)]);
+    assert_eq!(ka.sh("ifconfig eth0 192.168.78.1 netmask 255.255.255.0 up"), "");
+    assert_eq!(kb.sh("ifconfig eth0 192.168.78.2 netmask 255.255.255.0 up"), "");
+    let out = ka.sh("ping -c 3 -i 0.2 192.168.78.2");
+    assert_eq!(received(&out), 3, "{uplink_a}: a -> b\n{out}");
+    let out = kb.sh("ping -c 2 -i 0.2 192.168.78.1");
+    assert_eq!(received(&out), 2, "{uplink_b}: b -> a\n{out}");
+    assert!(kb.sh("discard").contains("port 9"));
+    let out = ka.sh("tcpsend -n 2000000 192.168.78.2");
+    assert!(out.contains("sent 2000000 bytes in"), "{uplink_a}: {out}");
+}
+
+#[test]
+fn switches_joined_by_vxlan() {
+    switches_joined_by("vxlan:10.9.0.2,vni=100", "vxlan:10.9.0.1,vni=100");
+}
+
+#[test]
+fn switches_joined_by_gre_with_key_and_sequence() {
+    switches_joined_by(
+        "gre:10.9.0.2,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.1,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+#[test]
+fn switches_joined_by_l2tpv3_over_udp_with_cookies_and_counter() {
+    switches_joined_by(
+        "l2tpv3:10.9.0.2,udp=1,src_port=1701,dst_port=1702,rx_session=10,tx_session=20,\
+         rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,counter=1",
+        "l2tpv3:10.9.0.1,udp=1,src_port=1702,dst_port=1701,rx_session=20,tx_session=10,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
+    );
+}
+
+#[test]
+fn switches_joined_by_l2tpv3_over_ip() {
+    switches_joined_by(
+        "l2tpv3:10.9.0.2,rx_session=0xffff,tx_session=0xeeee,rx_cookie=7,tx_cookie=8",
+        "l2tpv3:10.9.0.1,rx_session=0xeeee,tx_session=0xffff,rx_cookie=8,tx_cookie=7",
+    );
+}

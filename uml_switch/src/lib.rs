@@ -11,5 +11,6 @@ pub mod report;
 pub mod server;
 pub mod sockets;
 pub mod tables;
+pub mod uplink;
 
 pub use server::{Config, Exit, Switch};

@@ -8,6 +8,8 @@ pub struct Summary {
     pub hub: bool,
     pub unknown_senders: u64,
     pub control_connections: usize,
+    /// Each uplink's name and its overlay counters.
+    pub uplinks: Vec<(String, crate::uplink::UplinkCounters)>,
 }
 
 /// The report as text.
@@ -43,6 +45,7 @@ pub fn render(tables: &Tables, sum: &Summary) -> String {
         let peer = match &p.kind {
             PortKind::Unix { send_to, .. } => send_to.to_string(),
             PortKind::Tap { name } => format!("tap:{name}"),
+            PortKind::Uplink { name, .. } => name.clone(),
         };
         let c = p.counters;
         let _ = writeln!(
@@ -57,6 +60,13 @@ pub fn render(tables: &Tables, sum: &Summary) -> String {
             c.runts,
             c.oversize,
             c.tx_errors
+        );
+    }
+    for (name, c) in &sum.uplinks {
+        let _ = writeln!(
+            s,
+            "uplink {name}: {} malformed or foreign packets dropped, {} send errors",
+            c.malformed, c.send_errors
         );
     }
     let now = tables.now();
@@ -110,7 +120,18 @@ mod tests {
                 hub: false,
                 unknown_senders: 3,
                 control_connections: 1,
+                uplinks: vec![(
+                    "vxlan:10.0.0.2,vni=1".into(),
+                    crate::uplink::UplinkCounters {
+                        malformed: 4,
+                        send_errors: 5,
+                    },
+                )],
             },
+        );
+        assert!(
+            text.contains("uplink vxlan:10.0.0.2,vni=1: 4 malformed or foreign packets dropped, 5 send errors\n"),
+            "{text}"
         );
         assert!(
             text.starts_with(

@@ -24,7 +24,9 @@ use crate::batch::{RxBatch, Sent, TxEntry, TxQueue};
 use crate::capture::PcapWriter;
 use crate::sockets::{bind_control, bind_data, default_data_addr, open_tap, SetupError};
 use crate::tables::{PortId, PortKind, Problem, Tables, Verdict, AGING_PERIOD_SECS};
+use crate::uplink::{Received, Uplink};
 use crate::{debug, info, warn};
+use uml_proto::overlay::spec::OverlaySpec;
 
 /// Everything the command line decides.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct Config {
     pub tap: Option<String>,
     pub daemon: bool,
     pub pcap: Option<PathBuf>,
+    /// `--uplink`: (the text as given, what it says).
+    pub uplinks: Vec<(String, OverlaySpec)>,
 }
 
 const T_LISTEN: u64 = 1;
@@ -44,6 +48,8 @@ const T_TAP: u64 = 3;
 const T_STDIN: u64 = 4;
 const T_SIGNAL: u64 = 5;
 const T_AGING: u64 = 6;
+/// Uplinks: T_UPLINK + index.
+const T_UPLINK: u64 = 1 << 16;
 /// Control connections: T_CONN + fd.
 const T_CONN: u64 = 1 << 32;
 
@@ -77,6 +83,8 @@ pub struct Switch {
     data: OwnedFd,
     data_addr: DataAddr,
     tap: Option<(OwnedFd, PortId)>,
+    /// The uplinks and their ports, in `--uplink` order.
+    uplinks: Vec<(Uplink, PortId)>,
     signals: SignalFd,
     /// Fires every AGING_PERIOD_SECS: epoll then sleeps without a timeout, so no timer
     /// is armed and cancelled on every wake-up.
@@ -100,6 +108,14 @@ pub struct Switch {
 
 fn sys(e: impl std::fmt::Display) -> SetupError {
     SetupError::Other(e.to_string())
+}
+
+/// Removes the sockets a failed setup had already bound.
+fn remove_sockets(cfg: &Config) {
+    let _ = std::fs::remove_file(&cfg.control);
+    if let Some(p) = &cfg.compat_data {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn ino(path: &std::path::Path) -> Option<u64> {
@@ -163,6 +179,24 @@ impl Switch {
             },
             None => None,
         };
+        let mut uplinks = Vec::new();
+        for (index, (name, spec)) in cfg.uplinks.iter().enumerate() {
+            let up = match Uplink::open(name, spec) {
+                Ok(up) => up,
+                Err(e) => {
+                    remove_sockets(&cfg);
+                    return Err(e);
+                }
+            };
+            let kind = PortKind::Uplink {
+                index,
+                name: name.clone(),
+            };
+            let id = tables
+                .add_port(up.fd().as_raw_fd(), kind)
+                .expect("uplink port");
+            uplinks.push((up, id));
+        }
         let pcap = match &cfg.pcap {
             Some(p) => Some(PcapWriter::open(p).map_err(SetupError::Other)?),
             None => None,
@@ -205,6 +239,9 @@ impl Switch {
         if let Some((fd, _)) = &tap {
             epoll.add(fd, ev(T_TAP)).map_err(sys)?;
         }
+        for (i, (up, _)) in uplinks.iter().enumerate() {
+            epoll.add(up.fd(), ev(T_UPLINK + i as u64)).map_err(sys)?;
+        }
         let stdin_watched = nix::unistd::isatty(io::stdin()).unwrap_or(false);
         if stdin_watched {
             epoll.add(io::stdin(), ev(T_STDIN)).map_err(sys)?;
@@ -217,6 +254,7 @@ impl Switch {
             data,
             data_addr,
             tap,
+            uplinks,
             signals,
             aging,
             stdin_watched,
@@ -293,6 +331,7 @@ impl Switch {
             T_SIGNAL => return self.signal_event(),
             T_AGING => self.age_tables(),
             t if t >= T_CONN => self.conn_event((t - T_CONN) as RawFd, flags),
+            t if t >= T_UPLINK => self.forward_uplink((t - T_UPLINK) as usize),
             _ => {}
         }
         None
@@ -586,6 +625,53 @@ impl Switch {
         }
     }
 
+    /// Forwards what arrived through uplink `index` (a batch at most; level-triggered,
+    /// so the rest wakes the loop again).
+    fn forward_uplink(&mut self, index: usize) {
+        let Some(src) = self.uplinks.get(index).map(|(_, id)| *id) else {
+            return;
+        };
+        for _ in 0..BATCH_TAP {
+            let received = self.uplinks[index].0.recv(&mut self.tap_buf);
+            let len = match received {
+                Ok(Received::Frame(len)) => len,
+                Ok(Received::Empty) => break,
+                Ok(Received::Dropped(why)) => {
+                    if let Some(p) = self.tables.port_mut(src) {
+                        if p.first_time(Problem::Malformed) {
+                            warn!("uplink {}: dropped a packet: {why} (further ones are only counted)", self.uplinks[index].0.name);
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if let Some(p) = self.tables.port_mut(src) {
+                        if p.first_time(Problem::ReceiveFailed) {
+                            warn!("uplink {}: receive failed: {e}", self.uplinks[index].0.name);
+                        }
+                    }
+                    break;
+                }
+            };
+            if len > MAX_FRAME_LEN {
+                self.count_oversize(src, len);
+                continue;
+            }
+            let now = self.tables.now();
+            let (verdict, learned) = self.tables.decide(src, &self.tap_buf[..len], now);
+            if let Some(l) = learned {
+                self.log_learned(l);
+            }
+            let data = self.tap_buf.as_ptr();
+            self.deliver(src, verdict, data, len);
+            // The buffer is reused for the next packet: send now.
+            self.flush_tx();
+        }
+        if let Some(p) = &mut self.pcap {
+            p.flush();
+        }
+    }
+
     /// The tap device failed (it was deleted, say): it stops being a port instead of
     /// waking the loop forever.
     fn drop_tap(&mut self, e: &io::Error) {
@@ -673,6 +759,28 @@ impl Switch {
                 }
             }
             (PortKind::Tap { .. }, None) => {}
+            (PortKind::Uplink { index, .. }, _) => {
+                let Some((up, _)) = self.uplinks.get_mut(*index) else {
+                    return;
+                };
+                // SAFETY: data points at len readable bytes (see deliver).
+                let frame = unsafe { std::slice::from_raw_parts(data, len) };
+                match up.send(frame) {
+                    Ok(()) => {
+                        port.counters.tx_frames += 1;
+                        port.counters.tx_bytes += len as u64;
+                    }
+                    Err(e) => {
+                        port.counters.tx_errors += 1;
+                        if port.first_time(Problem::SendFailed) {
+                            warn!(
+                                "uplink {}: sending failed: {e} (further failures are only counted)",
+                                up.name
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -772,6 +880,11 @@ impl Switch {
                 hub: self.cfg.hub,
                 unknown_senders: self.unknown_senders,
                 control_connections: self.conns.len(),
+                uplinks: self
+                    .uplinks
+                    .iter()
+                    .map(|(u, _)| (u.name.clone(), u.counters))
+                    .collect(),
             },
         )
     }

@@ -27,6 +27,8 @@ pub enum PortKind {
     },
     /// The `-tap` device: frames are written to its descriptor.
     Tap { name: String },
+    /// An `--uplink`: frames go through the overlay socket of uplink `index`.
+    Uplink { index: usize, name: String },
 }
 
 /// Problems logged once per port (not per frame).
@@ -36,6 +38,8 @@ pub enum Problem {
     Runt = 1,
     Oversize = 2,
     SendFailed = 4,
+    Malformed = 8,
+    ReceiveFailed = 16,
 }
 
 /// Frame and byte counters of one port.
@@ -138,7 +142,7 @@ impl Tables {
     pub fn add_port(&mut self, label: i32, kind: PortKind) -> Option<PortId> {
         let key = match &kind {
             PortKind::Unix { send_to, .. } => Some(send_to.full_length().bytes),
-            PortKind::Tap { .. } => None,
+            PortKind::Tap { .. } | PortKind::Uplink { .. } => None,
         };
         if let Some(k) = key {
             if self.by_addr.contains_key(&k) {
