@@ -659,7 +659,20 @@ fn our_switch_in(ns: &NetNs, dir: &Path, args: &[&str]) -> Switch {
         assert!(start.elapsed() < LIMIT, "uml_switch {args:?} did not start");
         thread::sleep(Duration::from_millis(5));
     }
-    Switch { child, ctl, _stdin: None }
+    Switch {
+        child,
+        ctl,
+        _stdin: None,
+    }
+}
+
+/// The switch's SIGUSR1 report and whatever else it logged (for failure messages).
+fn switch_report(sw: &Switch, dir: &Path) -> String {
+    let _ = Command::new("kill")
+        .args(["-USR1", &sw.child.id().to_string()])
+        .status();
+    thread::sleep(Duration::from_millis(200));
+    fs::read_to_string(dir.join("sw.log")).unwrap_or_default()
 }
 
 /// Two "hosts": namespaces joined by a veth pair, 10.9.0.1 (a) and 10.9.0.2 (b).
@@ -691,13 +704,23 @@ fn uplink_meets_linux_bridge(uplink: &str, linux_dev: &str) {
         "up",
         &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
     );
-    assert_eq!(k.sh("ifconfig eth0 192.168.77.1 netmask 255.255.255.0 up"), "");
+    assert_eq!(
+        k.sh("ifconfig eth0 192.168.77.1 netmask 255.255.255.0 up"),
+        ""
+    );
     let out = k.sh("ping -c 3 -i 0.2 192.168.77.2");
     assert_eq!(received(&out), 3, "{uplink}: guest -> Linux bridge\n{out}");
     let out = b.sh("busybox ping -c 2 -W 2 192.168.77.1");
-    assert_eq!(received(&out.stdout), 2, "{uplink}: Linux bridge -> guest\n{out:?}");
+    assert_eq!(
+        received(&out.stdout),
+        2,
+        "{uplink}: Linux bridge -> guest\n{out:?}"
+    );
     let fdb = b.sh_ok("bridge fdb show dev ov0").stdout;
-    assert!(fdb.contains("fe:fd:c0:a8:4d:01"), "b learned the guest's MAC:\n{fdb}");
+    assert!(
+        fdb.contains("fe:fd:c0:a8:4d:01"),
+        "b learned the guest's MAC:\n{fdb}"
+    );
 }
 
 #[test]
@@ -730,8 +753,14 @@ fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
     let eth = |sw: &Switch| format!("eth0=daemon,,unix,{}", sw.ctl.display());
     let mut ka = Kern::spawn_in(Some(&a), &da.join("k"), "ka", &[eth(&swa)]);
     let mut kb = Kern::spawn_in(Some(&b), &db.join("k"), "kb", &[eth(&swb)]);
-    assert_eq!(ka.sh("ifconfig eth0 192.168.78.1 netmask 255.255.255.0 up"), "");
-    assert_eq!(kb.sh("ifconfig eth0 192.168.78.2 netmask 255.255.255.0 up"), "");
+    assert_eq!(
+        ka.sh("ifconfig eth0 192.168.78.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    assert_eq!(
+        kb.sh("ifconfig eth0 192.168.78.2 netmask 255.255.255.0 up"),
+        ""
+    );
     let out = ka.sh("ping -c 3 -i 0.2 192.168.78.2");
     assert_eq!(received(&out), 3, "{uplink_a}: a -> b\n{out}");
     let out = kb.sh("ping -c 2 -i 0.2 192.168.78.1");
@@ -757,9 +786,9 @@ fn switches_joined_by_gre_with_key_and_sequence() {
 #[test]
 fn switches_joined_by_l2tpv3_over_udp_with_cookies_and_counter() {
     switches_joined_by(
-        "l2tpv3:10.9.0.2,udp=1,src_port=1701,dst_port=1702,rx_session=10,tx_session=20,\
+        "l2tpv3:10.9.0.2,udp=1,srcport=1701,dstport=1702,rx_session=10,tx_session=20,\
          rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,counter=1",
-        "l2tpv3:10.9.0.1,udp=1,src_port=1702,dst_port=1701,rx_session=20,tx_session=10,\
+        "l2tpv3:10.9.0.1,udp=1,srcport=1702,dstport=1701,rx_session=20,tx_session=10,\
          rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
     );
 }
@@ -769,5 +798,83 @@ fn switches_joined_by_l2tpv3_over_ip() {
     switches_joined_by(
         "l2tpv3:10.9.0.2,rx_session=0xffff,tx_session=0xeeee,rx_cookie=7,tx_cookie=8",
         "l2tpv3:10.9.0.1,rx_session=0xeeee,tx_session=0xffff,rx_cookie=8,tx_cookie=7",
+    );
+}
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: a linux.uml guest whose
+/// `vec0` is one of its vector transports (`vec`) aimed at host a. They ping both ways.
+fn linux_uml_vector_guest_meets_our_uplink(vec: &str, uplink: &str) {
+    let Some(_) = linux_uml() else {
+        return;
+    };
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let d = dir.path();
+    let sw = our_switch_in(&a, d, &["--uplink", uplink]);
+    let mut k = Kern::spawn_in(
+        Some(&a),
+        &d.join("k"),
+        "vk",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(
+        k.sh("ifconfig eth0 192.168.79.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    let img = d.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = d.join("lx.cow");
+    let mut l = Uml::new(&d.join("lxhome"), &format!("vec-{}", std::process::id()))
+        .expect("linux.uml")
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("vec0:{vec}"))
+        .wrapped(b.prefix())
+        .boot_until("GUEST-READY", BOOT);
+    linux_sh(
+        &mut l,
+        "ifconfig vec0 192.168.79.2 netmask 255.255.255.0 up",
+    );
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 192.168.79.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml {vec} -> {uplink}\n{out}\nswitch: {}\nguest console:\n{}",
+        switch_report(&sw, d),
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 192.168.79.2");
+    assert_eq!(received(&out), 3, "{uplink} -> linux.uml {vec}\n{out}");
+}
+
+#[test]
+fn linux_uml_gre_vector_guest_meets_our_gre_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=gre,src=10.9.0.2,dst=10.9.0.1,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.2,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+/// (linux.uml reads session ids as signed ints: one above 0x7fffffff makes `ifconfig
+/// vec0 up` fail and its error path crash the guest kernel.)
+#[test]
+fn linux_uml_l2tpv3_over_ip_vector_guest_meets_our_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=l2tpv3,src=10.9.0.2,dst=10.9.0.1,\
+         rx_session=0x7ffffff0,tx_session=0xffff,rx_cookie=0x12345678,tx_cookie=0x9abcdef0,\
+         counter=1",
+        "l2tpv3:10.9.0.2,rx_session=0xffff,\
+         tx_session=0x7ffffff0,rx_cookie=0x9abcdef0,tx_cookie=0x12345678,counter=1",
+    );
+}
+
+/// Over UDP, with linux.uml's own port option names (`srcport`, `dstport`).
+#[test]
+fn linux_uml_l2tpv3_over_udp_vector_guest_meets_our_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=l2tpv3,udp=1,src=10.9.0.2,dst=10.9.0.1,srcport=1706,dstport=1707,\
+         rx_session=5,tx_session=6,rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,\
+         counter=1",
+        "l2tpv3:10.9.0.2,udp=1,srcport=1707,dstport=1706,rx_session=6,tx_session=5,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
     );
 }

@@ -65,6 +65,8 @@ pub struct Uplink {
     remote: SockAddr,
     /// Received packets start with an IPv4 header (raw IPv4 sockets).
     ipv4_header: bool,
+    /// The socket is connected to the peer (raw sockets).
+    connected: bool,
     /// Only packets from this address are ours (None: a multicast group, anyone).
     accept_from: Option<IpAddr>,
     /// VXLAN over a group: which endpoint each remote MAC was last seen behind.
@@ -157,10 +159,10 @@ impl Uplink {
             .map_err(|e| err(&format!("join {}", remote.ip()), e))?;
             let _ = sock.set_multicast_loop_v4(false);
         }
-        // A fixed peer on a socket whose peer has fixed ports: connect, so the kernel
-        // itself drops everything else. VXLAN peers send from varying source ports.
-        let fixed_ports = !matches!(codec, Codec::Vxlan { .. });
-        if fixed_ports {
+        // Raw sockets have no ports: connecting makes the kernel drop every packet from
+        // anyone but the peer. UDP peers may send from other ports than they listen on
+        // (Linux's VXLAN picks one per flow), so there only the address is checked.
+        if !udp {
             sock.connect(&remote.into())
                 .map_err(|e| err(&format!("connect {remote}"), e))?;
         }
@@ -168,6 +170,7 @@ impl Uplink {
             name: name.to_owned(),
             sock,
             ipv4_header: !udp && remote.is_ipv4(),
+            connected: !udp,
             accept_from: (!group).then(|| remote.ip()),
             codec,
             remote: remote.into(),
@@ -203,11 +206,11 @@ impl Uplink {
         }
     }
 
-    /// Where a frame goes: connected sockets need no address; VXLAN sends to the
+    /// Where a frame goes: connected (raw) sockets need no address; VXLAN sends to the
     /// endpoint its destination was learned behind, else to the remote (or group).
     fn destination(&self, frame: &[u8]) -> Option<&SockAddr> {
         if !matches!(self.codec, Codec::Vxlan { .. }) {
-            return None;
+            return (!self.connected).then_some(&self.remote);
         }
         let learned = Frame::parse(frame)
             .ok()

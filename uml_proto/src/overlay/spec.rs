@@ -1,9 +1,10 @@
 //! The text that names an overlay endpoint, `KIND:REMOTE,option=value,...`, with
 //! linux.uml's vector-transport option names where they exist (`rx_session`,
-//! `tx_cookie`, `cookie64`, `counter`, `pin_counter`, `udp`, `src_port`, `dst_port`,
-//! `rx_key`, `sequence`, ...), so an uplink is written the way the guest's side is:
+//! `tx_cookie`, `cookie64`, `counter`, `pin_counter`, `udp`, `srcport`, `dstport`,
+//! `rx_key`, `sequence`, ...), so an uplink is written the way the guest's side is
+//! (`src_port`/`dst_port` are accepted too):
 //! - `vxlan:REMOTE[:PORT],vni=N[,local=ADDR][,group=MCASTADDR]`
-//! - `l2tpv3:REMOTE,rx_session=N,tx_session=N[,udp=1,src_port=P,dst_port=P][,rx_cookie=C,
+//! - `l2tpv3:REMOTE,rx_session=N,tx_session=N[,udp=1,srcport=P,dstport=P][,rx_cookie=C,
 //!   tx_cookie=C[,cookie64=1]][,counter=1[,pin_counter=1]][,local=ADDR]`
 //! - `gre:REMOTE[,key=K | ,rx_key=K,tx_key=K][,sequence=1[,pin_sequence=1]][,local=ADDR]`
 //!
@@ -15,7 +16,7 @@ use super::vxlan;
 use super::OverlayError;
 use std::net::{IpAddr, SocketAddr};
 
-/// The IANA L2TP port: our default for `src_port`/`dst_port` in UDP mode (linux.uml's
+/// The IANA L2TP port: our default for `srcport`/`dstport` in UDP mode (linux.uml's
 /// transport has no default and needs both).
 pub const L2TP_UDP_PORT: u16 = 1701;
 
@@ -203,11 +204,19 @@ fn l2tpv3_spec(remote: &str, o: &mut Options) -> Result<OverlaySpec, String> {
         return Err("rx_cookie and tx_cookie go together".into());
     }
     let udp = o.flag("udp")?;
-    let port = |o: &mut Options, name| -> Result<u16, String> {
-        Ok(o.number(name, 65535)?.map_or(L2TP_UDP_PORT, |p| p as u16))
+    // linux.uml's names, and the spelled-out ones as aliases.
+    let port = |o: &mut Options, name: &str, alias: &str| -> Result<u16, String> {
+        let n = match o.number(name, 65535)? {
+            Some(n) => Some(n),
+            None => o.number(alias, 65535)?,
+        };
+        Ok(n.map_or(L2TP_UDP_PORT, |p| p as u16))
     };
     let ports = if udp {
-        Some((port(o, "src_port")?, port(o, "dst_port")?))
+        Some((
+            port(o, "srcport", "src_port")?,
+            port(o, "dstport", "dst_port")?,
+        ))
     } else {
         None
     };
@@ -277,7 +286,7 @@ mod tests {
     #[test]
     fn l2tpv3_takes_linux_uml_option_names() {
         let s = OverlaySpec::parse(
-            "l2tpv3:192.168.1.2,udp=1,src_port=1706,dst_port=1707,rx_session=0xffffffff,\
+            "l2tpv3:192.168.1.2,udp=1,srcport=1706,dst_port=1707,rx_session=0xffffffff,\
              tx_session=0xffff,rx_cookie=0xdeadbeef01020304,tx_cookie=9,cookie64=1,counter=1",
         )
         .unwrap();
