@@ -748,7 +748,12 @@ fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
     fs::create_dir_all(&da).unwrap();
     fs::create_dir_all(&db).unwrap();
-    let swa = our_switch_in(&a, &da, &["--uplink", uplink_a]);
+    let mgmt = da.join("mgmt");
+    let swa = our_switch_in(
+        &a,
+        &da,
+        &["--uplink", uplink_a, "--mgmt", mgmt.to_str().unwrap()],
+    );
     let swb = our_switch_in(&b, &db, &["--uplink", uplink_b]);
     let eth = |sw: &Switch| format!("eth0=daemon,,unix,{}", sw.ctl.display());
     let mut ka = Kern::spawn_in(Some(&a), &da.join("k"), "ka", &[eth(&swa)]);
@@ -768,6 +773,45 @@ fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
     assert!(kb.sh("discard").contains("port 9"));
     let out = ka.sh("tcpsend -n 2000000 192.168.78.2");
     assert!(out.contains("sent 2000000 bytes in"), "{uplink_a}: {out}");
+    // The management socket: the uplink is a port that carried the transfer, and b's
+    // guest is learned behind it.
+    let answers = mgmt_ask(&mgmt, &["uplinks", "show", "bogus"]);
+    assert_eq!(
+        answers[0],
+        format!(r#"{{"uplinks":[{{"malformed":0,"send_errors":0,"uplink":"{uplink_a}"}}]}}"#),
+    );
+    let show = &answers[1];
+    let uplink_port = show
+        .split(r#""kind":"uplink""#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no uplink port in {show}"));
+    let tx: u64 = uplink_port
+        .split(r#""tx_bytes":"#)
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(tx > 2_000_000, "{show}");
+    assert!(show.contains(r#""mac":"fe:fd:c0:a8:4e:02""#), "{show}");
+    assert!(answers[2].starts_with(r#"{"commands":["show","ports","macs","uplinks","help"],"error":"unknown command 'bogus'"}"#), "{}", answers[2]);
+}
+
+/// Sends `commands` to a switch's `--mgmt` socket; returns one answer line each.
+fn mgmt_ask(path: &Path, commands: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    for c in commands {
+        writeln!(s, "{c}").unwrap();
+    }
+    let mut lines = BufReader::new(s).lines();
+    commands
+        .iter()
+        .map(|_| lines.next().unwrap().unwrap())
+        .collect()
 }
 
 #[test]

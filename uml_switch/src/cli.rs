@@ -45,6 +45,9 @@ pub struct Args {
     /// Reach another host through an overlay (repeatable): vxlan:REMOTE[:PORT],vni=N[,local=ADDR][,group=MCAST]; gre:REMOTE[,key=K]; l2tpv3:REMOTE,rx_session=N,tx_session=N[,udp=1,srcport=P,dstport=P][,rx_cookie=C,tx_cookie=C][,counter=1] (linux.uml's vector option names)
     #[arg(long, value_name = "SPEC")]
     pub uplink: Vec<String>,
+    /// Answer management commands (show, ports, macs, uplinks, help: one per line) with one JSON object per line on this unix socket
+    #[arg(long, value_name = "SOCKET")]
+    pub mgmt: Option<PathBuf>,
     /// Messages on stderr from this level up
     #[arg(long = "log-level", value_enum, default_value = "info")]
     pub log_level: Level,
@@ -98,6 +101,7 @@ pub fn config(args: &Args) -> Result<Config, clap::Error> {
         daemon: args.daemon,
         pcap: args.pcap.clone(),
         uplinks,
+        mgmt: args.mgmt.clone(),
     })
 }
 

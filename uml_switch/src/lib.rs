@@ -7,6 +7,7 @@ pub mod capture;
 pub mod cli;
 pub mod fasthash;
 pub mod log;
+pub mod mgmt;
 pub mod report;
 pub mod server;
 pub mod sockets;

@@ -22,6 +22,7 @@ use uml_proto::switch::{
 
 use crate::batch::{RxBatch, Sent, TxEntry, TxQueue};
 use crate::capture::PcapWriter;
+use crate::mgmt::Mgmt;
 use crate::sockets::{bind_control, bind_data, default_data_addr, open_tap, SetupError};
 use crate::tables::{PortId, PortKind, Problem, Tables, Verdict, AGING_PERIOD_SECS};
 use crate::uplink::{Received, Uplink};
@@ -40,6 +41,8 @@ pub struct Config {
     pub pcap: Option<PathBuf>,
     /// `--uplink`: (the text as given, what it says).
     pub uplinks: Vec<(String, OverlaySpec)>,
+    /// `--mgmt`: the management socket's path.
+    pub mgmt: Option<PathBuf>,
 }
 
 const T_LISTEN: u64 = 1;
@@ -48,8 +51,11 @@ const T_TAP: u64 = 3;
 const T_STDIN: u64 = 4;
 const T_SIGNAL: u64 = 5;
 const T_AGING: u64 = 6;
+const T_MGMT: u64 = 7;
 /// Uplinks: T_UPLINK + index.
 const T_UPLINK: u64 = 1 << 16;
+/// Management clients: T_MGMT_CLIENT + fd.
+const T_MGMT_CLIENT: u64 = 1 << 33;
 /// Control connections: T_CONN + fd.
 const T_CONN: u64 = 1 << 32;
 
@@ -85,6 +91,7 @@ pub struct Switch {
     tap: Option<(OwnedFd, PortId)>,
     /// The uplinks and their ports, in `--uplink` order.
     uplinks: Vec<(Uplink, PortId)>,
+    mgmt: Option<Mgmt>,
     signals: SignalFd,
     /// Fires every AGING_PERIOD_SECS: epoll then sleeps without a timeout, so no timer
     /// is armed and cancelled on every wake-up.
@@ -197,6 +204,13 @@ impl Switch {
                 .expect("uplink port");
             uplinks.push((up, id));
         }
+        let mgmt = match cfg.mgmt.as_deref().map(Mgmt::bind).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                remove_sockets(&cfg);
+                return Err(e);
+            }
+        };
         let pcap = match &cfg.pcap {
             Some(p) => Some(PcapWriter::open(p).map_err(SetupError::Other)?),
             None => None,
@@ -242,6 +256,9 @@ impl Switch {
         for (i, (up, _)) in uplinks.iter().enumerate() {
             epoll.add(up.fd(), ev(T_UPLINK + i as u64)).map_err(sys)?;
         }
+        if let Some(m) = &mgmt {
+            epoll.add(m.listener(), ev(T_MGMT)).map_err(sys)?;
+        }
         let stdin_watched = nix::unistd::isatty(io::stdin()).unwrap_or(false);
         if stdin_watched {
             epoll.add(io::stdin(), ev(T_STDIN)).map_err(sys)?;
@@ -255,6 +272,7 @@ impl Switch {
             data_addr,
             tap,
             uplinks,
+            mgmt,
             signals,
             aging,
             stdin_watched,
@@ -330,6 +348,12 @@ impl Switch {
             T_STDIN => return self.stdin_event(),
             T_SIGNAL => return self.signal_event(),
             T_AGING => self.age_tables(),
+            T_MGMT => {
+                if let Some(m) = &mut self.mgmt {
+                    m.accept(&self.epoll, T_MGMT_CLIENT);
+                }
+            }
+            t if t >= T_MGMT_CLIENT => self.mgmt_event((t - T_MGMT_CLIENT) as RawFd),
             t if t >= T_CONN => self.conn_event((t - T_CONN) as RawFd, flags),
             t if t >= T_UPLINK => self.forward_uplink((t - T_UPLINK) as usize),
             _ => {}
@@ -872,26 +896,42 @@ impl Switch {
         }
     }
 
+    /// Answers a management client.
+    fn mgmt_event(&mut self, fd: RawFd) {
+        let Some(mut mgmt) = self.mgmt.take() else {
+            return;
+        };
+        let sum = self.summary();
+        let tables = &self.tables;
+        let mut answer = |command: &str| crate::report::json(tables, &sum, command);
+        mgmt.serve(fd, &self.epoll, T_MGMT_CLIENT, &mut answer);
+        self.mgmt = Some(mgmt);
+    }
+
     /// The port and MAC tables as text (SIGUSR1).
     pub fn report(&self) -> String {
-        crate::report::render(
-            &self.tables,
-            &crate::report::Summary {
-                hub: self.cfg.hub,
-                unknown_senders: self.unknown_senders,
-                control_connections: self.conns.len(),
-                uplinks: self
-                    .uplinks
-                    .iter()
-                    .map(|(u, _)| (u.name.clone(), u.counters))
-                    .collect(),
-            },
-        )
+        crate::report::render(&self.tables, &self.summary())
+    }
+
+    fn summary(&self) -> crate::report::Summary {
+        crate::report::Summary {
+            hub: self.cfg.hub,
+            unknown_senders: self.unknown_senders,
+            control_connections: self.conns.len(),
+            uplinks: self
+                .uplinks
+                .iter()
+                .map(|(u, _)| (u.name.clone(), u.counters))
+                .collect(),
+        }
     }
 
     /// Removes the sockets this switch made (only if they are still ours).
     pub fn cleanup(&mut self) {
         self.pcap = None;
+        if let Some(m) = &self.mgmt {
+            m.cleanup();
+        }
         if self.control_ino.is_some() && ino(&self.cfg.control) == self.control_ino {
             let _ = std::fs::remove_file(&self.cfg.control);
         }

@@ -127,7 +127,12 @@ fn replace_stale<T>(
 /// Binds the control socket at `path` (non-blocking). A socket nobody listens on is
 /// replaced; one with a live server is refused.
 pub fn bind_control(path: &Path) -> Result<UnixListener, SetupError> {
-    let what = "control";
+    bind_listener("control", path)
+}
+
+/// Binds a stream socket (the control or `--mgmt` socket) at `path`, non-blocking, as
+/// `bind_control` does.
+pub fn bind_listener(what: &'static str, path: &Path) -> Result<UnixListener, SetupError> {
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => replace_stale(
@@ -146,7 +151,7 @@ pub fn bind_control(path: &Path) -> Result<UnixListener, SetupError> {
     };
     listener
         .set_nonblocking(true)
-        .map_err(|e| SetupError::Other(format!("control socket: {e}")))?;
+        .map_err(|e| SetupError::Other(format!("{what} socket: {e}")))?;
     Ok(listener)
 }
 
