@@ -922,3 +922,67 @@ fn linux_uml_l2tpv3_over_udp_vector_guest_meets_our_uplink() {
          rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
     );
 }
+
+/// `--vde DIR`: a linux.uml guest on its `vde` transport (libvdeplug) and a uml-kernel on
+/// the daemon transport share one LAN; the switch removes DIR/ctl and the DIR it made.
+#[test]
+fn vde_clients_and_daemon_clients_share_the_lan() {
+    let dir = scratch();
+    let d = dir.path();
+    let vde_dir = d.join("vde");
+    let log = fs::File::create(d.join("sw.log")).unwrap();
+    let ctl = d.join("sw.ctl");
+    let child = Command::new(our_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .arg("--vde")
+        .arg(&vde_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start uml_switch");
+    let sw = Switch {
+        child,
+        ctl,
+        _stdin: None,
+    };
+    let start = Instant::now();
+    while !vde_dir.join("ctl").exists() {
+        assert!(start.elapsed() < LIMIT, "no {}/ctl", vde_dir.display());
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut k = Kern::spawn(
+        &d.join("k"),
+        "vdek",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.8.1 netmask 255.255.255.0 up"), "");
+    let Some(mut l) = linux_guest(d, &format!("vde,{}", vde_dir.display())) else {
+        return;
+    };
+    linux_sh(&mut l, "ifconfig eth0 10.0.8.2 netmask 255.255.255.0 up");
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 10.0.8.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml (vde) -> uml-kernel\n{out}\nswitch: {}\n{}",
+        switch_report(&sw, d),
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 10.0.8.2");
+    assert_eq!(received(&out), 3, "uml-kernel -> linux.uml (vde)\n{out}");
+    let report = switch_report(&sw, d);
+    assert!(!report.contains("Bad request"), "{report}");
+    drop(l);
+    let _ = Command::new("kill").arg(sw.child.id().to_string()).status();
+    let start = Instant::now();
+    while vde_dir.join("ctl").exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "{}/ctl left behind",
+            vde_dir.display()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -32,6 +32,9 @@ pub const V3_LEN: usize = 124;
 pub const V3_MIN_LEN: usize = 122;
 /// The most a switch reads for one request.
 pub const MAX_REQUEST_LEN: usize = 124;
+/// VDE 2's clients (libvdeplug: vde_plug, QEMU, linux.uml's `vde` transport) send a v3
+/// request packed to 122 bytes followed by a text description of up to this many bytes.
+pub const VDE_DESCRIPTION_MAX: usize = 128;
 
 /// A unix socket address as raw `sockaddr_un` bytes and the length that goes with them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -290,6 +293,16 @@ impl Request {
         }
     }
 
+    /// How many more bytes the client may still send on the control connection after the
+    /// first `received` ones without that being a bad request: the rest of the request's
+    /// padding or, for v3, a VDE description.
+    pub fn trailing_allowance(&self, received: usize) -> usize {
+        match self {
+            Request::V3 { .. } => (V3_MIN_LEN + VDE_DESCRIPTION_MAX).saturating_sub(received),
+            _ => self.wire_len().saturating_sub(received),
+        }
+    }
+
     /// Writes the request into `buf` (at least `wire_len` bytes); returns its length.
     pub fn emit(&self, buf: &mut [u8]) -> usize {
         let n = self.wire_len();
@@ -372,6 +385,19 @@ pub fn bind_dgram(addr: &DataAddr) -> io::Result<OwnedFd> {
         )
     })?;
     Ok(fd)
+}
+
+/// Connects a datagram socket to `to` (so it sends there and hears only from there).
+pub fn connect_dgram(fd: BorrowedFd<'_>, to: &DataAddr) -> io::Result<()> {
+    // SAFETY: to.bytes is a sockaddr_un buffer of >= to.len bytes.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            to.bytes.as_ptr() as *const libc::sockaddr,
+            to.len as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// Sends one datagram to `to` (without blocking).

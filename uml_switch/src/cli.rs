@@ -48,6 +48,9 @@ pub struct Args {
     /// Answer management commands (show, ports, macs, uplinks, help: one per line) with one JSON object per line on this unix socket
     #[arg(long, value_name = "SOCKET")]
     pub mgmt: Option<PathBuf>,
+    /// Also serve VDE 2 clients (vde_plug, QEMU -netdev vde, linux.uml ethN=vde,DIR) on DIR/ctl, vde_switch's layout
+    #[arg(long, value_name = "DIR")]
+    pub vde: Option<PathBuf>,
     /// Messages on stderr from this level up
     #[arg(long = "log-level", value_enum, default_value = "info")]
     pub log_level: Level,
@@ -102,6 +105,7 @@ pub fn config(args: &Args) -> Result<Config, clap::Error> {
         pcap: args.pcap.clone(),
         uplinks,
         mgmt: args.mgmt.clone(),
+        vde: args.vde.clone(),
     })
 }
 

@@ -46,6 +46,7 @@ pub fn render(tables: &Tables, sum: &Summary) -> String {
             PortKind::Unix { send_to, .. } => send_to.to_string(),
             PortKind::Tap { name } => format!("tap:{name}"),
             PortKind::Uplink { name, .. } => name.clone(),
+            PortKind::Vde { peer } => format!("vde:{peer}"),
         };
         let c = p.counters;
         let _ = writeln!(
@@ -96,6 +97,7 @@ pub fn json(tables: &Tables, sum: &Summary, command: &str) -> String {
                     PortKind::Unix { send_to, .. } => ("unix", send_to.to_string()),
                     PortKind::Tap { name } => ("tap", name.clone()),
                     PortKind::Uplink { name, .. } => ("uplink", name.clone()),
+                    PortKind::Vde { peer } => ("vde", peer.to_string()),
                 };
                 let c = p.counters;
                 json!({

@@ -12,6 +12,7 @@ use std::time::Duration;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::MsgFlags;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
@@ -23,6 +24,7 @@ use uml_proto::switch::{
 use crate::batch::{RxBatch, Sent, TxEntry, TxQueue};
 use crate::capture::PcapWriter;
 use crate::mgmt::Mgmt;
+use crate::sockets::VdeDir;
 use crate::sockets::{bind_control, bind_data, default_data_addr, open_tap, SetupError};
 use crate::tables::{PortId, PortKind, Problem, Tables, Verdict, AGING_PERIOD_SECS};
 use crate::uplink::{Received, Uplink};
@@ -43,6 +45,8 @@ pub struct Config {
     pub uplinks: Vec<(String, OverlaySpec)>,
     /// `--mgmt`: the management socket's path.
     pub mgmt: Option<PathBuf>,
+    /// `--vde DIR`: a second control socket at DIR/ctl, laid out as vde_switch's.
+    pub vde: Option<PathBuf>,
 }
 
 const T_LISTEN: u64 = 1;
@@ -52,10 +56,13 @@ const T_STDIN: u64 = 4;
 const T_SIGNAL: u64 = 5;
 const T_AGING: u64 = 6;
 const T_MGMT: u64 = 7;
+const T_LISTEN_VDE: u64 = 8;
 /// Uplinks: T_UPLINK + index.
 const T_UPLINK: u64 = 1 << 16;
 /// Management clients: T_MGMT_CLIENT + fd.
 const T_MGMT_CLIENT: u64 = 1 << 33;
+/// VDE clients' own data sockets: T_VDE_PORT + port id.
+const T_VDE_PORT: u64 = 1 << 34;
 /// Control connections: T_CONN + fd.
 const T_CONN: u64 = 1 << 32;
 
@@ -65,6 +72,8 @@ enum Conn {
         stream: UnixStream,
         buf: [u8; MAX_REQUEST_LEN],
         have: usize,
+        /// Came in on the `--vde` control socket.
+        vde: bool,
     },
     Port {
         stream: UnixStream,
@@ -92,6 +101,9 @@ pub struct Switch {
     /// The uplinks and their ports, in `--uplink` order.
     uplinks: Vec<(Uplink, PortId)>,
     mgmt: Option<Mgmt>,
+    vde: Option<VdeDir>,
+    /// The own sockets of VDE clients' ports.
+    vde_socks: crate::fasthash::FastMap<PortId, OwnedFd>,
     signals: SignalFd,
     /// Fires every AGING_PERIOD_SECS: epoll then sleeps without a timeout, so no timer
     /// is armed and cancelled on every wake-up.
@@ -211,6 +223,16 @@ impl Switch {
                 return Err(e);
             }
         };
+        let vde = match cfg.vde.as_deref().map(VdeDir::bind).transpose() {
+            Ok(v) => v,
+            Err(e) => {
+                remove_sockets(&cfg);
+                if let Some(m) = &mgmt {
+                    m.cleanup();
+                }
+                return Err(e);
+            }
+        };
         let pcap = match &cfg.pcap {
             Some(p) => Some(PcapWriter::open(p).map_err(SetupError::Other)?),
             None => None,
@@ -259,6 +281,9 @@ impl Switch {
         if let Some(m) = &mgmt {
             epoll.add(m.listener(), ev(T_MGMT)).map_err(sys)?;
         }
+        if let Some(v) = &vde {
+            epoll.add(&v.listener, ev(T_LISTEN_VDE)).map_err(sys)?;
+        }
         let stdin_watched = nix::unistd::isatty(io::stdin()).unwrap_or(false);
         if stdin_watched {
             epoll.add(io::stdin(), ev(T_STDIN)).map_err(sys)?;
@@ -273,6 +298,8 @@ impl Switch {
             tap,
             uplinks,
             mgmt,
+            vde,
+            vde_socks: Default::default(),
             signals,
             aging,
             stdin_watched,
@@ -342,7 +369,8 @@ impl Switch {
 
     fn dispatch(&mut self, token: u64, flags: EpollFlags) -> Option<Exit> {
         match token {
-            T_LISTEN => self.accept_all(),
+            T_LISTEN => self.accept_all(false),
+            T_LISTEN_VDE => self.accept_all(true),
             T_DATA => self.forward_data(),
             T_TAP => self.forward_tap(),
             T_STDIN => return self.stdin_event(),
@@ -353,6 +381,7 @@ impl Switch {
                     m.accept(&self.epoll, T_MGMT_CLIENT);
                 }
             }
+            t if t >= T_VDE_PORT => self.forward_vde((t - T_VDE_PORT) as PortId),
             t if t >= T_MGMT_CLIENT => self.mgmt_event((t - T_MGMT_CLIENT) as RawFd),
             t if t >= T_CONN => self.conn_event((t - T_CONN) as RawFd, flags),
             t if t >= T_UPLINK => self.forward_uplink((t - T_UPLINK) as usize),
@@ -387,9 +416,14 @@ impl Switch {
         None
     }
 
-    fn accept_all(&mut self) {
+    /// Accepts waiting control connections on the control socket (or the VDE one).
+    fn accept_all(&mut self, vde: bool) {
         loop {
-            match self.listener.accept() {
+            let accepted = match (&self.vde, vde) {
+                (Some(v), true) => v.listener.accept(),
+                _ => self.listener.accept(),
+            };
+            match accepted {
                 Ok((stream, _)) => {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
@@ -409,13 +443,14 @@ impl Switch {
                             stream,
                             buf: [0; MAX_REQUEST_LEN],
                             have: 0,
+                            vde,
                         },
                     );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    self.shed_connection(&e);
+                    self.shed_connection(&e, vde);
                     return;
                 }
                 Err(e) => {
@@ -428,15 +463,17 @@ impl Switch {
 
     /// Out of descriptors: free the spare one, accept and close the waiting connection
     /// (so the level-triggered listener does not spin), and take the spare back.
-    fn shed_connection(&mut self, e: &io::Error) {
+    fn shed_connection(&mut self, e: &io::Error, vde: bool) {
         if !self.fd_exhaustion_logged {
             warn!("accept: {e}: refusing new connections until descriptors are free");
             self.fd_exhaustion_logged = true;
         }
         self.spare_fd = None;
-        if let Ok((stream, _)) = self.listener.accept() {
-            drop(stream);
-        }
+        let accepted = match (&self.vde, vde) {
+            (Some(v), true) => v.listener.accept(),
+            _ => self.listener.accept(),
+        };
+        drop(accepted);
         self.spare_fd = std::fs::File::open("/dev/null").ok();
     }
 
@@ -446,6 +483,9 @@ impl Switch {
                 Conn::Pending { stream, .. } => stream,
                 Conn::Port { stream, id, .. } => {
                     self.tables.remove_port(id);
+                    if let Some(sock) = self.vde_socks.remove(&id) {
+                        let _ = self.epoll.delete(&sock);
+                    }
                     stream
                 }
             };
@@ -458,7 +498,12 @@ impl Switch {
             return;
         };
         match conn {
-            Conn::Pending { stream, buf, have } => {
+            Conn::Pending {
+                stream,
+                buf,
+                have,
+                vde,
+            } => {
                 let n = match stream.read(&mut buf[*have..]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -471,7 +516,8 @@ impl Switch {
                 *have += n;
                 let got = *have;
                 let req_bytes = *buf;
-                self.pending_request(fd, &req_bytes[..got]);
+                let vde = *vde;
+                self.pending_request(fd, &req_bytes[..got], vde);
             }
             Conn::Port { stream, id, skip } => {
                 let mut b = [0u8; 128];
@@ -499,7 +545,7 @@ impl Switch {
     }
 
     /// Acts on the bytes a new control connection sent so far.
-    fn pending_request(&mut self, fd: RawFd, bytes: &[u8]) {
+    fn pending_request(&mut self, fd: RawFd, bytes: &[u8], vde: bool) {
         let need = match request_len(bytes) {
             None => return,
             Some(Err(RequestError::Version(2))) => {
@@ -522,9 +568,25 @@ impl Switch {
                 return self.close_conn(fd);
             }
         };
-        let kind = PortKind::Unix {
-            send_to: *req.addr(),
-            learned_len: false,
+        // A VDE client gets a socket of its own, connected to its data socket now,
+        // before the reply: libvdeplug unlinks that socket's path once it has the reply.
+        let own = if vde {
+            match crate::sockets::vde_port_socket(req.addr()) {
+                Ok(own) => Some(own),
+                Err(e) => {
+                    warn!("VDE client's data socket {}: {e}: refused", req.addr());
+                    return self.close_conn(fd);
+                }
+            }
+        } else {
+            None
+        };
+        let kind = match own {
+            Some(_) => PortKind::Vde { peer: *req.addr() },
+            None => PortKind::Unix {
+                send_to: *req.addr(),
+                learned_len: false,
+            },
         };
         let Some(id) = self.tables.add_port(fd, kind) else {
             warn!(
@@ -537,16 +599,32 @@ impl Switch {
             return;
         };
         let mut stream = stream;
+        let reply_addr = match own {
+            Some((sock, addr)) => {
+                let ev = EpollEvent::new(EpollFlags::EPOLLIN, T_VDE_PORT + id as u64);
+                if self.epoll.add(&sock, ev).is_err() {
+                    self.tables.remove_port(id);
+                    let _ = self.epoll.delete(&stream);
+                    return;
+                }
+                self.vde_socks.insert(id, sock);
+                addr
+            }
+            None => self.data_addr,
+        };
         if req.wants_reply() {
             let mut reply = [0u8; SOCKADDR_LEN];
-            let n = emit_reply(&self.data_addr, &mut reply);
+            let n = emit_reply(&reply_addr, &mut reply);
             if stream.write_all(&reply[..n]).is_err() {
                 self.tables.remove_port(id);
+                if let Some(sock) = self.vde_socks.remove(&id) {
+                    let _ = self.epoll.delete(&sock);
+                }
                 let _ = self.epoll.delete(&stream);
                 return;
             }
         }
-        let skip = req.wire_len().saturating_sub(bytes.len());
+        let skip = req.trailing_allowance(bytes.len());
         info!(
             "New connection: port {fd} for {} ({:?})",
             req.addr(),
@@ -642,6 +720,39 @@ impl Switch {
             let data = self.tap_buf.as_ptr();
             self.deliver(src, verdict, data, len);
             // The tap buffer is reused for the next read: send now.
+            self.flush_tx();
+        }
+        if let Some(p) = &mut self.pcap {
+            p.flush();
+        }
+    }
+
+    /// Forwards what a VDE client sent on its own socket.
+    fn forward_vde(&mut self, src: PortId) {
+        let Some(fd) = self.vde_socks.get(&src).map(|s| s.as_raw_fd()) else {
+            return;
+        };
+        for _ in 0..BATCH_TAP {
+            let len = match nix::sys::socket::recv(
+                fd,
+                &mut self.tap_buf,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(len) => len,
+                Err(_) => break,
+            };
+            if len > MAX_FRAME_LEN {
+                self.count_oversize(src, len);
+                continue;
+            }
+            let now = self.tables.now();
+            let (verdict, learned) = self.tables.decide(src, &self.tap_buf[..len], now);
+            if let Some(l) = learned {
+                self.log_learned(l);
+            }
+            let data = self.tap_buf.as_ptr();
+            self.deliver(src, verdict, data, len);
+            // The buffer is reused for the next frame: send now.
             self.flush_tx();
         }
         if let Some(p) = &mut self.pcap {
@@ -783,6 +894,28 @@ impl Switch {
                 }
             }
             (PortKind::Tap { .. }, None) => {}
+            (PortKind::Vde { .. }, _) => {
+                let Some(sock) = self.vde_socks.get(&dst) else {
+                    return;
+                };
+                // SAFETY: data points at len readable bytes (see deliver).
+                let frame = unsafe { std::slice::from_raw_parts(data, len) };
+                match nix::sys::socket::send(sock.as_raw_fd(), frame, MsgFlags::MSG_DONTWAIT) {
+                    Ok(_) => {
+                        port.counters.tx_frames += 1;
+                        port.counters.tx_bytes += len as u64;
+                    }
+                    Err(e) => {
+                        port.counters.tx_errors += 1;
+                        if port.first_time(Problem::SendFailed) {
+                            warn!(
+                                "port {}: sending failed: {e} (further failures are only counted)",
+                                port.label
+                            );
+                        }
+                    }
+                }
+            }
             (PortKind::Uplink { index, .. }, _) => {
                 let Some((up, _)) = self.uplinks.get_mut(*index) else {
                     return;
@@ -931,6 +1064,9 @@ impl Switch {
         self.pcap = None;
         if let Some(m) = &self.mgmt {
             m.cleanup();
+        }
+        if let Some(v) = &self.vde {
+            v.cleanup();
         }
         if self.control_ino.is_some() && ino(&self.cfg.control) == self.control_ino {
             let _ = std::fs::remove_file(&self.cfg.control);
