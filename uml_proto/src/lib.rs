@@ -14,6 +14,7 @@ pub mod humfs;
 pub mod logline;
 pub mod mconsole;
 pub mod netlink;
+pub mod overlay;
 pub mod switch;
 pub mod tap;
 pub mod umid;

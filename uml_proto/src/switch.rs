@@ -33,6 +33,9 @@ pub const V3_LEN: usize = 124;
 pub const V3_MIN_LEN: usize = 122;
 /// The most a switch reads for one request.
 pub const MAX_REQUEST_LEN: usize = 124;
+/// VDE 2's clients (libvdeplug: vde_plug, QEMU, linux.uml's `vde` transport) send a v3
+/// request packed to 122 bytes followed by a text description of up to this many bytes.
+pub const VDE_DESCRIPTION_MAX: usize = 128;
 
 /// A unix socket address as raw `sockaddr_un` bytes and the length that goes with them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -289,6 +292,16 @@ impl Request {
             Request::V0 { .. } => V0_LEN,
             Request::V1 { .. } => V1_LEN,
             Request::V3 { .. } => V3_LEN,
+        }
+    }
+
+    /// How many more bytes the client may still send on the control connection after the
+    /// first `received` ones without that being a bad request: the rest of the request's
+    /// padding or, for v3, a VDE description.
+    pub fn trailing_allowance(&self, received: usize) -> usize {
+        match self {
+            Request::V3 { .. } => (V3_MIN_LEN + VDE_DESCRIPTION_MAX).saturating_sub(received),
+            _ => self.wire_len().saturating_sub(received),
         }
     }
 

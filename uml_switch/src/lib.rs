@@ -8,10 +8,12 @@ pub mod capture;
 pub mod cli;
 pub mod fasthash;
 pub mod log;
+pub mod mgmt;
 pub mod peer;
 pub mod report;
 pub mod server;
 pub mod sockets;
 pub mod tables;
+pub mod uplink;
 
 pub use server::{Config, Exit, Switch};

@@ -59,6 +59,8 @@ fn main() -> ExitCode {
     let mut cfg = shown.clone();
     cfg.control = absolute(&cfg.control);
     cfg.compat_data = cfg.compat_data.as_deref().map(absolute);
+    cfg.mgmt = cfg.mgmt.as_deref().map(absolute);
+    cfg.vde = cfg.vde.as_deref().map(absolute);
     if let Some(p) = cfg.pcap.as_deref().filter(|p| *p != Path::new("-")) {
         cfg.pcap = Some(absolute(p));
     }

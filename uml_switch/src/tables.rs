@@ -59,6 +59,11 @@ pub enum PortKind {
     },
     /// The `-tap` device: frames are written to its descriptor.
     Tap { name: String },
+    /// A VDE 2 client (`--vde`): frames go through a socket of its own, connected to
+    /// the client's data socket (which libvdeplug unlinks once connected).
+    Vde { peer: DataAddr },
+    /// An `--uplink`: frames go through the overlay socket of uplink `index`.
+    Uplink { index: usize, name: String },
 }
 
 /// Problems logged once per port (not per frame).
@@ -69,6 +74,8 @@ pub enum Problem {
     Oversize = 2,
     SendFailed = 4,
     MacLimit = 8,
+    Malformed = 16,
+    ReceiveFailed = 32,
 }
 
 /// Frame and byte counters of one port.
@@ -198,7 +205,7 @@ impl Tables {
     pub fn add_port(&mut self, label: i32, kind: PortKind) -> Option<PortId> {
         let key = match &kind {
             PortKind::Unix { send_to, .. } => Some(send_to.full_length().bytes),
-            PortKind::Tap { .. } => None,
+            PortKind::Tap { .. } | PortKind::Uplink { .. } | PortKind::Vde { .. } => None,
         };
         if let Some(k) = key {
             if self.by_addr.contains_key(&k) {
