@@ -692,14 +692,19 @@ fn two_hosts() -> (NetNs, NetNs) {
 /// guest and b's bridge ping each other: ARP and unicast are learned across.
 fn uplink_meets_linux_bridge(uplink: &str, linux_dev: &str) {
     let (a, b) = two_hosts();
+    uplink_meets_linux_bridge_on(&a, &b, uplink, linux_dev);
+}
+
+/// `uplink_meets_linux_bridge` on hosts set up by the caller.
+fn uplink_meets_linux_bridge_on(a: &NetNs, b: &NetNs, uplink: &str, linux_dev: &str) {
     b.sh_ok(&format!(
         "{linux_dev} && ip link add br0 type bridge && ip link set ov0 master br0 && \
          ip addr add 192.168.77.2/24 dev br0 && ip link set ov0 up && ip link set br0 up"
     ));
     let dir = scratch();
-    let sw = our_switch_in(&a, dir.path(), &["--uplink", uplink]);
+    let sw = our_switch_in(a, dir.path(), &["--uplink", uplink]);
     let mut k = Kern::spawn_in(
-        Some(&a),
+        Some(a),
         &dir.path().join("k"),
         "up",
         &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
@@ -985,4 +990,31 @@ fn vde_clients_and_daemon_clients_share_the_lan() {
         );
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+#[test]
+fn vxlan_uplink_joins_a_multicast_group_and_learns_the_remote_endpoint() {
+    // Frames to the group reach b's Linux vxlan device; its replies come back unicast
+    // from its own address, which the uplink learns for the guest's replies.
+    let (a, b) = two_hosts();
+    a.sh_ok("ip route add 224.0.0.0/4 dev va");
+    uplink_meets_linux_bridge_on(
+        &a,
+        &b,
+        "vxlan:,vni=9,group=239.1.1.9",
+        "ip link add ov0 type vxlan id 9 group 239.1.1.9 dstport 4789 dev vb",
+    );
+}
+
+#[test]
+fn vxlan_uplink_over_ipv6() {
+    let (a, b) = two_hosts();
+    a.sh_ok("ip addr add fd00:9::1/64 dev va nodad");
+    b.sh_ok("ip addr add fd00:9::2/64 dev vb nodad");
+    uplink_meets_linux_bridge_on(
+        &a,
+        &b,
+        "vxlan:[fd00:9::2],vni=6",
+        "ip link add ov0 type vxlan id 6 remote fd00:9::1 dstport 4789 dev vb",
+    );
 }

@@ -278,10 +278,14 @@ impl Uplink {
         Ok((packet.len() - inner.len(), inner.len()))
     }
 
+    /// Notes which endpoint (its address, at the overlay's port: Linux sends from a
+    /// per-flow source port but listens on the VXLAN port) a source MAC lives behind.
     fn learn_endpoint(&mut self, frame: &[u8], from: Option<SocketAddr>) {
         let Some(from) = from.filter(|_| self.accept_from.is_none()) else {
             return;
         };
+        let port = self.remote.as_socket().map_or(from.port(), |r| r.port());
+        let from = SocketAddr::new(from.ip(), port);
         if let Ok(f) = Frame::parse(frame) {
             let mac: MacAddr = f.src();
             if self.endpoints.len() < MAX_LEARNED_ENDPOINTS
