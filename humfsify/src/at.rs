@@ -87,25 +87,25 @@ pub fn open_node(parent: impl AsFd, name: &OsStr) -> io::Result<OwnedFd> {
     .map_err(io_err)
 }
 
-/// Reads the regular file `name` in `parent` (not through a symlink, never a fifo or
-/// device).
+/// Reads the regular file `name` in `parent`: not through a symlink, and never
+/// opening a fifo or device for reading (the node is looked at through an O_PATH
+/// descriptor first, then reopened through /proc/self/fd, which is that very inode).
 pub fn read_file(parent: impl AsFd, name: &OsStr) -> io::Result<(Vec<u8>, FileStat)> {
     use std::io::Read;
-    let fd = openat(
-        parent,
-        name,
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io_err)?;
-    let st = stat(&fd)?;
+    let node = open_node(parent, name)?;
+    let st = stat(&node)?;
     if kind(&st) != SFlag::S_IFREG {
         return Err(io::Error::other("not a regular file"));
     }
+    let link = format!("/proc/self/fd/{}", node.as_fd().as_raw_fd());
+    let fd = openat(
+        AT_FDCWD,
+        link.as_str(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err)?;
+    let st = check_same(&fd, Id::of(&st))?;
     let mut bytes = Vec::new();
     std::fs::File::from(fd).read_to_end(&mut bytes)?;
     Ok((bytes, st))

@@ -29,13 +29,17 @@ fn reply_bytes(err: i32, text: &[u8], more: bool) -> Vec<u8> {
     out
 }
 
-/// A fake UML at `path`: takes one request, waits for `go`, then sends `answer`
-/// (a closure given the socket and the client's address).
+/// What the fake UML saw: the request's command and the client's abstract address.
+type Seen = (Vec<u8>, Vec<u8>);
+
+/// A fake UML at `path`: takes one request (reporting its command and the client's
+/// abstract address, which anyone can read in /proc/net/unix), waits for `go`, then
+/// sends `answer` (a closure given the socket and the client's address).
 fn fake_uml(
     path: &Path,
     go: mpsc::Receiver<()>,
     answer: impl FnOnce(&UnixDatagram, &std::os::unix::net::SocketAddr) + Send + 'static,
-) -> (mpsc::Receiver<Vec<u8>>, std::thread::JoinHandle<()>) {
+) -> (mpsc::Receiver<Seen>, std::thread::JoinHandle<()>) {
     let server = UnixDatagram::bind(path).unwrap();
     let (tx, got) = mpsc::channel();
     let h = std::thread::spawn(move || {
@@ -46,38 +50,13 @@ fn fake_uml(
         let Ok((n, from)) = server.recv_from(&mut buf) else {
             return;
         };
-        let _ = tx.send(Request::parse(&buf[..n]).unwrap().command);
+        use std::os::linux::net::SocketAddrExt;
+        let address = from.as_abstract_name().unwrap_or_default().to_vec();
+        let _ = tx.send((Request::parse(&buf[..n]).unwrap().command, address));
         let _ = go.recv_timeout(Duration::from_secs(20));
         answer(&server, &from);
     });
     (got, h)
-}
-
-/// The abstract address (without its leading NUL) of the unix socket process `pid`
-/// holds, read as root from /proc: what an attacker learns from /proc/net/unix.
-fn abstract_address_of(pid: u32) -> Vec<u8> {
-    let mut inodes = Vec::new();
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-    {
-        if let Ok(target) = std::fs::read_link(fd.path()) {
-            let t = target.to_string_lossy().into_owned();
-            if let Some(ino) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                inodes.push(ino.to_owned());
-            }
-        }
-    }
-    let table = String::from_utf8_lossy(&std::fs::read("/proc/net/unix").unwrap()).into_owned();
-    for line in table.lines().skip(1) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.len() >= 8 && inodes.iter().any(|i| i == cols[6]) {
-            if let Some(name) = cols[7].strip_prefix('@') {
-                return name.as_bytes().to_vec();
-            }
-        }
-    }
-    panic!("no abstract unix socket held by pid {pid}");
 }
 
 /// The attacker: sends `datagram` (hex) three times to the abstract address `name`.
@@ -111,8 +90,8 @@ fn a_reply_forged_from_another_socket_is_not_accepted() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    assert_eq!(got.recv_timeout(LIMIT).unwrap(), b"halt");
-    let address = abstract_address_of(client.id());
+    let (command, address) = got.recv_timeout(LIMIT).unwrap();
+    assert_eq!(command, b"halt");
     let forged = reply_bytes(0, b"The UML was halted", false);
     let f = run(
         Command::new("setpriv")
@@ -151,7 +130,7 @@ fn escape_codes_in_a_reply_do_not_reach_the_terminal() {
     );
     let (status, killed) = term.wait(LIMIT);
     server.join().unwrap();
-    assert_eq!(got.recv().unwrap(), b"version");
+    assert_eq!(got.recv().unwrap().0, b"version");
     assert!(!killed && status.success(), "{status:?}: {}", term.screen());
     assert!(
         !term.seen.contains(&0x1b) && !term.seen.contains(&0x07),
@@ -160,7 +139,7 @@ fn escape_codes_in_a_reply_do_not_reach_the_terminal() {
     );
     assert!(
         term.screen()
-            .contains(r"OK \x1b]0;pwned\x07\x1b[2J\x1b[31mThe UML was halted\x0d"),
+            .contains(r"OK \x1b]0;pwned\x07\x1b[2J\x1b[31mThe UML was halted\r"),
         "{:?}",
         term.screen()
     );

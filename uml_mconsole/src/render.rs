@@ -24,18 +24,28 @@ pub fn text(outcome: &Outcome) -> Vec<u8> {
     out
 }
 
-/// The kernel's text made safe for a terminal: every control character but newline
-/// and tab (C0, DEL, C1, carriage return, escape) as `\xNN`; invalid UTF-8 as U+FFFD.
-pub fn escape_controls(text: &[u8]) -> Vec<u8> {
+/// `text` with its control characters shown as escapes: `\n`, `\r` and `\t` by
+/// name, the rest (C0, DEL, C1, ESC) as `\xNN`. With `keep_layout`, newline and tab
+/// stay as they are.
+pub fn escape(text: &str, keep_layout: bool) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in String::from_utf8_lossy(text).chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push(c);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' if keep_layout => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
         }
     }
-    out.into_bytes()
+    out
+}
+
+/// The kernel's text made safe for a terminal ([`escape`] keeping newlines and tabs;
+/// invalid UTF-8 as U+FFFD).
+pub fn escape_controls(text: &[u8]) -> Vec<u8> {
+    escape(&String::from_utf8_lossy(text), true).into_bytes()
 }
 
 /// [`text`] for a terminal: the kernel's answers with [`escape_controls`].
@@ -150,7 +160,7 @@ mod tests {
         let shown = String::from_utf8(text_for_terminal(&o)).unwrap();
         assert_eq!(
             shown,
-            "OK The UML was halted\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x9bx\n\tok\n"
+            "OK The UML was halted\\x1b]0;pwned\\x07\\x1b[2J\\r\\x9bx\n\tok\n"
         );
         assert!(!shown.bytes().any(|b| b == 0x1b || b == b'\r'));
         // Scripts (not a terminal) get the bytes as they came.

@@ -526,8 +526,11 @@ impl Timeouts {
 pub const MAX_RESPONSE: usize = 4 << 20;
 
 /// The receive buffer the client asks for: room for a burst of reply packets (the
-/// kernel caps it at net.core.rmem_max; the queue of a unix datagram socket is also
-/// bounded by net.unix.max_dgram_qlen, which only draining quickly beats).
+/// kernel caps it at net.core.rmem_max). What matters more for `sysrq m` (15 packets
+/// sent at once): a unix datagram socket's queue is limited to net.unix.max_dgram_qlen
+/// (10) packets, and the kernel drops the rest a non-blocking sender like the UML
+/// sends, except when the receiving socket is connected to the sender, as the
+/// client's is. The sender's own buffer is then the only bound.
 pub const RECEIVE_BUFFER: usize = 1 << 20;
 
 /// A client bound to a kernel-chosen abstract address (unique, nothing to clean up)
