@@ -97,9 +97,10 @@ impl Outcome {
                 self.pieces.push(Piece::Reply(r));
                 true
             }
-            Err(ClientError::CutShort(path, partial)) => {
-                let e = ClientError::CutShort(path, partial.clone());
-                self.pieces.push(Piece::Reply(partial));
+            Err(e @ (ClientError::CutShort(..) | ClientError::Overlong(..))) => {
+                if let ClientError::CutShort(_, partial) | ClientError::Overlong(_, partial) = &e {
+                    self.pieces.push(Piece::Reply(partial.clone()));
+                }
                 self.error = Some(e.to_string());
                 false
             }
