@@ -12,6 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use uml_proto::mconsole::{NotifyKind, Reply};
 
 use crate::block::Disks;
+use crate::chan::ldisc::{self, LineEditor};
 use crate::chan::{port, xterm, Family, Line};
 use crate::cmdline::{self, Config};
 use crate::event::EventLoop;
@@ -20,7 +21,7 @@ use crate::klog::KernelLog;
 use crate::machine::{self, Action, Machine, Notifier, Task};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
-use crate::shell::{self, LineEditor};
+use crate::shell;
 use std::net::TcpListener;
 
 /// How the kernel ended.
@@ -434,7 +435,7 @@ impl Kernel {
     fn prompt(&mut self, slot: usize) {
         if let Some(c) = &mut self.consoles[slot] {
             if c.line.input_fd().is_some() {
-                c.line.write_output(shell::PROMPT.as_bytes());
+                c.line.write_output(ldisc::PROMPT.as_bytes());
             }
         }
     }
@@ -537,7 +538,7 @@ impl Kernel {
         let edited = c.editor.feed(&bytes);
         c.line.write_output(&edited.echo);
         if edited.interrupted {
-            c.line.write_output(shell::PROMPT.as_bytes());
+            c.line.write_output(ldisc::PROMPT.as_bytes());
         }
         for line in edited.lines {
             let out = shell::execute(&line, &mut self.m);
@@ -549,7 +550,7 @@ impl Kernel {
             if self.m.action.is_some() {
                 return;
             }
-            c.line.write_output(shell::PROMPT.as_bytes());
+            c.line.write_output(ldisc::PROMPT.as_bytes());
         }
     }
 

@@ -5,6 +5,7 @@
 //! kernel's tty layer does. `port:` lines get their terminal later, per connection
 //! (`port.rs`).
 
+pub mod ldisc;
 pub mod port;
 pub mod xterm;
 

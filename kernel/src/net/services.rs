@@ -99,7 +99,7 @@ impl Service {
                 continue;
             }
             if self.kind == Kind::Shell && sock.may_send() && !self.greeted.contains(&h) {
-                let _ = sock.send_slice(crate::shell::PROMPT.as_bytes());
+                let _ = sock.send_slice(crate::chan::ldisc::PROMPT.as_bytes());
                 self.greeted.push(h);
             }
             while sock.can_recv() {
@@ -166,7 +166,7 @@ impl Service {
         if close {
             sock.close();
         } else {
-            let _ = sock.send_slice(crate::shell::PROMPT.as_bytes());
+            let _ = sock.send_slice(crate::chan::ldisc::PROMPT.as_bytes());
         }
     }
 
