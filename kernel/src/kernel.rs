@@ -17,11 +17,13 @@ use crate::chan::{port, xterm, Family, Line};
 use crate::cmdline::{self, Config};
 use crate::event::EventLoop;
 use crate::host::{self, UmidHome};
+use crate::job::{Interpreter, Job, Run};
 use crate::klog::KernelLog;
 use crate::machine::{self, Action, Machine, Notifier, Task};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
-use crate::shell;
+use smoltcp::iface::SocketHandle;
+use std::collections::VecDeque;
 use std::net::TcpListener;
 
 /// How the kernel ended.
@@ -42,6 +44,21 @@ enum Token {
     Helper(usize),
     /// Frames waiting on network device ethN.
     Net(usize),
+}
+
+/// Where a command's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// A console or serial line (its slot).
+    Console(usize),
+    /// A TCP shell session: device and socket.
+    Session(usize, SocketHandle),
+}
+
+/// A job and where its output goes.
+struct Running {
+    sink: Sink,
+    job: Box<dyn Job>,
 }
 
 /// A console or serial line with the shell running on it.
@@ -65,6 +82,12 @@ pub struct Kernel {
     next_pid: u32,
     /// Listening sockets of `port:` channels, shared by the lines on the same port.
     ports: Vec<(u16, TcpListener)>,
+    /// Runs the command lines typed on consoles and TCP shell sessions.
+    init: Interpreter,
+    /// Commands still running; at most one per sink.
+    jobs: Vec<Running>,
+    /// Lines typed while their sink's job runs, in order.
+    queued: Vec<(Sink, VecDeque<String>)>,
 }
 
 /// A boot that could not complete: the message names the switch or file.
@@ -85,11 +108,13 @@ fn slot_of(family: Family, index: usize) -> usize {
 }
 
 impl Kernel {
-    /// Boots: everything the host sees is set up when this returns.
+    /// Boots: everything the host sees is set up when this returns. `init` runs the
+    /// command lines typed into the guest.
     pub fn boot(
         config: Config,
         home_env: Option<PathBuf>,
         start: Instant,
+        init: Interpreter,
     ) -> Result<Kernel, BootError> {
         let mut log = KernelLog::new(start, config.quiet);
         log.info(format!(
@@ -166,6 +191,9 @@ impl Kernel {
             home,
             next_pid: 2,
             ports: Vec::new(),
+            init,
+            jobs: Vec::new(),
+            queued: Vec::new(),
         };
         let specs: Vec<(Family, usize, cmdline::LineSpec)> =
             k.m.config
@@ -243,18 +271,125 @@ impl Kernel {
         Ok(())
     }
 
-    /// Runs the lines typed into TCP shell sessions and sends back their output.
+    /// Runs the lines typed into TCP shell sessions; drops the jobs of sessions that
+    /// ended.
     fn serve_net_shells(&mut self) {
+        for (dev, h) in self.m.net.take_closed_sessions() {
+            self.drop_sink(Sink::Session(dev, h));
+        }
         for (dev, h, line) in self.m.net.take_shell_lines() {
+            self.submit(Sink::Session(dev, h), line);
+        }
+    }
+
+    /// A line typed on `sink`: run now, or after the job running there.
+    fn submit(&mut self, sink: Sink, line: String) {
+        if self.jobs.iter().any(|r| r.sink == sink) {
+            match self.queued.iter_mut().find(|(s, _)| *s == sink) {
+                Some((_, q)) => q.push_back(line),
+                None => self.queued.push((sink, VecDeque::from([line]))),
+            }
+            return;
+        }
+        if let Sink::Session(dev, h) = sink {
             let word = line.trim();
             if word == "exit" || word == "logout" {
-                self.m.net.shell_reply(dev, h, "", true);
-                continue;
+                self.m.net.shell_write(dev, h, "", Some(true));
+                return;
             }
-            let out = shell::execute(&line, &mut self.m);
-            self.flush_log();
-            self.m.net.shell_reply(dev, h, &out, false);
         }
+        match (self.init)(&line, &mut self.m) {
+            Run::Done(out) => self.deliver(sink, &out, true),
+            Run::Job(job) => self.jobs.push(Running { sink, job }),
+        }
+    }
+
+    /// Writes a command's output to where it was typed; a prompt follows when it is
+    /// over (not after halt or reboot).
+    fn deliver(&mut self, sink: Sink, text: &str, done: bool) {
+        self.flush_log();
+        match sink {
+            Sink::Console(slot) => {
+                let Some(c) = &mut self.consoles[slot] else {
+                    return;
+                };
+                c.line.write_output(text.as_bytes());
+                if done && self.m.action.is_none() {
+                    c.line.write_output(ldisc::PROMPT.as_bytes());
+                }
+            }
+            Sink::Session(dev, h) => {
+                self.m.net.shell_write(dev, h, text, done.then_some(false));
+            }
+        }
+    }
+
+    /// Polls every job until none finishes; a finished one gives its sink to the next
+    /// queued line. Jobs do not run while the guest is stopped.
+    fn poll_jobs(&mut self) {
+        if self.stopped {
+            return;
+        }
+        loop {
+            let mut finished = false;
+            let mut i = 0;
+            while i < self.jobs.len() {
+                let progress = self.jobs[i].job.poll(&mut self.m);
+                let sink = self.jobs[i].sink;
+                if !progress.done {
+                    if !progress.output.is_empty() {
+                        self.deliver(sink, &progress.output, false);
+                    }
+                    i += 1;
+                    continue;
+                }
+                finished = true;
+                self.jobs.remove(i);
+                self.deliver(sink, &progress.output, true);
+                self.start_queued(sink);
+            }
+            if !finished || self.m.action.is_some() {
+                break;
+            }
+        }
+        self.queued.retain(|(_, q)| !q.is_empty());
+    }
+
+    /// Runs the lines queued on `sink` until one becomes a job.
+    fn start_queued(&mut self, sink: Sink) {
+        while !self.jobs.iter().any(|r| r.sink == sink) && self.m.action.is_none() {
+            let Some(line) = self
+                .queued
+                .iter_mut()
+                .find(|(s, _)| *s == sink)
+                .and_then(|(_, q)| q.pop_front())
+            else {
+                return;
+            };
+            self.submit(sink, line);
+        }
+    }
+
+    /// Drops the job and queued lines of `sink` (its console or session went away).
+    fn drop_sink(&mut self, sink: Sink) {
+        let (gone, kept): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .partition(|r| r.sink == sink);
+        self.jobs = kept;
+        for mut r in gone {
+            r.job.cancel(&mut self.m);
+        }
+        self.queued.retain(|(s, _)| *s != sink);
+    }
+
+    /// The nearest job deadline as a poll timeout.
+    fn job_delay(&self) -> Option<std::time::Duration> {
+        let now = Instant::now();
+        self.jobs
+            .iter()
+            .filter_map(|r| r.job.deadline())
+            .min()
+            .map(|d| d.saturating_duration_since(now))
     }
 
     /// Watches the devices' current host descriptors (a helper-made tap comes and goes
@@ -455,11 +590,23 @@ impl Kernel {
     pub fn run(&mut self) -> Exit {
         loop {
             let stopped = self.stopped;
-            let timeout = self.m.net.poll_delay();
-            let ready = match self
-                .events
-                .wait(timeout, |t| !stopped || !matches!(t, Token::Line(_)))
-            {
+            let busy: Vec<usize> = self
+                .jobs
+                .iter()
+                .filter_map(|r| match r.sink {
+                    Sink::Console(slot) => Some(slot),
+                    Sink::Session(..) => None,
+                })
+                .collect();
+            let timeout = match (self.m.net.poll_delay(), self.job_delay()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            // A console whose command still runs keeps its input until it is over.
+            let ready = match self.events.wait(timeout, |t| match t {
+                Token::Line(slot) => !stopped && !busy.contains(&slot),
+                _ => true,
+            }) {
                 Ok(r) => r,
                 Err(e) => {
                     self.m.log.err(format!("poll failed: {e}"));
@@ -483,6 +630,11 @@ impl Kernel {
             }
             self.m.net.poll_all();
             self.serve_net_shells();
+            self.poll_jobs();
+            if let Some(exit) = self.take_action() {
+                self.flush_log();
+                return exit;
+            }
             self.sync_net_fds();
             self.flush_log();
         }
@@ -493,6 +645,10 @@ impl Kernel {
             Action::Halt(code) => Some(Exit::Halt(code)),
             Action::Reboot => Some(Exit::Reboot),
             Action::KillTasks => {
+                for mut r in std::mem::take(&mut self.jobs) {
+                    r.job.cancel(&mut self.m);
+                }
+                self.queued.clear();
                 for slot in 0..self.consoles.len() {
                     if let Some(c) = &mut self.consoles[slot] {
                         c.editor.clear();
@@ -532,6 +688,7 @@ impl Kernel {
                 c.editor.clear();
                 let pid = c.pid;
                 self.m.tasks.retain(|t| t.pid != pid);
+                self.drop_sink(Sink::Console(slot));
             }
             return;
         }
@@ -541,16 +698,10 @@ impl Kernel {
             c.line.write_output(ldisc::PROMPT.as_bytes());
         }
         for line in edited.lines {
-            let out = shell::execute(&line, &mut self.m);
-            self.flush_log();
-            let Some(c) = &mut self.consoles[slot] else {
-                return;
-            };
-            c.line.write_output(out.as_bytes());
+            self.submit(Sink::Console(slot), line);
             if self.m.action.is_some() {
                 return;
             }
-            c.line.write_output(ldisc::PROMPT.as_bytes());
         }
     }
 
@@ -819,6 +970,7 @@ impl Kernel {
             self.events.unregister(Token::Line(slot));
             self.events.unregister(Token::Helper(slot));
             self.m.tasks.retain(|t| t.pid != c.pid);
+            self.drop_sink(Sink::Console(slot));
             match f {
                 Family::Con => {
                     self.m.config.con[i] = cmdline::LineSpec::both(cmdline::ChanSpec::None)
@@ -836,6 +988,16 @@ impl Kernel {
             return match self.m.net.remove(n) {
                 Ok(()) => {
                     self.events.unregister(Token::Net(n));
+                    let sessions: Vec<Sink> = self
+                        .jobs
+                        .iter()
+                        .map(|r| r.sink)
+                        .chain(self.queued.iter().map(|(s, _)| *s))
+                        .filter(|s| matches!(s, Sink::Session(d, _) if *d == n))
+                        .collect();
+                    for s in sessions {
+                        self.drop_sink(s);
+                    }
                     (0, String::new())
                 }
                 Err(e) => e,

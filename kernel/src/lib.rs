@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmdline;
 pub mod event;
 pub mod host;
+pub mod job;
 pub mod kernel;
 pub mod klog;
 pub mod machine;

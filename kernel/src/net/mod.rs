@@ -2,7 +2,6 @@
 //! interface (ARP, IPv4, ICMP echo, UDP, TCP), the counters /proc/net/dev shows, an ARP
 //! table learned from the frames seen, and the I/O the event loop and `ping` drive.
 
-pub mod cmds;
 pub mod daemon;
 pub mod mcast;
 pub mod pcap;
@@ -11,6 +10,7 @@ pub mod services;
 pub mod spec;
 pub mod tuntap;
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -30,6 +30,11 @@ use smoltcp::iface::SocketHandle;
 pub use spec::{EthSpec, Transport, MAX_ETH};
 use tuntap::Tap;
 use uml_proto::helper::AddrOp;
+
+/// How soon a device retries frames the host queue had no room for.
+const TX_RETRY: Duration = Duration::from_micros(100);
+/// Frames a device holds back at most (TCP windows keep it far below).
+const MAX_BACKLOG: usize = 1024;
 
 /// Interface counters (the columns of /proc/net/dev that can be nonzero here).
 #[derive(Debug, Default, Clone, Copy)]
@@ -85,20 +90,6 @@ impl Link {
         }
     }
 
-    /// Sends, waiting a little for room when the host queue is full (a unix datagram
-    /// peer accepts only a few queued frames, and poll cannot tell when it has room).
-    fn send_waiting(&self, frame: &[u8]) -> std::io::Result<()> {
-        for _ in 0..100 {
-            match self.send(frame) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-                other => return other,
-            }
-        }
-        Err(std::io::ErrorKind::WouldBlock.into())
-    }
-
     /// The helper-made tap's name, when there is one.
     fn helper_tap(&self) -> Option<&str> {
         match self {
@@ -112,12 +103,19 @@ impl Link {
 }
 
 pub struct NetDev {
+    /// Unique for the kernel's life: a job holding one of this device's sockets checks
+    /// it is still the same device (a removed and re-added ethN is another).
+    pub id: u64,
     pub spec: EthSpec,
     pub mac: MacAddr,
     pub link: Link,
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
     queues: Queues,
+    /// Frames the host queue had no room for yet, oldest first (a unix datagram peer
+    /// accepts only a few queued frames, and poll cannot tell when it has room again:
+    /// the loop retries after `TX_RETRY` instead of waiting).
+    backlog: VecDeque<Vec<u8>>,
     pub up: bool,
     pub stats: Stats,
     /// IPv4 neighbours seen in ARP frames, oldest first.
@@ -125,6 +123,8 @@ pub struct NetDev {
     pub services: Vec<Service>,
     /// Lines typed into TCP shell sessions, waiting for the kernel to run them.
     pub shell_lines: Vec<(SocketHandle, String)>,
+    /// TCP shell sessions that ended, for the kernel to drop their jobs.
+    pub closed_sessions: Vec<SocketHandle>,
 }
 
 impl NetDev {
@@ -244,24 +244,38 @@ impl NetDev {
     pub fn poll(&mut self, now: NetInstant) {
         if !self.up {
             self.queues.rx.clear();
+            self.backlog.clear();
             return;
         }
         self.iface.poll(now, &mut self.queues, &mut self.sockets);
         if !self.services.is_empty() {
             for s in &mut self.services {
-                let lines = s.serve(&mut self.sockets);
+                let lines = s.serve(&mut self.sockets, &mut self.closed_sessions);
                 self.shell_lines.extend(lines);
             }
             self.iface.poll(now, &mut self.queues, &mut self.sockets);
         }
-        for frame in std::mem::take(&mut self.queues.tx) {
-            match self.link.send_waiting(&frame) {
+        self.backlog.extend(self.queues.tx.drain(..));
+        self.transmit();
+    }
+
+    /// Sends the backlog until the host queue is full; a frame that cannot be sent at
+    /// all, or that waited past `MAX_BACKLOG` others, is counted as an error.
+    fn transmit(&mut self) {
+        while let Some(frame) = self.backlog.front() {
+            match self.link.send(frame) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Ok(()) => {
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += frame.len() as u64;
                 }
                 Err(_) => self.stats.tx_errors += 1,
             }
+            self.backlog.pop_front();
+        }
+        while self.backlog.len() > MAX_BACKLOG {
+            self.backlog.pop_front();
+            self.stats.tx_errors += 1;
         }
     }
 
@@ -283,6 +297,9 @@ impl NetDev {
         if !self.up {
             return None;
         }
+        if !self.backlog.is_empty() {
+            return Some(TX_RETRY);
+        }
         self.iface
             .poll_delay(now, &self.sockets)
             .map(|d| Duration::from_micros(d.total_micros()))
@@ -297,6 +314,7 @@ pub struct Net {
     pub log: Vec<String>,
     /// A device's host descriptor changed: the event loop must look again.
     pub dirty: bool,
+    next_id: u64,
 }
 
 impl Default for Net {
@@ -306,6 +324,7 @@ impl Default for Net {
             start: std::time::Instant::now(),
             log: Vec::new(),
             dirty: false,
+            next_id: 1,
         }
     }
 }
@@ -436,18 +455,22 @@ impl Net {
             s
         });
         let iface = Interface::new(config, &mut queues, self.now());
+        self.next_id += 1;
         self.devs[n] = Some(NetDev {
+            id: self.next_id,
             spec,
             mac,
             link,
             iface,
             sockets: SocketSet::new(Vec::new()),
             queues,
+            backlog: VecDeque::new(),
             up: false,
             stats: Stats::default(),
             arp: Vec::new(),
             services: Vec::new(),
             shell_lines: Vec::new(),
+            closed_sessions: Vec::new(),
         });
         Ok(n)
     }
@@ -498,29 +521,6 @@ impl Net {
             .min()
     }
 
-    /// Waits at most `limit` for frames on any device and services them (used while a
-    /// shell command such as `ping` owns the console).
-    pub fn wait_io(&mut self, limit: Duration) {
-        let limit = self.poll_delay().map_or(limit, |d| d.min(limit));
-        let mut fds: Vec<libc::pollfd> = self
-            .devs
-            .iter()
-            .flatten()
-            .filter_map(|d| d.link.data_fd())
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a valid array of fds.len() pollfd structures for the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        for n in 0..MAX_ETH {
-            self.service(n);
-        }
-    }
-
     /// Starts a TCP service on `port` on every device.
     pub fn start_service(&mut self, kind: services::Kind, port: u16) -> Result<(), String> {
         let mut any = false;
@@ -549,13 +549,32 @@ impl Net {
         v
     }
 
-    /// Answers a TCP shell session and sends the answer at once.
-    pub fn shell_reply(&mut self, dev: usize, h: SocketHandle, text: &str, close: bool) {
+    /// Writes a shell command's output to a TCP shell session and sends it at once;
+    /// `end` is Some(close) when the command is over: a new prompt, or the session
+    /// closed. A session that is gone is skipped.
+    pub fn shell_write(&mut self, dev: usize, h: SocketHandle, text: &str, end: Option<bool>) {
         let now = self.now();
         if let Some(Some(d)) = self.devs.get_mut(dev) {
-            Service::reply(&mut d.sockets, h, text, close);
-            d.poll(now);
+            if d.services.iter().any(|s| s.handles.contains(&h)) {
+                Service::write(&mut d.sockets, h, text, end);
+                d.poll(now);
+            }
         }
+    }
+
+    /// TCP shell sessions that ended since the last call: (device, session).
+    pub fn take_closed_sessions(&mut self) -> Vec<(usize, SocketHandle)> {
+        let mut v = Vec::new();
+        for d in self.devs.iter_mut().flatten() {
+            let n = d.spec.index;
+            v.extend(d.closed_sessions.drain(..).map(|h| (n, h)));
+        }
+        v
+    }
+
+    /// Device `n` if it is still the one with identity `id`.
+    pub fn dev_mut(&mut self, n: usize, id: u64) -> Option<&mut NetDev> {
+        self.devs.get_mut(n)?.as_mut().filter(|d| d.id == id)
     }
 
     /// `netstat`: the TCP services' sockets.

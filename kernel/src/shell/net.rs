@@ -1,13 +1,17 @@
-//! The guest shell's network commands (`ifconfig`, `route`, `ping`, `arp`) and the
-//! text of /proc/net/dev.
+//! The shell's network commands: `ifconfig`, `route`, `arp`, and `ping` and `tcpsend`,
+//! which are jobs the event loop drives (they send, then wait for the loop to bring
+//! replies and acknowledgements; nothing here waits).
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, tcp};
 use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, Ipv4Address, Ipv4Cidr};
 
-use super::{Net, NetDev};
+use crate::job::{Job, Progress, Run};
+use crate::machine::Machine;
+use crate::net::{Net, NetDev};
 
 /// Bytes of ICMP payload a ping carries (the usual 56).
 const PING_DATA: usize = 56;
@@ -121,7 +125,7 @@ fn describe(d: &NetDev) -> String {
     let _ = write!(
         s,
         "          {flags}  MTU:{}  Metric:1\n          RX packets:{} errors:0 dropped:{} overruns:0 frame:0\n          TX packets:{} errors:{} dropped:0 overruns:0 carrier:0\n          collisions:0 txqueuelen:1000\n          RX bytes:{}  TX bytes:{}\n",
-        super::phy::MTU,
+        crate::net::phy::MTU,
         st.rx_packets,
         st.rx_dropped,
         st.tx_packets,
@@ -205,9 +209,10 @@ pub fn arp(net: &Net) -> String {
     s
 }
 
-/// `ping [-c N] [-i SECS] [-W SECS] ADDR`: echo requests with their round-trip times.
-/// Without -c it sends 4.
-pub fn ping(net: &mut Net, args: &[&str]) -> String {
+/// `ping [-c N] [-i SECS] [-W SECS] ADDR`: echo requests with their round-trip times,
+/// printed as the replies come. Without -c it sends 4.
+pub fn ping(net: &mut Net, args: &[&str]) -> Run {
+    let done = |text: &str| Run::Done(text.into());
     let mut count = 4u32;
     let mut interval = Duration::from_secs(1);
     let mut wait = Duration::from_secs(2);
@@ -218,119 +223,134 @@ pub fn ping(net: &mut Net, args: &[&str]) -> String {
         match a {
             "-c" => match value(&mut it) {
                 Some(v) if v >= 1.0 => count = v as u32,
-                _ => return "ping: bad count\n".into(),
+                _ => return done("ping: bad count\n"),
             },
             "-i" => match value(&mut it) {
                 Some(v) if v >= 0.0 => interval = Duration::from_secs_f64(v),
-                _ => return "ping: bad interval\n".into(),
+                _ => return done("ping: bad interval\n"),
             },
             "-W" => match value(&mut it) {
                 Some(v) if v >= 0.0 => wait = Duration::from_secs_f64(v),
-                _ => return "ping: bad timeout\n".into(),
+                _ => return done("ping: bad timeout\n"),
             },
             a => match a.parse::<Ipv4Address>() {
                 Ok(ip) => target = Some(ip),
-                Err(_) => return format!("ping: bad address '{a}'\n"),
+                Err(_) => return Run::Done(format!("ping: bad address '{a}'\n")),
             },
         }
     }
     let Some(dst) = target else {
-        return "usage: ping [-c COUNT] [-i SECS] [-W SECS] ADDR\n".into();
+        return done("usage: ping [-c COUNT] [-i SECS] [-W SECS] ADDR\n");
     };
     let Some(n) = net.route_for(dst) else {
-        return "ping: sendto: Network is unreachable\n".into();
+        return done("ping: sendto: Network is unreachable\n");
     };
-    Pinger::new(net, n, dst, count, interval, wait).run(net)
+    let Some(d) = net.devs[n].as_mut() else {
+        return done("ping: sendto: Network is unreachable\n");
+    };
+    let buf = || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 8 * 256]);
+    let mut socket = icmp::Socket::new(buf(), buf());
+    let ident = (std::process::id() as u16) ^ 0x5a5a;
+    let _ = socket.bind(icmp::Endpoint::Ident(ident));
+    Run::Job(Box::new(Pinger {
+        dev: n,
+        dev_id: d.id,
+        handle: d.sockets.add(socket),
+        dst,
+        count,
+        interval,
+        wait,
+        ident,
+        sent_at: Vec::new(),
+        times: Vec::new(),
+        next_send: Instant::now(),
+        give_up: None,
+        started: false,
+    }))
 }
 
+/// A running `ping`.
 struct Pinger {
     dev: usize,
+    dev_id: u64,
+    handle: SocketHandle,
     dst: Ipv4Address,
     count: u32,
     interval: Duration,
     wait: Duration,
     ident: u16,
-    handle: smoltcp::iface::SocketHandle,
+    sent_at: Vec<Instant>,
+    times: Vec<f64>,
+    next_send: Instant,
+    /// After the last request: when to stop waiting for replies.
+    give_up: Option<Instant>,
+    started: bool,
 }
 
-impl Pinger {
-    fn new(
-        net: &mut Net,
-        dev: usize,
-        dst: Ipv4Address,
-        count: u32,
-        interval: Duration,
-        wait: Duration,
-    ) -> Pinger {
-        let buf =
-            || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 8 * 256]);
-        let mut socket = icmp::Socket::new(buf(), buf());
-        let ident = (std::process::id() as u16) ^ 0x5a5a;
-        let _ = socket.bind(icmp::Endpoint::Ident(ident));
-        let d = net.devs[dev].as_mut().expect("routed");
-        let handle = d.sockets.add(socket);
-        Pinger {
-            dev,
-            dst,
-            count,
-            interval,
-            wait,
-            ident,
-            handle,
+impl Job for Pinger {
+    fn poll(&mut self, m: &mut Machine) -> Progress {
+        let mut out = String::new();
+        if !std::mem::replace(&mut self.started, true) {
+            let _ = writeln!(out, "PING {0} ({0}): {PING_DATA} data bytes", self.dst);
+        }
+        if m.net.dev_mut(self.dev, self.dev_id).is_none() {
+            return Progress::finished(out + "ping: network device removed\n" + &self.summary());
+        }
+        while let Some(seq) = self.receive(&mut m.net) {
+            if let Some(t) = self.sent_at.get(seq as usize) {
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                let _ = writeln!(
+                    out,
+                    "{} bytes from {}: seq={seq} time={ms:.3} ms",
+                    PING_DATA + 8,
+                    self.dst
+                );
+                self.times.push(ms);
+            }
+        }
+        let now = Instant::now();
+        if self.sent_at.len() < self.count as usize
+            && now >= self.next_send
+            && self.send(&mut m.net, self.sent_at.len() as u16)
+        {
+            self.sent_at.push(now);
+            self.next_send = now + self.interval;
+            if self.sent_at.len() == self.count as usize {
+                self.give_up = Some(now + self.wait);
+            }
+        }
+        let done_sending = self.sent_at.len() == self.count as usize;
+        if done_sending
+            && (self.times.len() == self.sent_at.len()
+                || self.give_up.is_some_and(|g| Instant::now() >= g))
+        {
+            self.cancel(m);
+            return Progress::finished(out + &self.summary());
+        }
+        Progress::more(out)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.sent_at.len() < self.count as usize {
+            Some(self.next_send)
+        } else {
+            self.give_up
         }
     }
 
-    fn run(self, net: &mut Net) -> String {
-        let mut out = format!("PING {0} ({0}): {PING_DATA} data bytes\n", self.dst);
-        let mut sent_at: Vec<Instant> = Vec::new();
-        let mut times: Vec<f64> = Vec::new();
-        let mut next_send = Instant::now();
-        let mut give_up: Option<Instant> = None;
-        loop {
-            let now = Instant::now();
-            if sent_at.len() < self.count as usize
-                && now >= next_send
-                && self.send(net, sent_at.len() as u16)
-            {
-                sent_at.push(now);
-                next_send = now + self.interval;
-                if sent_at.len() == self.count as usize {
-                    give_up = Some(now + self.wait);
-                }
-            }
-            while let Some(seq) = self.receive(net) {
-                if let Some(t) = sent_at.get(seq as usize) {
-                    let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    let _ = writeln!(
-                        out,
-                        "{} bytes from {}: seq={seq} time={ms:.3} ms",
-                        PING_DATA + 8,
-                        self.dst
-                    );
-                    times.push(ms);
-                }
-            }
-            let done_sending = sent_at.len() == self.count as usize;
-            if done_sending
-                && (times.len() == sent_at.len() || give_up.is_some_and(|g| Instant::now() >= g))
-            {
-                break;
-            }
-            let until = if done_sending {
-                give_up.unwrap_or(now)
-            } else {
-                next_send
-            };
-            let wait = until
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100));
-            net.wait_io(wait.max(Duration::from_micros(50)));
-        }
-        if let Some(d) = net.devs[self.dev].as_mut() {
+    fn cancel(&mut self, m: &mut Machine) {
+        if let Some(d) = m.net.dev_mut(self.dev, self.dev_id) {
             d.sockets.remove(self.handle);
         }
-        let sent = sent_at.len();
-        let got = times.len();
+        self.dev_id = 0;
+    }
+}
+
+impl Pinger {
+    fn summary(&self) -> String {
+        let sent = self.sent_at.len();
+        let got = self.times.len();
+        let mut out = String::new();
         let _ = writeln!(out, "\n--- {} ping statistics ---", self.dst);
         let _ = writeln!(
             out,
@@ -338,9 +358,9 @@ impl Pinger {
             (sent - got) * 100 / sent.max(1)
         );
         if got > 0 {
-            let min = times.iter().cloned().fold(f64::MAX, f64::min);
-            let max = times.iter().cloned().fold(0.0, f64::max);
-            let avg = times.iter().sum::<f64>() / got as f64;
+            let min = self.times.iter().cloned().fold(f64::MAX, f64::min);
+            let max = self.times.iter().cloned().fold(0.0, f64::max);
+            let avg = self.times.iter().sum::<f64>() / got as f64;
             let _ = writeln!(
                 out,
                 "round-trip min/avg/max = {min:.3}/{avg:.3}/{max:.3} ms"
@@ -352,7 +372,7 @@ impl Pinger {
     /// Queues echo request `seq` and pushes it out; false if the socket is full.
     fn send(&self, net: &mut Net, seq: u16) -> bool {
         let now = net.now();
-        let Some(d) = net.devs[self.dev].as_mut() else {
+        let Some(d) = net.dev_mut(self.dev, self.dev_id) else {
             return false;
         };
         let caps = smoltcp::phy::ChecksumCapabilities::default();
@@ -373,7 +393,7 @@ impl Pinger {
 
     /// The sequence number of the next echo reply waiting on the socket.
     fn receive(&self, net: &mut Net) -> Option<u16> {
-        let d = net.devs[self.dev].as_mut()?;
+        let d = net.dev_mut(self.dev, self.dev_id)?;
         let socket = d.sockets.get_mut::<icmp::Socket>(self.handle);
         loop {
             let (payload, _) = socket.recv().ok()?;
@@ -391,41 +411,10 @@ impl Pinger {
     }
 }
 
-/// /proc/net/dev.
-pub fn proc_net_dev(net: &Net) -> String {
-    let mut s = String::from(
-        "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
-    );
-    for d in net.devs.iter().flatten() {
-        let st = &d.stats;
-        let _ = writeln!(
-            s,
-            "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}",
-            d.name(),
-            st.rx_bytes,
-            st.rx_packets,
-            0,
-            st.rx_dropped,
-            0,
-            0,
-            0,
-            0,
-            st.tx_bytes,
-            st.tx_packets,
-            st.tx_errors,
-            0,
-            0,
-            0,
-            0,
-            0
-        );
-    }
-    s
-}
-
 /// `tcpsend [-n BYTES] ADDR [PORT]`: connects, sends BYTES zeros (1 MiB by default),
 /// closes, and reports the time until the peer acknowledged everything.
-pub fn tcpsend(net: &mut Net, args: &[&str]) -> String {
+pub fn tcpsend(net: &mut Net, args: &[&str]) -> Run {
+    let done = |text: &str| Run::Done(text.into());
     let mut total: usize = 1 << 20;
     let mut rest = Vec::new();
     let mut it = args.iter();
@@ -433,7 +422,7 @@ pub fn tcpsend(net: &mut Net, args: &[&str]) -> String {
         if a == "-n" {
             match it.next().and_then(|v| v.parse().ok()) {
                 Some(n) => total = n,
-                None => return "tcpsend: bad byte count\n".into(),
+                None => return done("tcpsend: bad byte count\n"),
             }
         } else {
             rest.push(a);
@@ -442,77 +431,124 @@ pub fn tcpsend(net: &mut Net, args: &[&str]) -> String {
     let (dst, port) = match rest.as_slice() {
         [a] => (a.parse::<Ipv4Address>().ok(), Some(9)),
         [a, p] => (a.parse().ok(), p.parse::<u16>().ok()),
-        _ => return "usage: tcpsend [-n BYTES] ADDR [PORT]\n".into(),
+        _ => return done("usage: tcpsend [-n BYTES] ADDR [PORT]\n"),
     };
     let (Some(dst), Some(port)) = (dst, port) else {
-        return "tcpsend: bad address or port\n".into();
+        return done("tcpsend: bad address or port\n");
     };
     let Some(n) = net.route_for(dst) else {
-        return "tcpsend: Network is unreachable\n".into();
+        return done("tcpsend: Network is unreachable\n");
     };
-    let handle = {
-        let d = net.devs[n].as_mut().expect("routed");
-        let mut sock = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; super::services::RX_WINDOW]),
-            tcp::SocketBuffer::new(vec![0; 256 * 1024]),
-        );
-        let local = 49152 + (std::process::id() as u16 % 8192);
-        if let Err(e) = sock.connect(d.iface.context(), (dst, port), local) {
-            return format!("tcpsend: connect: {e}\n");
-        }
-        d.sockets.add(sock)
+    let Some(d) = net.devs[n].as_mut() else {
+        return done("tcpsend: Network is unreachable\n");
     };
-    let start = Instant::now();
+    let mut sock = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; crate::net::services::RX_WINDOW]),
+        tcp::SocketBuffer::new(vec![0; 256 * 1024]),
+    );
+    let local = 49152 + (std::process::id() as u16 % 8192);
+    if let Err(e) = sock.connect(d.iface.context(), (dst, port), local) {
+        return Run::Done(format!("tcpsend: connect: {e}\n"));
+    }
     let limit = Duration::from_secs(
         std::env::var("UML_TCPSEND_LIMIT")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(60),
     );
-    let zeros = vec![0u8; 64 * 1024];
-    let mut sent = 0usize;
-    let mut closed = false;
-    let result = loop {
-        let d = net.devs[n].as_mut().expect("routed");
-        let sock = d.sockets.get_mut::<tcp::Socket>(handle);
-        if start.elapsed() > limit {
-            break Err(format!(
+    let start = Instant::now();
+    Run::Job(Box::new(TcpSend {
+        dev: n,
+        dev_id: d.id,
+        handle: d.sockets.add(sock),
+        total,
+        sent: 0,
+        closed: false,
+        start,
+        give_up: start + limit,
+    }))
+}
+
+/// A running `tcpsend`.
+struct TcpSend {
+    dev: usize,
+    dev_id: u64,
+    handle: SocketHandle,
+    total: usize,
+    sent: usize,
+    closed: bool,
+    start: Instant,
+    give_up: Instant,
+}
+
+impl Job for TcpSend {
+    fn poll(&mut self, m: &mut Machine) -> Progress {
+        let now = m.net.now();
+        let result = match m.net.dev_mut(self.dev, self.dev_id) {
+            None => Some(Err("network device removed".to_string())),
+            Some(d) => {
+                let result = self.step(d.sockets.get_mut::<tcp::Socket>(self.handle));
+                d.poll(now);
+                result
+            }
+        };
+        let Some(result) = result else {
+            return Progress::default();
+        };
+        self.cancel(m);
+        let sent = self.sent;
+        let secs = self.start.elapsed().as_secs_f64();
+        Progress::finished(match result {
+            Ok(()) => format!(
+                "sent {sent} bytes in {secs:.3} s ({:.2} MB/s)\n",
+                sent as f64 / secs / 1e6
+            ),
+            Err(e) => format!("tcpsend: {e} after {sent} bytes\n"),
+        })
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.give_up)
+    }
+
+    fn cancel(&mut self, m: &mut Machine) {
+        if let Some(d) = m.net.dev_mut(self.dev, self.dev_id) {
+            d.sockets.remove(self.handle);
+        }
+        self.dev_id = 0;
+    }
+}
+
+impl TcpSend {
+    /// Fills the socket and closes it once everything is queued; Some when over.
+    fn step(&mut self, sock: &mut tcp::Socket) -> Option<Result<(), String>> {
+        if Instant::now() > self.give_up {
+            return Some(Err(format!(
                 "timed out in state {}, {} bytes unacknowledged",
                 sock.state(),
                 sock.send_queue()
-            ));
+            )));
         }
         match sock.state() {
-            tcp::State::Closed if sent == 0 => break Err("Connection refused".into()),
-            tcp::State::Closed | tcp::State::TimeWait | tcp::State::FinWait2 if closed => {
-                break Ok(())
+            tcp::State::Closed if self.sent == 0 => return Some(Err("Connection refused".into())),
+            tcp::State::Closed | tcp::State::TimeWait | tcp::State::FinWait2 if self.closed => {
+                return Some(Ok(()))
             }
-            tcp::State::Closed => break Err("connection reset".into()),
+            tcp::State::Closed => return Some(Err("connection reset".into())),
             _ => {}
         }
-        while sent < total && sock.can_send() {
-            let k = (total - sent).min(zeros.len());
-            match sock.send_slice(&zeros[..k]) {
+        const ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
+        while self.sent < self.total && sock.can_send() {
+            let k = (self.total - self.sent).min(ZEROS.len());
+            match sock.send_slice(&ZEROS[..k]) {
                 Ok(0) | Err(_) => break,
-                Ok(w) => sent += w,
+                Ok(w) => self.sent += w,
             }
         }
-        if sent == total && !closed {
+        if self.sent == self.total && !self.closed {
             sock.close();
-            closed = true;
+            self.closed = true;
         }
-        net.poll_all();
-        net.wait_io(Duration::from_millis(5));
-    };
-    let secs = start.elapsed().as_secs_f64();
-    if let Some(d) = net.devs[n].as_mut() {
-        d.sockets.remove(handle);
-    }
-    match result {
-        Ok(()) => format!(
-            "sent {sent} bytes in {secs:.3} s ({:.2} MB/s)\n",
-            sent as f64 / secs / 1e6
-        ),
-        Err(e) => format!("tcpsend: {e} after {sent} bytes\n"),
+        None
     }
 }

@@ -3,9 +3,12 @@
 //! collects, against the machine, and reads and writes disk sectors so COW behaviour
 //! can be proved from inside the guest.
 
+mod net;
+
 use crate::block::SECTOR;
+use crate::job::Run;
 use crate::machine::{self, Action, Machine};
-use crate::net;
+use crate::net::services;
 use crate::proc;
 
 const HELP: &str = "\
@@ -33,12 +36,21 @@ Built-in commands:
   telnetd [PORT]               a line shell on a TCP port (23); `exit` ends it
 ";
 
-/// Runs one command line; returns what it prints.
-pub fn execute(line: &str, m: &mut Machine) -> String {
+/// Runs one command line: what it printed, or the job that goes on running it.
+pub fn execute(line: &str, m: &mut Machine) -> Run {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&cmd, args)) = words.split_first() else {
-        return String::new();
+        return Run::Done(String::new());
     };
+    match cmd {
+        "ping" => net::ping(&mut m.net, args),
+        "tcpsend" => net::tcpsend(&mut m.net, args),
+        _ => Run::Done(run_now(cmd, args, m)),
+    }
+}
+
+/// The commands that finish at once.
+fn run_now(cmd: &str, args: &[&str], m: &mut Machine) -> String {
     match cmd {
         "help" => HELP.into(),
         "echo" => echo(args, m),
@@ -71,18 +83,16 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
         }
         "ubd" => ubd(args, m),
         "ifconfig" => {
-            let out = net::cmds::ifconfig(&mut m.net, args);
+            let out = net::ifconfig(&mut m.net, args);
             for line in std::mem::take(&mut m.net.log) {
                 m.log.info(line.trim_end());
             }
             out
         }
-        "route" => net::cmds::route(&mut m.net, args),
-        "ping" => net::cmds::ping(&mut m.net, args),
-        "arp" => net::cmds::arp(&m.net),
+        "route" => net::route(&mut m.net, args),
+        "arp" => net::arp(&m.net),
         "netstat" => m.net.netstat(),
         "echod" | "discard" | "telnetd" => service(cmd, args, m),
-        "tcpsend" => net::cmds::tcpsend(&mut m.net, args),
         _ => format!("sh: {cmd}: not found\n"),
     }
 }
@@ -90,9 +100,9 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
 /// `echod [PORT]` (7) and `telnetd [PORT]` (23) start a TCP service on every device.
 fn service(cmd: &str, args: &[&str], m: &mut Machine) -> String {
     let (kind, default) = match cmd {
-        "echod" => (net::services::Kind::Echo, 7),
-        "discard" => (net::services::Kind::Discard, 9),
-        _ => (net::services::Kind::Shell, 23),
+        "echod" => (services::Kind::Echo, 7),
+        "discard" => (services::Kind::Discard, 9),
+        _ => (services::Kind::Shell, 23),
     };
     let port = match args.first().map(|p| p.parse::<u16>()) {
         None => default,
