@@ -130,7 +130,7 @@ impl Machine {
             .flatten()
             .filter_map(|s| s.open.as_ref())
             .filter_map(|d| d.cow.as_ref())
-            .map(|c| c.geometry.bitmap_len / 1024)
+            .map(|c| c.image.geometry.bitmap_len / 1024)
             .sum();
         let used = (2048 + bitmaps).min(total);
         (used, total - used)
