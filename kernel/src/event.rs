@@ -100,6 +100,30 @@ impl<T: Copy + Eq> EventLoop<T> {
     }
 }
 
+/// A device's view of the loop: it registers under its own token type, which `wrap`
+/// turns into the loop's, so devices need not know each other's tokens.
+pub struct Scope<'a, T: Copy + Eq, U> {
+    events: &'a mut EventLoop<T>,
+    wrap: fn(U) -> T,
+}
+
+impl<T: Copy + Eq, U> Scope<'_, T, U> {
+    pub fn register(&mut self, fd: RawFd, token: U) {
+        self.events.register(fd, (self.wrap)(token));
+    }
+
+    pub fn unregister(&mut self, token: U) {
+        self.events.unregister((self.wrap)(token));
+    }
+}
+
+impl<T: Copy + Eq> EventLoop<T> {
+    /// The loop as a device registering tokens of type `U` sees it.
+    pub fn scope<U>(&mut self, wrap: fn(U) -> T) -> Scope<'_, T, U> {
+        Scope { events: self, wrap }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,19 +12,19 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use uml_proto::mconsole::{NotifyKind, Reply};
 
 use crate::block::Disks;
-use crate::chan::ldisc::{self, LineEditor};
-use crate::chan::{port, xterm, Family, Line};
-use crate::cmdline::{self, Config};
+use crate::chan::consoles::{Consoles, Token as ChanToken};
+use crate::chan::ldisc;
+use crate::cmdline::Config;
 use crate::event::EventLoop;
 use crate::host::{self, UmidHome};
 use crate::job::{Interpreter, Job, Run};
 use crate::klog::KernelLog;
-use crate::machine::{self, Action, Machine, Notifier, Task};
+use crate::machine::{self, Action, Machine, Notifier};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
+use crate::task::Tasks;
 use smoltcp::iface::SocketHandle;
 use std::collections::VecDeque;
-use std::net::TcpListener;
 
 /// How the kernel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +37,8 @@ pub enum Exit {
 enum Token {
     Signal,
     Mconsole,
-    Line(usize),
-    /// A `port:` channel's listening socket.
-    Port(u16),
-    /// port-helper's answer for a line's new connection.
-    Helper(usize),
+    /// A console or serial line's descriptors.
+    Chan(ChanToken),
     /// Frames waiting on network device ethN.
     Net(usize),
 }
@@ -61,27 +58,14 @@ struct Running {
     job: Box<dyn Job>,
 }
 
-/// A console or serial line with the shell running on it.
-struct Console {
-    line: Line,
-    editor: LineEditor,
-    pid: u32,
-    /// A `port:` line's current telnet connection.
-    conn: Option<port::Connection>,
-}
-
 pub struct Kernel {
     m: Machine,
-    /// con0..con7 then ssl0..ssl7.
-    consoles: Vec<Option<Console>>,
+    consoles: Consoles,
     server: Server,
     signals: SignalFd,
     events: EventLoop<Token>,
     stopped: bool,
     home: UmidHome,
-    next_pid: u32,
-    /// Listening sockets of `port:` channels, shared by the lines on the same port.
-    ports: Vec<(u16, TcpListener)>,
     /// Runs the command lines typed on consoles and TCP shell sessions.
     init: Interpreter,
     /// Commands still running; at most one per sink.
@@ -97,13 +81,6 @@ pub struct BootError(pub String);
 impl std::fmt::Display for BootError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-fn slot_of(family: Family, index: usize) -> usize {
-    match family {
-        Family::Con => index,
-        Family::Ssl => cmdline::MAX_CON + index,
     }
 }
 
@@ -131,9 +108,6 @@ impl Kernel {
                 config.unknown.join(" ")
             ));
         }
-        let mut consoles: Vec<Option<Console>> = (0..cmdline::MAX_CON + cmdline::MAX_SSL)
-            .map(|_| None)
-            .collect();
         let uml_dir =
             host::uml_dir(config.uml_dir.as_deref(), home_env.as_deref()).map_err(BootError)?;
         let home = UmidHome::create(&uml_dir, config.umid.as_deref()).map_err(BootError)?;
@@ -165,11 +139,7 @@ impl Kernel {
             log,
             boot: start,
             notify,
-            tasks: vec![Task {
-                pid: 1,
-                name: "init".into(),
-                tty: "?".into(),
-            }],
+            tasks: Tasks::with_init(),
             action: None,
             socket_path: socket_path.clone(),
             net: crate::net::Net::default(),
@@ -181,55 +151,34 @@ impl Kernel {
         let mut payload = socket_path.as_os_str().as_encoded_bytes().to_vec();
         payload.push(0);
         m.notify(NotifyKind::Socket, &payload);
+        let mut consoles = Consoles::new(&home.umid, m.config.xterm.clone());
+        consoles
+            .open_all(&m.config, &mut m.log, &mut m.tasks)
+            .map_err(|e| BootError(e.to_string()))?;
         let mut k = Kernel {
             m,
-            consoles: Vec::new(),
+            consoles,
             server,
             signals,
             events: EventLoop::new(),
             stopped: false,
             home,
-            next_pid: 2,
-            ports: Vec::new(),
             init,
             jobs: Vec::new(),
             queued: Vec::new(),
         };
-        let specs: Vec<(Family, usize, cmdline::LineSpec)> =
-            k.m.config
-                .con
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (Family::Con, i, s.clone()))
-                .chain(
-                    k.m.config
-                        .ssl
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (Family::Ssl, i, s.clone())),
-                )
-                .collect();
-        for (family, i, spec) in specs {
-            if let Some(line) = Line::open(family, i, &spec).map_err(BootError)? {
-                consoles[slot_of(family, i)] = Some(k.new_console(line));
-            }
-        }
-        k.consoles = consoles;
         k.attach_disks()?;
         k.attach_net();
         k.events.register(k.signals.as_raw_fd(), Token::Signal);
         k.events.register(k.server.fd(), Token::Mconsole);
-        for slot in 0..k.consoles.len() {
-            k.register_console(slot);
-            k.setup_port(slot).map_err(BootError)?;
-        }
+        k.consoles
+            .start_all(&mut k.events.scope(Token::Chan), &mut k.m.log)
+            .map_err(|e| BootError(e.to_string()))?;
         k.m.log.info(format!(
             "Run {} as init process",
             k.m.config.init.as_deref().unwrap_or("the built-in shell")
         ));
-        for slot in 0..k.consoles.len() {
-            k.prompt(slot);
-        }
+        k.consoles.prompt_all();
         k.flush_log();
         Ok(k)
     }
@@ -310,12 +259,9 @@ impl Kernel {
         self.flush_log();
         match sink {
             Sink::Console(slot) => {
-                let Some(c) = &mut self.consoles[slot] else {
-                    return;
-                };
-                c.line.write_output(text.as_bytes());
+                self.consoles.write(slot, text.as_bytes());
                 if done && self.m.action.is_none() {
-                    c.line.write_output(ldisc::PROMPT.as_bytes());
+                    self.consoles.write(slot, ldisc::PROMPT.as_bytes());
                 }
             }
             Sink::Session(dev, h) => {
@@ -406,184 +352,13 @@ impl Kernel {
         }
     }
 
-    fn new_console(&mut self, line: Line) -> Console {
-        let name = line.name();
-        match (&line.device, line.family) {
-            (Some(dev), Family::Con) => self.m.log.info(format!(
-                "Virtual console {} assigned device '{}'",
-                line.index,
-                dev.display()
-            )),
-            (Some(dev), Family::Ssl) => self.m.log.info(format!(
-                "Serial line {} assigned device {}",
-                line.index,
-                dev.display()
-            )),
-            _ => {}
-        }
-        let pid = self.next_pid;
-        self.next_pid += 1;
-        let tty = match line.family {
-            Family::Con => format!("tty{}", line.index),
-            Family::Ssl => format!("ttyS{}", line.index),
-        };
-        if line.input_fd().is_some() {
-            self.m.tasks.push(Task {
-                pid,
-                name: format!("sh ({name})"),
-                tty,
-            });
-        }
-        Console {
-            editor: LineEditor::new(line.terminal),
-            line,
-            pid,
-            conn: None,
-        }
-    }
-
-    fn register_console(&mut self, slot: usize) {
-        if let Some(fd) = self.consoles[slot].as_ref().and_then(|c| c.line.input_fd()) {
-            self.events.register(fd, Token::Line(slot));
-        }
-    }
-
-    /// Starts the terminal emulator of an `xterm` line; a failure leaves the line
-    /// without a terminal and is logged, as linux.uml does.
-    fn setup_xterm(&mut self, slot: usize) {
-        let Some(c) = &self.consoles[slot] else {
-            return;
-        };
-        if !c.line.xterm {
-            return;
-        }
-        let title = match c.line.family {
-            Family::Con => format!("Virtual Console #{} ({})", c.line.index, self.home.umid),
-            Family::Ssl => format!("Serial Line #{} ({})", c.line.index, self.home.umid),
-        };
-        let name = c.line.name();
-        let emulator = xterm::Emulator::from_switch(self.m.config.xterm.as_deref());
-        let helper = port::helper_path(std::env::var_os("UML_PORT_HELPER"));
-        match xterm::open(&emulator, &title, &helper, std::env::var_os("DISPLAY")) {
-            Ok(conn) => {
-                self.events.register(conn.fd(), Token::Helper(slot));
-                if let Some(c) = &mut self.consoles[slot] {
-                    c.conn = Some(conn);
-                }
-            }
-            Err(e) => self.m.log.err(format!("{name}: {e}")),
-        }
-    }
-
-    /// Listens for a `port:` line's connections (one socket per port, shared); starts
-    /// an `xterm` line's emulator.
-    fn setup_port(&mut self, slot: usize) -> Result<(), String> {
-        self.setup_xterm(slot);
-        let Some(c) = &self.consoles[slot] else {
-            return Ok(());
-        };
-        let Some(p) = c.line.port else { return Ok(()) };
-        let name = c.line.name();
-        if !self.ports.iter().any(|(q, _)| *q == p) {
-            let l = port::listen(p).map_err(|e| format!("{name}=port:{p}: cannot listen: {e}"))?;
-            self.events.register(l.as_raw_fd(), Token::Port(p));
-            self.ports.push((p, l));
-        }
-        self.m.log.info(format!(
-            "{name}: waiting for a telnet connection on port {p}"
-        ));
-        Ok(())
-    }
-
-    /// A connection on `port`: the first line waiting there gets it.
-    fn on_port(&mut self, p: u16) {
-        let Some((_, listener)) = self.ports.iter().find(|(q, _)| *q == p) else {
-            return;
-        };
-        while let Ok((stream, peer)) = listener.accept() {
-            let waiting = (0..self.consoles.len()).find(|&s| {
-                self.consoles[s].as_ref().is_some_and(|c| {
-                    c.line.port == Some(p) && c.conn.is_none() && c.line.input_fd().is_none()
-                })
-            });
-            let Some(slot) = waiting else {
-                self.m.log.warn(format!(
-                    "port {p}: no free line for {peer}, connection closed"
-                ));
-                continue;
-            };
-            let helper = port::helper_path(std::env::var_os("UML_PORT_HELPER"));
-            match port::Connection::start(stream, &helper, std::env::var_os("PATH")) {
-                Ok(conn) => {
-                    self.events.register(conn.fd(), Token::Helper(slot));
-                    if let Some(c) = &mut self.consoles[slot] {
-                        c.conn = Some(conn);
-                    }
-                }
-                Err(e) => {
-                    self.m.log.err(format!("port_connection : {e}"));
-                    if std::env::var_os("UML_PORT_HELPER").is_none() {
-                        self.m.log.err("Set UML_PORT_HELPER environment variable to path to uml-utilities port-helper binary");
-                    }
-                }
-            }
-        }
-    }
-
-    /// port-helper sent the terminal for a line's connection.
-    fn on_helper(&mut self, slot: usize) {
-        let Some(c) = &mut self.consoles[slot] else {
-            return;
-        };
-        let Some(conn) = &mut c.conn else { return };
-        match conn.receive_terminal() {
-            Ok(None) => {}
-            Ok(Some(tty)) => {
-                let name = c.line.name();
-                self.events.unregister(Token::Helper(slot));
-                if let Err(e) = c.line.attach_terminal(tty) {
-                    self.m.log.err(format!("{name}: {e}"));
-                    c.conn = None;
-                    return;
-                }
-                c.editor = LineEditor::new(true);
-                let tty = name.replace("con", "tty").replace("ssl", "ttyS");
-                let pid = c.pid;
-                if !self.m.tasks.iter().any(|t| t.pid == pid) {
-                    self.m.tasks.push(Task {
-                        pid,
-                        name: format!("sh ({name})"),
-                        tty,
-                    });
-                }
-                self.register_console(slot);
-                self.prompt(slot);
-            }
-            Err(e) => {
-                self.m.log.err(format!("{}: {e}", c.line.name()));
-                c.conn = None;
-                self.events.unregister(Token::Helper(slot));
-            }
-        }
-    }
-
-    fn prompt(&mut self, slot: usize) {
-        if let Some(c) = &mut self.consoles[slot] {
-            if c.line.input_fd().is_some() {
-                c.line.write_output(ldisc::PROMPT.as_bytes());
-            }
-        }
-    }
-
     /// Writes queued log text to con0.
     fn flush_log(&mut self) {
         let text = self.m.log.take_console();
         if text.is_empty() {
             return;
         }
-        if let Some(Some(c)) = self.consoles.first_mut() {
-            c.line.write_output(&text);
-        }
+        self.consoles.write(0, &text);
     }
 
     /// Runs until halt or reboot.
@@ -604,7 +379,7 @@ impl Kernel {
             };
             // A console whose command still runs keeps its input until it is over.
             let ready = match self.events.wait(timeout, |t| match t {
-                Token::Line(slot) => !stopped && !busy.contains(&slot),
+                Token::Chan(ChanToken::Line(slot)) => !stopped && !busy.contains(&slot),
                 _ => true,
             }) {
                 Ok(r) => r,
@@ -617,10 +392,8 @@ impl Kernel {
                 match t {
                     Token::Signal => self.on_signal(),
                     Token::Mconsole => self.serve_mconsole(),
-                    Token::Port(p) => self.on_port(p),
-                    Token::Helper(slot) => self.on_helper(slot),
-                    Token::Line(slot) if !self.stopped => self.on_input(slot),
-                    Token::Line(_) => {}
+                    Token::Chan(ChanToken::Line(_)) if self.stopped => {}
+                    Token::Chan(t) => self.on_chan(t),
                     Token::Net(n) => self.m.net.service(n),
                 }
                 if let Some(exit) = self.take_action() {
@@ -649,13 +422,7 @@ impl Kernel {
                     r.job.cancel(&mut self.m);
                 }
                 self.queued.clear();
-                for slot in 0..self.consoles.len() {
-                    if let Some(c) = &mut self.consoles[slot] {
-                        c.editor.clear();
-                        c.line.write_output(b"\n");
-                    }
-                    self.prompt(slot);
-                }
+                self.consoles.restart_shells();
                 None
             }
         }
@@ -671,34 +438,20 @@ impl Kernel {
         }
     }
 
-    fn on_input(&mut self, slot: usize) {
-        let Some(c) = &mut self.consoles[slot] else {
-            return;
-        };
-        let bytes = match c.line.read_input() {
-            Ok(b) => b,
-            Err(_) => return,
-        };
-        if bytes.is_empty() {
-            self.events.unregister(Token::Line(slot));
-            if c.line.port.is_some() || c.line.xterm {
-                // The telnet user left: wait for the next connection.
-                c.line.detach_terminal();
-                c.conn = None;
-                c.editor.clear();
-                let pid = c.pid;
-                self.m.tasks.retain(|t| t.pid != pid);
-                self.drop_sink(Sink::Console(slot));
-            }
-            return;
+    /// A console event; typed lines go to the shell.
+    fn on_chan(&mut self, t: ChanToken) {
+        let typed = self.consoles.on_event(
+            t,
+            &mut self.events.scope(Token::Chan),
+            &mut self.m.log,
+            &mut self.m.tasks,
+        );
+        let Some(typed) = typed else { return };
+        if typed.hung_up {
+            self.drop_sink(Sink::Console(typed.slot));
         }
-        let edited = c.editor.feed(&bytes);
-        c.line.write_output(&edited.echo);
-        if edited.interrupted {
-            c.line.write_output(ldisc::PROMPT.as_bytes());
-        }
-        for line in edited.lines {
-            self.submit(Sink::Console(slot), line);
+        for line in typed.lines {
+            self.submit(Sink::Console(typed.slot), line);
             if self.m.action.is_some() {
                 return;
             }
@@ -817,7 +570,7 @@ impl Kernel {
             }
             Some('t') => {
                 out.push_str("sysrq: Show State\n");
-                out.push_str(&self.m.task_list());
+                out.push_str(&self.m.tasks.listing());
             }
             Some('e') => {
                 out.push_str("sysrq: Terminate All Tasks\n");
@@ -834,7 +587,7 @@ impl Kernel {
         let Ok(pid) = digits.parse::<u32>() else {
             return mconsole::error("Please specify a pid");
         };
-        let Some(task) = self.m.find_task(pid).cloned() else {
+        let Some(task) = self.m.tasks.find(pid).cloned() else {
             return mconsole::error("Couldn't find that pid");
         };
         let wait = if pid == 1 {
@@ -851,12 +604,18 @@ impl Kernel {
     }
 
     fn config(&mut self, arg: &str) -> (i32, String) {
+        if let Some(answer) = self.consoles.config(
+            arg,
+            &mut self.m.config,
+            &mut self.events.scope(Token::Chan),
+            &mut self.m.log,
+            &mut self.m.tasks,
+        ) {
+            return answer;
+        }
         if let Some((dev, _)) = arg.split_once('=') {
             if dev.starts_with("ubd") {
                 return self.m.disks.config_add(arg, &mut self.m.log);
-            }
-            if let Some(f) = line_family(dev) {
-                return self.config_line(f, dev, arg);
             }
             if dev == "mem" {
                 let v = &arg[4..];
@@ -880,12 +639,6 @@ impl Kernel {
         if let Some(rest) = arg.strip_prefix("ubd") {
             return self.m.disks.config_query(rest);
         }
-        if let Some(f) = line_family(arg) {
-            return match self.line_index(f, &arg[3..]) {
-                Some(i) => (0, self.line_spec(f, i).to_string()),
-                None => (1, "line_get_config failed to parse device number".into()),
-            };
-        }
         if arg.starts_with("mem") {
             return (0, self.m.config.mem.to_string());
         }
@@ -902,84 +655,20 @@ impl Kernel {
         (1, "Bad configuration option".into())
     }
 
-    fn line_index(&self, f: Family, s: &str) -> Option<usize> {
-        let max = if f == Family::Con {
-            cmdline::MAX_CON
-        } else {
-            cmdline::MAX_SSL
-        };
-        s.parse::<usize>().ok().filter(|&i| i < max)
-    }
-
-    fn line_spec(&self, f: Family, i: usize) -> &cmdline::LineSpec {
-        match f {
-            Family::Con => &self.m.config.con[i],
-            Family::Ssl => &self.m.config.ssl[i],
-        }
-    }
-
-    fn config_line(&mut self, f: Family, dev: &str, arg: &str) -> (i32, String) {
-        let Some(i) = self.line_index(f, &dev[3..]) else {
-            return (-libc::EINVAL, "Bad device number".into());
-        };
-        let spec = match cmdline::parse_line(&arg[dev.len() + 1..]) {
-            Ok(s) => s,
-            Err(e) => return (-libc::EINVAL, e),
-        };
-        let slot = slot_of(f, i);
-        if self.consoles[slot].is_some() {
-            return (-libc::EBUSY, "Device is already configured".into());
-        }
-        match Line::open(f, i, &spec) {
-            Ok(line) => {
-                match f {
-                    Family::Con => self.m.config.con[i] = spec,
-                    Family::Ssl => self.m.config.ssl[i] = spec,
-                }
-                if let Some(line) = line {
-                    let c = self.new_console(line);
-                    self.consoles[slot] = Some(c);
-                    self.register_console(slot);
-                    if let Err(e) = self.setup_port(slot) {
-                        self.consoles[slot] = None;
-                        return (-libc::EINVAL, e);
-                    }
-                    self.prompt(slot);
-                }
-                (0, String::new())
-            }
-            Err(e) => {
-                self.m.log.err(&e);
-                (-libc::EINVAL, e)
-            }
-        }
-    }
-
     fn remove(&mut self, arg: &str) -> (i32, String) {
         if let Some(rest) = arg.strip_prefix("ubd") {
             return self.m.disks.remove(rest);
         }
-        if let Some(f) = line_family(arg) {
-            let Some(i) = self.line_index(f, &arg[3..]) else {
-                return (1, "Invalid device number".into());
-            };
-            let slot = slot_of(f, i);
-            let Some(c) = self.consoles[slot].take() else {
-                return (-libc::ENODEV, "Device doesn't exist".into());
-            };
-            self.events.unregister(Token::Line(slot));
-            self.events.unregister(Token::Helper(slot));
-            self.m.tasks.retain(|t| t.pid != c.pid);
-            self.drop_sink(Sink::Console(slot));
-            match f {
-                Family::Con => {
-                    self.m.config.con[i] = cmdline::LineSpec::both(cmdline::ChanSpec::None)
-                }
-                Family::Ssl => {
-                    self.m.config.ssl[i] = cmdline::LineSpec::both(cmdline::ChanSpec::None)
-                }
+        if let Some((answer, removed)) = self.consoles.remove(
+            arg,
+            &mut self.m.config,
+            &mut self.events.scope(Token::Chan),
+            &mut self.m.tasks,
+        ) {
+            if let Some(slot) = removed {
+                self.drop_sink(Sink::Console(slot));
             }
-            return (0, String::new());
+            return answer;
         }
         if let Some(n) = arg.strip_prefix("eth") {
             let Ok(n) = n.parse::<usize>() else {
@@ -1013,15 +702,5 @@ impl Kernel {
 
     pub fn machine(&mut self) -> &mut Machine {
         &mut self.m
-    }
-}
-
-fn line_family(dev: &str) -> Option<Family> {
-    if dev.starts_with("con") {
-        Some(Family::Con)
-    } else if dev.starts_with("ssl") {
-        Some(Family::Ssl)
-    } else {
-        None
     }
 }

@@ -17,5 +17,6 @@ pub mod mconsole;
 pub mod net;
 pub mod proc;
 pub mod shell;
+pub mod task;
 
 pub use kernel::{BootError, Exit, Kernel};

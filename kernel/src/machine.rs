@@ -11,6 +11,7 @@ use uml_proto::mconsole::{Notification, NotifyKind, MAX_NOTIFY_LEN};
 use crate::block::Disks;
 use crate::cmdline::Config;
 use crate::klog::KernelLog;
+use crate::task::Tasks;
 
 /// What the main loop does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +40,6 @@ pub fn uname_line() -> String {
         "{SYSNAME} {NODENAME} {RELEASE} {VERSION} {}",
         machine_arch()
     )
-}
-
-/// A guest process, for `ps`, `stack` and SysRq t.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    pub pid: u32,
-    pub name: String,
-    pub tty: String,
 }
 
 /// Sends notifications to `mconsole=notify:SOCK` from an unbound socket.
@@ -83,7 +76,7 @@ pub struct Machine {
     pub disks: Disks,
     pub boot: Instant,
     pub notify: Option<Notifier>,
-    pub tasks: Vec<Task>,
+    pub tasks: Tasks,
     pub action: Option<Action>,
     pub socket_path: PathBuf,
     pub net: crate::net::Net,
@@ -134,18 +127,5 @@ impl Machine {
             .sum();
         let used = (2048 + bitmaps).min(total);
         (used, total - used)
-    }
-
-    pub fn find_task(&self, pid: u32) -> Option<&Task> {
-        self.tasks.iter().find(|t| t.pid == pid)
-    }
-
-    /// The task list SysRq t and `ps` show.
-    pub fn task_list(&self) -> String {
-        let mut out = String::from("  PID TTY      COMMAND\n");
-        for t in &self.tasks {
-            out.push_str(&format!("{:>5} {:<8} {}\n", t.pid, t.tty, t.name));
-        }
-        out
     }
 }

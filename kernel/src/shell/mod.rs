@@ -60,7 +60,7 @@ fn run_now(cmd: &str, args: &[&str], m: &mut Machine) -> String {
         "uname" => uname(args),
         "uptime" => uptime(m),
         "free" => free(m),
-        "ps" => m.task_list(),
+        "ps" => m.tasks.listing(),
         "sync" => {
             m.sync_disks();
             String::new()
