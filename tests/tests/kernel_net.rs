@@ -205,7 +205,8 @@ fn start_switch(dir: &Path, kind: SwitchKind) -> Option<Switch> {
         .expect("start switch");
     let stdin = child.stdin.take();
     let start = Instant::now();
-    while !ctl.exists() {
+    // The socket file appears at bind, before the switch listens: wait until it accepts.
+    while std::os::unix::net::UnixStream::connect(&ctl).is_err() {
         assert!(start.elapsed() < LIMIT, "{kind:?} switch did not start");
         thread::sleep(Duration::from_millis(5));
     }
