@@ -202,22 +202,11 @@ impl Kernel {
         Ok(())
     }
 
-    /// Sets up the `eth<N>=` devices of the command line; one that fails is logged
-    /// and left out, as linux.uml does.
     fn attach_net(&mut self) {
-        for arg in self.m.config.unsupported.clone() {
-            if let Err(e) = self.add_net(&arg) {
-                self.m.log.err(e);
-            }
-        }
-    }
-
-    fn add_net(&mut self, arg: &str) -> Result<(), String> {
-        let n = self.m.net.attach(arg, &mut self.m.log)?;
-        for fd in self.m.net.fds(n) {
-            self.events.register(fd, Token::Net(n));
-        }
-        Ok(())
+        let args = self.m.config.unsupported.clone();
+        self.m
+            .net
+            .attach_all(&args, &mut self.events.scope(Token::Net), &mut self.m.log);
     }
 
     /// Runs the lines typed into TCP shell sessions; drops the jobs of sessions that
@@ -328,6 +317,20 @@ impl Kernel {
         self.queued.retain(|(s, _)| *s != sink);
     }
 
+    /// Drops the jobs and queued lines of the TCP shell sessions on device `n`.
+    fn drop_sessions(&mut self, n: usize) {
+        let sessions: Vec<Sink> = self
+            .jobs
+            .iter()
+            .map(|r| r.sink)
+            .chain(self.queued.iter().map(|(s, _)| *s))
+            .filter(|s| matches!(s, Sink::Session(d, _) if *d == n))
+            .collect();
+        for s in sessions {
+            self.drop_sink(s);
+        }
+    }
+
     /// The nearest job deadline as a poll timeout.
     fn job_delay(&self) -> Option<std::time::Duration> {
         let now = Instant::now();
@@ -336,20 +339,6 @@ impl Kernel {
             .filter_map(|r| r.job.deadline())
             .min()
             .map(|d| d.saturating_duration_since(now))
-    }
-
-    /// Watches the devices' current host descriptors (a helper-made tap comes and goes
-    /// with `ifconfig up/down`).
-    fn sync_net_fds(&mut self) {
-        if !std::mem::take(&mut self.m.net.dirty) {
-            return;
-        }
-        for n in 0..crate::net::MAX_ETH {
-            self.events.unregister(Token::Net(n));
-            for fd in self.m.net.fds(n) {
-                self.events.register(fd, Token::Net(n));
-            }
-        }
     }
 
     /// Writes queued log text to con0.
@@ -408,7 +397,7 @@ impl Kernel {
                 self.flush_log();
                 return exit;
             }
-            self.sync_net_fds();
+            self.m.net.sync_fds(&mut self.events.scope(Token::Net));
             self.flush_log();
         }
     }
@@ -603,6 +592,7 @@ impl Kernel {
         mconsole::streamed(b"", text.as_bytes())
     }
 
+    /// mconsole `config`: each device family answers for its own devices.
     fn config(&mut self, arg: &str) -> (i32, String) {
         if let Some(answer) = self.consoles.config(
             arg,
@@ -613,51 +603,43 @@ impl Kernel {
         ) {
             return answer;
         }
-        if let Some((dev, _)) = arg.split_once('=') {
-            if dev.starts_with("ubd") {
-                return self.m.disks.config_add(arg, &mut self.m.log);
+        if let Some(answer) = self.m.disks.config(arg, &mut self.m.log) {
+            return answer;
+        }
+        if let Some(answer) =
+            self.m
+                .net
+                .config(arg, &mut self.events.scope(Token::Net), &mut self.m.log)
+        {
+            return answer;
+        }
+        match arg.split_once('=') {
+            Some(("mem", v)) if v.starts_with('+') || v.starts_with('-') => {
+                (1, "Memory hotplug is not supported by this kernel".into())
             }
-            if dev == "mem" {
-                let v = &arg[4..];
-                return if v.starts_with('+') || v.starts_with('-') {
-                    (1, "Memory hotplug is not supported by this kernel".into())
-                } else {
-                    (
-                        -libc::EINVAL,
-                        "Expected increment to start with '-' or '+'".into(),
-                    )
-                };
-            }
-            if dev.starts_with("eth") {
-                return match self.add_net(arg) {
-                    Ok(()) => (0, String::new()),
-                    Err(e) => (-libc::EINVAL, e),
-                };
-            }
-            return (1, "Bad configuration option".into());
+            Some(("mem", _)) => (
+                -libc::EINVAL,
+                "Expected increment to start with '-' or '+'".into(),
+            ),
+            None if arg.starts_with("mem") => (0, self.m.config.mem.to_string()),
+            _ => (1, "Bad configuration option".into()),
         }
-        if let Some(rest) = arg.strip_prefix("ubd") {
-            return self.m.disks.config_query(rest);
-        }
-        if arg.starts_with("mem") {
-            return (0, self.m.config.mem.to_string());
-        }
-        if let Some(n) = arg.strip_prefix("eth") {
-            return match n
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| self.m.net.devs.get(n)?.as_ref())
-            {
-                Some(d) => (0, d.spec.text.clone()),
-                None => (-libc::ENODEV, "Device doesn't exist".into()),
-            };
-        }
-        (1, "Bad configuration option".into())
     }
 
+    /// mconsole `remove`: each device family answers for its own devices.
     fn remove(&mut self, arg: &str) -> (i32, String) {
-        if let Some(rest) = arg.strip_prefix("ubd") {
-            return self.m.disks.remove(rest);
+        if let Some(answer) = self.m.disks.remove_dev(arg) {
+            return answer;
+        }
+        if let Some((answer, removed)) = self
+            .m
+            .net
+            .remove_dev(arg, &mut self.events.scope(Token::Net))
+        {
+            if let Some(n) = removed {
+                self.drop_sessions(n);
+            }
+            return answer;
         }
         if let Some((answer, removed)) = self.consoles.remove(
             arg,
@@ -669,28 +651,6 @@ impl Kernel {
                 self.drop_sink(Sink::Console(slot));
             }
             return answer;
-        }
-        if let Some(n) = arg.strip_prefix("eth") {
-            let Ok(n) = n.parse::<usize>() else {
-                return (1, "Invalid device number".into());
-            };
-            return match self.m.net.remove(n) {
-                Ok(()) => {
-                    self.events.unregister(Token::Net(n));
-                    let sessions: Vec<Sink> = self
-                        .jobs
-                        .iter()
-                        .map(|r| r.sink)
-                        .chain(self.queued.iter().map(|(s, _)| *s))
-                        .filter(|s| matches!(s, Sink::Session(d, _) if *d == n))
-                        .collect();
-                    for s in sessions {
-                        self.drop_sink(s);
-                    }
-                    (0, String::new())
-                }
-                Err(e) => e,
-            };
         }
         (1, "Bad remove option".into())
     }

@@ -82,6 +82,21 @@ impl Disks {
         outcome
     }
 
+    /// mconsole `config ubd<N>[=...]`; None when `arg` names another device.
+    pub fn config(&mut self, arg: &str, log: &mut KernelLog) -> Option<Answer> {
+        let rest = arg.strip_prefix("ubd")?;
+        Some(if arg.contains('=') {
+            self.config_add(arg, log)
+        } else {
+            self.config_query(rest)
+        })
+    }
+
+    /// mconsole `remove ubd<N>`; None when `arg` names another device.
+    pub fn remove_dev(&mut self, arg: &str) -> Option<Answer> {
+        Some(self.remove(arg.strip_prefix("ubd")?))
+    }
+
     /// `config ubd<N>=...`: add a device (errors answered as the kernel does; open
     /// failures only logged, since the kernel opens after replying).
     pub fn config_add(&mut self, arg: &str, log: &mut KernelLog) -> Answer {

@@ -3,6 +3,8 @@
 //! table learned from the frames seen, and the I/O the event loop and `ping` drive.
 
 pub mod daemon;
+pub mod error;
+pub mod hotplug;
 pub mod mcast;
 pub mod pcap;
 pub mod phy;
@@ -30,6 +32,8 @@ use smoltcp::iface::SocketHandle;
 pub use spec::{EthSpec, Transport, MAX_ETH};
 use tuntap::Tap;
 use uml_proto::helper::AddrOp;
+
+pub use error::{NetError, SpecError};
 
 /// How soon a device retries frames the host queue had no room for.
 const TX_RETRY: Duration = Duration::from_micros(100);
@@ -182,13 +186,13 @@ impl NetDev {
         match tuntap::change_address(op, tap, &c.address().to_string(), &c.netmask().to_string()) {
             Ok(text) if !text.is_empty() => log.push(text),
             Ok(_) => {}
-            Err(e) => log.push(e),
+            Err(e) => log.push(e.to_string()),
         }
     }
 
     /// Brings the device up or down. A helper-mode tap is made on the way up (and its
     /// host route added for the current address) and closed on the way down.
-    pub fn set_up(&mut self, up: bool, log: &mut Vec<String>) -> Result<(), String> {
+    pub fn set_up(&mut self, up: bool, log: &mut Vec<String>) -> Result<(), NetError> {
         if up == self.up {
             return Ok(());
         }
@@ -365,11 +369,11 @@ impl Net {
 
     /// Sets up a device from its switch, logging as linux.uml does; on failure the
     /// device does not exist and the error says why.
-    pub fn attach(&mut self, arg: &str, log: &mut KernelLog) -> Result<usize, String> {
+    pub fn attach(&mut self, arg: &str, log: &mut KernelLog) -> Result<usize, NetError> {
         let spec = spec::parse(arg)?;
         let n = spec.index;
         if self.devs[n].is_some() {
-            return Err(format!("eth{n}: device already exists"));
+            return Err(NetError::Exists(n));
         }
         let mac = match spec.mac {
             Some(m) => m,
@@ -391,11 +395,7 @@ impl Net {
                     None => "TUN/TAP backend - ".into(),
                 });
                 let tap = match dev {
-                    Some(name) => Some(Tap::open(name).map_err(|e| {
-                        let msg = format!("tuntap_open : {name}: {e}");
-                        log.err(&msg);
-                        msg
-                    })?),
+                    Some(name) => Some(Tap::open(name).inspect_err(|e| log.err(e.to_string()))?),
                     None => None,
                 };
                 // A preconfigured tap is the host's business: no helper runs for it,
@@ -417,18 +417,18 @@ impl Net {
                 ));
                 Link::Pcap(
                     Pcap::open(host_if, filter.as_deref(), *promisc, *optimize)
-                        .inspect_err(|e| log.err(e))?,
+                        .inspect_err(|e| log.err(e.to_string()))?,
                 )
             }
             Transport::Mcast { addr, port, ttl } => {
                 log.info(format!(
                     "mcast backend multicast address: {addr}:{port}, TTL:{ttl}"
                 ));
-                Link::Mcast(Mcast::open(*addr, *port, *ttl).map_err(|e| {
-                    let msg = format!("mcast_open : {e}");
-                    log.err(&msg);
-                    msg
-                })?)
+                Link::Mcast(
+                    Mcast::open(*addr, *port, *ttl)
+                        .map_err(NetError::Mcast)
+                        .inspect_err(|e| log.err(e.to_string()))?,
+                )
             }
             Transport::Daemon { ctl } => {
                 // linux.uml ends this one with an empty line.
@@ -442,7 +442,11 @@ impl Net {
                         e.raw_os_error().unwrap_or(0)
                     );
                     log.err(&msg);
-                    format!("eth{n}: {}: {e}", ctl.display())
+                    NetError::Daemon {
+                        dev: n,
+                        ctl: ctl.clone(),
+                        source: e,
+                    }
                 })?;
                 Link::Daemon(d)
             }
@@ -473,18 +477,6 @@ impl Net {
             closed_sessions: Vec::new(),
         });
         Ok(n)
-    }
-
-    /// Removes a device that is down.
-    pub fn remove(&mut self, n: usize) -> Result<(), (i32, String)> {
-        match self.devs.get(n).and_then(|d| d.as_ref()) {
-            None => Err((-libc::ENODEV, "Device doesn't exist".into())),
-            Some(d) if d.up => Err((-libc::EBUSY, "Device is busy".into())),
-            Some(_) => {
-                self.devs[n] = None;
-                Ok(())
-            }
-        }
     }
 
     /// The descriptors the event loop watches for device `n`.
@@ -522,11 +514,11 @@ impl Net {
     }
 
     /// Starts a TCP service on `port` on every device.
-    pub fn start_service(&mut self, kind: services::Kind, port: u16) -> Result<(), String> {
+    pub fn start_service(&mut self, kind: services::Kind, port: u16) -> Result<(), NetError> {
         let mut any = false;
         for d in self.devs.iter_mut().flatten() {
             if d.services.iter().any(|s| s.port == port) {
-                return Err(format!("port {port} is already in use"));
+                return Err(NetError::PortInUse(port));
             }
             let s = Service::new(port, kind, &mut d.sockets);
             d.services.push(s);
@@ -535,7 +527,7 @@ impl Net {
         if any {
             Ok(())
         } else {
-            Err("no network devices".into())
+            Err(NetError::NoDevices)
         }
     }
 

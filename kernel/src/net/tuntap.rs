@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use uml_proto::helper::{self, AddrOp, Request};
+
+use super::error::NetError;
 use uml_proto::tap::{self, Kind};
 
 /// The clone device.
@@ -27,8 +29,12 @@ pub struct Tap {
 
 impl Tap {
     /// Attaches to the preconfigured interface `name`.
-    pub fn open(name: &str) -> Result<Tap, String> {
-        let dev = tap::attach(Path::new(CLONE), name, Kind::Tap).map_err(|e| e.to_string())?;
+    pub fn open(name: &str) -> Result<Tap, NetError> {
+        let dev =
+            tap::attach(Path::new(CLONE), name, Kind::Tap).map_err(|source| NetError::Tap {
+                name: name.to_owned(),
+                source,
+            })?;
         set_nonblocking(dev.file.as_raw_fd())?;
         Ok(Tap {
             file: dev.file,
@@ -37,27 +43,21 @@ impl Tap {
     }
 
     /// Runs `uml_net 4 tuntap up GATE`; returns the tap and the helper's output.
-    pub fn from_helper(gate: &str) -> Result<(Tap, String), String> {
-        let (ours, theirs) = UnixDatagram::pair().map_err(|e| e.to_string())?;
+    pub fn from_helper(gate: &str) -> Result<(Tap, String), NetError> {
+        let (ours, theirs) = UnixDatagram::pair().map_err(NetError::Io)?;
         let req = Request::TuntapUp { gate: gate.into() };
         let mut child = Command::new("uml_net")
             .args(req.argv())
             .stdin(Stdio::null())
             .stdout(Stdio::from(OwnedFd::from(theirs)))
             .spawn()
-            .map_err(|e| format!("tuntap_open : failed to run uml_net: {e}"))?;
+            .map_err(NetError::HelperRun)?;
         ours.set_read_timeout(Some(HELPER_LIMIT))
-            .map_err(|e| e.to_string())?;
+            .map_err(NetError::Io)?;
         let got = helper::recv_tuntap_up(ours.as_fd());
         let _ = child.wait();
-        let (reply, fd) =
-            got.map_err(|e| format!("tuntap_open_tramp : didn't receive a message: {e}"))?;
-        let fd = fd.ok_or_else(|| {
-            format!(
-                "tuntap_open_tramp : didn't receive a descriptor\n{}",
-                reply.output
-            )
-        })?;
+        let (reply, fd) = got.map_err(NetError::HelperReply)?;
+        let fd = fd.ok_or_else(|| NetError::HelperNoDescriptor(reply.output.clone()))?;
         set_nonblocking(fd.as_raw_fd())?;
         let name = reply.ifname.unwrap_or_default();
         Ok((
@@ -87,8 +87,8 @@ impl Tap {
 }
 
 /// Runs `uml_net 4 add|del TAP ADDR MASK` and returns its output text.
-pub fn change_address(op: AddrOp, tap: &str, addr: &str, mask: &str) -> Result<String, String> {
-    let (mut ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+pub fn change_address(op: AddrOp, tap: &str, addr: &str, mask: &str) -> Result<String, NetError> {
+    let (mut ours, theirs) = UnixStream::pair().map_err(NetError::Io)?;
     let req = Request::Address {
         op,
         dev: tap.into(),
@@ -101,15 +101,15 @@ pub fn change_address(op: AddrOp, tap: &str, addr: &str, mask: &str) -> Result<S
         .stdin(Stdio::null())
         .stdout(Stdio::from(OwnedFd::from(theirs)))
         .spawn()
-        .map_err(|e| format!("failed to run uml_net: {e}"))?;
+        .map_err(NetError::AddressHelperRun)?;
     ours.set_read_timeout(Some(HELPER_LIMIT))
-        .map_err(|e| e.to_string())?;
-    let text = helper::read_text(&mut ours, 4096).map_err(|e| format!("uml_net: {e}"));
+        .map_err(NetError::Io)?;
+    let text = helper::read_text(&mut ours, 4096).map_err(NetError::HelperText);
     let _ = child.wait();
     text
 }
 
-fn set_nonblocking(fd: RawFd) -> Result<(), String> {
+fn set_nonblocking(fd: RawFd) -> Result<(), NetError> {
     // SAFETY: fcntl on an fd we own, with integer arguments only.
     let rc = unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
@@ -120,7 +120,7 @@ fn set_nonblocking(fd: RawFd) -> Result<(), String> {
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error().to_string());
+        return Err(NetError::Io(io::Error::last_os_error()));
     }
     // SAFETY: as above.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };

@@ -81,7 +81,7 @@ fn ifconfig_dev(net: &mut Net, name: &str, rest: &[&str], log: &mut Vec<String>)
     }
     if let Some(up) = want_up {
         if let Err(e) = dev.set_up(up, log) {
-            log.push(e.clone());
+            log.push(e.to_string());
             return format!("ifconfig: SIOCSIFFLAGS: {e}\n");
         }
     }
