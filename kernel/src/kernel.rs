@@ -11,9 +11,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use uml_proto::mconsole::{NotifyKind, Reply};
 
-use crate::block::Disks;
+use crate::block::{BlockError, Disks};
 use crate::chan::consoles::{Consoles, Token as ChanToken};
 use crate::chan::ldisc;
+use crate::chan::ChanError;
 use crate::cmdline::Config;
 use crate::event::EventLoop;
 use crate::host::{self, UmidHome};
@@ -76,13 +77,45 @@ pub struct Kernel {
 
 /// A boot that could not complete: the message names the switch or file.
 #[derive(Debug)]
-pub struct BootError(pub String);
+pub enum BootError {
+    /// The umid directory or its files (host.rs's message).
+    Host(String),
+    Mconsole {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Signals(nix::Error),
+    Signalfd(nix::Error),
+    Notify {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Chan(ChanError),
+    /// The root disk would not open.
+    Root(BlockError),
+}
 
 impl std::fmt::Display for BootError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            BootError::Host(text) => f.write_str(text),
+            BootError::Mconsole { path, source } => write!(
+                f,
+                "{}: cannot bind the mconsole socket: {source}",
+                path.display()
+            ),
+            BootError::Signals(e) => write!(f, "cannot block signals: {e}"),
+            BootError::Signalfd(e) => write!(f, "signalfd: {e}"),
+            BootError::Notify { path, source } => {
+                write!(f, "mconsole=notify:{}: {source}", path.display())
+            }
+            BootError::Chan(e) => e.fmt(f),
+            BootError::Root(e) => e.fmt(f),
+        }
     }
 }
+
+impl std::error::Error for BootError {}
 
 impl Kernel {
     /// Boots: everything the host sees is set up when this returns. `init` runs the
@@ -108,28 +141,27 @@ impl Kernel {
                 config.unknown.join(" ")
             ));
         }
-        let uml_dir =
-            host::uml_dir(config.uml_dir.as_deref(), home_env.as_deref()).map_err(BootError)?;
-        let home = UmidHome::create(&uml_dir, config.umid.as_deref()).map_err(BootError)?;
+        let uml_dir = host::uml_dir(config.uml_dir.as_deref(), home_env.as_deref())
+            .map_err(BootError::Host)?;
+        let home = UmidHome::create(&uml_dir, config.umid.as_deref()).map_err(BootError::Host)?;
         let socket_path = home.socket_path();
-        let server = Server::bind(&socket_path).map_err(|e| {
-            BootError(format!(
-                "{}: cannot bind the mconsole socket: {e}",
-                socket_path.display()
-            ))
+        let server = Server::bind(&socket_path).map_err(|source| BootError::Mconsole {
+            path: socket_path.clone(),
+            source,
         })?;
         let mut mask = SigSet::empty();
         for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
             mask.add(s);
         }
-        mask.thread_block()
-            .map_err(|e| BootError(format!("cannot block signals: {e}")))?;
+        mask.thread_block().map_err(BootError::Signals)?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| BootError(format!("signalfd: {e}")))?;
+            .map_err(BootError::Signalfd)?;
         let notify = match &config.notify {
             Some(p) => Some(
-                Notifier::new(p.clone())
-                    .map_err(|e| BootError(format!("mconsole=notify:{}: {e}", p.display())))?,
+                Notifier::new(p.clone()).map_err(|source| BootError::Notify {
+                    path: p.clone(),
+                    source,
+                })?,
             ),
             None => None,
         };
@@ -154,7 +186,7 @@ impl Kernel {
         let mut consoles = Consoles::new(&home.umid, m.config.xterm.clone());
         consoles
             .open_all(&m.config, &mut m.log, &mut m.tasks)
-            .map_err(|e| BootError(e.to_string()))?;
+            .map_err(BootError::Chan)?;
         let mut k = Kernel {
             m,
             consoles,
@@ -173,7 +205,7 @@ impl Kernel {
         k.events.register(k.server.fd(), Token::Mconsole);
         k.consoles
             .start_all(&mut k.events.scope(Token::Chan), &mut k.m.log)
-            .map_err(|e| BootError(e.to_string()))?;
+            .map_err(BootError::Chan)?;
         k.m.log.info(format!(
             "Run {} as init process",
             k.m.config.init.as_deref().unwrap_or("the built-in shell")
@@ -195,7 +227,7 @@ impl Kernel {
                     payload.push(0);
                     self.m.notify(NotifyKind::Panic, &payload);
                     self.flush_log();
-                    return Err(BootError(e));
+                    return Err(BootError::Root(e));
                 }
             }
         }

@@ -107,7 +107,7 @@ impl Machine {
     pub fn sync_disks(&mut self) -> bool {
         let errors = self.disks.sync_all();
         for e in &errors {
-            self.log.err(e);
+            self.log.err(e.to_string());
         }
         errors.is_empty()
     }

@@ -78,14 +78,26 @@ fn meminfo(m: &Machine) -> String {
     )
 }
 
+/// A write to /proc that is refused (every file but mconsole is read-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteDenied(pub String);
+
+impl std::fmt::Display for WriteDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "/proc/{}: Permission denied", self.0)
+    }
+}
+
+impl std::error::Error for WriteDenied {}
+
 /// A write to `/proc/<name>` from the guest.
-pub fn write(m: &mut Machine, name: &str, data: &[u8]) -> Result<(), String> {
+pub fn write(m: &mut Machine, name: &str, data: &[u8]) -> Result<(), WriteDenied> {
     let name = name.strip_prefix("/proc/").unwrap_or(name);
     if name == "mconsole" && m.notify.is_some() {
         m.notify(uml_proto::mconsole::NotifyKind::User, data);
         return Ok(());
     }
-    Err(format!("/proc/{name}: Permission denied"))
+    Err(WriteDenied(name.to_owned()))
 }
 
 /// /proc/net/dev.

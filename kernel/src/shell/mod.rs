@@ -5,7 +5,7 @@
 
 mod net;
 
-use crate::block::SECTOR;
+use crate::block::{BlockError, SECTOR};
 use crate::job::Run;
 use crate::machine::{self, Action, Machine};
 use crate::net::services;
@@ -209,7 +209,7 @@ fn ubd(args: &[&str], m: &mut Machine) -> String {
         ["read", dev, sector, rest @ ..] if rest.len() <= 1 => {
             let count = rest.first().map_or(Ok(1), |c| number(c));
             match (number(sector), count) {
-                (Ok(s), Ok(c)) => match m.disks.lookup(dev).and_then(|d| d.read(s, c).map_err(|e| format!("{dev}: {e}"))) {
+                (Ok(s), Ok(c)) => match m.disks.lookup(dev).map_err(UbdError::Device).and_then(|d| d.read(s, c).map_err(|e| UbdError::Io(dev.to_string(), e))) {
                     Ok(data) => hexdump(&data, s * SECTOR),
                     Err(e) => format!("ubd: {e}\n"),
                 },
@@ -259,31 +259,52 @@ fn ubd_write(m: &mut Machine, dev: &str, sector: &str, mut data: Vec<u8>) -> Str
     };
     let padded = (data.len() as u64).div_ceil(SECTOR).max(1) * SECTOR;
     data.resize(padded as usize, 0);
-    match m
-        .disks
-        .lookup(dev)
-        .and_then(|d| d.write(s, &data).map_err(|e| format!("{dev}: {e}")))
-    {
+    match m.disks.lookup(dev).map_err(UbdError::Device).and_then(|d| {
+        d.write(s, &data)
+            .map_err(|e| UbdError::Io(dev.to_string(), e))
+    }) {
         Ok(()) => format!("wrote {} sector(s) at {s}\n", padded / SECTOR),
         Err(e) => format!("ubd: {e}\n"),
     }
 }
 
-fn number(s: &str) -> Result<u64, String> {
+/// Why a `ubd` command failed (printed after `ubd: `).
+#[derive(Debug)]
+enum UbdError {
+    Device(BlockError),
+    Io(String, std::io::Error),
+    NotANumber(String),
+    OddHex(String),
+    NotHex(String),
+}
+
+impl std::fmt::Display for UbdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UbdError::Device(e) => e.fmt(f),
+            UbdError::Io(dev, e) => write!(f, "{dev}: {e}"),
+            UbdError::NotANumber(s) => write!(f, "{s}: not a number"),
+            UbdError::OddHex(s) => write!(f, "{s}: odd number of hex digits"),
+            UbdError::NotHex(s) => write!(f, "{s}: not hex"),
+        }
+    }
+}
+
+fn number(s: &str) -> Result<u64, UbdError> {
     let parsed = match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16),
         None => s.parse(),
     };
-    parsed.map_err(|_| format!("{s}: not a number"))
+    parsed.map_err(|_| UbdError::NotANumber(s.to_owned()))
 }
 
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+fn parse_hex(s: &str) -> Result<Vec<u8>, UbdError> {
     if !s.len().is_multiple_of(2) {
-        return Err(format!("{s}: odd number of hex digits"));
+        return Err(UbdError::OddHex(s.to_owned()));
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("{s}: not hex")))
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| UbdError::NotHex(s.to_owned())))
         .collect()
 }
 

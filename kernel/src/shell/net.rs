@@ -469,6 +469,29 @@ pub fn tcpsend(net: &mut Net, args: &[&str]) -> Run {
     }))
 }
 
+/// Why a `tcpsend` ended early.
+#[derive(Debug)]
+enum SendError {
+    TimedOut { state: tcp::State, unacked: usize },
+    Refused,
+    Reset,
+    DeviceGone,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::TimedOut { state, unacked } => write!(
+                f,
+                "timed out in state {state}, {unacked} bytes unacknowledged"
+            ),
+            SendError::Refused => f.write_str("Connection refused"),
+            SendError::Reset => f.write_str("connection reset"),
+            SendError::DeviceGone => f.write_str("network device removed"),
+        }
+    }
+}
+
 /// A running `tcpsend`.
 struct TcpSend {
     dev: usize,
@@ -485,7 +508,7 @@ impl Job for TcpSend {
     fn poll(&mut self, m: &mut Machine) -> Progress {
         let now = m.net.now();
         let result = match m.net.dev_mut(self.dev, self.dev_id) {
-            None => Some(Err("network device removed".to_string())),
+            None => Some(Err(SendError::DeviceGone)),
             Some(d) => {
                 let result = self.step(d.sockets.get_mut::<tcp::Socket>(self.handle));
                 d.poll(now);
@@ -521,20 +544,19 @@ impl Job for TcpSend {
 
 impl TcpSend {
     /// Fills the socket and closes it once everything is queued; Some when over.
-    fn step(&mut self, sock: &mut tcp::Socket) -> Option<Result<(), String>> {
+    fn step(&mut self, sock: &mut tcp::Socket) -> Option<Result<(), SendError>> {
         if Instant::now() > self.give_up {
-            return Some(Err(format!(
-                "timed out in state {}, {} bytes unacknowledged",
-                sock.state(),
-                sock.send_queue()
-            )));
+            return Some(Err(SendError::TimedOut {
+                state: sock.state(),
+                unacked: sock.send_queue(),
+            }));
         }
         match sock.state() {
-            tcp::State::Closed if self.sent == 0 => return Some(Err("Connection refused".into())),
+            tcp::State::Closed if self.sent == 0 => return Some(Err(SendError::Refused)),
             tcp::State::Closed | tcp::State::TimeWait | tcp::State::FinWait2 if self.closed => {
                 return Some(Ok(()))
             }
-            tcp::State::Closed => return Some(Err("connection reset".into())),
+            tcp::State::Closed => return Some(Err(SendError::Reset)),
             _ => {}
         }
         const ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
