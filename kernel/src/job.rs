@@ -5,6 +5,7 @@
 //! happened and at the latest at the job's deadline, and writes what it printed to the
 //! console or TCP session that started it. Nothing waits inside a job.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::machine::Machine;
@@ -51,3 +52,100 @@ pub trait Job {
 
 /// Runs one command line of the guest's init program.
 pub type Interpreter = fn(&str, &mut Machine) -> Run;
+
+/// Where a command's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// A console or serial line (its slot).
+    Console(usize),
+    /// A TCP shell session: device and socket.
+    Session(usize, smoltcp::iface::SocketHandle),
+}
+
+/// A job and where its output goes.
+struct Running {
+    sink: Sink,
+    job: Box<dyn Job>,
+}
+
+/// The running jobs, at most one per sink, and the lines typed on a sink while its
+/// job runs, in order.
+#[derive(Default)]
+pub struct Jobs {
+    running: Vec<Running>,
+    queued: Vec<(Sink, VecDeque<String>)>,
+}
+
+impl Jobs {
+    /// A job runs on `sink`.
+    pub fn busy(&self, sink: Sink) -> bool {
+        self.running.iter().any(|r| r.sink == sink)
+    }
+
+    /// The console slots whose command still runs (their input waits).
+    pub fn busy_consoles(&self) -> Vec<usize> {
+        self.running
+            .iter()
+            .filter_map(|r| match r.sink {
+                Sink::Console(slot) => Some(slot),
+                Sink::Session(..) => None,
+            })
+            .collect()
+    }
+
+    pub fn start(&mut self, sink: Sink, job: Box<dyn Job>) {
+        self.running.push(Running { sink, job });
+    }
+
+    /// Keeps a line typed on a busy sink for later.
+    pub fn queue(&mut self, sink: Sink, line: String) {
+        match self.queued.iter_mut().find(|(s, _)| *s == sink) {
+            Some((_, q)) => q.push_back(line),
+            None => self.queued.push((sink, VecDeque::from([line]))),
+        }
+    }
+
+    /// The next line queued on `sink`, if it is idle.
+    pub fn next_line(&mut self, sink: Sink) -> Option<String> {
+        if self.busy(sink) {
+            return None;
+        }
+        let line = self
+            .queued
+            .iter_mut()
+            .find(|(s, _)| *s == sink)
+            .and_then(|(_, q)| q.pop_front());
+        self.queued.retain(|(_, q)| !q.is_empty());
+        line
+    }
+
+    /// Polls every job once: what each printed, and the sinks whose job finished
+    /// (those jobs are gone).
+    pub fn poll(&mut self, m: &mut Machine) -> Vec<(Sink, Progress)> {
+        let mut out = Vec::new();
+        self.running.retain_mut(|r| {
+            let p = r.job.poll(m);
+            let done = p.done;
+            out.push((r.sink, p));
+            !done
+        });
+        out
+    }
+
+    /// Drops the jobs and queued lines of every sink `gone` accepts.
+    pub fn drop_where(&mut self, m: &mut Machine, gone: impl Fn(Sink) -> bool) {
+        let (dropped, kept): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|r| gone(r.sink));
+        self.running = kept;
+        for mut r in dropped {
+            r.job.cancel(m);
+        }
+        self.queued.retain(|(s, _)| !gone(*s));
+    }
+
+    /// The nearest deadline of any job.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.running.iter().filter_map(|r| r.job.deadline()).min()
+    }
+}

@@ -18,14 +18,12 @@ use crate::chan::ChanError;
 use crate::cmdline::Config;
 use crate::event::EventLoop;
 use crate::host::{self, UmidHome};
-use crate::job::{Interpreter, Job, Run};
+use crate::job::{Interpreter, Jobs, Run, Sink};
 use crate::klog::KernelLog;
 use crate::machine::{self, Action, Machine, Notifier};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
 use crate::task::Tasks;
-use smoltcp::iface::SocketHandle;
-use std::collections::VecDeque;
 
 /// How the kernel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,21 +42,6 @@ enum Token {
     Net(usize),
 }
 
-/// Where a command's output goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sink {
-    /// A console or serial line (its slot).
-    Console(usize),
-    /// A TCP shell session: device and socket.
-    Session(usize, SocketHandle),
-}
-
-/// A job and where its output goes.
-struct Running {
-    sink: Sink,
-    job: Box<dyn Job>,
-}
-
 pub struct Kernel {
     m: Machine,
     consoles: Consoles,
@@ -69,10 +52,8 @@ pub struct Kernel {
     home: UmidHome,
     /// Runs the command lines typed on consoles and TCP shell sessions.
     init: Interpreter,
-    /// Commands still running; at most one per sink.
-    jobs: Vec<Running>,
-    /// Lines typed while their sink's job runs, in order.
-    queued: Vec<(Sink, VecDeque<String>)>,
+    /// Commands still running, and lines typed meanwhile.
+    jobs: Jobs,
 }
 
 /// A boot that could not complete: the message names the switch or file.
@@ -196,8 +177,7 @@ impl Kernel {
             stopped: false,
             home,
             init,
-            jobs: Vec::new(),
-            queued: Vec::new(),
+            jobs: Jobs::default(),
         };
         k.attach_disks()?;
         k.attach_net();
@@ -254,11 +234,8 @@ impl Kernel {
 
     /// A line typed on `sink`: run now, or after the job running there.
     fn submit(&mut self, sink: Sink, line: String) {
-        if self.jobs.iter().any(|r| r.sink == sink) {
-            match self.queued.iter_mut().find(|(s, _)| *s == sink) {
-                Some((_, q)) => q.push_back(line),
-                None => self.queued.push((sink, VecDeque::from([line]))),
-            }
+        if self.jobs.busy(sink) {
+            self.jobs.queue(sink, line);
             return;
         }
         if let Sink::Session(dev, h) = sink {
@@ -270,7 +247,7 @@ impl Kernel {
         }
         match (self.init)(&line, &mut self.m) {
             Run::Done(out) => self.deliver(sink, &out, true),
-            Run::Job(job) => self.jobs.push(Running { sink, job }),
+            Run::Job(job) => self.jobs.start(sink, job),
         }
     }
 
@@ -299,38 +276,25 @@ impl Kernel {
         }
         loop {
             let mut finished = false;
-            let mut i = 0;
-            while i < self.jobs.len() {
-                let progress = self.jobs[i].job.poll(&mut self.m);
-                let sink = self.jobs[i].sink;
-                if !progress.done {
-                    if !progress.output.is_empty() {
-                        self.deliver(sink, &progress.output, false);
-                    }
-                    i += 1;
-                    continue;
+            for (sink, progress) in self.jobs.poll(&mut self.m) {
+                if progress.done || !progress.output.is_empty() {
+                    self.deliver(sink, &progress.output, progress.done);
                 }
-                finished = true;
-                self.jobs.remove(i);
-                self.deliver(sink, &progress.output, true);
-                self.start_queued(sink);
+                if progress.done {
+                    finished = true;
+                    self.start_queued(sink);
+                }
             }
             if !finished || self.m.action.is_some() {
-                break;
+                return;
             }
         }
-        self.queued.retain(|(_, q)| !q.is_empty());
     }
 
     /// Runs the lines queued on `sink` until one becomes a job.
     fn start_queued(&mut self, sink: Sink) {
-        while !self.jobs.iter().any(|r| r.sink == sink) && self.m.action.is_none() {
-            let Some(line) = self
-                .queued
-                .iter_mut()
-                .find(|(s, _)| *s == sink)
-                .and_then(|(_, q)| q.pop_front())
-            else {
+        while self.m.action.is_none() {
+            let Some(line) = self.jobs.next_line(sink) else {
                 return;
             };
             self.submit(sink, line);
@@ -339,38 +303,7 @@ impl Kernel {
 
     /// Drops the job and queued lines of `sink` (its console or session went away).
     fn drop_sink(&mut self, sink: Sink) {
-        let (gone, kept): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.jobs)
-            .into_iter()
-            .partition(|r| r.sink == sink);
-        self.jobs = kept;
-        for mut r in gone {
-            r.job.cancel(&mut self.m);
-        }
-        self.queued.retain(|(s, _)| *s != sink);
-    }
-
-    /// Drops the jobs and queued lines of the TCP shell sessions on device `n`.
-    fn drop_sessions(&mut self, n: usize) {
-        let sessions: Vec<Sink> = self
-            .jobs
-            .iter()
-            .map(|r| r.sink)
-            .chain(self.queued.iter().map(|(s, _)| *s))
-            .filter(|s| matches!(s, Sink::Session(d, _) if *d == n))
-            .collect();
-        for s in sessions {
-            self.drop_sink(s);
-        }
-    }
-
-    /// The nearest job deadline as a poll timeout.
-    fn job_delay(&self) -> Option<std::time::Duration> {
-        let now = Instant::now();
-        self.jobs
-            .iter()
-            .filter_map(|r| r.job.deadline())
-            .min()
-            .map(|d| d.saturating_duration_since(now))
+        self.jobs.drop_where(&mut self.m, |s| s == sink);
     }
 
     /// Writes queued log text to con0.
@@ -386,15 +319,12 @@ impl Kernel {
     pub fn run(&mut self) -> Exit {
         loop {
             let stopped = self.stopped;
-            let busy: Vec<usize> = self
+            let busy = self.jobs.busy_consoles();
+            let job_delay = self
                 .jobs
-                .iter()
-                .filter_map(|r| match r.sink {
-                    Sink::Console(slot) => Some(slot),
-                    Sink::Session(..) => None,
-                })
-                .collect();
-            let timeout = match (self.m.net.poll_delay(), self.job_delay()) {
+                .deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = match (self.m.net.poll_delay(), job_delay) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -439,10 +369,7 @@ impl Kernel {
             Action::Halt(code) => Some(Exit::Halt(code)),
             Action::Reboot => Some(Exit::Reboot),
             Action::KillTasks => {
-                for mut r in std::mem::take(&mut self.jobs) {
-                    r.job.cancel(&mut self.m);
-                }
-                self.queued.clear();
+                self.jobs.drop_where(&mut self.m, |_| true);
                 self.consoles.restart_shells();
                 None
             }
@@ -669,7 +596,8 @@ impl Kernel {
             .remove_dev(arg, &mut self.events.scope(Token::Net))
         {
             if let Some(n) = removed {
-                self.drop_sessions(n);
+                let on_dev = |s| matches!(s, Sink::Session(d, _) if d == n);
+                self.jobs.drop_where(&mut self.m, on_dev);
             }
             return answer;
         }
