@@ -149,3 +149,99 @@ impl Jobs {
         self.running.iter().filter_map(|r| r.job.deadline()).min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    fn machine() -> Machine {
+        let boot = Instant::now();
+        Machine {
+            config: crate::cmdline::Config::default(),
+            log: crate::klog::KernelLog::new(boot, true),
+            disks: crate::block::Disks::new(None),
+            boot,
+            notify: None,
+            tasks: crate::task::Tasks::with_init(),
+            action: None,
+            socket_path: "/nonexistent".into(),
+            net: crate::net::Net::default(),
+        }
+    }
+
+    /// Prints its poll count; done after `polls`; records a cancel.
+    struct Counter {
+        polls: u32,
+        seen: u32,
+        cancelled: Rc<Cell<bool>>,
+    }
+
+    impl Job for Counter {
+        fn poll(&mut self, _: &mut Machine) -> Progress {
+            self.seen += 1;
+            let out = format!("{}\n", self.seen);
+            if self.seen == self.polls {
+                Progress::finished(out)
+            } else {
+                Progress::more(out)
+            }
+        }
+        fn deadline(&self) -> Option<Instant> {
+            None
+        }
+        fn cancel(&mut self, _: &mut Machine) {
+            self.cancelled.set(true);
+        }
+    }
+
+    fn counter(polls: u32) -> (Box<dyn Job>, Rc<Cell<bool>>) {
+        let cancelled = Rc::new(Cell::new(false));
+        let job = Counter {
+            polls,
+            seen: 0,
+            cancelled: cancelled.clone(),
+        };
+        (Box::new(job), cancelled)
+    }
+
+    #[test]
+    fn lines_wait_for_the_job_on_their_sink_and_run_in_order() {
+        let mut m = machine();
+        let mut jobs = Jobs::default();
+        let con = Sink::Console(0);
+        let (job, _) = counter(2);
+        jobs.start(con, job);
+        assert!(jobs.busy(con) && !jobs.busy(Sink::Console(1)));
+        assert_eq!(jobs.busy_consoles(), vec![0]);
+        jobs.queue(con, "a".into());
+        jobs.queue(con, "b".into());
+        assert_eq!(jobs.next_line(con), None, "busy sinks keep their lines");
+        assert_eq!(jobs.poll(&mut m), vec![(con, Progress::more("1\n".into()))]);
+        assert_eq!(
+            jobs.poll(&mut m),
+            vec![(con, Progress::finished("2\n".into()))]
+        );
+        assert!(!jobs.busy(con) && jobs.poll(&mut m).is_empty());
+        assert_eq!(jobs.next_line(con).as_deref(), Some("a"));
+        assert_eq!(jobs.next_line(con).as_deref(), Some("b"));
+        assert_eq!(jobs.next_line(con), None);
+    }
+
+    #[test]
+    fn dropping_a_sink_cancels_its_job_and_forgets_its_lines() {
+        let mut m = machine();
+        let mut jobs = Jobs::default();
+        let (a, a_cancelled) = counter(5);
+        let (b, b_cancelled) = counter(5);
+        jobs.start(Sink::Console(0), a);
+        jobs.start(Sink::Console(1), b);
+        jobs.queue(Sink::Console(0), "later".into());
+        jobs.drop_where(&mut m, |s| s == Sink::Console(0));
+        assert!(a_cancelled.get() && !b_cancelled.get());
+        assert!(!jobs.busy(Sink::Console(0)) && jobs.busy(Sink::Console(1)));
+        assert_eq!(jobs.next_line(Sink::Console(0)), None);
+        assert_eq!(jobs.deadline(), None);
+    }
+}
