@@ -23,6 +23,7 @@ use crate::klog::KernelLog;
 use crate::machine::{self, Action, Machine, Notifier};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
+use crate::sysrq;
 use crate::task::Tasks;
 
 /// How the kernel ended.
@@ -476,7 +477,10 @@ impl Kernel {
                 Err(proc::ProcError::Read) => mconsole::error("Read of file failed"),
             },
             Command::Sysrq(key) => self.sysrq(key, from),
-            Command::Stack(arg) => self.stack(&arg),
+            Command::Stack(arg) => match sysrq::stack(&arg, &mut self.m) {
+                Ok(text) => mconsole::streamed(b"", text.as_bytes()),
+                Err(e) => mconsole::error(&e.to_string()),
+            },
             Command::Config(arg) => {
                 let (err, text) = self.config(&arg);
                 mconsole::answer(err, &text)
@@ -489,66 +493,18 @@ impl Kernel {
     }
 
     fn sysrq(&mut self, key: Option<char>, from: &std::os::unix::net::SocketAddr) -> Vec<Reply> {
-        let mut out = String::new();
-        match key {
-            Some('b') => {
-                self.server.send(from, &[Reply { err: 0, more: false, text: Vec::new() }]);
-                self.m.log.info("sysrq: Resetting");
-                self.m.action = Some(Action::Reboot);
-                return Vec::new();
+        match sysrq::run(key, &mut self.m) {
+            sysrq::Outcome::Reset => {
+                let ok = Reply {
+                    err: 0,
+                    more: false,
+                    text: Vec::new(),
+                };
+                self.server.send(from, &[ok]);
+                Vec::new()
             }
-            Some('o') => {
-                out.push_str("sysrq: Power Off\n");
-                self.m.action = Some(Action::Halt(0));
-            }
-            Some('s') => {
-                out.push_str("sysrq: Emergency Sync\n");
-                if self.m.sync_disks() {
-                    out.push_str("Emergency Sync complete\n");
-                }
-            }
-            Some('u') => {
-                out.push_str("sysrq: Emergency Remount R/O\n");
-                self.m.sync_disks();
-                out.push_str("Emergency Remount complete\n");
-            }
-            Some('m') => {
-                out.push_str("sysrq: Show Memory\n");
-                out.push_str(&proc::read(&self.m, "meminfo").unwrap_or_default());
-            }
-            Some('t') => {
-                out.push_str("sysrq: Show State\n");
-                out.push_str(&self.m.tasks.listing());
-            }
-            Some('e') => {
-                out.push_str("sysrq: Terminate All Tasks\n");
-                self.m.action = Some(Action::KillTasks);
-            }
-            _ => out.push_str("sysrq: HELP : reboot(b) terminate-all-tasks(e) help(h) show-memory-usage(m) poweroff(o) sync(s) show-task-states(t) unmount(u) \n"),
+            sysrq::Outcome::Text(out) => mconsole::streamed(b"", out.as_bytes()),
         }
-        self.m.log.info(&out);
-        mconsole::streamed(b"", out.as_bytes())
-    }
-
-    fn stack(&mut self, arg: &str) -> Vec<Reply> {
-        let digits: String = arg.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let Ok(pid) = digits.parse::<u32>() else {
-            return mconsole::error("Please specify a pid");
-        };
-        let Some(task) = self.m.tasks.find(pid).cloned() else {
-            return mconsole::error("Couldn't find that pid");
-        };
-        let wait = if pid == 1 {
-            "init_wait_children"
-        } else {
-            "shell_read_line"
-        };
-        let text = format!(
-            "task:{:<15} state:S pid:{pid}\nCall Trace:\n <TASK>\n {wait}+0x1c/0x40\n event_loop_poll+0x4a/0x90\n kernel_main+0x120/0x200\n </TASK>\n",
-            task.name
-        );
-        self.m.log.info(&text);
-        mconsole::streamed(b"", text.as_bytes())
     }
 
     /// mconsole `config`: each device family answers for its own devices.

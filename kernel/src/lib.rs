@@ -17,6 +17,7 @@ pub mod mconsole;
 pub mod net;
 pub mod proc;
 pub mod shell;
+pub mod sysrq;
 pub mod task;
 
 pub use kernel::{BootError, Exit, Kernel};
