@@ -46,6 +46,11 @@ pub trait Job {
     fn poll(&mut self, m: &mut Machine) -> Progress;
     /// When the job next needs a poll even if nothing happens (None: only on events).
     fn deadline(&self) -> Option<Instant>;
+    /// A descriptor whose readiness should wake the loop for this job (a helper's
+    /// answer), if any.
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
     /// The job is dropped unfinished (SysRq e, its session closed): release what it holds.
     fn cancel(&mut self, m: &mut Machine);
 }
@@ -142,6 +147,11 @@ impl Jobs {
             r.job.cancel(m);
         }
         self.queued.retain(|(s, _)| !gone(*s));
+    }
+
+    /// The descriptors the jobs wait on.
+    pub fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.running.iter().filter_map(|r| r.job.fd()).collect()
     }
 
     /// The nearest deadline of any job.

@@ -41,6 +41,8 @@ enum Token {
     Chan(ChanToken),
     /// Frames waiting on network device ethN.
     Net(usize),
+    /// An answer a job waits for (a helper's reply).
+    Job,
 }
 
 pub struct Kernel {
@@ -330,8 +332,13 @@ impl Kernel {
                 (a, b) => a.or(b),
             };
             // A console whose command still runs keeps its input until it is over.
+            self.events.unregister(Token::Job);
+            for fd in self.jobs.fds() {
+                self.events.register(fd, Token::Job);
+            }
             let ready = match self.events.wait(timeout, |t| match t {
                 Token::Chan(ChanToken::Line(slot)) => !stopped && !busy.contains(&slot),
+                Token::Job => !stopped,
                 _ => true,
             }) {
                 Ok(r) => r,
@@ -347,6 +354,7 @@ impl Kernel {
                     Token::Chan(ChanToken::Line(_)) if self.stopped => {}
                     Token::Chan(t) => self.on_chan(t),
                     Token::Net(n) => self.m.net.service(n),
+                    Token::Job => {} // the jobs are polled below
                 }
                 if let Some(exit) = self.take_action() {
                     self.flush_log();

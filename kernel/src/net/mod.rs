@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod error;
 pub mod hotplug;
+pub mod ifchange;
 pub mod mcast;
 pub mod pcap;
 pub mod phy;
@@ -31,7 +32,6 @@ use services::Service;
 use smoltcp::iface::SocketHandle;
 pub use spec::{EthSpec, Transport, MAX_ETH};
 use tuntap::Tap;
-use uml_proto::helper::AddrOp;
 
 pub use error::{NetError, SpecError};
 
@@ -146,84 +146,6 @@ impl NetDev {
             .next()
     }
 
-    /// Sets (or with None clears) the IPv4 address. A device whose MAC was not given
-    /// takes fe:fd:<address> the first time it gets one, as UML does. A helper-made
-    /// tap's host route follows (`uml_net del` the old, `add` the new); the helper's
-    /// output goes to `log`.
-    pub fn set_ipv4(&mut self, cidr: Option<Ipv4Cidr>, log: &mut Vec<String>) {
-        if let Some(old) = self.ipv4() {
-            self.helper_route(AddrOp::Del, old, log);
-        }
-        self.iface.update_ip_addrs(|addrs| {
-            addrs.clear();
-            if let Some(c) = cidr {
-                let _ = addrs.push(IpCidr::Ipv4(c));
-            }
-        });
-        if let (Some(c), None) = (cidr, self.spec.mac) {
-            let o = c.address().octets();
-            self.mac = MacAddr([0xfe, 0xfd, o[0], o[1], o[2], o[3]]);
-            self.spec.mac = Some(self.mac);
-            self.iface
-                .set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(self.mac.0)));
-        }
-        if let Some(new) = cidr {
-            if let Link::Tap { gate: Some(g), .. } = &self.link {
-                if *g == new.address().to_string() {
-                    log.push(
-                        "The tap IP address and the UML eth IP address must be different".into(),
-                    );
-                }
-            }
-            self.helper_route(AddrOp::Add, new, log);
-        }
-    }
-
-    fn helper_route(&self, op: AddrOp, c: Ipv4Cidr, log: &mut Vec<String>) {
-        let Some(tap) = self.link.helper_tap() else {
-            return;
-        };
-        match tuntap::change_address(op, tap, &c.address().to_string(), &c.netmask().to_string()) {
-            Ok(text) if !text.is_empty() => log.push(text),
-            Ok(_) => {}
-            Err(e) => log.push(e.to_string()),
-        }
-    }
-
-    /// Brings the device up or down. A helper-mode tap is made on the way up (and its
-    /// host route added for the current address) and closed on the way down.
-    pub fn set_up(&mut self, up: bool, log: &mut Vec<String>) -> Result<(), NetError> {
-        if up == self.up {
-            return Ok(());
-        }
-        if let Link::Tap {
-            tap,
-            gate: Some(gate),
-        } = &mut self.link
-        {
-            if up {
-                let (t, text) = Tap::from_helper(gate)?;
-                if !text.is_empty() {
-                    log.push(text);
-                }
-                *tap = Some(t);
-                self.up = true;
-                if let Some(c) = self.ipv4() {
-                    self.helper_route(AddrOp::Add, c, log);
-                }
-                return Ok(());
-            }
-            if let Some(c) = self.ipv4() {
-                self.helper_route(AddrOp::Del, c, log);
-            }
-            if let Link::Tap { tap, .. } = &mut self.link {
-                *tap = None;
-            }
-        }
-        self.up = up;
-        Ok(())
-    }
-
     /// Reads every waiting frame from the host (dropping them while down), then lets
     /// smoltcp answer and sends what it produced.
     fn service(&mut self, now: NetInstant) {
@@ -314,8 +236,6 @@ impl NetDev {
 pub struct Net {
     pub devs: Vec<Option<NetDev>>,
     start: std::time::Instant,
-    /// Kernel messages (helper output) for the kernel log.
-    pub log: Vec<String>,
     /// A device's host descriptor changed: the event loop must look again.
     pub dirty: bool,
     next_id: u64,
@@ -326,7 +246,6 @@ impl Default for Net {
         Net {
             devs: (0..MAX_ETH).map(|_| None).collect(),
             start: std::time::Instant::now(),
-            log: Vec::new(),
             dirty: false,
             next_id: 1,
         }
@@ -339,7 +258,8 @@ impl Drop for Net {
     fn drop(&mut self) {
         let mut log = Vec::new();
         for d in self.devs.iter_mut().flatten() {
-            let _ = d.set_up(false, &mut log);
+            let plan = d.plan_up(false);
+            let _ = d.run_now(&plan, &mut log);
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn execute(line: &str, m: &mut Machine) -> Run {
     };
     match cmd {
         "ping" => net::ping(&mut m.net, args),
+        "ifconfig" => net::ifconfig(m, args),
         "tcpsend" => net::tcpsend(&mut m.net, args),
         _ => Run::Done(run_now(cmd, args, m)),
     }
@@ -82,13 +83,6 @@ fn run_now(cmd: &str, args: &[&str], m: &mut Machine) -> String {
             String::new()
         }
         "ubd" => ubd(args, m),
-        "ifconfig" => {
-            let out = net::ifconfig(&mut m.net, args);
-            for line in std::mem::take(&mut m.net.log) {
-                m.log.info(line.trim_end());
-            }
-            out
-        }
         "route" => net::route(&mut m.net, args),
         "arp" => net::arp(&m.net),
         "netstat" => m.net.netstat(),

@@ -11,38 +11,124 @@ use smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, Ipv4Address, Ipv4Cidr};
 
 use crate::job::{Job, Progress, Run};
 use crate::machine::Machine;
-use crate::net::{Net, NetDev};
+use crate::net::ifchange::Change;
+use crate::net::tuntap::HelperCall;
+use crate::net::{Net, NetDev, NetError};
 
 /// Bytes of ICMP payload a ping carries (the usual 56).
 const PING_DATA: usize = 56;
 
-/// `ifconfig [-a] [ethN [ADDR] [netmask M] [up|down]]`.
-pub fn ifconfig(net: &mut Net, args: &[&str]) -> String {
+/// `ifconfig [-a] [ethN [ADDR] [netmask M] [up|down]]`. Changes that need uml_net (a
+/// helper-made tap) make it a job: the loop goes on while the helper works.
+pub fn ifconfig(m: &mut Machine, args: &[&str]) -> Run {
     let args: Vec<&str> = args.iter().copied().filter(|a| *a != "-a").collect();
     let Some((&name, rest)) = args.split_first() else {
-        return net
-            .devs
-            .iter()
-            .flatten()
-            .map(describe)
-            .collect::<Vec<_>>()
-            .join("\n");
-    };
-    let mut log = std::mem::take(&mut net.log);
-    let out = ifconfig_dev(net, name, rest, &mut log);
-    net.log = log;
-    net.dirty = true;
-    out
-}
-
-fn ifconfig_dev(net: &mut Net, name: &str, rest: &[&str], log: &mut Vec<String>) -> String {
-    let Some(dev) = lookup(net, name) else {
-        return format!(
-            "ifconfig: {name}: error fetching interface information: Device not found\n"
+        return Run::Done(
+            m.net
+                .devs
+                .iter()
+                .flatten()
+                .map(describe)
+                .collect::<Vec<_>>()
+                .join("\n"),
         );
     };
+    let (dev, plan) = match ifconfig_dev(&mut m.net, name, rest) {
+        Ok(p) => p,
+        Err(text) => return Run::Done(text),
+    };
+    let Some(d) = m.net.devs[dev].as_ref() else {
+        return Run::Done(String::new());
+    };
+    let mut job = Ifconfig {
+        dev,
+        dev_id: d.id,
+        plan: plan.into(),
+        call: None,
+    };
+    let first = job.poll(m);
+    if first.done {
+        Run::Done(first.output)
+    } else {
+        Run::Job(Box::new(job))
+    }
+}
+
+/// A running ifconfig: its remaining changes and the uml_net call in progress.
+struct Ifconfig {
+    dev: usize,
+    dev_id: u64,
+    plan: std::collections::VecDeque<Change>,
+    call: Option<(Change, HelperCall)>,
+}
+
+impl Job for Ifconfig {
+    fn poll(&mut self, m: &mut Machine) -> Progress {
+        let mut log = Vec::new();
+        let result = self.advance(m, &mut log);
+        for line in log {
+            m.log.info(line.trim_end());
+        }
+        m.net.dirty = true;
+        match result {
+            Ok(false) => Progress::default(),
+            Ok(true) => Progress::finished(String::new()),
+            Err(e) => {
+                m.log.info(e.to_string());
+                self.plan.clear();
+                Progress::finished(format!("ifconfig: SIOCSIFFLAGS: {e}\n"))
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.call.as_ref().map(|(_, c)| c.deadline())
+    }
+
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        self.call.as_ref().map(|(_, c)| c.fd())
+    }
+
+    fn cancel(&mut self, _: &mut Machine) {
+        // Dropping the call reaps (or kills) the helper; the rest is not done.
+        self.call = None;
+        self.plan.clear();
+    }
+}
+
+impl Ifconfig {
+    /// Runs changes until one waits for uml_net; true when all are done.
+    fn advance(&mut self, m: &mut Machine, log: &mut Vec<String>) -> Result<bool, NetError> {
+        let Some(d) = m.net.dev_mut(self.dev, self.dev_id) else {
+            return Ok(true);
+        };
+        if let Some((change, call)) = &mut self.call {
+            let Some(done) = call.poll() else {
+                return Ok(false);
+            };
+            let change = change.clone();
+            self.call = None;
+            d.finish(&change, done, log)?;
+        }
+        while let Some(change) = self.plan.pop_front() {
+            if let Some(call) = d.apply(&change, log)? {
+                self.call = Some((change, call));
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The device and the changes an ifconfig asks for, or what it prints at once.
+fn ifconfig_dev(net: &mut Net, name: &str, rest: &[&str]) -> Result<(usize, Vec<Change>), String> {
+    let Some(dev) = lookup(net, name) else {
+        return Err(format!(
+            "ifconfig: {name}: error fetching interface information: Device not found\n"
+        ));
+    };
     if rest.is_empty() {
-        return describe(dev);
+        return Err(describe(dev));
     }
     let mut addr = dev.ipv4().map(|c| c.address());
     let mut prefix = dev.ipv4().map(|c| c.prefix_len());
@@ -54,11 +140,11 @@ fn ifconfig_dev(net: &mut Net, name: &str, rest: &[&str], log: &mut Vec<String>)
             "down" => want_up = Some(false),
             "netmask" => {
                 let Some(m) = rest.get(i + 1).and_then(|m| m.parse::<Ipv4Address>().ok()) else {
-                    return "ifconfig: netmask: bad address\n".into();
+                    return Err("ifconfig: netmask: bad address\n".into());
                 };
                 match Ipv4Cidr::from_netmask(Ipv4Address::UNSPECIFIED, m) {
                     Ok(c) => prefix = Some(c.prefix_len()),
-                    Err(_) => return format!("ifconfig: {m}: bad netmask\n"),
+                    Err(_) => return Err(format!("ifconfig: {m}: bad netmask\n")),
                 }
                 i += 1;
             }
@@ -70,22 +156,21 @@ fn ifconfig_dev(net: &mut Net, name: &str, rest: &[&str], log: &mut Vec<String>)
                     }
                     want_up.get_or_insert(true);
                 }
-                Err(_) => return format!("ifconfig: {a}: unknown host\n"),
+                Err(_) => return Err(format!("ifconfig: {a}: unknown host\n")),
             },
         }
         i += 1;
     }
     let cidr = addr.map(|a| Ipv4Cidr::new(a, prefix.unwrap_or_else(|| classful_prefix(a))));
+    let mut plan = Vec::new();
     if cidr != dev.ipv4() {
-        dev.set_ipv4(cidr, log);
+        plan.extend(dev.plan_address(cidr));
     }
     if let Some(up) = want_up {
-        if let Err(e) = dev.set_up(up, log) {
-            log.push(e.to_string());
-            return format!("ifconfig: SIOCSIFFLAGS: {e}\n");
-        }
+        // Planned against the flag as it is now: the address steps do not change it.
+        plan.extend(dev.plan_up(up));
     }
-    String::new()
+    Ok((dev.spec.index, plan))
 }
 
 fn classful_prefix(ip: Ipv4Address) -> u8 {
