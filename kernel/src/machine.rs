@@ -122,7 +122,7 @@ impl Machine {
             .iter()
             .flatten()
             .filter_map(|s| s.open.as_ref())
-            .filter_map(|d| d.cow.as_ref())
+            .filter_map(|d| d.cow())
             .map(|c| c.image.geometry.bitmap_len / 1024)
             .sum();
         let used = (2048 + bitmaps).min(total);

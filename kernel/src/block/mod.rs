@@ -93,7 +93,7 @@ impl Disks {
                 for note in notes {
                     log.info(note);
                 }
-                if let Some(c) = &dev.cow {
+                if let Some(c) = dev.cow() {
                     slot.backing = Some(c.backing_path.clone());
                 }
                 slot.open = Some(dev);

@@ -27,13 +27,19 @@ pub const SECTOR: u64 = 512;
 /// An opened ubd device.
 #[derive(Debug)]
 pub struct Ubd {
-    /// The image of a plain device (a COW device's file is in its `Cow`).
-    plain: Option<File>,
+    medium: Medium,
     pub writable: bool,
     /// Bytes the guest sees.
     pub size: u64,
-    pub cow: Option<Cow>,
     sync: bool,
+}
+
+/// What a device's sectors are read from and written to.
+#[derive(Debug)]
+enum Medium {
+    /// A plain image file.
+    Plain(File),
+    Cow(Cow),
 }
 
 /// The COW side of a device.
@@ -170,10 +176,9 @@ impl Ubd {
             )])
         })?;
         Ok(Ubd {
-            plain: Some(file),
+            medium: Medium::Plain(file),
             writable,
             size,
-            cow: None,
             sync,
         })
     }
@@ -329,15 +334,14 @@ impl Ubd {
             .read_bitmap_of(size.div_ceil(SECTOR), image.geometry.bitmap_len)
             .map_err(|e| fail(vec![format!("Failed to read COW bitmap: {e}")]))?;
         Ok(Ubd {
-            plain: None,
-            writable,
-            size,
-            cow: Some(Cow {
+            medium: Medium::Cow(Cow {
                 image,
                 backing,
                 backing_path,
                 bitmap,
             }),
+            writable,
+            size,
             sync,
         })
     }
@@ -348,10 +352,17 @@ impl Ubd {
 
     /// The file the guest's writes go to: the image, or the COW file.
     fn file(&self) -> &File {
-        match (&self.cow, &self.plain) {
-            (Some(c), _) => &c.image.file,
-            (None, Some(f)) => f,
-            (None, None) => unreachable!("a ubd device has a plain image or a COW file"),
+        match &self.medium {
+            Medium::Cow(c) => &c.image.file,
+            Medium::Plain(f) => f,
+        }
+    }
+
+    /// The COW side of a COW device.
+    pub fn cow(&self) -> Option<&Cow> {
+        match &self.medium {
+            Medium::Cow(c) => Some(c),
+            Medium::Plain(_) => None,
         }
     }
 
@@ -361,7 +372,7 @@ impl Ubd {
         let mut out = vec![0u8; (count * SECTOR) as usize];
         for (i, buf) in out.chunks_mut(SECTOR as usize).enumerate() {
             let sector = first + i as u64;
-            match &self.cow {
+            match self.cow() {
                 Some(c) if c.bitmap.is_set(sector) => read_fully_at(
                     &c.image.file,
                     buf,
@@ -381,9 +392,12 @@ impl Ubd {
         }
         let count = (data.len() as u64).div_ceil(SECTOR);
         self.check_range(first, count)?;
-        let Some(cow) = &mut self.cow else {
-            self.file().write_all_at(data, first * SECTOR)?;
-            return self.flush_if_sync();
+        let cow = match &mut self.medium {
+            Medium::Cow(cow) => cow,
+            Medium::Plain(f) => {
+                f.write_all_at(data, first * SECTOR)?;
+                return self.flush_if_sync();
+            }
         };
         let file = &cow.image.file;
         file.write_all_at(data, cow.image.geometry.data_offset + first * SECTOR)?;
