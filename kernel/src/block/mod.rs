@@ -19,8 +19,7 @@ pub struct Slot {
     pub open: Option<Ubd>,
 }
 
-/// A reply for mconsole: error value (0 = OK) and text.
-pub type Answer = (i32, String);
+pub use crate::mconsole::Answer;
 
 /// Why a block device cannot be used.
 #[derive(Debug)]

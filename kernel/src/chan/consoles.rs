@@ -26,8 +26,7 @@ pub enum Token {
     Helper(usize),
 }
 
-/// An mconsole answer: error value (0 = OK) and text.
-pub type Answer = (i32, String);
+pub use crate::mconsole::Answer;
 
 /// What an event gave the kernel.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -8,8 +8,7 @@ use crate::klog::KernelLog;
 
 use super::{Net, MAX_ETH};
 
-/// An mconsole answer: error value (0 = OK) and text.
-pub type Answer = (i32, String);
+pub use crate::mconsole::Answer;
 
 impl Net {
     /// Sets up the `eth<N>=` devices of the command line; one that fails is logged and
