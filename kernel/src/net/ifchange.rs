@@ -163,3 +163,58 @@ impl NetDev {
             .ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klog::KernelLog;
+    use crate::net::Net;
+    use smoltcp::wire::Ipv4Address;
+
+    #[test]
+    fn a_helper_tap_plans_its_uml_net_calls_and_a_plain_change_needs_none() {
+        let mut net = Net::default();
+        let mut klog = KernelLog::new(std::time::Instant::now(), true);
+        // A helper-mode tap: no host resource until it goes up.
+        let n = net.attach("eth0=tuntap,,,10.0.0.254", &mut klog).unwrap();
+        let d = net.devs[n].as_mut().unwrap();
+        let c = Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 1), 24);
+        assert_eq!(
+            d.plan_address(Some(c)),
+            vec![Change::Address(Some(c)), Change::Route(AddrOp::Add, c)]
+        );
+        assert_eq!(
+            d.plan_up(true),
+            vec![
+                Change::TapUp,
+                Change::Flag(true),
+                Change::RouteCurrent(AddrOp::Add)
+            ]
+        );
+        assert!(d.plan_up(false).is_empty(), "already down");
+        // While down there is no tap: the address and route steps run at once.
+        let mut log = Vec::new();
+        for change in d.plan_address(Some(c)) {
+            assert!(d.apply(&change, &mut log).unwrap().is_none());
+        }
+        assert_eq!(d.ipv4(), Some(c));
+        assert_eq!(d.mac.0, [0xfe, 0xfd, 10, 0, 0, 1]);
+        assert_eq!(
+            d.plan_address(None),
+            vec![Change::Route(AddrOp::Del, c), Change::Address(None)]
+        );
+        // The gateway's own address is warned about.
+        let gate = Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 254), 24);
+        d.apply(&Change::Address(Some(gate)), &mut log).unwrap();
+        assert!(log[0].contains("must be different"), "{log:?}");
+        // Up and down on the flag alone.
+        d.apply(&Change::Flag(true), &mut log).unwrap();
+        assert!(d.up);
+        assert_eq!(
+            d.plan_up(false),
+            vec![Change::RouteCurrent(AddrOp::Del), Change::Flag(false)]
+        );
+        d.run_now(&[Change::Flag(false)], &mut log).unwrap();
+        assert!(!d.up);
+    }
+}
