@@ -323,10 +323,14 @@ impl Kernel {
         loop {
             let stopped = self.stopped;
             let busy = self.jobs.busy_consoles();
-            let job_delay = self
-                .jobs
-                .deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            // Stopped, the jobs wait too: their deadlines must not spin the loop.
+            let job_delay = match stopped {
+                true => None,
+                false => self
+                    .jobs
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now())),
+            };
             let timeout = match (self.m.net.poll_delay(), job_delay) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

@@ -485,6 +485,29 @@ fn version_round_trips(k: &Kern, n: usize) -> Vec<Duration> {
     times
 }
 
+/// User plus system CPU time, in clock ticks, of the process whose command line holds
+/// every one of `args` (found by scanning /proc: the tests may run in a pid namespace
+/// whose pids /proc does not show).
+fn cpu_ticks(args: &[&str]) -> u64 {
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let words: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if !args.iter().all(|a| words.contains(&a.as_bytes())) {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may hold spaces) start at `state`.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        return f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    }
+    panic!("no process with {args:?} in /proc");
+}
+
 /// mconsole kept up: the median round trip within 5 ms, none over 50 ms.
 fn assert_responsive(what: &str, times: &[Duration]) {
     let median = times[times.len() / 2];
@@ -527,6 +550,28 @@ fn mconsole_answers_while_a_guest_command_runs() {
     assert_eq!(received(&out), 15, "{out}");
     let summary = out.find("ping statistics").unwrap();
     assert!(out[summary..].contains("6.1.0-uml-kernel"), "{out}");
+
+    // Stopped, a running command waits without spinning the loop; `go` lets it end.
+    let from = a.output().len();
+    a.start("ping -c 3 -i 0.2 10.0.0.2");
+    a.wait_for(from, "bytes from 10.0.0.2: seq=0 ");
+    assert!(a.mconsole("stop").stdout.contains("OK"));
+    thread::sleep(Duration::from_millis(300));
+    let eth0 = format!("eth0=daemon,,unix,{ctl}");
+    let me = ["umid=a", eth0.as_str()];
+    let busy = cpu_ticks(&me);
+    thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(&me) - busy;
+    eprintln!("stopped for 1 s: {spent} ticks of CPU");
+    // A loop that spins takes a good part of a core even on a busy machine.
+    assert!(
+        spent <= 5,
+        "a stopped kernel used {spent} ticks of CPU in 1 s"
+    );
+    assert!(!a.output()[from..].contains("ping statistics"));
+    assert!(a.mconsole("go").stdout.contains("OK"));
+    let out = a.sh("true");
+    assert_eq!(received(&out), 3, "{out}");
 
     let from = a.output().len();
     a.start("tcpsend -n 400000000 10.0.0.2");
