@@ -37,6 +37,8 @@ pub use error::{NetError, SpecError};
 
 /// How soon a device retries frames the host queue had no room for.
 const TX_RETRY: Duration = Duration::from_micros(100);
+/// A host queue that stays full is retried less and less often, down to this.
+const TX_RETRY_MAX: Duration = Duration::from_millis(10);
 /// Frames a device holds back at most (TCP windows keep it far below).
 const MAX_BACKLOG: usize = 1024;
 
@@ -120,6 +122,9 @@ pub struct NetDev {
     /// accepts only a few queued frames, and poll cannot tell when it has room again:
     /// the loop retries after `TX_RETRY` instead of waiting).
     backlog: VecDeque<Vec<u8>>,
+    /// When to retry the backlog: doubles while nothing goes out, back to `TX_RETRY`
+    /// once a frame does.
+    tx_retry: Duration,
     pub up: bool,
     pub stats: Stats,
     /// IPv4 neighbours seen in ARP frames, oldest first.
@@ -188,10 +193,12 @@ impl NetDev {
     /// Sends the backlog until the host queue is full; a frame that cannot be sent at
     /// all, or that waited past `MAX_BACKLOG` others, is counted as an error.
     fn transmit(&mut self) {
+        let mut sent_any = false;
         while let Some(frame) = self.backlog.front() {
             match self.link.send(frame) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Ok(()) => {
+                    sent_any = true;
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += frame.len() as u64;
                 }
@@ -203,6 +210,11 @@ impl NetDev {
             self.backlog.pop_front();
             self.stats.tx_errors += 1;
         }
+        self.tx_retry = if sent_any || self.backlog.is_empty() {
+            TX_RETRY
+        } else {
+            (self.tx_retry * 2).min(TX_RETRY_MAX)
+        };
     }
 
     /// Records the sender of an ARP frame (request or reply) for IPv4 over Ethernet.
@@ -224,7 +236,7 @@ impl NetDev {
             return None;
         }
         if !self.backlog.is_empty() {
-            return Some(TX_RETRY);
+            return Some(self.tx_retry);
         }
         self.iface
             .poll_delay(now, &self.sockets)
@@ -389,6 +401,7 @@ impl Net {
             sockets: SocketSet::new(Vec::new()),
             queues,
             backlog: VecDeque::new(),
+            tx_retry: TX_RETRY,
             up: false,
             stats: Stats::default(),
             arp: Vec::new(),
