@@ -179,11 +179,15 @@ impl HelperCall {
 
     /// Reaps the helper (it exits once it has answered; one that hangs is killed).
     fn finish(&mut self, result: Result<HelperDone, NetError>) -> Result<HelperDone, NetError> {
+        self.reap();
+        result
+    }
+
+    fn reap(&mut self) {
         if !matches!(self.child.try_wait(), Ok(Some(_))) {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        result
     }
 
     /// Waits for the answer (at most until the deadline).
@@ -201,6 +205,13 @@ impl HelperCall {
             };
             let _ = poll(&mut [PollFd::new(ready, PollFlags::POLLIN)], timeout);
         }
+    }
+}
+
+impl Drop for HelperCall {
+    /// A call given up (its job cancelled) leaves no helper running and no zombie.
+    fn drop(&mut self) {
+        self.reap();
     }
 }
 
