@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmdline;
 pub mod event;
 pub mod host;
+pub mod job;
 pub mod kernel;
 pub mod klog;
 pub mod machine;
@@ -16,5 +17,7 @@ pub mod mconsole;
 pub mod net;
 pub mod proc;
 pub mod shell;
+pub mod sysrq;
+pub mod task;
 
 pub use kernel::{BootError, Exit, Kernel};

@@ -42,6 +42,10 @@ const TABLE: [&str; 13] = [
 ];
 
 /// The first table entry that is a prefix of the request, as the kernel matches.
+/// A device family's answer to `config` or `remove`: the error value (0 = OK, else 1
+/// or a negative errno, as the kernel's drivers reply) and the text.
+pub type Answer = (i32, String);
+
 pub fn lookup(data: &[u8]) -> Option<Command> {
     let name = TABLE.iter().find(|n| data.starts_with(n.as_bytes()))?;
     let rest = String::from_utf8_lossy(&data[name.len()..]).into_owned();
