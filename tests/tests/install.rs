@@ -163,6 +163,7 @@ fn destdir_install_places_every_program_with_its_mode_man_page_and_completions()
         "uml_mconsole",
         "uml_switch",
         "uml-kernel",
+        "uml_watchdog",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
