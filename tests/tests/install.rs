@@ -165,6 +165,7 @@ fn destdir_install_places_every_program_with_its_mode_man_page_and_completions()
         "uml-kernel",
         "uml_watchdog",
         "jail_uml",
+        "jailtest",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
