@@ -166,6 +166,7 @@ fn destdir_install_places_every_program_with_its_mode_man_page_and_completions()
         "uml_watchdog",
         "jail_uml",
         "jailtest",
+        "uml_mount",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
