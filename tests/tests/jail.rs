@@ -83,8 +83,8 @@ struct Status {
     ns_pid: String,
 }
 
-fn status(pid: i32) -> Status {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+fn status(proc_dir: &Path) -> Status {
+    let text = fs::read_to_string(proc_dir.join("status")).unwrap();
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -100,8 +100,8 @@ fn status(pid: i32) -> Status {
     }
 }
 
-fn ns(pid: &str, kind: &str) -> PathBuf {
-    fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap()
+fn ns(proc_dir: &Path, kind: &str) -> PathBuf {
+    fs::read_link(proc_dir.join("ns").join(kind)).unwrap()
 }
 
 /// What one jailed boot showed.
@@ -141,30 +141,31 @@ fn boot(jail_uml: &Path, extra: &[&str], jail: &Path, umid: &str) -> Boot {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let me = child.id() as i32;
-    // Without namespaces jail_uml became the kernel; with them the kernel is its child.
-    let kernel_pid = if extra.is_empty() {
+    // Our child as /proc names it (scripts/test's /proc is an outer pid namespace's).
+    let me = tests::proc_dir(child.id() as i32).expect("jail_uml in /proc");
+    // Without namespaces jail_uml became the kernel; with them the kernel is its child
+    // (in a deeper PID namespace: its parent's children list has it, as /proc names it).
+    let kernel = if extra.is_empty() {
         me
     } else {
-        // (A process in a deeper PID namespace: its parent's children list has it.)
-        let children = fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
-        children
+        let pid = me.file_name().unwrap().to_str().unwrap().to_owned();
+        let children = fs::read_to_string(me.join("task").join(&pid).join("children")).unwrap();
+        let first = children
             .split_whitespace()
             .next()
-            .expect("the supervised kernel")
-            .parse()
-            .unwrap()
+            .expect("the supervised kernel");
+        PathBuf::from("/proc").join(first)
     };
-    let kernel = status(kernel_pid);
+    let status_of_kernel = status(&kernel);
     let namespaces_differ = ["mnt", "pid", "ipc", "uts"]
         .iter()
-        .map(|k| ns("self", k) != ns(&kernel_pid.to_string(), k))
+        .map(|k| ns(Path::new("/proc/self"), k) != ns(&kernel, k))
         .collect();
     let (st, killed) = tests::command::wait_bounded(&mut child, Duration::from_secs(30));
     assert!(!killed, "the jailed UML did not power off:\n{}", console());
     Boot {
         console: console().replace('\r', ""),
-        kernel,
+        kernel: status_of_kernel,
         namespaces_differ,
         code: st.code(),
     }

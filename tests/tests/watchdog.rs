@@ -61,7 +61,10 @@ fn mconsole(home: &Path, umid: &str, cmd: &str) -> tests::Output {
 
 /// The command line of process `pid`, NUL-separated arguments joined by spaces.
 fn cmdline(pid: i32) -> String {
-    fs::read(format!("/proc/{pid}/cmdline"))
+    let Some(dir) = tests::proc_dir(pid) else {
+        return String::new();
+    };
+    fs::read(dir.join("cmdline"))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
         .unwrap_or_default()
 }
@@ -200,11 +203,13 @@ fn scenario(dog: Dog, mode: Mode) -> Option<Seen> {
     let fired_after = match &mut listener {
         None => {
             let status = boot.wait_exit(limit);
-            assert!(
-                status.is_some(),
-                "the UML still runs {limit:?} after stop:\n{}",
-                boot.console()
-            );
+            let Some(status) = status else {
+                panic!(
+                    "the UML still runs {limit:?} after stop:\n{}",
+                    boot.console()
+                );
+            };
+            eprintln!("{dog:?}: the UML ended with {status:?}");
             stopped.elapsed()
         }
         Some((child, lines)) => {
