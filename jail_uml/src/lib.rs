@@ -225,6 +225,12 @@ pub fn enter_and_exec(plan: &Plan) -> Result<Infallible, Error> {
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
         return Err(Error::Enter("setuid", Errno::EPERM));
     }
+    if plan.namespaces {
+        // The supervisor's death takes the UML down (set after the id change, which
+        // would clear it).
+        nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+            .map_err(|e| Error::Enter("PR_SET_PDEATHSIG", e))?;
+    }
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::Enter("no_new_privs", e))?;
     let program = &plan.command[0];
     match nix::unistd::execv(program, &plan.command) {

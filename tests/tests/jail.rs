@@ -35,6 +35,10 @@ poweroff -f
 /// A jail: root-owned 0755, linux.uml and its libraries, a guest image and a home
 /// directory owned by nobody; beside it (outside) a marker file.
 fn make_jail(dir: &Path) -> PathBuf {
+    make_jail_with(dir, INIT)
+}
+
+fn make_jail_with(dir: &Path, init: &str) -> PathBuf {
     let kernel = linux_uml().unwrap();
     let jail = dir.join("jail");
     fs::create_dir(&jail).unwrap();
@@ -51,7 +55,7 @@ fn make_jail(dir: &Path) -> PathBuf {
         fs::set_permissions(jail.join(d), fs::Permissions::from_mode(mode)).unwrap();
     }
     std::os::unix::fs::chown(jail.join("home"), Some(NOBODY), None).unwrap();
-    let image = GuestImage::build(&jail.join("root.img"), INIT);
+    let image = GuestImage::build(&jail.join("root.img"), init);
     std::os::unix::fs::chown(&image.path, Some(NOBODY), None).unwrap();
     fs::write(dir.join("outside-marker"), "secret\n").unwrap();
     jail
@@ -428,4 +432,77 @@ fn a_jail_writable_by_another_user_is_refused() {
         ours.stderr.contains("writable by group or others"),
         "{ours:?}"
     );
+}
+
+/// With --namespaces the UML is pid 1 of its own namespace under a supervisor: SIGTERM
+/// to jail_uml reaches the UML, which halts, and jail_uml exits with it; SIGKILL to the
+/// supervisor takes the UML down too (parent-death signal).
+#[test]
+fn the_supervisor_passes_signals_on_and_takes_the_uml_with_it() {
+    if linux_uml().is_none() {
+        return;
+    }
+    require_root("the jail_uml tests (chroot)");
+    let dir = scratch();
+    let jail = make_jail_with(
+        dir.path(),
+        "#!/bin/sh\nmount -t proc proc /proc\necho JAIL-READY\nwhile true; do sleep 1; done\n",
+    );
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let umid = format!("jail-sig{signal}");
+        let log = dir.path().join(format!("{umid}.console"));
+        let mut child = Command::new(our_bin("jail_uml"))
+            .arg("--namespaces")
+            .arg(&jail)
+            .arg("nobody")
+            .args(uml_args(&umid))
+            .env("HOME", "/home")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while !fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("JAIL-READY")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no boot: {}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let me = tests::proc_dir(child.id() as i32).unwrap();
+        let pid = me.file_name().unwrap().to_str().unwrap().to_owned();
+        let children = fs::read_to_string(me.join("task").join(&pid).join("children")).unwrap();
+        let kernel = PathBuf::from("/proc").join(children.split_whitespace().next().unwrap());
+        let kernel_start = fs::read_to_string(kernel.join("stat")).unwrap();
+        // SAFETY: kill on the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let (status, killed) = tests::command::wait_bounded(&mut child, Duration::from_secs(20));
+        assert!(!killed, "jail_uml did not end after signal {signal}");
+        // The kernel process is gone (or its /proc entry is another process now).
+        let start = Instant::now();
+        while fs::read_to_string(kernel.join("stat")).is_ok_and(|s| s == kernel_start) {
+            let now = fs::read_to_string(kernel.join("stat")).unwrap_or_default();
+            let gone = now.split(' ').nth(2) == Some("Z");
+            if gone {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the UML outlived jail_uml (signal {signal}): {now}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if signal == libc::SIGTERM {
+            // jail_uml ended because the UML did, passing on its status (linux.uml
+            // shuts down on SIGTERM).
+            use std::os::unix::process::ExitStatusExt;
+            assert!(status.signal().is_none(), "{status:?}");
+            eprintln!("SIGTERM: jail_uml exited with {status:?}");
+        }
+    }
 }
