@@ -478,22 +478,32 @@ fn the_supervisor_passes_signals_on_and_takes_the_uml_with_it() {
         let pid = me.file_name().unwrap().to_str().unwrap().to_owned();
         let children = fs::read_to_string(me.join("task").join(&pid).join("children")).unwrap();
         let kernel = PathBuf::from("/proc").join(children.split_whitespace().next().unwrap());
-        let kernel_start = fs::read_to_string(kernel.join("stat")).unwrap();
+        // A process is (state, start time) from /proc/PID/stat, after the comm field.
+        let state = |proc: &Path| {
+            let stat = fs::read_to_string(proc.join("stat")).ok()?;
+            let rest: Vec<String> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            Some((rest.first()?.clone(), rest.get(19)?.clone()))
+        };
+        let (_, kernel_start) = state(&kernel).expect("the kernel's stat");
         // SAFETY: kill on the pid of a child we spawned and have not reaped.
         unsafe { libc::kill(child.id() as i32, signal) };
         let (status, killed) = tests::command::wait_bounded(&mut child, Duration::from_secs(20));
         assert!(!killed, "jail_uml did not end after signal {signal}");
-        // The kernel process is gone (or its /proc entry is another process now).
+        // The kernel process is gone (dead, a zombie, or its pid reused).
         let start = Instant::now();
-        while fs::read_to_string(kernel.join("stat")).is_ok_and(|s| s == kernel_start) {
-            let now = fs::read_to_string(kernel.join("stat")).unwrap_or_default();
-            let gone = now.split(' ').nth(2) == Some("Z");
-            if gone {
-                break;
+        loop {
+            match state(&kernel) {
+                Some((st, started)) if st != "Z" && started == kernel_start => {}
+                _ => break,
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
-                "the UML outlived jail_uml (signal {signal}): {now}"
+                "the UML outlived jail_uml (signal {signal})"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
