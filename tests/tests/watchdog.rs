@@ -380,3 +380,48 @@ fn acknowledges_and_ends_on_eof_like_the_c_tool() {
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
 }
+
+/// `-pid -1` (or 0), which the C tool accepts: when it fires it signals every process
+/// it may (or its process group). Performed in a private PID namespace: a bystander
+/// process dies with the C tool; ours refuses the argument and the bystander lives.
+#[test]
+fn pid_minus_one_would_kill_every_process_and_is_refused() {
+    let Some(c) = c_tool("uml_watchdog") else {
+        return;
+    };
+    require_root("the -pid -1 test (a private PID namespace)");
+    let script = r#"
+        sleep 30 & bystander=$!
+        (sleep 20) | "$1" -pid -1 > /dev/null 2>&1 & dog=$!
+        sleep 0.5
+        # The alarm the C tool would get after 60 s without a ping, now.
+        kill -ALRM $dog 2>/dev/null
+        # Wait about 5 s (signals meant for everyone cut a few of these sleeps short).
+        i=0; while [ $i -lt 25 ]; do sleep 0.2; i=$((i + 1)); done
+        if kill -0 $bystander 2>/dev/null; then echo BYSTANDER-ALIVE; else echo BYSTANDER-KILLED; fi
+    "#;
+    let attack = |dog: &Path| {
+        run(
+            Command::new("unshare")
+                .args([
+                    "--pid",
+                    "--fork",
+                    "--kill-child",
+                    "--mount-proc",
+                    "sh",
+                    "-c",
+                    script,
+                    "sh",
+                ])
+                .arg(dog),
+            Duration::from_secs(30),
+        )
+    };
+    let theirs = attack(&c);
+    assert!(
+        theirs.stdout.contains("BYSTANDER-KILLED"),
+        "the C tool spared the bystander: {theirs:?}"
+    );
+    let ours = attack(&our_bin("uml_watchdog"));
+    assert!(ours.stdout.contains("BYSTANDER-ALIVE"), "{ours:?}");
+}
