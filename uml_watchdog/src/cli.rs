@@ -18,7 +18,8 @@ use clap::{CommandFactory, Parser};
 ///   -mconsole SOCKET  a "hang" notification to the UML's notify socket
 ///                     (mconsole=notify:SOCKET; `uml_mconsole --notify SOCKET` shows it).
 ///
-/// Either way it writes one line to stderr saying what it did and exits 1. EOF on
+/// Either way it says on stderr what it does (for -pid a line before the first signal
+/// and one with the outcome) and exits 1. EOF on
 /// stdin (the guest closed /dev/watchdog, or the UML is gone) ends it with status 0.
 /// Under linux.uml, stderr is the kernel's end of the pipe, so the line is meant for
 /// runs by hand and for wrappers.

@@ -139,20 +139,35 @@ pub enum Action {
 }
 
 impl Action {
-    /// The stderr line for it (without the program name), given the timeout.
+    /// The stderr line for the outcome (without the program name), given the timeout.
     pub fn describe(&self, timeout: Duration) -> String {
-        let quiet = format!("no ping for {} s", timeout.as_secs());
         match self {
+            Action::Interrupted { pid, sigints: 1 } => format!("pid {pid} exited after SIGINT"),
             Action::Interrupted { pid, sigints } => {
-                format!("{quiet}: sent SIGINT to pid {pid} ({sigints}x); it exited")
+                format!("pid {pid} exited after {sigints} SIGINTs")
             }
-            Action::Killed { pid } => {
-                format!("{quiet}: pid {pid} survived two SIGINTs; sent SIGKILL")
-            }
-            Action::AlreadyGone { pid } => format!("{quiet}: pid {pid} was already gone"),
-            Action::Notified(path) => {
-                format!("{quiet}: sent a hang notification to {}", path.display())
-            }
+            Action::Killed { pid } => format!("pid {pid} survived two SIGINTs; sent SIGKILL"),
+            Action::AlreadyGone { pid } => format!("pid {pid} was already gone"),
+            Action::Notified(path) => format!(
+                "no ping for {} s: sent a hang notification to {}",
+                timeout.as_secs(),
+                path.display()
+            ),
+        }
+    }
+}
+
+impl Target {
+    /// The line said before acting on a -pid target (the UML may take our stderr
+    /// with it when it goes); None for -mconsole, whose one line follows the sending.
+    pub fn announce(&self, timeout: Duration) -> Option<String> {
+        match self {
+            Target::Pid(p) => Some(format!(
+                "no ping for {} s: stopping pid {}",
+                timeout.as_secs(),
+                p.pid()
+            )),
+            Target::Mconsole(_) => None,
         }
     }
 }

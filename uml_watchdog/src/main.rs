@@ -26,6 +26,9 @@ fn run(args: Args) -> Result<ExitCode, Error> {
     match watch(stdin.as_fd(), timeout)? {
         Watch::Closed => Ok(ExitCode::SUCCESS),
         Watch::Expired => {
+            if let Some(line) = target.announce(timeout) {
+                say(&line);
+            }
             let action = fire(&target, timeout, GRACE)?;
             say(&action.describe(timeout));
             Ok(ExitCode::FAILURE)
