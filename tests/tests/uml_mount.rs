@@ -433,3 +433,49 @@ fn bad_arguments_against_the_c_tool() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("mounting needs root"), "{out:?}");
 }
+
+/// SIGTERM while the UML has not answered: uml_mount stops uml_mconsole, unmounts and
+/// exits 1 at once (the C tool, being uml_mconsole by then, died and left the mount).
+#[test]
+fn a_stop_request_during_the_hand_over_unmounts() {
+    require_root("the uml_mount tests (FUSE mounts)");
+    let dir = scratch();
+    let sock = dir.path().join("silent.sock");
+    let fake = silent_kernel(&sock);
+    let mnt = mountpoint(dir.path());
+    let script = r#"mnt="$1"; shift
+"$@" & pid=$!
+sleep 1
+kill -TERM $pid
+wait $pid; echo "RC=$?"
+if grep -q " $mnt " /proc/self/mountinfo; then echo MOUNTED; else echo NOT-MOUNTED; fi"#;
+    let start = Instant::now();
+    let out = run(
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(&mnt)
+            .arg(our_bin("uml_mount"))
+            .arg(&sock)
+            .arg(&mnt)
+            .args(["--timeout", "30"])
+            .env("PATH", our_path()),
+        LIMIT,
+    );
+    let took = start.elapsed();
+    let _ = fake.join();
+    assert!(out.stdout.contains("RC=1\nNOT-MOUNTED\n"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("did not take the filesystem (interrupted by SIGTERM)"),
+        "{out:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}

@@ -40,6 +40,8 @@ pub enum Error {
     },
     /// Unmounting after a failure failed too.
     Unmount(PathBuf, Errno),
+    /// SIGINT, SIGTERM or SIGHUP could not be caught.
+    Signals(Errno),
 }
 
 impl fmt::Display for Error {
@@ -69,6 +71,7 @@ impl fmt::Display for Error {
                 mountpoint.display()
             ),
             Error::Unmount(p, e) => write!(f, "umount {}: {}", p.display(), e.desc()),
+            Error::Signals(e) => write!(f, "cannot catch SIGINT/SIGTERM/SIGHUP: {}", e.desc()),
         }
     }
 }
@@ -160,9 +163,47 @@ pub fn mount(req: &Request) -> Result<Mounted, Error> {
     Ok(Mounted { fuse, target })
 }
 
+/// How the hand-over ended.
+#[derive(Debug)]
+pub enum HandOver {
+    /// uml_mconsole exited.
+    Exited(ExitStatus),
+    /// No answer within the timeout (uml_mconsole was killed).
+    TimedOut,
+    /// We were asked to stop (uml_mconsole was killed).
+    Interrupted(nix::sys::signal::Signal),
+}
+
+/// SIGINT, SIGTERM and SIGHUP, blocked while a mount exists and read from a signalfd,
+/// so that a stop request takes the mount down instead of leaving it dead. (A
+/// spawned child starts with no signal blocked.)
+pub struct Stops(nix::sys::signalfd::SignalFd);
+
+impl Stops {
+    pub fn catch() -> Result<Stops, Error> {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+        use nix::sys::signalfd::{SfdFlags, SignalFd};
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            set.add(s);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .map_err(Error::Signals)?;
+        SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map(Stops)
+            .map_err(Error::Signals)
+    }
+
+    /// A stop request that arrived, if any.
+    pub fn pending(&self) -> Option<nix::sys::signal::Signal> {
+        let info = self.0.read_signal().ok().flatten()?;
+        nix::sys::signal::Signal::try_from(info.ssi_signo as i32).ok()
+    }
+}
+
 /// Runs `uml_mconsole [--uml-dir DIR] UMID umlfs N` with the connection inherited as
-/// descriptor N, waiting at most `timeout` (then it is killed).
-pub fn hand_over(req: &Request, mounted: &Mounted) -> Result<Option<ExitStatus>, Error> {
+/// descriptor N, waiting at most `timeout` (then it is killed) or until a stop request.
+pub fn hand_over(req: &Request, mounted: &Mounted, stops: &Stops) -> Result<HandOver, Error> {
     // A copy without close-on-exec: the one descriptor the child inherits on purpose.
     let inherited = nix::unistd::dup(&mounted.fuse)
         .map_err(|e| Error::Spawn(req.mconsole.clone(), e.into()))?;
@@ -183,12 +224,13 @@ pub fn hand_over(req: &Request, mounted: &Mounted) -> Result<Option<ExitStatus>,
             .try_wait()
             .map_err(|e| Error::Spawn(req.mconsole.clone(), e))?
         {
-            return Ok(Some(status));
+            return Ok(HandOver::Exited(status));
         }
-        if start.elapsed() >= req.timeout {
+        let stop = stops.pending();
+        if stop.is_some() || start.elapsed() >= req.timeout {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(None);
+            return Ok(stop.map_or(HandOver::TimedOut, HandOver::Interrupted));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -198,19 +240,21 @@ pub fn hand_over(req: &Request, mounted: &Mounted) -> Result<Option<ExitStatus>,
 /// mount is taken down before the error is returned.
 pub fn run(req: &Request) -> Result<(), Error> {
     umid::resolve(&req.umid, req.home.as_deref(), req.uml_dir.as_deref()).map_err(Error::Umid)?;
+    let stops = Stops::catch()?;
     let mounted = mount(req)?;
-    let outcome = hand_over(req, &mounted);
+    let outcome = hand_over(req, &mounted, &stops);
     let why = match outcome {
-        Ok(Some(status)) if status.success() => {
+        Ok(HandOver::Exited(status)) if status.success() => {
             // The UML holds the connection now; ours goes, the mount stays.
             drop(mounted.fuse);
             return Ok(());
         }
-        Ok(Some(status)) => match status.code() {
+        Ok(HandOver::Exited(status)) => match status.code() {
             Some(code) => format!("uml_mconsole exited with status {code}"),
             None => "uml_mconsole was killed".to_owned(),
         },
-        Ok(None) => format!("no answer within {} s", req.timeout.as_secs()),
+        Ok(HandOver::TimedOut) => format!("no answer within {} s", req.timeout.as_secs()),
+        Ok(HandOver::Interrupted(sig)) => format!("interrupted by {sig}"),
         Err(e) => e.to_string(),
     };
     let mountpoint = req.mountpoint.clone();
