@@ -42,7 +42,7 @@ fn in_child(f: impl FnOnce() -> i32) -> Result<WaitStatus, Errno> {
     match sys::fork()? {
         ForkResult::Child => {
             let code = f();
-            // SAFETY-free exit without running the parent's destructors twice.
+            // Exit here: the child must not return into the caller.
             std::process::exit(code);
         }
         ForkResult::Parent { child } => loop {

@@ -175,3 +175,37 @@ poweroff -f
         );
     }
 }
+
+/// On the host: a BAD line makes the exit status 1 (the C tool always exits 0); bad
+/// arguments are refused before any probe runs (the C tool ignores its arguments).
+#[test]
+fn exit_status_and_bad_arguments_against_the_c_jailtest() {
+    let Some(c) = c_tool("jailtest") else {
+        return;
+    };
+    let ours = our_bin("jailtest");
+    let found = run(
+        Command::new(&ours).args(["--host-path", "/", "--max-pid", "16"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(found.code, Some(1), "{found:?}");
+    assert!(
+        found
+            .stdout
+            .lines()
+            .any(|l| l == "Trying to reach host path /...Found - BAD!"),
+        "{found:?}"
+    );
+    for args in [&["--address", "zz"][..], &["--max-pid"], &["--frobnicate"]] {
+        let mine = run(Command::new(&ours).args(args), Duration::from_secs(10));
+        assert_eq!(mine.code, Some(2), "{args:?}: {mine:?}");
+        assert!(mine.stdout.is_empty(), "{args:?} probed: {mine:?}");
+        assert!(mine.stderr.starts_with("error:"), "{args:?}: {mine:?}");
+        let theirs = run(Command::new(&c).args(args), Duration::from_secs(10));
+        assert_eq!(theirs.code, Some(0), "C {args:?}: {theirs:?}");
+        assert!(
+            theirs.stdout.contains("Segv - GOOD"),
+            "C {args:?}: {theirs:?}"
+        );
+    }
+}
