@@ -159,28 +159,26 @@ fn scenario(dog: Dog, mode: Mode) -> Option<Seen> {
         Mode::Pid => format!("-pid {uml_pid}"),
         Mode::Mconsole => format!("-mconsole {}", notify.display()),
     };
+    // Ours is started through the wrapper script: wait until it has exec'd ours.
+    let which = match dog {
+        Dog::Ours => "--timeout 3",
+        Dog::C => "/usr/bin/uml_watchdog ",
+    };
     let start = Instant::now();
-    let helper = loop {
-        let found = boot
-            .helpers()
-            .into_iter()
-            .map(cmdline)
-            .find(|c| c.contains("uml_watchdog"));
-        if let Some(c) = found {
-            break c;
+    loop {
+        let helpers: Vec<String> = boot.helpers().into_iter().map(cmdline).collect();
+        if helpers
+            .iter()
+            .any(|c| c.contains("uml_watchdog") && c.contains(&want) && c.contains(which))
+        {
+            break;
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "linux.uml started no uml_watchdog:\n{}",
+            "linux.uml started no uml_watchdog with {want:?} and {which:?}: {helpers:?}\n{}",
             boot.console()
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(helper.contains(&want), "{helper:?} lacks {want:?}");
-    if dog == Dog::Ours {
-        assert!(helper.contains("--timeout 3"), "not ours: {helper:?}");
-    } else {
-        assert!(helper.starts_with("/usr/bin/uml_watchdog "), "{helper:?}");
     }
 
     // Pings keep it alive for twice our period (the C tool's 60 s is too long to
