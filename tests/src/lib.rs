@@ -13,7 +13,7 @@ pub mod peers;
 pub mod pty;
 
 pub use command::{run, run_input, run_ok, Output};
-pub use guest::{descendants, GuestImage, Uml, UmlBoot};
+pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};
 pub use netns::NetNs;
 pub use peers::{c_tool, linux_uml, our_bin, require_root};
 

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -635,6 +635,28 @@ impl Client {
         Ok(())
     }
 
+    /// Sends `command` with `fd` attached (SCM_RIGHTS), as the C client's `umlfs`
+    /// sends a /dev/fuse descriptor, without waiting for the answer.
+    pub fn send_with_fd(&mut self, command: &[u8], fd: BorrowedFd<'_>) -> Result<(), ClientError> {
+        let req = Request::new(command).map_err(|_| ClientError::TooLong(command.len()))?;
+        let mut out = [0u8; REQUEST_LEN];
+        let n = req.emit(&mut out).expect("a request fits its buffer");
+        self.connect()?;
+        crate::fdpass::send_fd_to(self.sock.as_fd(), &self.path, &out[..n], fd)
+            .map_err(|e| classify_send_error(&self.path, e, self.timeouts.reply))?;
+        Ok(())
+    }
+
+    /// Sends `command` with `fd` attached and returns the whole answer.
+    pub fn request_with_fd(
+        &mut self,
+        command: &[u8],
+        fd: BorrowedFd<'_>,
+    ) -> Result<Response, ClientError> {
+        self.send_with_fd(command, fd)?;
+        self.receive()
+    }
+
     /// Receives every packet of one answer: until a packet without `more`. The first
     /// packet may take the reply timeout; each further one at most the gap timeout;
     /// the whole answer at most [`MAX_RESPONSE`] bytes and the whole timeout.
@@ -971,5 +993,19 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, ClientError::NotListening(_)), "{e}");
         assert!(e.to_string().contains("stale"));
+    }
+
+    #[test]
+    fn a_request_with_a_descriptor_carries_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mconsole");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let mut client = Client::new(&path, Timeouts::new(Duration::from_secs(2))).unwrap();
+        client.send_with_fd(b"umlfs 7", file.as_fd()).unwrap();
+        let mut buf = [0u8; REQUEST_LEN];
+        let (n, fd) = crate::fdpass::recv_fd(server.as_fd(), &mut buf).unwrap();
+        assert_eq!(Request::parse(&buf[..n]).unwrap().command, b"umlfs 7");
+        assert!(fd.is_some());
     }
 }
