@@ -16,5 +16,6 @@ pub mod mconsole;
 pub mod net;
 pub mod proc;
 pub mod shell;
+pub mod syscalls;
 
 pub use kernel::{BootError, Exit, Kernel};

@@ -1,0 +1,304 @@
+//! The platform under the demonstration sentry: static busybox runs as a guest process
+//! (`echo`, `true`, `false`) in both stop modes; a guest is confined (no_new_privs,
+//! seccomp, no capabilities, no host descriptors, an unprivileged uid under root); a
+//! hostile static guest reaches nothing of the host; guests die with the kernel.
+
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kernel::syscalls::platform::demo::{DemoSentry, Outcome, RELEASE};
+use kernel::syscalls::platform::{Creds, Error, Event, Image, Mode, Platform};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+const BUSYBOX: &str = "/bin/busybox";
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn busybox() -> Image {
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} is missing: install busybox-static (scripts/setup)"
+    );
+    Image::from_host_file(Path::new(BUSYBOX)).unwrap()
+}
+
+/// Kills `pid` (a guest this test started) if the test has not finished within LIMIT;
+/// drop the returned sender to disarm.
+fn watchdog(pid: Pid) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(LIMIT) {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        }
+    });
+    tx
+}
+
+fn run_busybox(mode: Mode, args: &[&str]) -> (Outcome, String, DemoSentry) {
+    let mut platform = Platform::new(mode, Creds::default_for_host()).unwrap();
+    let pid = platform.spawn(&busybox(), args, &["PATH=/bin"]).unwrap();
+    let _dog = watchdog(pid);
+    let mut sentry = DemoSentry::default();
+    let outcome = sentry.run(&mut platform, pid).unwrap();
+    let out = String::from_utf8_lossy(&sentry.output).into_owned();
+    (outcome, out, sentry)
+}
+
+#[test]
+fn busybox_echo_under_seccomp_stops() {
+    let (outcome, out, sentry) = run_busybox(Mode::Seccomp, &["busybox", "echo", "hello"]);
+    assert_eq!(outcome, Outcome::Exited(0), "output: {out:?}");
+    assert_eq!(out, "hello\n");
+    let nrs: Vec<i64> = sentry.trapped.iter().map(|c| c.nr).collect();
+    assert!(nrs.contains(&libc::SYS_write), "trapped: {nrs:?}");
+    // The allow-list ran on the host: none of these reached the sentry.
+    for allowed in [
+        libc::SYS_brk,
+        libc::SYS_arch_prctl,
+        libc::SYS_set_tid_address,
+    ] {
+        assert!(!nrs.contains(&allowed), "{allowed} was trapped: {nrs:?}");
+    }
+}
+
+#[test]
+fn busybox_echo_under_sysemu() {
+    let (outcome, out, _) = run_busybox(Mode::Sysemu, &["busybox", "echo", "hello", "world"]);
+    assert_eq!(outcome, Outcome::Exited(0), "output: {out:?}");
+    assert_eq!(out, "hello world\n");
+}
+
+#[test]
+fn busybox_true_and_false_exit_statuses() {
+    let (outcome, out, _) = run_busybox(Mode::Seccomp, &["busybox", "true"]);
+    assert_eq!((outcome, out.as_str()), (Outcome::Exited(0), ""));
+    let (outcome, out, _) = run_busybox(Mode::Seccomp, &["busybox", "false"]);
+    assert_eq!((outcome, out.as_str()), (Outcome::Exited(1), ""));
+}
+
+#[test]
+fn busybox_uname_sees_the_sentry() {
+    let (outcome, out, _) = run_busybox(Mode::Seccomp, &["busybox", "uname", "-r"]);
+    assert_eq!(outcome, Outcome::Exited(0), "output: {out:?}");
+    assert_eq!(out, format!("{RELEASE}\n"));
+}
+
+#[test]
+fn a_bad_image_is_a_clear_spawn_error() {
+    let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
+    let image = Image::from_bytes("junk", b"not an ELF at all").unwrap();
+    let err = platform
+        .spawn(&image, &["junk"], &[] as &[&str])
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Spawn {
+            step: "execveat",
+            errno: Errno::ENOEXEC
+        },
+        "{err}"
+    );
+    assert_eq!(platform.guests().count(), 0);
+}
+
+fn status_field(pid: Pid, key: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+#[test]
+fn a_guest_is_confined_on_the_host() {
+    let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
+    let pid = platform
+        .spawn(&busybox(), &["busybox", "echo", "x"], &[] as &[&str])
+        .unwrap();
+    let _dog = watchdog(pid);
+    // Stopped at its first trapped syscall: look at it from the host.
+    let Event::Syscall { pid: at, .. } = platform.wait().unwrap() else {
+        panic!("expected a syscall stop");
+    };
+    assert_eq!(at, pid);
+    assert_eq!(status_field(pid, "NoNewPrivs:"), "1");
+    assert_eq!(status_field(pid, "Seccomp:"), "2");
+    assert_eq!(status_field(pid, "CapEff:"), "0000000000000000");
+    assert_eq!(status_field(pid, "CapPrm:"), "0000000000000000");
+    if nix::unistd::geteuid().is_root() {
+        assert!(status_field(pid, "Uid:").starts_with("65534\t65534\t65534\t65534"));
+        assert!(status_field(pid, "Gid:").starts_with("65534\t65534\t65534\t65534"));
+        assert_eq!(status_field(pid, "Groups:"), "");
+    }
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .collect();
+    assert!(fds.is_empty(), "the guest holds host descriptors: {fds:?}");
+    // Its own host process group, apart from the kernel's (no terminal signals).
+    assert_eq!(nix::unistd::getpgid(Some(pid)).unwrap(), pid);
+    platform.kill(pid).unwrap();
+    assert_eq!(
+        platform.wait().unwrap(),
+        Event::Killed {
+            pid,
+            signal: Signal::SIGKILL
+        }
+    );
+}
+
+fn build_hostile(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/hostile.c");
+    let out = dir.join("hostile");
+    let status = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc is missing: install gcc and libc6-dev (scripts/setup)");
+    assert!(status.success(), "gcc -static {} failed", src.display());
+    out
+}
+
+/// Memory of the "kernel" a guest must not reach with process_vm_writev.
+static KERNEL_SECRET: AtomicU64 = AtomicU64::new(0x5ec2e7);
+
+struct Victim(Child);
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_hostile_guest_reaches_nothing_of_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = build_hostile(dir.path());
+    let victim = Victim(Command::new("sleep").arg("30").spawn().unwrap());
+    let victim_pid = victim.0.id();
+    let target = dir.path().join("created-by-guest");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let secret_addr = &KERNEL_SECRET as *const AtomicU64 as u64;
+
+    let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
+    let image = Image::from_host_file(&hostile).unwrap();
+    let args = [
+        "hostile".to_string(),
+        std::process::id().to_string(),
+        format!("{secret_addr:x}"),
+        target.display().to_string(),
+        port.to_string(),
+    ];
+    // process_vm_writev aims at this process; kill and ptrace at the victim.
+    let args_victim = {
+        let mut a = args.clone();
+        a[1] = victim_pid.to_string();
+        a
+    };
+    for argv in [&args, &args_victim] {
+        let pid = platform.spawn(&image, argv, &[] as &[&str]).unwrap();
+        let _dog = watchdog(pid);
+        let mut sentry = DemoSentry::default();
+        let outcome = sentry.run(&mut platform, pid).unwrap();
+        let out = String::from_utf8_lossy(&sentry.output).into_owned();
+        assert_eq!(outcome, Outcome::Exited(0), "output: {out}");
+        let results: Vec<(&str, i64)> = out
+            .lines()
+            .map(|l| {
+                let (name, ret) = l.split_once(' ').unwrap();
+                (name, ret.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(results.last(), Some(&("done", 0)), "output: {out}");
+        let enosys = -(libc::ENOSYS as i64);
+        for (name, ret) in &results[..results.len() - 1] {
+            match *name {
+                // Allowed on the host: an anonymous mapping works.
+                "mmap_anon" => assert_eq!(*ret, 0, "anonymous mmap failed: {out}"),
+                // Everything else was stopped and answered by the sentry (a host
+                // failure would be another errno: EBADF, EPERM, ESRCH...).
+                _ => assert_eq!(*ret, enosys, "{name} was not trapped: {out}"),
+            }
+        }
+        let trapped_mmaps: Vec<_> = sentry
+            .trapped
+            .iter()
+            .filter(|c| c.nr == libc::SYS_mmap)
+            .collect();
+        assert_eq!(
+            trapped_mmaps.len(),
+            2,
+            "file mmaps trapped: {trapped_mmaps:?}"
+        );
+        assert!(trapped_mmaps
+            .iter()
+            .all(|c| c.args[3] & libc::MAP_ANONYMOUS as u64 == 0));
+    }
+    // The host is unchanged.
+    assert!(!target.exists(), "the guest created {}", target.display());
+    assert_eq!(KERNEL_SECRET.load(Ordering::SeqCst), 0x5ec2e7);
+    let victim_status = std::fs::read_to_string(format!("/proc/{victim_pid}/status")).unwrap();
+    assert!(victim_status.contains("TracerPid:\t0\n"), "{victim_status}");
+    assert!(
+        !victim_status.contains("State:\tZ"),
+        "the victim was killed"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the guest connected to the host"
+    );
+}
+
+#[test]
+fn a_foreign_abi_syscall_kills_the_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = build_hostile(dir.path());
+    let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
+    let image = Image::from_host_file(&hostile).unwrap();
+    let pid = platform
+        .spawn(&image, &["hostile", "int80"], &[] as &[&str])
+        .unwrap();
+    let _dog = watchdog(pid);
+    let mut sentry = DemoSentry::default();
+    let outcome = sentry.run(&mut platform, pid).unwrap();
+    assert_eq!(outcome, Outcome::Killed(Signal::SIGSYS));
+    assert!(sentry.output.is_empty());
+}
+
+#[test]
+fn guests_die_with_the_kernel_thread() {
+    let (tx, rx) = mpsc::channel();
+    let kernel = std::thread::spawn(move || {
+        let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
+        let pid = platform
+            .spawn(&busybox(), &["busybox", "echo", "x"], &[] as &[&str])
+            .unwrap();
+        assert!(matches!(platform.wait().unwrap(), Event::Syscall { .. }));
+        tx.send(pid).unwrap();
+        // The kernel goes away without cleaning up (as kill -9 would).
+        std::mem::forget(platform);
+    });
+    let pid = rx.recv_timeout(LIMIT).unwrap();
+    kernel.join().unwrap();
+    let start = Instant::now();
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => break,
+            Ok(WaitStatus::StillAlive) if start.elapsed() < LIMIT => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            other => panic!("guest {pid} outlived its kernel: {other:?}"),
+        }
+    }
+}
