@@ -92,6 +92,32 @@ fn busybox_uname_sees_the_sentry() {
 }
 
 #[test]
+fn try_wait_polls_without_blocking() {
+    let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
+    assert_eq!(platform.try_wait(), Err(Error::NoGuests));
+    let pid = platform
+        .spawn(&busybox(), &["busybox", "echo", "polled"], &[] as &[&str])
+        .unwrap();
+    let _dog = watchdog(pid);
+    let mut sentry = DemoSentry::default();
+    let start = Instant::now();
+    let outcome = loop {
+        assert!(start.elapsed() < LIMIT, "the guest never finished");
+        match platform.try_wait().unwrap() {
+            None => std::thread::sleep(Duration::from_micros(100)),
+            Some(event) => {
+                if let Some(outcome) = sentry.serve(&mut platform, pid, event).unwrap() {
+                    break outcome;
+                }
+            }
+        }
+    };
+    assert_eq!(outcome, Outcome::Exited(0));
+    assert_eq!(sentry.output, b"polled\n");
+    assert_eq!(platform.try_wait(), Err(Error::NoGuests));
+}
+
+#[test]
 fn a_bad_image_is_a_clear_spawn_error() {
     let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
     let image = Image::from_bytes("junk", b"not an ELF at all").unwrap();

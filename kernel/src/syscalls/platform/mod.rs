@@ -222,6 +222,23 @@ impl Platform {
         }
     }
 
+    /// The next event if one is ready, without blocking (for an event loop woken by
+    /// SIGCHLD, e.g. through a signalfd).
+    pub fn try_wait(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            let pgid = self.pgid.ok_or(Error::NoGuests)?;
+            let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
+            let status = waitpid(Pid::from_raw(-pgid.as_raw()), Some(flags))
+                .map_err(trace_err("waitpid", pgid))?;
+            if status == WaitStatus::StillAlive {
+                return Ok(None);
+            }
+            if let Some(event) = self.on_status(status)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
     fn on_status(&mut self, status: WaitStatus) -> Result<Option<Event>, Error> {
         match status {
             WaitStatus::PtraceEvent(pid, _, ev) if ev == libc::PTRACE_EVENT_SECCOMP => {
