@@ -217,7 +217,6 @@ fn a_hostile_guest_reaches_nothing_of_the_host() {
     let port = listener.local_addr().unwrap().port();
     let secret_addr = &KERNEL_SECRET as *const AtomicU64 as u64;
 
-    let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
     let image = Image::from_host_file(&hostile).unwrap();
     let args = [
         "hostile".to_string(),
@@ -232,13 +231,18 @@ fn a_hostile_guest_reaches_nothing_of_the_host() {
         a[1] = victim_pid.to_string();
         a
     };
-    for argv in [&args, &args_victim] {
+    // SYSEMU mode too: there the platform replays the allowed syscalls itself.
+    let runs = [Mode::Seccomp, Mode::Sysemu]
+        .into_iter()
+        .flat_map(|mode| [(mode, &args), (mode, &args_victim)]);
+    for (mode, argv) in runs {
+        let mut platform = Platform::new(mode, Creds::default_for_host()).unwrap();
         let pid = platform.spawn(&image, argv, &[] as &[&str]).unwrap();
         let _dog = watchdog(pid);
         let mut sentry = DemoSentry::default();
         let outcome = sentry.run(&mut platform, pid).unwrap();
         let out = String::from_utf8_lossy(&sentry.output).into_owned();
-        assert_eq!(outcome, Outcome::Exited(0), "output: {out}");
+        assert_eq!(outcome, Outcome::Exited(0), "{mode:?}: {out}");
         let results: Vec<(&str, i64)> = out
             .lines()
             .map(|l| {
@@ -251,10 +255,10 @@ fn a_hostile_guest_reaches_nothing_of_the_host() {
         for (name, ret) in &results[..results.len() - 1] {
             match *name {
                 // Allowed on the host: an anonymous mapping works.
-                "mmap_anon" => assert_eq!(*ret, 0, "anonymous mmap failed: {out}"),
+                "mmap_anon" => assert_eq!(*ret, 0, "{mode:?}: anonymous mmap failed: {out}"),
                 // Everything else was stopped and answered by the sentry (a host
                 // failure would be another errno: EBADF, EPERM, ESRCH...).
-                _ => assert_eq!(*ret, enosys, "{name} was not trapped: {out}"),
+                _ => assert_eq!(*ret, enosys, "{mode:?}: {name} was not trapped: {out}"),
             }
         }
         let trapped_mmaps: Vec<_> = sentry
@@ -300,6 +304,40 @@ fn a_foreign_abi_syscall_kills_the_guest() {
     let outcome = sentry.run(&mut platform, pid).unwrap();
     assert_eq!(outcome, Outcome::Killed(Signal::SIGSYS));
     assert!(sentry.output.is_empty());
+}
+
+#[test]
+fn forked_guests_stay_traced_and_escaping_clones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = build_hostile(dir.path());
+    let image = Image::from_host_file(&hostile).unwrap();
+    for mode in [Mode::Seccomp, Mode::Sysemu] {
+        let mut platform = Platform::new(mode, Creds::default_for_host()).unwrap();
+        let pid = platform
+            .spawn(&image, &["hostile", "fork"], &[] as &[&str])
+            .unwrap();
+        let _dog = watchdog(pid);
+        let mut sentry = DemoSentry::default();
+        let outcome = sentry.run(&mut platform, pid).unwrap();
+        let out = String::from_utf8_lossy(&sentry.output).into_owned();
+        assert_eq!(outcome, Outcome::Exited(0), "{mode:?}: {out}");
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort();
+        // The children's getpid reached the sentry (pid 1), not the host: traced.
+        assert_eq!(
+            lines,
+            [
+                "child 1",
+                "clone_newuser -1",
+                "clone_untraced -1",
+                "glibc_child 1",
+                "glibc_fork 0",
+                "parent 0"
+            ],
+            "{mode:?}: {out}"
+        );
+        assert_eq!(platform.guests().count(), 0);
+    }
 }
 
 #[test]

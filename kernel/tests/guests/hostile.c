@@ -1,6 +1,8 @@
 /* A hostile guest for the platform tests: tries to reach the host in every way the
  * platform must stop, and prints "NAME RESULT" per attempt (RESULT: the raw syscall's
- * return, -errno on failure). Arguments: VICTIM_PID ADDR_HEX FILE PORT, or "int80".
+ * return, -errno on failure). Arguments: VICTIM_PID ADDR_HEX FILE PORT, or "int80"
+ * (a foreign-ABI syscall), or "fork" (forks that must stay traced, clones that must not
+ * happen).
  * Built with gcc -static by the test. */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -38,6 +40,23 @@ int main(int argc, char **argv) {
 		long ret;
 		__asm__ volatile("int $0x80" : "=a"(ret) : "a"(20) : "memory"); /* i386 getpid */
 		report("int80", ret);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "fork") == 0) {
+		long c = raw(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
+		if (c == 0) {
+			report("child", raw(SYS_getpid, 0, 0, 0, 0, 0, 0));
+			raw(SYS_exit_group, 0, 0, 0, 0, 0, 0);
+		}
+		report("parent", c > 0 ? 0 : c);
+		report("clone_newuser", raw(SYS_clone, SIGCHLD | CLONE_NEWUSER, 0, 0, 0, 0, 0));
+		report("clone_untraced", raw(SYS_clone, SIGCHLD | CLONE_UNTRACED, 0, 0, 0, 0, 0));
+		pid_t f = fork();
+		if (f == 0) {
+			report("glibc_child", raw(SYS_getpid, 0, 0, 0, 0, 0, 0));
+			_exit(3);
+		}
+		report("glibc_fork", f > 0 ? 0 : f);
 		return 0;
 	}
 	if (argc != 5)

@@ -1,12 +1,13 @@
 //! A demonstration sentry over the platform, for its tests and benchmark (not the real
 //! sentry): it serves write/writev to descriptors 1 and 2 into a buffer, exit and
-//! exit_group, getpid (the guest is pid 1), uname, and answers ENOSYS to everything
-//! else. It records every syscall that reached it.
+//! exit_group, getpid (every guest is pid 1), uname, lets fork, vfork and clone (with
+//! safe flags) through, and answers ENOSYS to everything else (clone3 too, so libc falls
+//! back to clone). It records every syscall that reached it.
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::{Error, Event, Platform, Syscall};
+use super::{filter, Error, Event, Platform, Syscall};
 
 /// The release uname reports.
 pub const RELEASE: &str = "6.1.0-uml-kernel";
@@ -30,12 +31,17 @@ pub struct DemoSentry {
 }
 
 impl DemoSentry {
-    /// Serves the guest until it is gone.
+    /// Serves the guest until it and every child it forked are gone; returns how the
+    /// guest ended.
     pub fn run(&mut self, platform: &mut Platform, pid: Pid) -> Result<Outcome, Error> {
+        let mut outcome = None;
         loop {
+            if let (Some(o), 0) = (outcome, platform.guests().count()) {
+                return Ok(o);
+            }
             let event = platform.wait()?;
-            if let Some(outcome) = self.serve(platform, pid, event)? {
-                return Ok(outcome);
+            if let Some(o) = self.serve(platform, pid, event)? {
+                outcome = Some(o);
             }
         }
     }
@@ -53,6 +59,7 @@ impl DemoSentry {
                 self.syscall(platform, at, call)?;
                 Ok(None)
             }
+            Event::Forked { .. } => Ok(None),
             Event::Signal { pid: at, signal } => {
                 platform.resume(at, Some(signal))?;
                 Ok(None)
@@ -66,7 +73,11 @@ impl DemoSentry {
     fn syscall(&mut self, platform: &mut Platform, pid: Pid, call: Syscall) -> Result<(), Error> {
         let [a0, a1, a2, ..] = call.args;
         let ret = match call.nr {
-            libc::SYS_exit | libc::SYS_exit_group => return platform.pass(pid),
+            libc::SYS_exit | libc::SYS_exit_group | libc::SYS_fork | libc::SYS_vfork => {
+                return platform.pass(pid)
+            }
+            libc::SYS_clone if filter::clone_is_host_safe(a0) => return platform.pass(pid),
+            libc::SYS_clone => -(libc::EPERM as i64),
             libc::SYS_getpid => 1,
             libc::SYS_write if a0 == 1 || a0 == 2 => self.write(platform, pid, a1, a2),
             libc::SYS_writev if a0 == 1 || a0 == 2 => self.writev(platform, pid, a1, a2),

@@ -52,6 +52,27 @@ pub fn host_may_run(nr: i64, args: &[u64; 6]) -> bool {
     ALWAYS_ALLOWED.contains(&nr)
 }
 
+/// clone flags a sentry may let the host perform: fork, vfork and threads. Namespaces,
+/// CLONE_UNTRACED (a child outside the tracer's reach), CLONE_PTRACE, CLONE_PARENT (a
+/// child of the kernel's parent) and CLONE_PIDFD (a host descriptor) are refused.
+pub const HOST_CLONE_FLAGS: u64 = (libc::CSIGNAL
+    | libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM
+    | libc::CLONE_SETTLS
+    | libc::CLONE_PARENT_SETTID
+    | libc::CLONE_CHILD_CLEARTID
+    | libc::CLONE_CHILD_SETTID
+    | libc::CLONE_VFORK) as u64;
+
+/// True when a clone with these flags only makes a traced child or thread of the guest.
+pub fn clone_is_host_safe(flags: u64) -> bool {
+    flags & !HOST_CLONE_FLAGS == 0
+}
+
 /// Compiles the allow-list into a BPF program (done before fork: the child only installs
 /// it).
 pub fn compile() -> Result<BpfProgram, Error> {
@@ -99,6 +120,23 @@ mod tests {
         assert!(!host_may_run(libc::SYS_openat, &[0; 6]));
         assert!(!host_may_run(libc::SYS_getpid, &[0; 6]));
         assert!(host_may_run(libc::SYS_brk, &[0; 6]));
+    }
+
+    #[test]
+    fn clone_flags_that_escape_are_refused() {
+        let fork = (libc::SIGCHLD | libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u64;
+        assert!(clone_is_host_safe(fork));
+        for bad in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWNET,
+            libc::CLONE_UNTRACED,
+            libc::CLONE_PTRACE,
+            libc::CLONE_PARENT,
+            libc::CLONE_PIDFD,
+        ] {
+            assert!(!clone_is_host_safe(fork | bad as u64), "{bad:#x}");
+        }
     }
 
     #[test]

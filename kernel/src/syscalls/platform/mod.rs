@@ -89,6 +89,9 @@ impl Syscall {
 pub enum Event {
     /// Stopped at a syscall outside the allow-list; answer with reply or pass.
     Syscall { pid: Pid, call: Syscall },
+    /// A guest's fork, vfork or clone (passed to the host by the sentry) made `child`,
+    /// traced from its first instruction, under the same filter; both run on.
+    Forked { parent: Pid, child: Pid },
     /// Stopped before a signal is delivered to it; resume with or without it.
     Signal { pid: Pid, signal: Signal },
     /// Exited with this status; it is gone.
@@ -174,6 +177,10 @@ enum State {
     ReplayEntry,
     /// SYSEMU mode, replaying an allowed syscall: waiting for its exit stop.
     ReplayExit,
+    /// A new child whose first stop came before its parent's fork event.
+    Newborn,
+    /// A new child reported to the sentry, its first stop still to come.
+    Expected,
 }
 
 /// The guest processes of one kernel and the calls that stop and resume them.
@@ -256,9 +263,28 @@ impl Platform {
                 }))
             }
             WaitStatus::PtraceSyscall(pid) => self.on_sysemu_stop(pid),
+            WaitStatus::PtraceEvent(pid, _, ev)
+                if ev == libc::PTRACE_EVENT_FORK
+                    || ev == libc::PTRACE_EVENT_VFORK
+                    || ev == libc::PTRACE_EVENT_CLONE =>
+            {
+                self.on_fork(pid).map(Some)
+            }
             WaitStatus::PtraceEvent(pid, _, _) => {
-                // Events this platform does not ask for yet (fork, clone: next slice).
-                self.resume_raw(pid, None)?;
+                // Other events (exec of a passed execve): carry on.
+                self.continue_after_event(pid)?;
+                Ok(None)
+            }
+            WaitStatus::Stopped(pid, Signal::SIGSTOP)
+                if matches!(self.guests.get(&pid), None | Some(State::Expected)) =>
+            {
+                // A new child's first stop (auto-attached by PTRACE_O_TRACEFORK/CLONE).
+                let reported = matches!(self.guests.get(&pid), Some(State::Expected));
+                if reported {
+                    self.resume_raw(pid, None)?;
+                } else {
+                    self.guests.insert(pid, State::Newborn);
+                }
                 Ok(None)
             }
             WaitStatus::Stopped(pid, signal) => {
@@ -277,6 +303,32 @@ impl Platform {
         }
     }
 
+    /// A guest's fork/vfork/clone made a child, traced from its first instruction. The
+    /// event is reported before anything the child does: a child whose first stop came
+    /// first waits for it.
+    fn on_fork(&mut self, parent: Pid) -> Result<Event, Error> {
+        let raw = ptrace::getevent(parent).map_err(trace_err("PTRACE_GETEVENTMSG", parent))?;
+        let child = Pid::from_raw(raw as libc::pid_t);
+        self.continue_after_event(parent)?;
+        match self.guests.get(&child) {
+            Some(State::Newborn) => self.resume_raw(child, None)?,
+            _ => {
+                self.guests.insert(child, State::Expected);
+            }
+        }
+        Ok(Event::Forked { parent, child })
+    }
+
+    /// Resumes a guest from a ptrace event stop, keeping a SYSEMU replay going.
+    fn continue_after_event(&mut self, pid: Pid) -> Result<(), Error> {
+        match self.guests.get(&pid) {
+            Some(State::ReplayExit) => {
+                ptrace::syscall(pid, None).map_err(trace_err("PTRACE_SYSCALL", pid))
+            }
+            _ => self.resume_raw(pid, None),
+        }
+    }
+
     fn forget(&mut self, pid: Pid) {
         self.guests.remove(&pid);
         if self.guests.is_empty() {
@@ -288,8 +340,14 @@ impl Platform {
     fn on_sysemu_stop(&mut self, pid: Pid) -> Result<Option<Event>, Error> {
         match self.guests.get(&pid).copied() {
             Some(State::ReplayEntry) => {
+                // Resuming a SYSEMU stop with PTRACE_SYSCALL first reports the exit of
+                // the skipped syscall; the replay's entry stop comes after it.
+                let info =
+                    ptrace::syscall_info(pid).map_err(trace_err("PTRACE_GET_SYSCALL_INFO", pid))?;
                 ptrace::syscall(pid, None).map_err(trace_err("PTRACE_SYSCALL", pid))?;
-                self.guests.insert(pid, State::ReplayExit);
+                if info.op == libc::PTRACE_SYSCALL_INFO_ENTRY {
+                    self.guests.insert(pid, State::ReplayExit);
+                }
                 Ok(None)
             }
             Some(State::ReplayExit) => {

@@ -129,7 +129,10 @@ impl Platform {
         let options = Options::PTRACE_O_TRACESECCOMP
             | Options::PTRACE_O_EXITKILL
             | Options::PTRACE_O_TRACEEXEC
-            | Options::PTRACE_O_TRACESYSGOOD;
+            | Options::PTRACE_O_TRACESYSGOOD
+            | Options::PTRACE_O_TRACEFORK
+            | Options::PTRACE_O_TRACEVFORK
+            | Options::PTRACE_O_TRACECLONE;
         ptrace::setoptions(pid, options).map_err(trace_err("PTRACE_SETOPTIONS", pid))?;
         ptrace::cont(pid, None).map_err(trace_err("PTRACE_CONT", pid))?;
         match wait()? {
