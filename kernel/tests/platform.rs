@@ -307,6 +307,26 @@ fn a_foreign_abi_syscall_kills_the_guest() {
 }
 
 #[test]
+fn a_guest_cannot_take_the_hosts_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = build_hostile(dir.path());
+    let image = Image::from_host_file(&hostile).unwrap();
+    let mut platform = Platform::new(Mode::Seccomp, Creds::default_for_host()).unwrap();
+    platform.limit_address_space(1 << 30);
+    let pid = platform
+        .spawn(&image, &["hostile", "bigmap"], &[] as &[&str])
+        .unwrap();
+    let _dog = watchdog(pid);
+    let mut sentry = DemoSentry::default();
+    let outcome = sentry.run(&mut platform, pid).unwrap();
+    let out = String::from_utf8_lossy(&sentry.output).into_owned();
+    assert_eq!(outcome, Outcome::Exited(0), "{out}");
+    // The host refused the memory (ENOMEM: the mapping ran on the host, under the
+    // limit); raising the limit stopped at the sentry (ENOSYS).
+    assert_eq!(out, "mmap_64g -12\nbrk_64g -12\nsetrlimit -38\n");
+}
+
+#[test]
 fn forked_guests_stay_traced_and_escaping_clones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let hostile = build_hostile(dir.path());

@@ -1,7 +1,7 @@
 /* A hostile guest for the platform tests: tries to reach the host in every way the
  * platform must stop, and prints "NAME RESULT" per attempt (RESULT: the raw syscall's
  * return, -errno on failure). Arguments: VICTIM_PID ADDR_HEX FILE PORT, or "int80"
- * (a foreign-ABI syscall), or "fork" (forks that must stay traced, clones that must not
+ * (a foreign-ABI syscall), "bigmap" (64 GiB of anonymous memory), or "fork" (forks that must stay traced, clones that must not
  * happen).
  * Built with gcc -static by the test. */
 #define _GNU_SOURCE
@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <errno.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -40,6 +42,15 @@ int main(int argc, char **argv) {
 		long ret;
 		__asm__ volatile("int $0x80" : "=a"(ret) : "a"(20) : "memory"); /* i386 getpid */
 		report("int80", ret);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "bigmap") == 0) {
+		long big = raw(SYS_mmap, 0, 64L << 30, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		report("mmap_64g", big < 0 ? big : 0);
+		long cur = raw(SYS_brk, 0, 0, 0, 0, 0, 0);
+		long grown = raw(SYS_brk, cur + (64L << 30), 0, 0, 0, 0, 0);
+		report("brk_64g", grown == cur ? -ENOMEM : 0);
+		report("setrlimit", raw(SYS_setrlimit, RLIMIT_AS, (long)&(long[2]){-1, -1}, 0, 0, 0, 0));
 		return 0;
 	}
 	if (argc == 2 && strcmp(argv[1], "fork") == 0) {

@@ -187,6 +187,8 @@ enum State {
 pub struct Platform {
     mode: Mode,
     creds: Creds,
+    /// RLIMIT_AS of every guest process (bytes), when set.
+    address_space: Option<u64>,
     filter: BpfProgram,
     guests: HashMap<Pid, State>,
     /// The host process group every guest joins (the first guest's pid).
@@ -200,11 +202,19 @@ impl Platform {
         Ok(Platform {
             mode,
             creds,
+            address_space: None,
             filter: filter::compile()?,
             guests: HashMap::new(),
             pgid: None,
             _not_send: PhantomData,
         })
+    }
+
+    /// Caps the address space of guests started from now on (RLIMIT_AS, which the
+    /// guest cannot raise: setrlimit and prlimit64 stop at the sentry), so anonymous
+    /// mmap and brk, which run on the host, cannot take the host's memory.
+    pub fn limit_address_space(&mut self, bytes: u64) {
+        self.address_space = Some(bytes);
     }
 
     pub fn mode(&self) -> Mode {

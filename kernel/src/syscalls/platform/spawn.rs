@@ -94,6 +94,7 @@ impl Platform {
                 Creds::Keep => None,
                 Creds::Drop { uid, gid } => Some((uid, gid)),
             },
+            address_space: self.address_space.unwrap_or(libc::RLIM_INFINITY),
             parent: std::process::id() as libc::pid_t,
             filter: self.filter.clone(),
             _strings: strings,
@@ -169,10 +170,10 @@ impl Platform {
 fn child_report(read_end: OwnedFd) -> Option<Error> {
     let mut msg = [0u8; 8];
     File::from(read_end).read_exact(&mut msg).ok()?;
-    let step = u32::from_ne_bytes(msg[..4].try_into().ok()?) as usize;
+    let step = u32::from_ne_bytes(msg[..4].try_into().ok()?);
     let errno = i32::from_ne_bytes(msg[4..].try_into().ok()?);
     Some(Error::Spawn {
-        step: sys::STEPS.get(step).copied().unwrap_or("unknown step"),
+        step: sys::step_name(step),
         errno: Errno::from_raw(errno),
     })
 }

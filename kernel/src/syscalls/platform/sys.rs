@@ -11,11 +11,31 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 use seccompiler::BpfProgram;
 
-/// The steps of the child's set-up, reported to the parent by number when one fails.
-pub const STEPS: &[&str] = &[
+/// The steps of the child's set-up; a failed one is reported to the parent by number.
+#[derive(Clone, Copy)]
+pub enum Step {
+    Setpgid,
+    CloseRange,
+    RlimitCore,
+    RlimitAs,
+    Setgroups,
+    Setresgid,
+    Setresuid,
+    NoNewPrivs,
+    Pdeathsig,
+    ParentDied,
+    Traceme,
+    Sigstop,
+    Seccomp,
+    Execveat,
+}
+
+/// The steps' names, in [`Step`]'s order.
+const STEP_NAMES: &[&str] = &[
     "setpgid",
     "close_range",
     "setrlimit(RLIMIT_CORE)",
+    "setrlimit(RLIMIT_AS)",
     "setgroups",
     "setresgid",
     "setresuid",
@@ -28,6 +48,14 @@ pub const STEPS: &[&str] = &[
     "execveat",
 ];
 
+/// The name of the step a child reported by number.
+pub fn step_name(number: u32) -> &'static str {
+    STEP_NAMES
+        .get(number as usize)
+        .copied()
+        .unwrap_or("unknown step")
+}
+
 /// Everything the child needs, built before fork.
 pub struct ChildPlan {
     /// The guest ELF, a memfd (close-on-exec).
@@ -39,6 +67,8 @@ pub struct ChildPlan {
     pub pgid: libc::pid_t,
     /// Host uid and gid to run as (root only).
     pub creds: Option<(libc::uid_t, libc::gid_t)>,
+    /// RLIMIT_AS (soft and hard), RLIM_INFINITY for none.
+    pub address_space: libc::rlim_t,
     /// The process that forks (the kernel), checked after PR_SET_PDEATHSIG.
     pub parent: libc::pid_t,
     pub filter: BpfProgram,
@@ -65,7 +95,7 @@ pub fn fork_guest(plan: &ChildPlan) -> Result<Pid, Errno> {
 }
 
 /// Reports the failed step and errno on the pipe, then exits.
-fn fail(plan: &ChildPlan, step: usize) -> ! {
+fn fail(plan: &ChildPlan, step: Step) -> ! {
     let errno = Errno::last_raw();
     let mut msg = [0u8; 8];
     msg[..4].copy_from_slice(&(step as u32).to_ne_bytes());
@@ -80,7 +110,7 @@ fn fail(plan: &ChildPlan, step: usize) -> ! {
 
 /// The child's side: never returns.
 fn child(plan: &ChildPlan) -> ! {
-    let check = |rc: libc::c_long, step: usize| {
+    let check = |rc: libc::c_long, step: Step| {
         if rc < 0 {
             fail(plan, step)
         }
@@ -89,7 +119,7 @@ fn child(plan: &ChildPlan) -> ! {
     // into `plan`, which lives in this (copied) address space until exec; no call
     // allocates or takes a lock.
     unsafe {
-        check(libc::setpgid(0, plan.pgid) as libc::c_long, 0);
+        check(libc::setpgid(0, plan.pgid) as libc::c_long, Step::Setpgid);
         let (lo, hi) = if plan.image < plan.report {
             (plan.image as u32, plan.report as u32)
         } else {
@@ -97,7 +127,10 @@ fn child(plan: &ChildPlan) -> ! {
         };
         let close = |first: u32, last: u32| {
             if first <= last {
-                check(libc::syscall(libc::SYS_close_range, first, last, 0), 1);
+                check(
+                    libc::syscall(libc::SYS_close_range, first, last, 0),
+                    Step::CloseRange,
+                );
             }
         };
         if lo > 0 {
@@ -113,30 +146,47 @@ fn child(plan: &ChildPlan) -> ! {
         };
         check(
             libc::setrlimit(libc::RLIMIT_CORE, &no_core) as libc::c_long,
-            2,
+            Step::RlimitCore,
+        );
+        let address_space = libc::rlimit {
+            rlim_cur: plan.address_space,
+            rlim_max: plan.address_space,
+        };
+        check(
+            libc::setrlimit(libc::RLIMIT_AS, &address_space) as libc::c_long,
+            Step::RlimitAs,
         );
         if let Some((uid, gid)) = plan.creds {
-            check(libc::setgroups(0, std::ptr::null()) as libc::c_long, 3);
-            check(libc::setresgid(gid, gid, gid) as libc::c_long, 4);
-            check(libc::setresuid(uid, uid, uid) as libc::c_long, 5);
+            check(
+                libc::setgroups(0, std::ptr::null()) as libc::c_long,
+                Step::Setgroups,
+            );
+            check(
+                libc::setresgid(gid, gid, gid) as libc::c_long,
+                Step::Setresgid,
+            );
+            check(
+                libc::setresuid(uid, uid, uid) as libc::c_long,
+                Step::Setresuid,
+            );
         }
         check(
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) as libc::c_long,
-            6,
+            Step::NoNewPrivs,
         );
         // After the credential change: changing uids clears the death signal.
         check(
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) as libc::c_long,
-            7,
+            Step::Pdeathsig,
         );
         if libc::getppid() != plan.parent {
-            fail(plan, 8);
+            fail(plan, Step::ParentDied);
         }
         check(
             libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) as libc::c_long,
-            9,
+            Step::Traceme,
         );
-        check(libc::raise(libc::SIGSTOP) as libc::c_long, 10);
+        check(libc::raise(libc::SIGSTOP) as libc::c_long, Step::Sigstop);
         let prog = libc::sock_fprog {
             len: plan.filter.len() as u16,
             filter: plan.filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
@@ -148,7 +198,7 @@ fn child(plan: &ChildPlan) -> ! {
                 0,
                 &prog as *const libc::sock_fprog,
             ),
-            11,
+            Step::Seccomp,
         );
         libc::syscall(
             libc::SYS_execveat,
@@ -158,6 +208,6 @@ fn child(plan: &ChildPlan) -> ! {
             plan.envp.as_ptr(),
             libc::AT_EMPTY_PATH,
         );
-        fail(plan, 12)
+        fail(plan, Step::Execveat)
     }
 }
