@@ -429,6 +429,44 @@ fn forked_guests_stay_traced_and_escaping_clones_are_refused() {
 }
 
 #[test]
+fn guest_threads_are_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = build_hostile(dir.path());
+    let image = Image::from_host_file(&hostile).unwrap();
+    for mode in [Mode::Seccomp, Mode::Sysemu] {
+        let mut platform = Platform::new(mode, Creds::default_for_host()).unwrap();
+        let pid = platform
+            .spawn(&image, &["hostile", "thread"], &[] as &[&str])
+            .unwrap();
+        let _dog = watchdog(pid);
+        let mut sentry = DemoSentry::default();
+        let mut threads = Vec::new();
+        let outcome = loop {
+            let event = platform.wait().unwrap();
+            if let Event::Forked { parent, child } = event {
+                threads.push((parent, child));
+            }
+            if let Some(o) = sentry.serve(&mut platform, pid, event).unwrap() {
+                break o;
+            }
+        };
+        let out = String::from_utf8_lossy(&sentry.output).into_owned();
+        assert_eq!(outcome, Outcome::Exited(0), "{mode:?}: {out}");
+        // The thread's getpid reached the sentry: it was traced (it may print before
+        // or after pthread_create returns).
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            ["pthread_create 0", "pthread_join 0", "thread 1"],
+            "{mode:?}: {out}"
+        );
+        assert_eq!(threads.len(), 1, "{mode:?}: {threads:?}");
+        assert_eq!(threads[0].0, pid);
+    }
+}
+
+#[test]
 fn guests_die_with_the_kernel_thread() {
     let (tx, rx) = mpsc::channel();
     let kernel = std::thread::spawn(move || {

@@ -1,12 +1,13 @@
 /* A hostile guest for the platform tests: tries to reach the host in every way the
  * platform must stop, and prints "NAME RESULT" per attempt (RESULT: the raw syscall's
  * return, -errno on failure). Arguments: VICTIM_PID ADDR_HEX FILE PORT, or "int80"
- * (a foreign-ABI syscall), "bigmap" (64 GiB of anonymous memory), or "fork" (forks that must stay traced, clones that must not
+ * (a foreign-ABI syscall), "bigmap" (64 GiB of anonymous memory), "thread" (a pthread), or "fork" (forks that must stay traced, clones that must not
  * happen).
  * Built with gcc -static by the test. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +38,11 @@ static long raw(long nr, long a, long b, long c, long d, long e, long f) {
 	return ret;
 }
 
+static void *thread_main(void *arg) {
+	report("thread", raw(SYS_getpid, 0, 0, 0, 0, 0, 0));
+	return arg;
+}
+
 int main(int argc, char **argv) {
 	if (argc == 2 && strcmp(argv[1], "int80") == 0) {
 		long ret;
@@ -51,6 +57,14 @@ int main(int argc, char **argv) {
 		long grown = raw(SYS_brk, cur + (64L << 30), 0, 0, 0, 0, 0);
 		report("brk_64g", grown == cur ? -ENOMEM : 0);
 		report("setrlimit", raw(SYS_setrlimit, RLIMIT_AS, (long)&(long[2]){-1, -1}, 0, 0, 0, 0));
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "thread") == 0) {
+		pthread_t t;
+		int rc = pthread_create(&t, 0, thread_main, 0);
+		report("pthread_create", -rc);
+		if (rc == 0)
+			report("pthread_join", -pthread_join(t, 0));
 		return 0;
 	}
 	if (argc == 2 && strcmp(argv[1], "fork") == 0) {
