@@ -17,6 +17,7 @@ pub mod mconsole;
 pub mod net;
 pub mod proc;
 pub mod shell;
+pub mod syscalls;
 pub mod sysrq;
 pub mod task;
 
