@@ -986,3 +986,213 @@ fn vde_clients_and_daemon_clients_share_the_lan() {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+// ---- uml-kernel's vector transports (`vec<N>:transport=...`) ----
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: a uml-kernel whose `vec0`
+/// is `vec` aimed at host a (no switch on b). They ping both ways.
+fn kernel_vector_meets_our_uplink(vec: &str, uplink: &str) {
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let d = dir.path();
+    let sw = our_switch_in(&a, d, &["--uplink", uplink]);
+    let mut ka = Kern::spawn_in(
+        Some(&a),
+        &d.join("ka"),
+        "kva",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    let mut kb = Kern::spawn_in(Some(&b), &d.join("kb"), "kvb", &[format!("vec0:{vec}")]);
+    assert!(
+        kb.output()
+            .contains("Choosing a random ethernet address for device vec0\n"),
+        "{}",
+        kb.output()
+    );
+    assert_eq!(
+        ka.sh("ifconfig eth0 192.168.81.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    assert_eq!(
+        kb.sh("ifconfig vec0 192.168.81.2 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = kb.sh("ping -c 3 -i 0.2 192.168.81.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "uml-kernel {vec} -> {uplink}\n{out}\nswitch: {}",
+        switch_report(&sw, d)
+    );
+    let out = ka.sh("ping -c 3 -i 0.2 192.168.81.2");
+    assert_eq!(received(&out), 3, "{uplink} -> uml-kernel {vec}\n{out}");
+    let shown = kb.sh("ifconfig vec0");
+    assert!(shown.contains("inet addr:192.168.81.2"), "{shown}");
+}
+
+#[test]
+fn kernel_gre_vector_meets_our_gre_uplink() {
+    kernel_vector_meets_our_uplink(
+        "transport=gre,src=10.9.0.2,dst=10.9.0.1,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.2,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_over_ip_vector_meets_our_uplink() {
+    kernel_vector_meets_our_uplink(
+        "transport=l2tpv3,src=10.9.0.2,dst=10.9.0.1,rx_session=0x7ffffff0,\
+         tx_session=0xffff,rx_cookie=0x12345678,tx_cookie=0x9abcdef0,counter=1",
+        "l2tpv3:10.9.0.2,rx_session=0xffff,tx_session=0x7ffffff0,rx_cookie=0x9abcdef0,\
+         tx_cookie=0x12345678,counter=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_over_udp_vector_meets_our_uplink() {
+    kernel_vector_meets_our_uplink(
+        "transport=l2tpv3,udp=1,src=10.9.0.2,dst=10.9.0.1,srcport=1706,dstport=1707,\
+         rx_session=5,tx_session=6,rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,\
+         counter=1,depth=128",
+        "l2tpv3:10.9.0.2,udp=1,srcport=1707,dstport=1706,rx_session=6,tx_session=5,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
+    );
+}
+
+/// Host a: a uml-kernel with `ours` as vec0; host b: a linux.uml guest with `theirs` as
+/// vec0 (no switch anywhere). They ping both ways.
+fn kernel_vector_meets_linux_uml_vector(ours: &str, theirs: &str) {
+    let Some(_) = linux_uml() else {
+        return;
+    };
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let d = dir.path();
+    let mut k = Kern::spawn_in(Some(&a), &d.join("k"), "kvl", &[format!("vec0:{ours}")]);
+    assert_eq!(
+        k.sh("ifconfig vec0 192.168.82.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    let img = d.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = d.join("lx.cow");
+    let mut l = Uml::new(&d.join("lxhome"), &format!("kvl-{}", std::process::id()))
+        .expect("linux.uml")
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("vec0:{theirs}"))
+        .wrapped(b.prefix())
+        .boot_until("GUEST-READY", BOOT);
+    linux_sh(
+        &mut l,
+        "ifconfig vec0 192.168.82.2 netmask 255.255.255.0 up",
+    );
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 192.168.82.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml {theirs} -> uml-kernel {ours}\n{out}\nguest console:\n{}",
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 192.168.82.2");
+    assert_eq!(received(&out), 3, "uml-kernel {ours} -> linux.uml\n{out}");
+}
+
+#[test]
+fn kernel_gre_vector_meets_linux_uml_gre_vector() {
+    kernel_vector_meets_linux_uml_vector(
+        "transport=gre,src=10.9.0.1,dst=10.9.0.2,rx_key=5,tx_key=6,sequence=1",
+        "transport=gre,src=10.9.0.2,dst=10.9.0.1,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_vector_meets_linux_uml_l2tpv3_vector() {
+    kernel_vector_meets_linux_uml_vector(
+        "transport=l2tpv3,udp=1,src=10.9.0.1,dst=10.9.0.2,srcport=1707,dstport=1706,\
+         rx_session=6,tx_session=5,rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,\
+         counter=1",
+        "transport=l2tpv3,udp=1,src=10.9.0.2,dst=10.9.0.1,srcport=1706,dstport=1707,\
+         rx_session=5,tx_session=6,rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,\
+         counter=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_over_ip_vector_meets_linux_uml() {
+    kernel_vector_meets_linux_uml_vector(
+        "transport=l2tpv3,src=10.9.0.1,dst=10.9.0.2,rx_session=0x11,tx_session=0x22,\
+         rx_cookie=0x12345678,tx_cookie=0x9abcdef0",
+        "transport=l2tpv3,src=10.9.0.2,dst=10.9.0.1,rx_session=0x22,tx_session=0x11,\
+         rx_cookie=0x9abcdef0,tx_cookie=0x12345678",
+    );
+}
+
+/// A uml-kernel on the host interface `ifname` through `vec` (in `ns`, where the host
+/// side has 10.0.6.1/24): pings the host and is pinged back.
+fn kernel_vector_reaches_the_host(ns: &NetNs, vec: &str) {
+    let dir = scratch();
+    let mut k = Kern::spawn_in(
+        Some(ns),
+        &dir.path().join("k"),
+        "kvh",
+        &[format!("vec0:{vec},mac=fe:fd:00:00:06:02")],
+    );
+    assert!(
+        !k.output().contains("Choosing a random"),
+        "mac= is used:\n{}",
+        k.output()
+    );
+    assert_eq!(k.sh("ifconfig vec0 10.0.6.2 netmask 255.255.255.0 up"), "");
+    let shown = k.sh("ifconfig vec0");
+    assert!(shown.contains("HWaddr FE:FD:00:00:06:02"), "{shown}");
+    let out = k.sh("ping -c 3 -i 0.2 10.0.6.1");
+    assert_eq!(received(&out), 3, "{vec}: guest -> host\n{out}");
+    let out = ns.sh("busybox ping -c 2 -W 2 10.0.6.2");
+    assert_eq!(received(&out.stdout), 2, "{vec}: host -> guest\n{out:?}");
+}
+
+#[test]
+fn kernel_tap_vector_on_a_tunctl_device() {
+    let ns = NetNs::new();
+    let out = run(ns.command(our_bin("tunctl")).args(["-t", "tapv"]), LIMIT);
+    assert!(out.success(), "{out:?}");
+    ns.sh_ok("ip addr add 10.0.6.1/24 dev tapv && ip link set tapv up");
+    kernel_vector_reaches_the_host(&ns, "transport=tap,ifname=tapv");
+}
+
+#[test]
+fn kernel_hybrid_vector_on_a_tunctl_device() {
+    let ns = NetNs::new();
+    let out = run(ns.command(our_bin("tunctl")).args(["-t", "taph"]), LIMIT);
+    assert!(out.success(), "{out:?}");
+    ns.sh_ok("ip addr add 10.0.6.1/24 dev taph && ip link set taph up");
+    kernel_vector_reaches_the_host(&ns, "transport=hybrid,ifname=taph");
+}
+
+#[test]
+fn kernel_raw_vector_on_a_veth() {
+    let ns = NetNs::new();
+    ns.sh_ok(
+        "ip link add vh type veth peer name vg && ip addr add 10.0.6.1/24 dev vh && \
+         ip link set vh up && ip link set vg up",
+    );
+    kernel_vector_reaches_the_host(&ns, "transport=raw,ifname=vg");
+}
+
+#[test]
+fn kernel_vector_bad_options_are_refused_at_boot() {
+    let dir = scratch();
+    let mut k = Kern::spawn(
+        &dir.path().join("k"),
+        "kvbad",
+        &["vec0:transport=l2tpv3,dst=10.0.0.1".to_string()],
+    );
+    assert!(
+        k.output()
+            .contains("vec0:transport=l2tpv3,dst=10.0.0.1: rx_session=N is required"),
+        "{}",
+        k.output()
+    );
+    let out = k.sh("ifconfig vec0");
+    assert!(!out.contains("inet"), "{out}");
+}

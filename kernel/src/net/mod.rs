@@ -5,11 +5,13 @@
 pub mod cmds;
 pub mod daemon;
 pub mod mcast;
+pub mod packet;
 pub mod pcap;
 pub mod phy;
 pub mod services;
 pub mod spec;
 pub mod tuntap;
+pub mod vector;
 
 use std::io::Read;
 use std::os::fd::RawFd;
@@ -30,6 +32,7 @@ use smoltcp::iface::SocketHandle;
 pub use spec::{EthSpec, Transport, MAX_ETH};
 use tuntap::Tap;
 use uml_proto::helper::AddrOp;
+use vector::Vector;
 
 /// Most neighbours the `arp` table keeps (the oldest goes first): any host on the LAN
 /// can send ARP frames from made-up addresses. smoltcp's own neighbour cache, which
@@ -57,6 +60,7 @@ pub enum Link {
     },
     Mcast(Mcast),
     Pcap(Pcap),
+    Vector(Vector),
 }
 
 impl Link {
@@ -66,6 +70,7 @@ impl Link {
             Link::Tap { tap, .. } => tap.as_ref().map(Tap::fd),
             Link::Mcast(m) => Some(m.fd()),
             Link::Pcap(p) => Some(p.fd()),
+            Link::Vector(v) => Some(v.fd()),
         }
     }
 
@@ -76,6 +81,7 @@ impl Link {
             Link::Tap { tap: None, .. } => Ok(None),
             Link::Mcast(m) => m.recv(buf),
             Link::Pcap(p) => p.recv(buf),
+            Link::Vector(v) => v.recv(buf),
         }
     }
 
@@ -85,6 +91,7 @@ impl Link {
             Link::Tap { tap: Some(t), .. } => t.send(frame),
             Link::Tap { tap: None, .. } => Err(std::io::ErrorKind::NotConnected.into()),
             Link::Mcast(m) => m.send(frame),
+            Link::Vector(v) => v.send(frame),
             // Read-only: what the guest sends goes nowhere.
             Link::Pcap(_) => Ok(()),
         }
@@ -134,7 +141,7 @@ pub struct NetDev {
 
 impl NetDev {
     pub fn name(&self) -> String {
-        format!("eth{}", self.spec.index)
+        dev_name(self.spec.index)
     }
 
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
@@ -297,6 +304,27 @@ impl NetDev {
     }
 }
 
+/// Device slots: eth0..eth15, then vec0..vec15.
+pub const DEV_SLOTS: usize = 2 * MAX_ETH;
+
+/// `eth<N>` or, past the eth slots, `vec<N>`.
+pub fn dev_name(index: usize) -> String {
+    match index.checked_sub(MAX_ETH) {
+        Some(v) => format!("vec{v}"),
+        None => format!("eth{index}"),
+    }
+}
+
+/// The slot of a device name (`eth<N>` or `vec<N>`).
+pub fn dev_index(name: &str) -> Option<usize> {
+    let (base, n) = match name.strip_prefix("vec") {
+        Some(n) => (MAX_ETH, n),
+        None => (0, name.strip_prefix("eth")?),
+    };
+    let n: usize = n.parse().ok().filter(|&n| n < MAX_ETH)?;
+    Some(base + n)
+}
+
 /// All devices of the guest.
 pub struct Net {
     pub devs: Vec<Option<NetDev>>,
@@ -310,7 +338,7 @@ pub struct Net {
 impl Default for Net {
     fn default() -> Self {
         Net {
-            devs: (0..MAX_ETH).map(|_| None).collect(),
+            devs: (0..DEV_SLOTS).map(|_| None).collect(),
             start: std::time::Instant::now(),
             log: Vec::new(),
             dirty: false,
@@ -357,14 +385,15 @@ impl Net {
     pub fn attach(&mut self, arg: &str, log: &mut KernelLog) -> Result<usize, String> {
         let spec = spec::parse(arg)?;
         let n = spec.index;
+        let name = dev_name(n);
         if self.devs[n].is_some() {
-            return Err(format!("eth{n}: device already exists"));
+            return Err(format!("{name}: device already exists"));
         }
         let mac = match spec.mac {
             Some(m) => m,
             None => {
                 log.info(format!(
-                    "Choosing a random ethernet address for device eth{n}"
+                    "Choosing a random ethernet address for device {name}"
                 ));
                 random_mac()
             }
@@ -372,8 +401,16 @@ impl Net {
         if let Transport::Mcast { addr, port, ttl } = &spec.transport {
             log.info(format!("Configured mcast device: {addr}:{port}-{ttl}"));
         }
-        log.info(format!("Netdevice {n} ({mac}) : "));
+        if !matches!(spec.transport, Transport::Vector(_)) {
+            log.info(format!("Netdevice {n} ({mac}) : "));
+        }
         let link = match &spec.transport {
+            // linux.uml logs nothing more for a vector device.
+            Transport::Vector(t) => Link::Vector(Vector::open(t).map_err(|e| {
+                let msg = format!("{name}: transport={}: {e}", t.name());
+                log.err(&msg);
+                msg
+            })?),
             Transport::Tuntap { dev, gate } => {
                 log.info(match gate {
                     Some(g) => format!("TUN/TAP backend - IP = {g}"),
@@ -524,7 +561,7 @@ impl Net {
         let ms = limit.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: `fds` is a valid array of fds.len() pollfd structures for the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        for n in 0..MAX_ETH {
+        for n in 0..DEV_SLOTS {
             self.service(n);
         }
     }

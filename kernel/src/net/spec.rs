@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use uml_proto::ether::MacAddr;
 
+use super::vector::{self, VecTransport};
+
 /// How many network devices a guest may have (eth0..eth15).
 pub const MAX_ETH: usize = 16;
 /// Where `eth<N>=daemon` looks for the switch when no socket is given (the Debian
@@ -31,6 +33,8 @@ pub enum Transport {
     },
     /// UDP multicast: every guest on the group hears every frame.
     Mcast { addr: Ipv4Addr, port: u16, ttl: u32 },
+    /// A `vec<N>:` device (linux.uml's vector transports).
+    Vector(VecTransport),
 }
 
 /// mcast's defaults, as UML's.
@@ -48,8 +52,22 @@ pub struct EthSpec {
     pub text: String,
 }
 
-/// Parses `eth<N>=VALUE`; the error names what is wrong.
+/// Parses `eth<N>=VALUE` or `vec<N>:VALUE`; the error names what is wrong.
 pub fn parse(arg: &str) -> Result<EthSpec, String> {
+    if let Some((n, value)) = vec_switch(arg) {
+        let n = n
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n < MAX_ETH)
+            .ok_or_else(|| format!("vec{n}: bad device number (vec0..vec{})", MAX_ETH - 1))?;
+        let (transport, mac) = vector::parse(value).map_err(|e| format!("{arg}: {e}"))?;
+        return Ok(EthSpec {
+            index: MAX_ETH + n,
+            mac,
+            transport: Transport::Vector(transport),
+            text: value.to_owned(),
+        });
+    }
     let (key, value) = arg
         .split_once('=')
         .ok_or_else(|| format!("{arg}: expected eth<N>=<transport>,..."))?;
@@ -151,6 +169,14 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
         transport,
         text: value.to_owned(),
     })
+}
+
+/// `vec<N>:VALUE` split into N and VALUE.
+pub fn vec_switch(arg: &str) -> Option<(&str, &str)> {
+    let (key, value) = arg.strip_prefix("vec")?.split_once(':')?;
+    key.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some((key, value))
 }
 
 /// `xx:xx:xx:xx:xx:xx`, unicast.
