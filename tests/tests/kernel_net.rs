@@ -1196,3 +1196,121 @@ fn kernel_vector_bad_options_are_refused_at_boot() {
     let out = k.sh("ifconfig vec0");
     assert!(!out.contains("inet"), "{out}");
 }
+
+// ---- uml-kernel's slirp transport ----
+
+/// Debian's slirp 1.0.17 exits at once on 64-bit glibc 2.36: idle, it hands select() a
+/// timeout of 4294967295 microseconds (an unsigned -1), glibc refuses it with EINVAL
+/// and slirp quits (linux.uml's slirp transport runs the same helper). This preload library
+/// turns such a timeout into slirp's own "wait 5 seconds"; the rest is Debian's slirp.
+const SLIRP_SELECT_FIX: &str = r#"
+#define _GNU_SOURCE
+#include <sys/select.h>
+#include <dlfcn.h>
+int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *t) {
+    static int (*real)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    if (!real) real = dlsym(RTLD_NEXT, "select");
+    if (t && (t->tv_usec < 0 || t->tv_usec >= 1000000)) { t->tv_sec = 5; t->tv_usec = 0; }
+    return real(n, r, w, x, t);
+}
+"#;
+
+/// A wrapper script that runs Debian's slirp with the select fix (the wrapper is how
+/// the 2006 networking guide passes options to slirp too).
+fn slirp_wrapper(dir: &Path) -> Option<PathBuf> {
+    let slirp = tests::slirp()?;
+    let src = dir.join("slirp-select-fix.c");
+    let lib = dir.join("slirp-select-fix.so");
+    fs::write(&src, SLIRP_SELECT_FIX).unwrap();
+    let out = run(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .arg("-ldl"),
+        LIMIT,
+    );
+    assert!(
+        out.success(),
+        "cc (gcc) builds the slirp select fix: {out:?}"
+    );
+    let wrapper = dir.join("slirp");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nLD_PRELOAD={} exec {} \"$@\"\n",
+            lib.display(),
+            slirp.display()
+        ),
+    )
+    .unwrap();
+    run_ok_chmod(&wrapper);
+    Some(wrapper)
+}
+
+fn run_ok_chmod(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `eth0=slirp`: the guest pings slirp's host alias 10.0.2.2 and sends 20000 bytes
+/// over TCP to 10.0.2.2:PORT, which slirp connects to 127.0.0.1:PORT on the host,
+/// where a listener counts them.
+#[test]
+fn slirp_reaches_a_host_service_through_the_helper() {
+    let ns = NetNs::new();
+    let dir = scratch();
+    let d = dir.path();
+    let Some(wrapper) = slirp_wrapper(d) else {
+        return;
+    };
+    let got = d.join("got");
+    let mut listener = ns
+        .command("busybox")
+        .args(["nc", "-l", "-p", "7777"])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&got).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &d.join("k"),
+        "ks",
+        &[format!(
+            "eth0=slirp,fe:fd:0a:00:02:0f,{}",
+            wrapper.display()
+        )],
+    );
+    let boot = k.output();
+    assert!(
+        boot.contains(&format!(
+            "Netdevice 0 (fe:fd:0a:00:02:0f) : \nslirp backend - command line: '{}'\n",
+            wrapper.display()
+        )),
+        "{boot}"
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up"), "");
+    let out = k.sh("ping -c 3 -i 0.2 10.0.2.2");
+    assert_eq!(
+        received(&out),
+        3,
+        "guest -> slirp's host alias\n{out}\n{}",
+        k.output()
+    );
+    assert!(k.output().contains("SLiRP Ready"), "{}", k.output());
+    let out = k.sh("tcpsend -n 20000 10.0.2.2 7777");
+    assert!(out.contains("sent 20000 bytes in"), "{out}\n{}", k.output());
+    let start = Instant::now();
+    while fs::metadata(&got).map(|m| m.len()).unwrap_or(0) < 20000 {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the host listener got {} bytes",
+            fs::metadata(&got).map(|m| m.len()).unwrap_or(0)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(fs::read(&got).unwrap(), vec![0u8; 20000]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+}

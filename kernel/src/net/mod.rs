@@ -9,6 +9,7 @@ pub mod packet;
 pub mod pcap;
 pub mod phy;
 pub mod services;
+pub mod slirp;
 pub mod spec;
 pub mod tuntap;
 pub mod vector;
@@ -61,6 +62,7 @@ pub enum Link {
     Mcast(Mcast),
     Pcap(Pcap),
     Vector(Vector),
+    Slirp(slirp::Slirp),
 }
 
 impl Link {
@@ -71,6 +73,7 @@ impl Link {
             Link::Mcast(m) => Some(m.fd()),
             Link::Pcap(p) => Some(p.fd()),
             Link::Vector(v) => Some(v.fd()),
+            Link::Slirp(s) => Some(s.fd()),
         }
     }
 
@@ -82,6 +85,7 @@ impl Link {
             Link::Mcast(m) => m.recv(buf),
             Link::Pcap(p) => p.recv(buf),
             Link::Vector(v) => v.recv(buf),
+            Link::Slirp(s) => s.recv(buf),
         }
     }
 
@@ -92,6 +96,7 @@ impl Link {
             Link::Tap { tap: None, .. } => Err(std::io::ErrorKind::NotConnected.into()),
             Link::Mcast(m) => m.send(frame),
             Link::Vector(v) => v.send(frame),
+            Link::Slirp(s) => s.send(frame),
             // Read-only: what the guest sends goes nowhere.
             Link::Pcap(_) => Ok(()),
         }
@@ -275,6 +280,10 @@ impl NetDev {
                 Err(_) => self.stats.tx_errors += 1,
             }
         }
+        // The slirp device answers ARP itself: let the stack see the answer now.
+        if matches!(&self.link, Link::Slirp(s) if s.has_local_rx()) {
+            self.service(now);
+        }
     }
 
     /// Records the sender of an ARP frame (request or reply) for IPv4 over Ethernet.
@@ -405,6 +414,11 @@ impl Net {
             log.info(format!("Netdevice {n} ({mac}) : "));
         }
         let link = match &spec.transport {
+            Transport::Slirp { argv } => {
+                let args: Vec<String> = argv.iter().map(|a| format!(" '{a}'")).collect();
+                log.info(format!("slirp backend - command line:{}", args.concat()));
+                Link::Slirp(slirp::Slirp::spawn(argv, mac).inspect_err(|e| log.err(e))?)
+            }
             // linux.uml logs nothing more for a vector device.
             Transport::Vector(t) => Link::Vector(Vector::open(t).map_err(|e| {
                 let msg = format!("{name}: transport={}: {e}", t.name());

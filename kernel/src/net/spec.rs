@@ -35,6 +35,8 @@ pub enum Transport {
     Mcast { addr: Ipv4Addr, port: u16, ttl: u32 },
     /// A `vec<N>:` device (linux.uml's vector transports).
     Vector(VecTransport),
+    /// The slirp helper on a socket pair, speaking SLIP: program and arguments.
+    Slirp { argv: Vec<String> },
 }
 
 /// mcast's defaults, as UML's.
@@ -155,8 +157,13 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
                 ctl: PathBuf::from(field(3).unwrap_or(DEFAULT_SWITCH_CTL)),
             }
         }
+        "slirp" => {
+            let mut argv = vec![field(2).unwrap_or(super::slirp::DEFAULT_HELPER).to_owned()];
+            argv.extend(fields.iter().skip(3).map(|a| (*a).to_owned()));
+            Transport::Slirp { argv }
+        }
         "" => return Err(format!("{arg}: no transport given")),
-        t @ ("ethertap" | "slip" | "slirp" | "vde" | "vector") => {
+        t @ ("ethertap" | "slip" | "vde" | "vector") => {
             return Err(format!(
                 "{arg}: the {t} transport is not supported by this kernel yet"
             ))
@@ -283,6 +290,25 @@ mod tests {
         assert!(parse("eth2=pcap,v,icmp,loud")
             .unwrap_err()
             .contains("bad option"));
+    }
+
+    #[test]
+    fn slirp_fields() {
+        let s = parse("eth0=slirp").unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Slirp {
+                argv: vec!["/usr/bin/slirp".into()]
+            }
+        );
+        let s = parse("eth1=slirp,fe:fd:0:0:0:9,/opt/slirp,-b,57600").unwrap();
+        assert_eq!(s.mac, Some(MacAddr([0xfe, 0xfd, 0, 0, 0, 9])));
+        assert_eq!(
+            s.transport,
+            Transport::Slirp {
+                argv: vec!["/opt/slirp".into(), "-b".into(), "57600".into()]
+            }
+        );
     }
 
     #[test]
