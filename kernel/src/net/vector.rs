@@ -14,15 +14,13 @@
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::SockAddr;
 use uml_proto::ether::MacAddr;
-use uml_proto::overlay::gre::{self, GreEndpoint};
-use uml_proto::overlay::l2tpv3::{self, L2tpv3Endpoint};
+use uml_proto::overlay::link::{OverlaySocket, MAX_HEADER};
 use uml_proto::overlay::spec::{kernel_number, OverlaySpec};
-use uml_proto::overlay::strip_ipv4_header;
 
 use super::packet::Packet;
 use super::spec::parse_mac;
@@ -131,11 +129,6 @@ pub fn parse(value: &str) -> Result<(VecTransport, Option<MacAddr>), String> {
     Ok((t, mac))
 }
 
-pub enum Codec {
-    Gre(GreEndpoint),
-    L2tpv3(L2tpv3Endpoint),
-}
-
 /// The host side of an open vector device.
 pub enum Vector {
     Tap(Tap),
@@ -145,26 +138,17 @@ pub enum Vector {
         raw: Packet,
     },
     Overlay {
-        sock: Socket,
-        codec: RefCell<Codec>,
+        /// Mutable for the header's sequence number or counter.
+        link: Box<RefCell<OverlaySocket>>,
         /// Where frames go (UDP); raw IP sockets are connected instead.
         remote: Option<SockAddr>,
-        /// Received packets start with an IPv4 header (raw IPv4 sockets).
-        ipv4_header: bool,
         /// Only packets from this address are the peer's.
         peer: IpAddr,
     },
 }
 
 /// Room for an IPv4 header with options, the largest overlay header and a frame.
-const PACKET_MAX: usize = 60 + 24 + super::phy::MAX_FRAME + 64;
-
-fn unspecified(like: IpAddr) -> IpAddr {
-    match like {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    }
-}
+const PACKET_MAX: usize = 60 + MAX_HEADER + super::phy::MAX_FRAME + 64;
 
 impl Vector {
     /// Opens the host side; the error names the step that failed.
@@ -187,7 +171,7 @@ impl Vector {
         match self {
             Vector::Tap(t) => t.fd(),
             Vector::Raw(p) | Vector::Hybrid { raw: p, .. } => p.fd(),
-            Vector::Overlay { sock, .. } => sock.as_raw_fd(),
+            Vector::Overlay { link, .. } => link.borrow().sock.as_raw_fd(),
         }
     }
 
@@ -213,15 +197,10 @@ impl Vector {
                     None => return Ok(None),
                 }
             },
-            Vector::Overlay {
-                sock,
-                codec,
-                ipv4_header,
-                peer,
-                ..
-            } => loop {
+            Vector::Overlay { link, peer, .. } => loop {
+                let link = link.borrow();
                 let mut packet = [MaybeUninit::<u8>::uninit(); PACKET_MAX];
-                let (n, from) = match sock.recv_from(&mut packet) {
+                let (n, from) = match link.sock.recv_from(&mut packet) {
                     Ok(r) => r,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                     Err(e) => return Err(e),
@@ -231,19 +210,8 @@ impl Vector {
                 }
                 // SAFETY: recv_from initialised the first `n` bytes.
                 let packet = unsafe { std::slice::from_raw_parts(packet.as_ptr().cast::<u8>(), n) };
-                let body = if *ipv4_header {
-                    match strip_ipv4_header(packet) {
-                        Ok(b) => b,
-                        Err(_) => continue,
-                    }
-                } else {
-                    packet
-                };
-                let inner = match &*codec.borrow() {
-                    Codec::Gre(e) => e.decap(body),
-                    Codec::L2tpv3(e) => e.decap(body),
-                };
-                if let Ok(frame) = inner {
+                // Not this session's, key's or cookie's: dropped, as linux.uml does.
+                if let Ok(frame) = link.inner(packet) {
                     let len = frame.len().min(buf.len());
                     buf[..len].copy_from_slice(&frame[..len]);
                     return Ok(Some(len));
@@ -256,21 +224,14 @@ impl Vector {
         match self {
             Vector::Tap(t) | Vector::Hybrid { tap: t, .. } => t.send(frame),
             Vector::Raw(p) => p.send(frame),
-            Vector::Overlay {
-                sock,
-                codec,
-                remote,
-                ..
-            } => {
-                let mut header = [0u8; 24];
-                let n = match &mut *codec.borrow_mut() {
-                    Codec::Gre(e) => e.encap_header(&mut header),
-                    Codec::L2tpv3(e) => e.encap_header(&mut header),
-                };
+            Vector::Overlay { link, remote, .. } => {
+                let mut link = link.borrow_mut();
+                let mut header = [0u8; MAX_HEADER];
+                let n = link.codec.encap_header(&mut header);
                 let iov = [IoSlice::new(&header[..n]), IoSlice::new(frame)];
                 match remote {
-                    Some(to) => sock.send_to_vectored(&iov, to),
-                    None => sock.send_vectored(&iov),
+                    Some(to) => link.sock.send_to_vectored(&iov, to),
+                    None => link.sock.send_vectored(&iov),
                 }
                 .map(drop)
             }
@@ -278,70 +239,24 @@ impl Vector {
     }
 }
 
-/// A UDP socket (L2TPv3 with udp=1) bound to src:srcport that sends to dst:dstport, or a
-/// raw IP socket (GRE, protocol 47; L2TPv3, 115) bound to src and connected to dst so
-/// the host kernel drops everyone else's packets.
+/// The overlay's socket (`uml_proto::overlay::link`): UDP bound to src:srcport sending
+/// to dst:dstport, or raw IP bound to src and connected to dst.
 fn open_overlay(spec: &OverlaySpec) -> Result<Vector, String> {
-    let (remote, local, codec, udp) = match spec {
-        OverlaySpec::Gre {
-            remote,
-            local,
-            endpoint,
-        } => (
-            SocketAddr::new(*remote, 0),
-            SocketAddr::new(local.unwrap_or(unspecified(*remote)), 0),
-            Codec::Gre(endpoint.clone()),
-            false,
-        ),
-        OverlaySpec::L2tpv3 {
-            remote,
-            ports,
-            local,
-            endpoint,
-        } => {
-            let (src, dst) = ports.unwrap_or((0, 0));
-            (
-                SocketAddr::new(*remote, dst),
-                SocketAddr::new(local.unwrap_or(unspecified(*remote)), src),
-                Codec::L2tpv3(endpoint.clone()),
-                endpoint.udp,
-            )
-        }
-        OverlaySpec::Vxlan { .. } => return Err("vxlan is not a vector transport".into()),
-    };
-    let err = |what: &str, e: io::Error| {
-        let hint = if e.raw_os_error() == Some(libc::EPERM) {
+    if let OverlaySpec::Vxlan { .. } = spec {
+        return Err("vxlan is not a vector transport".into());
+    }
+    let link = OverlaySocket::open(spec).map_err(|e| {
+        let hint = if e.source.raw_os_error() == Some(libc::EPERM) {
             " (raw IP sockets need root or CAP_NET_RAW; l2tpv3 can use udp=1)"
         } else {
             ""
         };
-        format!("{what}: {e}{hint}")
-    };
-    let domain = Domain::for_address(remote);
-    let sock = if udp {
-        Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
-    } else {
-        let proto = match codec {
-            Codec::Gre(_) => gre::IP_PROTO,
-            Codec::L2tpv3(_) => l2tpv3::IP_PROTO,
-        };
-        Socket::new(domain, Type::RAW, Some(Protocol::from(proto)))
-    }
-    .map_err(|e| err("socket", e))?;
-    sock.set_nonblocking(true).map_err(|e| err("socket", e))?;
-    sock.set_cloexec(true).map_err(|e| err("socket", e))?;
-    sock.bind(&local.into())
-        .map_err(|e| err(&format!("bind {local}"), e))?;
-    if !udp {
-        sock.connect(&remote.into())
-            .map_err(|e| err(&format!("connect {}", remote.ip()), e))?;
-    }
+        format!("{e}{hint}")
+    })?;
     Ok(Vector::Overlay {
-        sock,
-        codec: RefCell::new(codec),
-        remote: udp.then(|| remote.into()),
-        ipv4_header: !udp && remote.is_ipv4(),
-        peer: remote.ip(),
+        remote: (!link.connected).then(|| link.remote.into()),
+        peer: link.remote.ip(),
+        link: Box::new(RefCell::new(link)),
     })
 }
 
