@@ -1127,6 +1127,48 @@ fn kernel_l2tpv3_over_ip_vector_meets_linux_uml() {
     );
 }
 
+/// Two uml-kernels on two hosts joined over an IPv6 underlay by `vec_a`/`vec_b` (no
+/// switch): ping both ways.
+fn kernel_vectors_over_ipv6(vec_a: &str, vec_b: &str) {
+    let (a, b) = two_hosts();
+    a.sh_ok("ip -6 addr add fd09::1/64 dev va nodad");
+    b.sh_ok("ip -6 addr add fd09::2/64 dev vb nodad");
+    let dir = scratch();
+    let d = dir.path();
+    let mut ka = Kern::spawn_in(Some(&a), &d.join("a"), "k6a", &[format!("vec0:{vec_a}")]);
+    let mut kb = Kern::spawn_in(Some(&b), &d.join("b"), "k6b", &[format!("vec0:{vec_b}")]);
+    assert_eq!(
+        ka.sh("ifconfig vec0 192.168.83.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    assert_eq!(
+        kb.sh("ifconfig vec0 192.168.83.2 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = ka.sh("ping -c 3 -i 0.2 192.168.83.2");
+    assert_eq!(received(&out), 3, "{vec_a} -> {vec_b}\n{out}");
+    let out = kb.sh("ping -c 3 -i 0.2 192.168.83.1");
+    assert_eq!(received(&out), 3, "{vec_b} -> {vec_a}\n{out}");
+}
+
+#[test]
+fn kernel_l2tpv3_vectors_over_ipv6_udp() {
+    kernel_vectors_over_ipv6(
+        "transport=l2tpv3,v6=1,udp=1,src=fd09::1,dst=fd09::2,srcport=1701,dstport=1702,\
+         rx_session=1,tx_session=2,counter=1",
+        "transport=l2tpv3,v6=1,udp=1,src=fd09::2,dst=fd09::1,srcport=1702,dstport=1701,\
+         rx_session=2,tx_session=1,counter=1",
+    );
+}
+
+#[test]
+fn kernel_gre_vectors_over_ipv6() {
+    kernel_vectors_over_ipv6(
+        "transport=gre,v6=1,src=fd09::1,dst=fd09::2,rx_key=1,tx_key=2",
+        "transport=gre,v6=1,src=fd09::2,dst=fd09::1,rx_key=2,tx_key=1",
+    );
+}
+
 /// A uml-kernel on the host interface `ifname` through `vec` (in `ns`, where the host
 /// side has 10.0.6.1/24): pings the host and is pinged back.
 fn kernel_vector_reaches_the_host(ns: &NetNs, vec: &str) {
