@@ -3,7 +3,9 @@
 //! linux.uml guest ping each other both ways, boot log block, MAC assignment, arp,
 //! /proc/net/dev, TCP and UDP echo and a TCP line shell reached with busybox nc, mconsole
 //! hot-plug and bad configs); tuntap on a tunctl device and through our uml_net; mcast;
-//! pcap with a filter. Daemon tests use unix sockets only, in the namespace scripts/test
+//! pcap with a filter; switch uplinks; the vector transports (`vec<N>:transport=...`)
+//! against our switch's uplinks, linux.uml's vector devices, each other over IPv6, a tap
+//! and a veth; slirp through Debian's helper. Daemon tests use unix sockets only, in the namespace scripts/test
 //! makes; the others make a private namespace each (NetNs).
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
@@ -1236,7 +1238,7 @@ fn kernel_vector_bad_options_are_refused_at_boot() {
         k.output()
     );
     let out = k.sh("ifconfig vec0");
-    assert!(!out.contains("inet"), "{out}");
+    assert!(out.contains("Device not found"), "{out}");
 }
 
 // ---- uml-kernel's slirp transport ----
@@ -1355,4 +1357,25 @@ fn slirp_reaches_a_host_service_through_the_helper() {
     assert_eq!(fs::read(&got).unwrap(), vec![0u8; 20000]);
     let _ = listener.kill();
     let _ = listener.wait();
+}
+
+#[test]
+fn slirp_without_its_helper_is_reported_at_boot() {
+    let dir = scratch();
+    let mut k = Kern::spawn(
+        &dir.path().join("k"),
+        "ksbad",
+        &["eth0=slirp,,/nonexistent/slirp".to_string()],
+    );
+    assert!(
+        k.output()
+            .contains("slirp_tramp : failed to run /nonexistent/slirp: No such file"),
+        "{}",
+        k.output()
+    );
+    let out = k.sh("ifconfig eth0");
+    assert!(
+        out.contains("Device not found"),
+        "no eth0 without its helper: {out}"
+    );
 }
