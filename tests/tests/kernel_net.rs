@@ -1322,14 +1322,14 @@ fn slirp_reaches_a_host_service_through_the_helper() {
         &d.join("k"),
         "ks",
         &[format!(
-            "eth0=slirp,fe:fd:0a:00:02:0f,{}",
+            "eth0=slirp,fe:fd:0a:00:02:0f,{},-b,115200",
             wrapper.display()
         )],
     );
     let boot = k.output();
     assert!(
         boot.contains(&format!(
-            "Netdevice 0 (fe:fd:0a:00:02:0f) : \nslirp backend - command line: '{}'\n",
+            "Netdevice 0 (fe:fd:0a:00:02:0f) : \nSLIRP backend - command line:\n '{}'\n '-b'\n '115200'\n\n",
             wrapper.display()
         )),
         "{boot}"

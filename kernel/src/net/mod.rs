@@ -415,8 +415,12 @@ impl Net {
         }
         let link = match &spec.transport {
             Transport::Slirp { argv } => {
-                let args: Vec<String> = argv.iter().map(|a| format!(" '{a}'")).collect();
-                log.info(format!("slirp backend - command line:{}", args.concat()));
+                // linux.uml: one line per argument, then an empty line.
+                let args: Vec<String> = argv.iter().map(|a| format!(" '{a}'\n")).collect();
+                log.info(format!(
+                    "SLIRP backend - command line:\n{}\n",
+                    args.concat()
+                ));
                 Link::Slirp(slirp::Slirp::spawn(argv, mac).inspect_err(|e| log.err(e))?)
             }
             // linux.uml logs nothing more for a vector device.
