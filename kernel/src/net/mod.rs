@@ -13,6 +13,7 @@ pub mod slirp;
 pub mod spec;
 pub mod tuntap;
 pub mod vector;
+pub mod vnet;
 
 use std::io::Read;
 use std::os::fd::RawFd;

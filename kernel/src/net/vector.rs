@@ -8,8 +8,9 @@
 //!   `rx_session`, `tx_cookie`, `cookie64`, `counter`, `srcport`, `rx_key`, ...).
 //!
 //! linux.uml's tuning options (`depth`, `gro`, `mtu`, `headroom`, `vec`, `v6`) are
-//! accepted and need nothing here: frames go one per system call, without virtio-net
-//! headers (plain Ethernet frames on the tap and the packet socket).
+//! accepted and need nothing here: frames go one per system call. The tap carries plain
+//! Ethernet frames (no IFF_VNET_HDR: the host offloads nothing to it, so it hands over
+//! finished frames); the packet socket uses virtio-net headers (`vnet`).
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
