@@ -1436,3 +1436,37 @@ fn slirp_without_its_helper_is_reported_at_boot() {
         "no eth0 without its helper: {out}"
     );
 }
+
+/// A slirp helper that exits at once (here /bin/true) leaves a silent device, and the
+/// kernel does not spin on the end of its pipe.
+#[test]
+fn slirp_helper_that_exits_leaves_the_kernel_idle() {
+    let dir = scratch();
+    let mut k = Kern::spawn(
+        &dir.path().join("k"),
+        "ksquit",
+        &["eth0=slirp,,/bin/true".to_string()],
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up"), "");
+    thread::sleep(Duration::from_secs(1));
+    let out = k.sh("ping -c 1 -W 1 10.0.2.2");
+    assert_eq!(received(&out), 0, "{out}");
+    writeln!(k.stdin, "halt").unwrap();
+    let start = Instant::now();
+    while k.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < LIMIT, "uml-kernel did not halt");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: getrusage fills the struct we pass; all-zero is a valid rusage.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u
+    };
+    let cpu = Duration::from_secs((usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) as u64)
+        + Duration::from_micros((usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) as u64);
+    assert!(
+        cpu < Duration::from_millis(500),
+        "uml-kernel used {cpu:?} of CPU in about 2 s"
+    );
+}

@@ -20,6 +20,8 @@ pub struct Packet {
     /// Frames made from one received packet (a GSO packet gives several), with their
     /// direction.
     pending: RefCell<VecDeque<(Vec<u8>, bool)>>,
+    /// Room for one received packet, kept between calls.
+    packet: RefCell<Vec<u8>>,
 }
 
 /// The largest packet the host hands over: a 64 KiB GSO frame and its header.
@@ -100,6 +102,7 @@ impl Packet {
             fd,
             index,
             pending: RefCell::new(VecDeque::new()),
+            packet: RefCell::new(vec![0u8; PACKET_MAX]),
         })
     }
 
@@ -110,13 +113,13 @@ impl Packet {
     /// The next frame and whether the host was sending it (PACKET_OUTGOING), or None.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
         let mut pending = self.pending.borrow_mut();
+        let mut packet = self.packet.borrow_mut();
         loop {
             if let Some((frame, outgoing)) = pending.pop_front() {
                 let n = frame.len().min(buf.len());
                 buf[..n].copy_from_slice(&frame[..n]);
                 return Ok(Some((n, outgoing)));
             }
-            let mut packet = vec![0u8; PACKET_MAX];
             let mut sll = sockaddr_ll(0);
             let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
             // SAFETY: recvfrom writes at most `packet.len()` bytes into `packet` and at
