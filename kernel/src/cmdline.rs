@@ -315,6 +315,7 @@ fn apply(config: &mut Config, arg: &str, global_sync: &mut bool) -> Result<(), C
         _ if key.starts_with("eth") && key[3..].bytes().all(|b| b.is_ascii_digit()) => {
             config.unsupported.push(arg.to_owned())
         }
+        _ if crate::net::spec::vec_switch(arg).is_some() => config.unsupported.push(arg.to_owned()),
         _ if arg.starts_with('-') && arg.len() > 1 => {
             return Err(bad(arg, "unknown option (try --help)"))
         }

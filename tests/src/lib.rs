@@ -15,7 +15,7 @@ pub mod pty;
 pub use command::{run, run_input, run_ok, Output};
 pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};
 pub use netns::NetNs;
-pub use peers::{c_tool, linux_uml, our_bin, require_root};
+pub use peers::{c_tool, linux_uml, our_bin, require_root, slirp};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

@@ -53,6 +53,11 @@ pub fn linux_uml() -> Option<PathBuf> {
     peer("/usr/bin/linux.uml", "user-mode-linux")
 }
 
+/// Debian's slirp, the user-mode IP helper of the `eth<N>=slirp` transport.
+pub fn slirp() -> Option<PathBuf> {
+    peer("/usr/bin/slirp", "slirp")
+}
+
 /// Panics with a clear message unless running as root (tests that mount, drop
 /// privileges or make devices need it; scripts/test runs as root in CI).
 pub fn require_root(what: &str) {

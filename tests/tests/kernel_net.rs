@@ -3,8 +3,10 @@
 //! linux.uml guest ping each other both ways, boot log block, MAC assignment, arp,
 //! /proc/net/dev, TCP and UDP echo and a TCP line shell reached with busybox nc, mconsole
 //! hot-plug and bad configs); tuntap on a tunctl device and through our uml_net; mcast;
-//! pcap with a filter. Daemon tests use unix sockets only, in the namespace scripts/test
-//! makes; the others make a private namespace each (NetNs).
+//! pcap with a filter; switch uplinks; the vector transports (`vec<N>:transport=...`)
+//! against our switch's uplinks, linux.uml's vector devices, each other over IPv6, a tap
+//! and a veth; slirp through Debian's helper. Daemon tests use unix sockets only, in the
+//! namespace scripts/test makes; the others make a private namespace each (NetNs).
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
@@ -1237,5 +1239,487 @@ fn vxlan_uplink_over_ipv6() {
         &b,
         "vxlan:[fd00:9::2],vni=6",
         "ip link add ov0 type vxlan id 6 remote fd00:9::1 dstport 4789 dev vb",
+    );
+}
+
+// ---- uml-kernel's vector transports (`vec<N>:transport=...`) ----
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: a uml-kernel whose `vec0`
+/// is `vec` aimed at host a (no switch on b). They ping both ways.
+fn kernel_vector_meets_our_uplink(vec: &str, uplink: &str) {
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let d = dir.path();
+    let sw = our_switch_in(&a, d, &["--uplink", uplink]);
+    let mut ka = Kern::spawn_in(
+        Some(&a),
+        &d.join("ka"),
+        "kva",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    let mut kb = Kern::spawn_in(Some(&b), &d.join("kb"), "kvb", &[format!("vec0:{vec}")]);
+    assert!(
+        kb.output()
+            .contains("Choosing a random ethernet address for device vec0\n"),
+        "{}",
+        kb.output()
+    );
+    assert_eq!(
+        ka.sh("ifconfig eth0 192.168.81.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    assert_eq!(
+        kb.sh("ifconfig vec0 192.168.81.2 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = kb.sh("ping -c 3 -i 0.2 192.168.81.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "uml-kernel {vec} -> {uplink}\n{out}\nswitch: {}",
+        switch_report(&sw, d)
+    );
+    let out = ka.sh("ping -c 3 -i 0.2 192.168.81.2");
+    assert_eq!(received(&out), 3, "{uplink} -> uml-kernel {vec}\n{out}");
+    let shown = kb.sh("ifconfig vec0");
+    assert!(shown.contains("inet addr:192.168.81.2"), "{shown}");
+}
+
+#[test]
+fn kernel_gre_vector_meets_our_gre_uplink() {
+    kernel_vector_meets_our_uplink(
+        "transport=gre,src=10.9.0.2,dst=10.9.0.1,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.2,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_over_ip_vector_meets_our_uplink() {
+    kernel_vector_meets_our_uplink(
+        "transport=l2tpv3,src=10.9.0.2,dst=10.9.0.1,rx_session=0x7ffffff0,\
+         tx_session=0xffff,rx_cookie=0x12345678,tx_cookie=0x9abcdef0,counter=1",
+        "l2tpv3:10.9.0.2,rx_session=0xffff,tx_session=0x7ffffff0,rx_cookie=0x9abcdef0,\
+         tx_cookie=0x12345678,counter=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_over_udp_vector_meets_our_uplink() {
+    kernel_vector_meets_our_uplink(
+        "transport=l2tpv3,udp=1,src=10.9.0.2,dst=10.9.0.1,srcport=1706,dstport=1707,\
+         rx_session=5,tx_session=6,rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,\
+         counter=1,depth=128",
+        "l2tpv3:10.9.0.2,udp=1,srcport=1707,dstport=1706,rx_session=6,tx_session=5,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
+    );
+}
+
+/// Host a: a uml-kernel with `ours` as vec0; host b: a linux.uml guest with `theirs` as
+/// vec0 (no switch anywhere). They ping both ways.
+fn kernel_vector_meets_linux_uml_vector(ours: &str, theirs: &str) {
+    let Some(_) = linux_uml() else {
+        return;
+    };
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let d = dir.path();
+    let mut k = Kern::spawn_in(Some(&a), &d.join("k"), "kvl", &[format!("vec0:{ours}")]);
+    assert_eq!(
+        k.sh("ifconfig vec0 192.168.82.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    let img = d.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = d.join("lx.cow");
+    let mut l = Uml::new(&d.join("lxhome"), &format!("kvl-{}", std::process::id()))
+        .expect("linux.uml")
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("vec0:{theirs}"))
+        .wrapped(b.prefix())
+        .boot_until("GUEST-READY", BOOT);
+    linux_sh(
+        &mut l,
+        "ifconfig vec0 192.168.82.2 netmask 255.255.255.0 up",
+    );
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 192.168.82.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml {theirs} -> uml-kernel {ours}\n{out}\nguest console:\n{}",
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 192.168.82.2");
+    assert_eq!(received(&out), 3, "uml-kernel {ours} -> linux.uml\n{out}");
+}
+
+#[test]
+fn kernel_gre_vector_meets_linux_uml_gre_vector() {
+    kernel_vector_meets_linux_uml_vector(
+        "transport=gre,src=10.9.0.1,dst=10.9.0.2,rx_key=5,tx_key=6,sequence=1",
+        "transport=gre,src=10.9.0.2,dst=10.9.0.1,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_vector_meets_linux_uml_l2tpv3_vector() {
+    kernel_vector_meets_linux_uml_vector(
+        "transport=l2tpv3,udp=1,src=10.9.0.1,dst=10.9.0.2,srcport=1707,dstport=1706,\
+         rx_session=6,tx_session=5,rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,\
+         counter=1",
+        "transport=l2tpv3,udp=1,src=10.9.0.2,dst=10.9.0.1,srcport=1706,dstport=1707,\
+         rx_session=5,tx_session=6,rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,\
+         counter=1",
+    );
+}
+
+#[test]
+fn kernel_l2tpv3_over_ip_vector_meets_linux_uml() {
+    kernel_vector_meets_linux_uml_vector(
+        "transport=l2tpv3,src=10.9.0.1,dst=10.9.0.2,rx_session=0x11,tx_session=0x22,\
+         rx_cookie=0x12345678,tx_cookie=0x9abcdef0",
+        "transport=l2tpv3,src=10.9.0.2,dst=10.9.0.1,rx_session=0x22,tx_session=0x11,\
+         rx_cookie=0x9abcdef0,tx_cookie=0x12345678",
+    );
+}
+
+/// Two uml-kernels on two hosts joined over an IPv6 underlay by `vec_a`/`vec_b` (no
+/// switch): ping both ways.
+fn kernel_vectors_over_ipv6(vec_a: &str, vec_b: &str) {
+    let (a, b) = two_hosts();
+    a.sh_ok("ip -6 addr add fd09::1/64 dev va nodad");
+    b.sh_ok("ip -6 addr add fd09::2/64 dev vb nodad");
+    let dir = scratch();
+    let d = dir.path();
+    let mut ka = Kern::spawn_in(Some(&a), &d.join("a"), "k6a", &[format!("vec0:{vec_a}")]);
+    let mut kb = Kern::spawn_in(Some(&b), &d.join("b"), "k6b", &[format!("vec0:{vec_b}")]);
+    assert_eq!(
+        ka.sh("ifconfig vec0 192.168.83.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    assert_eq!(
+        kb.sh("ifconfig vec0 192.168.83.2 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = ka.sh("ping -c 3 -i 0.2 192.168.83.2");
+    assert_eq!(received(&out), 3, "{vec_a} -> {vec_b}\n{out}");
+    let out = kb.sh("ping -c 3 -i 0.2 192.168.83.1");
+    assert_eq!(received(&out), 3, "{vec_b} -> {vec_a}\n{out}");
+}
+
+#[test]
+fn kernel_l2tpv3_vectors_over_ipv6_udp() {
+    kernel_vectors_over_ipv6(
+        "transport=l2tpv3,v6=1,udp=1,src=fd09::1,dst=fd09::2,srcport=1701,dstport=1702,\
+         rx_session=1,tx_session=2,counter=1",
+        "transport=l2tpv3,v6=1,udp=1,src=fd09::2,dst=fd09::1,srcport=1702,dstport=1701,\
+         rx_session=2,tx_session=1,counter=1",
+    );
+}
+
+#[test]
+fn kernel_gre_vectors_over_ipv6() {
+    kernel_vectors_over_ipv6(
+        "transport=gre,v6=1,src=fd09::1,dst=fd09::2,rx_key=1,tx_key=2",
+        "transport=gre,v6=1,src=fd09::2,dst=fd09::1,rx_key=2,tx_key=1",
+    );
+}
+
+/// A uml-kernel on the host interface `ifname` through `vec` (in `ns`, where the host
+/// side has 10.0.6.1/24): pings the host and is pinged back.
+fn kernel_vector_reaches_the_host(ns: &NetNs, vec: &str) {
+    let dir = scratch();
+    let mut k = Kern::spawn_in(
+        Some(ns),
+        &dir.path().join("k"),
+        "kvh",
+        &[format!("vec0:{vec},mac=fe:fd:00:00:06:02")],
+    );
+    assert!(
+        !k.output().contains("Choosing a random"),
+        "mac= is used:\n{}",
+        k.output()
+    );
+    assert_eq!(k.sh("ifconfig vec0 10.0.6.2 netmask 255.255.255.0 up"), "");
+    let shown = k.sh("ifconfig vec0");
+    assert!(shown.contains("HWaddr FE:FD:00:00:06:02"), "{shown}");
+    let out = k.sh("ping -c 3 -i 0.2 10.0.6.1");
+    assert_eq!(received(&out), 3, "{vec}: guest -> host\n{out}");
+    let out = ns.sh("busybox ping -c 2 -W 2 10.0.6.2");
+    assert_eq!(received(&out.stdout), 2, "{vec}: host -> guest\n{out:?}");
+}
+
+#[test]
+fn kernel_tap_vector_on_a_tunctl_device() {
+    let ns = NetNs::new();
+    let out = run(ns.command(our_bin("tunctl")).args(["-t", "tapv"]), LIMIT);
+    assert!(out.success(), "{out:?}");
+    ns.sh_ok("ip addr add 10.0.6.1/24 dev tapv && ip link set tapv up");
+    kernel_vector_reaches_the_host(&ns, "transport=tap,ifname=tapv");
+}
+
+#[test]
+fn kernel_hybrid_vector_on_a_tunctl_device() {
+    let ns = NetNs::new();
+    let out = run(ns.command(our_bin("tunctl")).args(["-t", "taph"]), LIMIT);
+    assert!(out.success(), "{out:?}");
+    ns.sh_ok("ip addr add 10.0.6.1/24 dev taph && ip link set taph up");
+    kernel_vector_reaches_the_host(&ns, "transport=hybrid,ifname=taph");
+}
+
+#[test]
+fn kernel_raw_vector_on_a_veth() {
+    let ns = NetNs::new();
+    ns.sh_ok(
+        "ip link add vh type veth peer name vg && ip addr add 10.0.6.1/24 dev vh && \
+         ip link set vh up && ip link set vg up",
+    );
+    kernel_vector_reaches_the_host(&ns, "transport=raw,ifname=vg");
+}
+
+/// TCP both ways between the host and a guest on a veth through `raw`: the host's own
+/// frames come with checksum and segmentation offload (the virtio-net header says so),
+/// which the transport completes and cuts for the guest.
+#[test]
+fn kernel_raw_vector_carries_the_hosts_offloaded_tcp() {
+    let ns = NetNs::new();
+    ns.sh_ok(
+        "ip link add vh type veth peer name vg && ip addr add 10.0.6.1/24 dev vh && \
+         ip link set vh up && ip link set vg up",
+    );
+    let dir = scratch();
+    let d = dir.path();
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &d.join("k"),
+        "kvt",
+        &["vec0:transport=raw,ifname=vg".to_string()],
+    );
+    assert_eq!(k.sh("ifconfig vec0 10.0.6.2 netmask 255.255.255.0 up"), "");
+    assert!(k.sh("discard").contains("port 9"));
+    // Host -> guest: 2 MB into the guest's discard service.
+    let out = ns.sh("head -c 2000000 /dev/zero | timeout 20 busybox nc 10.0.6.2 9; echo rc=$?");
+    assert!(
+        out.stdout.contains("rc=0"),
+        "host -> guest over raw: {out:?}"
+    );
+    let netdev = k.sh("cat /proc/net/dev");
+    let rx_bytes: u64 = netdev
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("vec0:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    assert!(rx_bytes > 2_000_000, "{netdev}");
+    // Guest -> host listener.
+    let got = d.join("got");
+    let mut listener = ns
+        .command("busybox")
+        .args(["nc", "-l", "-p", "7777"])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&got).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let out = k.sh("tcpsend -n 1000000 10.0.6.1 7777");
+    assert!(out.contains("sent 1000000 bytes in"), "{out}");
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_eq!(fs::metadata(&got).unwrap().len(), 1_000_000);
+}
+
+#[test]
+fn kernel_vector_bad_options_are_refused_at_boot() {
+    let dir = scratch();
+    let mut k = Kern::spawn(
+        &dir.path().join("k"),
+        "kvbad",
+        &["vec0:transport=l2tpv3,dst=10.0.0.1".to_string()],
+    );
+    assert!(
+        k.output()
+            .contains("vec0:transport=l2tpv3,dst=10.0.0.1: rx_session=N is required"),
+        "{}",
+        k.output()
+    );
+    let out = k.sh("ifconfig vec0");
+    assert!(out.contains("Device not found"), "{out}");
+}
+
+// ---- uml-kernel's slirp transport ----
+
+/// Debian's slirp 1.0.17 exits at once on 64-bit glibc 2.36: idle, it hands select() a
+/// timeout of 4294967295 microseconds (an unsigned -1), glibc refuses it with EINVAL
+/// and slirp quits (linux.uml's slirp transport runs the same helper). This preload library
+/// turns such a timeout into slirp's own "wait 5 seconds"; the rest is Debian's slirp.
+const SLIRP_SELECT_FIX: &str = r#"
+#define _GNU_SOURCE
+#include <sys/select.h>
+#include <dlfcn.h>
+int select(int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *t) {
+    static int (*real)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+    if (!real) real = dlsym(RTLD_NEXT, "select");
+    if (t && (t->tv_usec < 0 || t->tv_usec >= 1000000)) { t->tv_sec = 5; t->tv_usec = 0; }
+    return real(n, r, w, x, t);
+}
+"#;
+
+/// A wrapper script that runs Debian's slirp with the select fix (the wrapper is how
+/// the 2006 networking guide passes options to slirp too).
+fn slirp_wrapper(dir: &Path) -> Option<PathBuf> {
+    let slirp = tests::slirp()?;
+    let src = dir.join("slirp-select-fix.c");
+    let lib = dir.join("slirp-select-fix.so");
+    fs::write(&src, SLIRP_SELECT_FIX).unwrap();
+    let out = run(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .arg("-ldl"),
+        LIMIT,
+    );
+    assert!(
+        out.success(),
+        "cc (gcc) builds the slirp select fix: {out:?}"
+    );
+    let wrapper = dir.join("slirp");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nLD_PRELOAD={} exec {} \"$@\"\n",
+            lib.display(),
+            slirp.display()
+        ),
+    )
+    .unwrap();
+    run_ok_chmod(&wrapper);
+    Some(wrapper)
+}
+
+fn run_ok_chmod(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `eth0=slirp`: the guest pings slirp's host alias 10.0.2.2 and sends 20000 bytes
+/// over TCP to 10.0.2.2:PORT, which slirp connects to 127.0.0.1:PORT on the host,
+/// where a listener counts them.
+#[test]
+fn slirp_reaches_a_host_service_through_the_helper() {
+    let ns = NetNs::new();
+    let dir = scratch();
+    let d = dir.path();
+    let Some(wrapper) = slirp_wrapper(d) else {
+        return;
+    };
+    let got = d.join("got");
+    let mut listener = ns
+        .command("busybox")
+        .args(["nc", "-l", "-p", "7777"])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&got).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut k = Kern::spawn_in(
+        Some(&ns),
+        &d.join("k"),
+        "ks",
+        &[format!(
+            "eth0=slirp,fe:fd:0a:00:02:0f,{},-b,115200",
+            wrapper.display()
+        )],
+    );
+    let boot = k.output();
+    assert!(
+        boot.contains(&format!(
+            "Netdevice 0 (fe:fd:0a:00:02:0f) : \nSLIRP backend - command line:\n '{}'\n '-b'\n '115200'\n\n",
+            wrapper.display()
+        )),
+        "{boot}"
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up"), "");
+    let out = k.sh("ping -c 3 -i 0.2 10.0.2.2");
+    assert_eq!(
+        received(&out),
+        3,
+        "guest -> slirp's host alias\n{out}\n{}",
+        k.output()
+    );
+    assert!(k.output().contains("SLiRP Ready"), "{}", k.output());
+    let out = k.sh("tcpsend -n 20000 10.0.2.2 7777");
+    assert!(out.contains("sent 20000 bytes in"), "{out}\n{}", k.output());
+    let start = Instant::now();
+    while fs::metadata(&got).map(|m| m.len()).unwrap_or(0) < 20000 {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the host listener got {} bytes",
+            fs::metadata(&got).map(|m| m.len()).unwrap_or(0)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(fs::read(&got).unwrap(), vec![0u8; 20000]);
+    let _ = listener.kill();
+    let _ = listener.wait();
+}
+
+#[test]
+fn slirp_without_its_helper_is_reported_at_boot() {
+    let dir = scratch();
+    let mut k = Kern::spawn(
+        &dir.path().join("k"),
+        "ksbad",
+        &["eth0=slirp,,/nonexistent/slirp".to_string()],
+    );
+    assert!(
+        k.output()
+            .contains("slirp_tramp : failed to run /nonexistent/slirp: No such file"),
+        "{}",
+        k.output()
+    );
+    let out = k.sh("ifconfig eth0");
+    assert!(
+        out.contains("Device not found"),
+        "no eth0 without its helper: {out}"
+    );
+}
+
+/// A slirp helper that exits at once (here /bin/true) leaves a silent device, and the
+/// kernel does not spin on the end of its pipe.
+#[test]
+fn slirp_helper_that_exits_leaves_the_kernel_idle() {
+    let dir = scratch();
+    let mut k = Kern::spawn(
+        &dir.path().join("k"),
+        "ksquit",
+        &["eth0=slirp,,/bin/true".to_string()],
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up"), "");
+    thread::sleep(Duration::from_secs(1));
+    let out = k.sh("ping -c 1 -W 1 10.0.2.2");
+    assert_eq!(received(&out), 0, "{out}");
+    writeln!(k.stdin, "halt").unwrap();
+    let start = Instant::now();
+    while k.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < LIMIT, "uml-kernel did not halt");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: getrusage fills the struct we pass; all-zero is a valid rusage.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u
+    };
+    let cpu = Duration::from_secs((usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) as u64)
+        + Duration::from_micros((usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) as u64);
+    assert!(
+        cpu < Duration::from_millis(500),
+        "uml-kernel used {cpu:?} of CPU in about 2 s"
     );
 }

@@ -44,6 +44,13 @@ pub enum SpecError {
         kind: String,
     },
     NoTransport(String),
+    /// `vec<N>` with N missing or too large.
+    VecDeviceNumber(String),
+    /// A `vec<N>:` switch whose options do not hold together.
+    Vector {
+        arg: String,
+        why: String,
+    },
     Unsupported {
         arg: String,
         transport: String,
@@ -88,6 +95,10 @@ impl fmt::Display for SpecError {
                 "{arg}: socket type '{kind}' is not supported (only unix)"
             ),
             SpecError::NoTransport(arg) => write!(f, "{arg}: no transport given"),
+            SpecError::VecDeviceNumber(key) => {
+                write!(f, "{key}: bad device number (vec0..vec{})", MAX_ETH - 1)
+            }
+            SpecError::Vector { arg, why } => write!(f, "{arg}: {why}"),
             SpecError::Unsupported { arg, transport } => write!(
                 f,
                 "{arg}: the {transport} transport is not supported by this kernel yet"
@@ -107,6 +118,11 @@ pub enum NetError {
     Spec(SpecError),
     /// `eth<N>` is configured already.
     Exists(usize),
+    /// A vector or slirp device whose socket or helper could not be set up.
+    Transport {
+        dev: String,
+        why: String,
+    },
     /// A preconfigured tap cannot be attached.
     Tap {
         name: String,
@@ -147,7 +163,8 @@ impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetError::Spec(e) => e.fmt(f),
-            NetError::Exists(n) => write!(f, "eth{n}: device already exists"),
+            NetError::Exists(n) => write!(f, "{}: device already exists", super::dev_name(*n)),
+            NetError::Transport { dev, why } => write!(f, "{dev}: {why}"),
             NetError::Tap { name, source } => write!(f, "tuntap_open : {name}: {source}"),
             NetError::Io(e) => e.fmt(f),
             NetError::HelperRun(e) => write!(f, "tuntap_open : failed to run uml_net: {e}"),

@@ -6,7 +6,7 @@
 use crate::event::Scope;
 use crate::klog::KernelLog;
 
-use super::{Net, MAX_ETH};
+use super::Net;
 
 pub use crate::mconsole::Answer;
 
@@ -44,7 +44,7 @@ impl Net {
         if !std::mem::take(&mut self.dirty) {
             return;
         }
-        for n in 0..MAX_ETH {
+        for n in 0..super::DEV_SLOTS {
             ev.unregister(n);
             for fd in self.fds(n) {
                 ev.register(fd, n);

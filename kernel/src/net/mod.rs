@@ -7,11 +7,15 @@ pub mod error;
 pub mod hotplug;
 pub mod ifchange;
 pub mod mcast;
+pub mod packet;
 pub mod pcap;
 pub mod phy;
 pub mod services;
+pub mod slirp;
 pub mod spec;
 pub mod tuntap;
+pub mod vector;
+pub mod vnet;
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -41,6 +45,7 @@ const TX_RETRY: Duration = Duration::from_micros(100);
 const TX_RETRY_MAX: Duration = Duration::from_millis(10);
 /// Frames a device holds back at most (TCP windows keep it far below).
 const MAX_BACKLOG: usize = 1024;
+use vector::Vector;
 
 /// Most neighbours the `arp` table keeps (the oldest goes first): any host on the LAN
 /// can send ARP frames from made-up addresses. smoltcp's own neighbour cache, which
@@ -68,6 +73,8 @@ pub enum Link {
     },
     Mcast(Mcast),
     Pcap(Pcap),
+    Vector(Vector),
+    Slirp(slirp::Slirp),
 }
 
 impl Link {
@@ -77,6 +84,8 @@ impl Link {
             Link::Tap { tap, .. } => tap.as_ref().map(Tap::fd),
             Link::Mcast(m) => Some(m.fd()),
             Link::Pcap(p) => Some(p.fd()),
+            Link::Vector(v) => Some(v.fd()),
+            Link::Slirp(s) => Some(s.fd()),
         }
     }
 
@@ -87,6 +96,8 @@ impl Link {
             Link::Tap { tap: None, .. } => Ok(None),
             Link::Mcast(m) => m.recv(buf),
             Link::Pcap(p) => p.recv(buf),
+            Link::Vector(v) => v.recv(buf),
+            Link::Slirp(s) => s.recv(buf),
         }
     }
 
@@ -96,6 +107,8 @@ impl Link {
             Link::Tap { tap: Some(t), .. } => t.send(frame),
             Link::Tap { tap: None, .. } => Err(std::io::ErrorKind::NotConnected.into()),
             Link::Mcast(m) => m.send(frame),
+            Link::Vector(v) => v.send(frame),
+            Link::Slirp(s) => s.send(frame),
             // Read-only: what the guest sends goes nowhere.
             Link::Pcap(_) => Ok(()),
         }
@@ -143,7 +156,7 @@ pub struct NetDev {
 
 impl NetDev {
     pub fn name(&self) -> String {
-        format!("eth{}", self.spec.index)
+        dev_name(self.spec.index)
     }
 
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
@@ -193,6 +206,10 @@ impl NetDev {
         }
         self.backlog.extend(self.queues.tx.drain(..));
         self.transmit();
+        // The slirp device answers ARP itself: let the stack see the answer now.
+        if matches!(&self.link, Link::Slirp(s) if s.has_local_rx()) {
+            self.service(now);
+        }
     }
 
     /// Sends the backlog until the host queue is full; a frame that cannot be sent at
@@ -252,6 +269,27 @@ impl NetDev {
     }
 }
 
+/// Device slots: eth0..eth15, then vec0..vec15.
+pub const DEV_SLOTS: usize = 2 * MAX_ETH;
+
+/// `eth<N>` or, past the eth slots, `vec<N>`.
+pub fn dev_name(index: usize) -> String {
+    match index.checked_sub(MAX_ETH) {
+        Some(v) => format!("vec{v}"),
+        None => format!("eth{index}"),
+    }
+}
+
+/// The slot of a device name (`eth<N>` or `vec<N>`).
+pub fn dev_index(name: &str) -> Option<usize> {
+    let (base, n) = match name.strip_prefix("vec") {
+        Some(n) => (MAX_ETH, n),
+        None => (0, name.strip_prefix("eth")?),
+    };
+    let n: usize = n.parse().ok().filter(|&n| n < MAX_ETH)?;
+    Some(base + n)
+}
+
 /// All devices of the guest.
 pub struct Net {
     pub devs: Vec<Option<NetDev>>,
@@ -264,7 +302,7 @@ pub struct Net {
 impl Default for Net {
     fn default() -> Self {
         Net {
-            devs: (0..MAX_ETH).map(|_| None).collect(),
+            devs: (0..DEV_SLOTS).map(|_| None).collect(),
             start: std::time::Instant::now(),
             dirty: false,
             next_id: 1,
@@ -312,6 +350,7 @@ impl Net {
     pub fn attach(&mut self, arg: &str, log: &mut KernelLog) -> Result<usize, NetError> {
         let spec = spec::parse(arg)?;
         let n = spec.index;
+        let name = dev_name(n);
         if self.devs[n].is_some() {
             return Err(NetError::Exists(n));
         }
@@ -319,7 +358,7 @@ impl Net {
             Some(m) => m,
             None => {
                 log.info(format!(
-                    "Choosing a random ethernet address for device eth{n}"
+                    "Choosing a random ethernet address for device {name}"
                 ));
                 random_mac()
             }
@@ -327,8 +366,34 @@ impl Net {
         if let Transport::Mcast { addr, port, ttl } = &spec.transport {
             log.info(format!("Configured mcast device: {addr}:{port}-{ttl}"));
         }
-        log.info(format!("Netdevice {n} ({mac}) : "));
+        if !matches!(spec.transport, Transport::Vector(_)) {
+            log.info(format!("Netdevice {n} ({mac}) : "));
+        }
         let link = match &spec.transport {
+            Transport::Slirp { argv } => {
+                // linux.uml: one line per argument, then an empty line.
+                let args: Vec<String> = argv.iter().map(|a| format!(" '{a}'\n")).collect();
+                log.info(format!(
+                    "SLIRP backend - command line:\n{}\n",
+                    args.concat()
+                ));
+                Link::Slirp(slirp::Slirp::spawn(argv, mac).map_err(|why| {
+                    log.err(&why);
+                    NetError::Transport {
+                        dev: name.clone(),
+                        why,
+                    }
+                })?)
+            }
+            // linux.uml logs nothing more for a vector device.
+            Transport::Vector(t) => Link::Vector(Vector::open(t).map_err(|e| {
+                let why = format!("transport={}: {e}", t.name());
+                log.err(format!("{name}: {why}"));
+                NetError::Transport {
+                    dev: name.clone(),
+                    why,
+                }
+            })?),
             Transport::Tuntap { dev, gate } => {
                 log.info(match gate {
                     Some(g) => format!("TUN/TAP backend - IP = {g}"),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use uml_proto::ether::MacAddr;
 
 use super::error::SpecError;
+use super::vector::{self, VecTransport};
 
 /// How many network devices a guest may have (eth0..eth15).
 pub const MAX_ETH: usize = 16;
@@ -33,6 +34,10 @@ pub enum Transport {
     },
     /// UDP multicast: every guest on the group hears every frame.
     Mcast { addr: Ipv4Addr, port: u16, ttl: u32 },
+    /// A `vec<N>:` device (linux.uml's vector transports).
+    Vector(VecTransport),
+    /// The slirp helper on a socket pair, speaking SLIP: program and arguments.
+    Slirp { argv: Vec<String> },
 }
 
 /// mcast's defaults, as UML's.
@@ -58,8 +63,25 @@ fn bad(arg: &str, what: &'static str, value: &str) -> SpecError {
     }
 }
 
-/// Parses `eth<N>=VALUE`; the error names what is wrong.
+/// Parses `eth<N>=VALUE` or `vec<N>:VALUE`; the error names what is wrong.
 pub fn parse(arg: &str) -> Result<EthSpec, SpecError> {
+    if let Some((n, value)) = vec_switch(arg) {
+        let n = n
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n < MAX_ETH)
+            .ok_or_else(|| SpecError::VecDeviceNumber(format!("vec{n}")))?;
+        let (transport, mac) = vector::parse(value).map_err(|e| SpecError::Vector {
+            arg: arg.to_owned(),
+            why: e.to_string(),
+        })?;
+        return Ok(EthSpec {
+            index: MAX_ETH + n,
+            mac,
+            transport: Transport::Vector(transport),
+            text: value.to_owned(),
+        });
+    }
     let (key, value) = arg
         .split_once('=')
         .ok_or_else(|| SpecError::Syntax(arg.to_owned()))?;
@@ -141,8 +163,13 @@ pub fn parse(arg: &str) -> Result<EthSpec, SpecError> {
                 ctl: PathBuf::from(field(3).unwrap_or(DEFAULT_SWITCH_CTL)),
             }
         }
+        "slirp" => {
+            let mut argv = vec![field(2).unwrap_or(super::slirp::DEFAULT_HELPER).to_owned()];
+            argv.extend(fields.iter().skip(3).map(|a| (*a).to_owned()));
+            Transport::Slirp { argv }
+        }
         "" => return Err(SpecError::NoTransport(arg.to_owned())),
-        t @ ("ethertap" | "slip" | "slirp" | "vde" | "vector") => {
+        t @ ("ethertap" | "slip" | "vde" | "vector") => {
             return Err(SpecError::Unsupported {
                 arg: arg.to_owned(),
                 transport: t.to_owned(),
@@ -161,6 +188,14 @@ pub fn parse(arg: &str) -> Result<EthSpec, SpecError> {
         transport,
         text: value.to_owned(),
     })
+}
+
+/// `vec<N>:VALUE` split into N and VALUE.
+pub fn vec_switch(arg: &str) -> Option<(&str, &str)> {
+    let (key, value) = arg.strip_prefix("vec")?.split_once(':')?;
+    key.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some((key, value))
 }
 
 /// `xx:xx:xx:xx:xx:xx`, unicast.
@@ -271,6 +306,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("bad option"));
+    }
+
+    #[test]
+    fn slirp_fields() {
+        let s = parse("eth0=slirp").unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Slirp {
+                argv: vec!["/usr/bin/slirp".into()]
+            }
+        );
+        let s = parse("eth1=slirp,fe:fd:0:0:0:9,/opt/slirp,-b,57600").unwrap();
+        assert_eq!(s.mac, Some(MacAddr([0xfe, 0xfd, 0, 0, 0, 9])));
+        assert_eq!(
+            s.transport,
+            Transport::Slirp {
+                argv: vec!["/opt/slirp".into(), "-b".into(), "57600".into()]
+            }
+        );
     }
 
     #[test]

@@ -182,8 +182,7 @@ fn classful_prefix(ip: Ipv4Address) -> u8 {
 }
 
 fn lookup<'a>(net: &'a mut Net, name: &str) -> Option<&'a mut NetDev> {
-    let n: usize = name.strip_prefix("eth")?.parse().ok()?;
-    net.devs.get_mut(n)?.as_mut()
+    net.devs.get_mut(crate::net::dev_index(name)?)?.as_mut()
 }
 
 fn describe(d: &NetDev) -> String {
