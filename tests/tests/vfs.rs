@@ -94,6 +94,16 @@ fn semantics(vfs: &mut Vfs) {
     vfs.setattr(r, b"/a", true, &set(2)).expect("truncate");
     vfs.setattr(r, b"/a", true, &set(6)).expect("extend");
     assert_eq!(read_file(vfs, r, "/a").expect("read"), b"ne\0\0\0\0");
+    // Indirect blocks: a file reaching the double indirect range, cut back, removed.
+    let big: Vec<u8> = (0..5000u32 * 1024).map(|i| (i % 253) as u8).collect();
+    write_file(vfs, r, "/big", &big, 0).expect("big write");
+    assert!(read_file(vfs, r, "/big").expect("read big") == big);
+    vfs.setattr(r, b"/big", true, &set(300_000))
+        .expect("truncate big");
+    assert!(read_file(vfs, r, "/big").expect("read big") == big[..300_000]);
+    vfs.setattr(r, b"/big", true, &set(20_000))
+        .expect("truncate big");
+    vfs.unlink(r, b"/big").expect("unlink big");
 
     // Directories and path walks.
     vfs.mkdir(r, b"/d", 0o755, 0, 0).expect("mkdir");
