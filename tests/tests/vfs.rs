@@ -400,3 +400,88 @@ fn ext2_mount_state_and_refusals() {
     assert!(names(&mut vfs, r, "/").is_empty());
     assert_eq!(vfs.mkdir(r, b"/x", 0o755, 0, 0).err(), Some(Errno::EROFS));
 }
+
+fn debugfs_w(image: &Path, request: &str) {
+    let out = run(
+        Command::new("debugfs")
+            .arg("-w")
+            .arg("-R")
+            .arg(request)
+            .arg(image),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "debugfs -w -R '{request}': {}", out.stderr);
+}
+
+fn patch(image: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(image)
+        .expect("open image");
+    f.write_all_at(bytes, offset).expect("patch image");
+}
+
+fn mount_err(image: &Path) -> String {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .expect("open image");
+    match Ext2Fs::mount(Box::new(file), false, 1 << 20) {
+        Ok(_) => panic!("the damaged {} mounted", image.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn corrupt_images_are_refused_or_give_eio() {
+    let dir = scratch();
+    let image = dir.path().join("img");
+    // Truncated.
+    mkfs(&image, &["-b", "1024"]);
+    OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .expect("open")
+        .set_len(4 << 20)
+        .expect("truncate");
+    assert!(mount_err(&image).contains("block count exceeds size of device"));
+    // No superblock.
+    mkfs(&image, &["-b", "1024"]);
+    patch(&image, 1024 + 56, &[0, 0]);
+    assert!(mount_err(&image).contains("can't find an ext2 filesystem"));
+    // Inode count that does not match the groups.
+    mkfs(&image, &["-b", "1024"]);
+    let count = {
+        use std::os::unix::fs::FileExt;
+        let mut v = [0u8; 4];
+        File::open(&image)
+            .expect("open")
+            .read_exact_at(&mut v, 1024)
+            .expect("read");
+        u32::from_le_bytes(v)
+    };
+    patch(&image, 1024, &(count + 1).to_le_bytes());
+    assert!(mount_err(&image).contains("inode count"));
+    // A group descriptor pointing outside the filesystem.
+    mkfs(&image, &["-b", "1024"]);
+    debugfs_w(&image, "set_bg 0 inode_table 99999999");
+    assert!(mount_err(&image).contains("group descriptors corrupted: group 0"));
+    // A file whose block is out of range: EIO on that file, the rest readable.
+    mkfs(&image, &["-b", "1024"]);
+    let mut vfs = mount_ext2(&image, false, 1 << 20);
+    let r = vfs.root();
+    write_file(&mut vfs, r, "/bad", &[1u8; 5000], 0).expect("write");
+    write_file(&mut vfs, r, "/good", b"fine", 0).expect("write");
+    vfs.unmount_all().expect("unmount");
+    drop(vfs);
+    debugfs_w(&image, "sif /bad block[1] 99999999");
+    let mut vfs = mount_ext2(&image, false, 1 << 20);
+    let r = vfs.root();
+    assert_eq!(read_file(&mut vfs, r, "/bad"), Err(Errno::EIO));
+    assert_eq!(read_file(&mut vfs, r, "/good").expect("good file"), b"fine");
+    // Removing the damaged file fails cleanly rather than freeing a stranger's block.
+    let _ = vfs.unlink(r, b"/bad");
+    assert_eq!(read_file(&mut vfs, r, "/good").expect("good file"), b"fine");
+}
