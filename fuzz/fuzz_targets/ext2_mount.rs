@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = vfs.write(&mut f, &[7u8; 3000]);
         f.offset = 300_000;
         let _ = vfs.write(&mut f, b"far");
-        vfs.close(f);
+        let _ = vfs.close(f);
     }
     let _ = vfs.mkdir(r, b"/newdir", 0o755, 0, 0);
     let _ = vfs.rename(r, b"/new", b"/newdir/moved");

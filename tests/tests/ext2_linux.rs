@@ -56,7 +56,7 @@ fn put(vfs: &mut Vfs, r: Loc, path: &str, data: &[u8], offset: u64) {
         .expect("open");
     f.offset = offset;
     vfs.write(&mut f, data).expect("write");
-    vfs.close(f);
+    vfs.close(f).expect("close");
 }
 
 fn md5(data: &[u8]) -> String {
@@ -287,7 +287,7 @@ umount /mnt
         .expect("open");
     vfs.write(&mut f, b"appended by uml-kernel\n")
         .expect("append");
-    vfs.close(f);
+    vfs.close(f).expect("close");
     for i in 1..=120 {
         let _ = vfs.unlink(r, format!("/d/f{i}").as_bytes());
     }

@@ -259,7 +259,7 @@ fn step(vfs: &mut Vfs, m: &mut Model, rng: &mut Rng, far_ok: bool) -> &'static s
                     0,
                     0,
                 )
-                .map(|f| vfs.close(f));
+                .and_then(|f| vfs.close(f));
             let want = if exists { Err(Errno::EEXIST) } else { Ok(()) };
             assert_eq!(got, want, "create {new_path}");
             if !exists {
@@ -332,7 +332,7 @@ fn step(vfs: &mut Vfs, m: &mut Model, rng: &mut Rng, far_ok: bool) -> &'static s
                 .expect("open for write");
             f.offset = offset;
             let got = vfs.write(&mut f, &data);
-            vfs.close(f);
+            vfs.close(f).expect("close");
             assert_eq!(got, Ok(len), "write {fpath} at {offset}");
             let at = if append { size } else { offset } as usize;
             if let Body::File(d) = &mut m.node_mut(fid).body {

@@ -25,7 +25,7 @@ fn write_file(vfs: &mut Vfs, cwd: Loc, path: &str, data: &[u8], flags: u32) -> R
         0,
     )?;
     let r = vfs.write(&mut f, data);
-    vfs.close(f);
+    vfs.close(f).expect("close");
     r.map(|_| ())
 }
 
@@ -40,7 +40,7 @@ fn read_file(vfs: &mut Vfs, cwd: Loc, path: &str) -> Result<Vec<u8>, Errno> {
         }
         out.extend_from_slice(&buf[..n]);
     }
-    vfs.close(f);
+    vfs.close(f).expect("close");
     Ok(out)
 }
 
@@ -82,7 +82,7 @@ fn semantics(vfs: &mut Vfs) {
     let mut f = vfs.open(r, b"/a", O_RDWR, 0, 0, 0).expect("open rw");
     f.offset = 10_000;
     vfs.write(&mut f, b"end").expect("write far");
-    vfs.close(f);
+    vfs.close(f).expect("close");
     let data = read_file(vfs, r, "/a").expect("read");
     assert_eq!(data.len(), 10_003);
     assert!(data[3..10_000].iter().all(|&b| b == 0));
@@ -173,6 +173,18 @@ fn semantics(vfs: &mut Vfs) {
     }
     assert!(vfs.stat(r, b"/c39", true).is_ok());
     assert_eq!(vfs.stat(r, b"/c40", true).err(), Some(Errno::ELOOP));
+
+    // An unlinked open file stays readable and writable until closed.
+    write_file(vfs, r, "/orphan", b"still here", 0).expect("create");
+    let mut f = vfs.open(r, b"/orphan", O_RDWR, 0, 0, 0).expect("open");
+    vfs.unlink(r, b"/orphan").expect("unlink open file");
+    assert_eq!(vfs.stat(r, b"/orphan", true).err(), Some(Errno::ENOENT));
+    let mut buf = [0u8; 10];
+    assert_eq!(vfs.read(&mut f, &mut buf), Ok(10));
+    assert_eq!(&buf, b"still here");
+    vfs.write(&mut f, &[5u8; 3000]).expect("write to an orphan");
+    assert_eq!(vfs.getattr(f.loc).expect("attr").nlink, 0);
+    vfs.close(f).expect("last close frees it");
 
     // Hard links, unlink, rmdir.
     vfs.link(r, b"/a", b"/d/hard").expect("link");
@@ -268,7 +280,7 @@ fn semantics(vfs: &mut Vfs) {
     assert_eq!(vfs.rmdir(r, b"/mnt").err(), Some(Errno::EBUSY));
     let f = vfs.open(r, b"/mnt/t", O_RDONLY, 0, 0, 0).expect("open");
     assert_eq!(vfs.umount(r, b"/mnt").err(), Some(Errno::EBUSY));
-    vfs.close(f);
+    vfs.close(f).expect("close");
     assert_eq!(vfs.mounts().len(), 2);
     vfs.umount(r, b"/mnt").expect("umount");
     assert_eq!(vfs.stat(r, b"/mnt/t", true).err(), Some(Errno::ENOENT));
@@ -368,7 +380,13 @@ fn ext2_mount_state_and_refusals() {
         .sb;
     assert_eq!(sb.state & uml_proto::ext2::STATE_VALID, 0);
     assert_eq!(sb.mnt_count, 1);
+    // A file unlinked while open at halt is freed by the unmount.
+    let r = vfs.root();
+    write_file(&mut vfs, r, "/kept", &[1u8; 20000], 0).expect("write");
+    let _open = vfs.open(r, b"/kept", O_RDONLY, 0, 0, 0).expect("open");
+    vfs.unlink(r, b"/kept").expect("unlink");
     vfs.unmount_all().expect("unmount");
+    e2fsck_clean(&image, "orphan freed at unmount");
     let sb = uml_proto::ext2::Image::open(File::open(&image).expect("open"))
         .expect("image")
         .sb;

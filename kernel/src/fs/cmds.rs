@@ -238,8 +238,8 @@ impl FileShell<'_> {
                 Err(e) => break Err(e),
             }
         };
-        self.vfs.close(f);
-        result
+        let closed = self.vfs.close(f);
+        result.and_then(|data| closed.map(|()| data))
     }
 
     fn cat(&mut self, args: &[&str]) -> String {
@@ -259,8 +259,8 @@ impl FileShell<'_> {
             .vfs
             .open(*self.cwd, path.as_bytes(), flags, 0o644, 0, 0)?;
         let r = self.vfs.write(&mut f, data);
-        self.vfs.close(f);
-        r.map(|_| ())
+        let closed = self.vfs.close(f);
+        r.and(closed)
     }
 
     fn echo(&mut self, args: &[&str]) -> String {
@@ -295,8 +295,7 @@ impl FileShell<'_> {
                 let f =
                     self.vfs
                         .open(*self.cwd, path.as_bytes(), O_WRONLY | O_CREAT, 0o644, 0, 0)?;
-                self.vfs.close(f);
-                Ok(())
+                self.vfs.close(f)
             }
             Err(e) => Err(e),
         }

@@ -169,6 +169,13 @@ pub trait FileSystem {
     fn statfs(&mut self) -> FsResult<StatFs>;
     /// Writes everything cached back to the device.
     fn sync(&mut self) -> FsResult<()>;
+    /// An open file now refers to `ino`: if its last link goes, the inode stays until
+    /// `release` (as an unlinked open file does in Linux).
+    fn hold(&mut self, _ino: Ino) {}
+    /// The last open file on `ino` is closed: an inode without links is freed now.
+    fn release(&mut self, _ino: Ino) -> FsResult<()> {
+        Ok(())
+    }
     /// Writes back and marks the filesystem clean (umount, halt).
     fn unmount(&mut self) -> FsResult<()> {
         self.sync()

@@ -34,6 +34,8 @@ pub struct Tmpfs {
     /// Bytes of file data allowed (0: no limit).
     limit: u64,
     used: u64,
+    /// Inodes some open file refers to.
+    held: std::collections::HashSet<Ino>,
 }
 
 fn attr(ino: Ino, kind: FileKind, perm: u32, uid: u32, gid: u32) -> Attr {
@@ -77,6 +79,7 @@ impl Tmpfs {
             next: ROOT + 1,
             limit,
             used: 0,
+            held: std::collections::HashSet::new(),
         }
     }
 
@@ -125,13 +128,20 @@ impl Tmpfs {
         n.attr.ctime = now();
         let dead = n.attr.nlink == 0 || (n.attr.kind == FileKind::Dir && n.attr.nlink <= 1);
         if dead {
-            if let Some(Node {
-                data: Data::File(v),
-                ..
-            }) = self.nodes.remove(&ino)
-            {
-                self.used -= v.len() as u64;
+            n.attr.nlink = 0;
+            if !self.held.contains(&ino) {
+                self.free(ino);
             }
+        }
+    }
+
+    fn free(&mut self, ino: Ino) {
+        if let Some(Node {
+            data: Data::File(v),
+            ..
+        }) = self.nodes.remove(&ino)
+        {
+            self.used -= v.len() as u64;
         }
     }
 
@@ -268,7 +278,8 @@ impl FileSystem for Tmpfs {
 
     fn rmdir(&mut self, dir: Ino, name: &[u8]) -> FsResult<()> {
         let ino = self.entries(dir)?.remove(name).ok_or(Errno::ENOENT)?;
-        self.nodes.remove(&ino);
+        self.node(ino)?.attr.nlink = 1;
+        self.drop_link(ino);
         self.node(dir)?.attr.nlink -= 1;
         self.touch(dir);
         Ok(())
@@ -371,6 +382,18 @@ impl FileSystem for Tmpfs {
     }
 
     fn sync(&mut self) -> FsResult<()> {
+        Ok(())
+    }
+
+    fn hold(&mut self, ino: Ino) {
+        self.held.insert(ino);
+    }
+
+    fn release(&mut self, ino: Ino) -> FsResult<()> {
+        self.held.remove(&ino);
+        if self.nodes.get(&ino).is_some_and(|n| n.attr.nlink == 0) {
+            self.free(ino);
+        }
         Ok(())
     }
 }

@@ -3,6 +3,8 @@
 //! with the checks every filesystem shares (existence, kinds, empty directories, mount
 //! points, cross-device moves, read-only mounts) before it calls the filesystem.
 
+use std::collections::HashMap;
+
 use super::errno::{Errno, FsResult};
 use super::node::{Attr, DirEntry, FileKind, FileSystem, Ino, NewNode, SetAttr, StatFs};
 
@@ -75,6 +77,8 @@ pub struct MountInfo {
 /// The mounted tree.
 pub struct Vfs {
     mounts: Vec<Option<Mount>>,
+    /// Open files per node (an unlinked node lives while it is open).
+    open: HashMap<Loc, usize>,
 }
 
 fn components(path: &[u8]) -> Vec<Vec<u8>> {
@@ -108,6 +112,7 @@ impl Vfs {
                 path: "/".to_string(),
                 open_files: 0,
             })],
+            open: HashMap::new(),
         }
     }
 
@@ -374,14 +379,31 @@ impl Vfs {
             self.fs(loc)?.setattr(loc.ino, &set)?;
         }
         self.mount_mut(loc.mount)?.open_files += 1;
+        let count = self.open.entry(loc).or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            self.fs(loc)?.hold(loc.ino);
+        }
         Ok(file)
     }
 
-    /// Closes an open file.
-    pub fn close(&mut self, file: OpenFile) {
+    /// Closes an open file; the last close of an unlinked node frees it.
+    pub fn close(&mut self, file: OpenFile) -> FsResult<()> {
         if let Ok(m) = self.mount_mut(file.loc.mount) {
             m.open_files = m.open_files.saturating_sub(1);
         }
+        let last = match self.open.get_mut(&file.loc) {
+            Some(n) => {
+                *n -= 1;
+                *n == 0
+            }
+            None => false,
+        };
+        if last {
+            self.open.remove(&file.loc);
+            self.fs(file.loc)?.release(file.loc.ino)?;
+        }
+        Ok(())
     }
 
     /// Reads at the file's offset and advances it.

@@ -10,6 +10,7 @@ pub mod cache;
 mod dir;
 mod file;
 
+use std::collections::HashSet;
 use std::fmt;
 
 use uml_proto::ext2::{
@@ -64,6 +65,10 @@ pub struct Ext2Fs {
     /// s_state as found at mount, restored at unmount.
     mount_state: u16,
     generation: u32,
+    /// Inodes open files refer to, and those of them with no links left (freed when
+    /// the last file closes, or at unmount).
+    held: HashSet<u32>,
+    orphans: HashSet<u32>,
 }
 
 fn kind_of(k: InodeKind) -> FileKind {
@@ -113,6 +118,8 @@ impl Ext2Fs {
             img,
             read_only,
             generation: now() as u32,
+            held: HashSet::new(),
+            orphans: HashSet::new(),
         };
         if !read_only {
             fs.img.sb.state &= !STATE_VALID;
@@ -192,6 +199,17 @@ impl Ext2Fs {
         inode.dtime = Self::now32();
         self.put_inode(ino, &inode)?;
         self.free_inode(ino, dir)
+    }
+
+    /// Frees an inode without links, or keeps it (links 0) while a file is open on it.
+    fn delete_or_orphan(&mut self, ino: u32, mut inode: Inode) -> FsResult<()> {
+        if self.held.contains(&ino) {
+            inode.links_count = 0;
+            inode.ctime = Self::now32();
+            self.orphans.insert(ino);
+            return self.put_inode(ino, &inode);
+        }
+        self.delete_inode(ino, inode)
     }
 
     /// Drops one reference to an extended-attribute block, freeing it at zero.
@@ -297,7 +315,7 @@ impl Ext2Fs {
         let dead =
             inode.links_count == 0 || (inode.kind() == InodeKind::Dir && inode.links_count <= 1);
         if dead {
-            self.delete_inode(ino, inode)
+            self.delete_or_orphan(ino, inode)
         } else {
             self.put_inode(ino, &inode)
         }
@@ -467,7 +485,7 @@ impl FileSystem for Ext2Fs {
         let d = Self::ino32(dir)?;
         let ino = self.remove_entry(d, name)?;
         let victim = self.inode(ino)?;
-        self.delete_inode(ino, victim)?;
+        self.delete_or_orphan(ino, victim)?;
         let mut parent = self.inode(d)?;
         parent.links_count = parent.links_count.saturating_sub(1);
         self.put_inode(d, &parent)
@@ -493,7 +511,7 @@ impl FileSystem for Ext2Fs {
                 let _ = f;
                 if kind_of(self.inode(old)?.kind()) == FileKind::Dir {
                     let victim = self.inode(old)?;
-                    self.delete_inode(old, victim)?;
+                    self.delete_or_orphan(old, victim)?;
                     let mut p = self.inode(nd)?;
                     p.links_count = p.links_count.saturating_sub(1);
                     self.put_inode(nd, &p)?;
@@ -590,9 +608,31 @@ impl FileSystem for Ext2Fs {
         self.img.dev.flush().map_err(|_| Errno::EIO)
     }
 
+    fn hold(&mut self, ino: Ino) {
+        if let Ok(n) = u32::try_from(ino) {
+            self.held.insert(n);
+        }
+    }
+
+    fn release(&mut self, ino: Ino) -> FsResult<()> {
+        let n = Self::ino32(ino)?;
+        self.held.remove(&n);
+        if self.orphans.remove(&n) {
+            let inode = self.inode(n)?;
+            self.delete_inode(n, inode)?;
+        }
+        Ok(())
+    }
+
     fn unmount(&mut self) -> FsResult<()> {
         if self.read_only {
             return Ok(());
+        }
+        self.held.clear();
+        let orphans: Vec<u32> = self.orphans.drain().collect();
+        for n in orphans {
+            let inode = self.inode(n)?;
+            self.delete_inode(n, inode)?;
         }
         self.img.sb.state = self.mount_state;
         self.sync()
