@@ -367,7 +367,7 @@ impl Vfs {
             k if k != FileKind::Dir && flags & O_DIRECTORY != 0 => return Err(Errno::ENOTDIR),
             _ => {}
         }
-        if file.writable() && self.fs(loc)?.read_only() {
+        if file.writable() && attr.kind != FileKind::Char && self.fs(loc)?.read_only() {
             return Err(Errno::EROFS);
         }
         if flags & O_TRUNC != 0 && file.writable() && attr.kind == FileKind::File && attr.size != 0
@@ -418,9 +418,11 @@ impl Vfs {
         if !file.readable() {
             return Err(Errno::EBADF);
         }
-        match self.getattr(file.loc)?.kind {
+        let attr = self.getattr(file.loc)?;
+        match attr.kind {
             FileKind::File => self.fs(file.loc)?.read(file.loc.ino, offset, buf),
             FileKind::Dir => Err(Errno::EISDIR),
+            FileKind::Char => super::chardev::read(attr.rdev, buf),
             _ => Err(Errno::ENXIO),
         }
     }
@@ -431,6 +433,9 @@ impl Vfs {
             return Err(Errno::EBADF);
         }
         let attr = self.getattr(file.loc)?;
+        if attr.kind == FileKind::Char {
+            return super::chardev::write(attr.rdev, data);
+        }
         if attr.kind != FileKind::File {
             return Err(if attr.kind == FileKind::Dir {
                 Errno::EISDIR
