@@ -1,6 +1,7 @@
 //! Filesystems: the VFS (mounts, path walks, open files), the errno values operations
 //! fail with, and the filesystems themselves: tmpfs and ext2 (over `uml_proto::ext2`).
 
+pub mod blockdev;
 pub mod chardev;
 pub mod cmds;
 pub mod errno;
