@@ -134,3 +134,76 @@ fn sync_then_crash_leaves_a_clean_image() {
     check_files(&image, "after sync and a crash");
     let _ = File::open(&image).expect("image still there");
 }
+
+fn boot(switch: &str, args: &[&str]) -> (kernel::fs::boot::Files, Vec<String>) {
+    use kernel::fs::boot::{Files, RootOptions};
+    let spec = parse_ubd(switch).unwrap_or_else(|e| panic!("{switch}: {e:?}"));
+    let (ubd, _notes) = Ubd::open(&spec).unwrap_or_else(|e| panic!("{switch}: {e}"));
+    let opts = RootOptions::from_args(args.iter().copied());
+    Files::boot(Some((0, Box::new(ubd))), &opts, 1 << 20, &[0])
+}
+
+#[test]
+fn boot_mounts_the_root_disk_or_falls_back_to_tmpfs() {
+    use kernel::fs::cmds::NoDevices;
+    let dir = scratch();
+    let image = dir.path().join("root.img");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("dev")).expect("mkdir");
+    std::fs::create_dir_all(src.join("etc")).expect("mkdir");
+    std::fs::write(src.join("etc/motd"), b"welcome\n").expect("write");
+    let out = run(
+        Command::new("mkfs.ext2")
+            .args(["-q", "-F", "-d"])
+            .arg(&src)
+            .arg(&image)
+            .arg("8M"),
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "mkfs.ext2: {}", out.stderr);
+    let switch = format!("ubd0={}", image.display());
+
+    let (mut files, log) = boot(&switch, &[]);
+    assert_eq!(
+        log,
+        vec!["VFS: Mounted root (ext2 filesystem) on device 98:0.".to_string()]
+    );
+    let sh = |files: &mut kernel::fs::boot::Files, line: &str| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        files.shell(&words, &mut NoDevices).expect("a file command")
+    };
+    assert_eq!(sh(&mut files, "cat /etc/motd"), "welcome\n");
+    assert!(sh(&mut files, "ls /dev").contains("ubda\n"));
+    assert_eq!(sh(&mut files, "echo written by the guest > /etc/new"), "");
+    assert!(sh(&mut files, "mount").starts_with("/dev/ubda on / type ext2 (rw)\n"));
+    assert!(files.halt().is_empty());
+    drop(files);
+    e2fsck_clean(&image, "after boot and halt");
+    assert_eq!(
+        debugfs_tree(&image)["/etc/new"].data.as_deref(),
+        Some(&b"written by the guest\n"[..])
+    );
+
+    let (mut files, log) = boot(&switch, &["ro"]);
+    assert_eq!(
+        log,
+        vec!["VFS: Mounted root (ext2 filesystem) readonly on device 98:0.".to_string()]
+    );
+    assert_eq!(
+        sh(&mut files, "echo x > /etc/nope"),
+        "sh: can't create /etc/nope: Read-only file system\n"
+    );
+
+    let garbage = dir.path().join("garbage.img");
+    std::fs::write(&garbage, vec![0x5au8; 1 << 20]).expect("write");
+    let (mut files, log) = boot(&format!("ubd0={}", garbage.display()), &[]);
+    assert!(
+        log[0].starts_with("EXT2-fs (ubda): error: can't find an ext2 filesystem"),
+        "{log:?}"
+    );
+    assert!(
+        log[1].contains("Cannot open root device \"ubda\""),
+        "{log:?}"
+    );
+    assert_eq!(sh(&mut files, "ls /"), "dev\nmnt\nproc\ntmp\n");
+}

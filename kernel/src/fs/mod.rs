@@ -2,6 +2,7 @@
 //! fail with, and the filesystems themselves: tmpfs and ext2 (over `uml_proto::ext2`).
 
 pub mod blockdev;
+pub mod boot;
 pub mod chardev;
 pub mod cmds;
 pub mod errno;

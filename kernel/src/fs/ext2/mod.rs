@@ -132,6 +132,11 @@ impl Ext2Fs {
         Ok(fs)
     }
 
+    /// Whether this mount is read-only.
+    pub fn read_only_mount(&self) -> bool {
+        self.read_only
+    }
+
     /// The superblock as it is now.
     pub fn superblock(&self) -> &Superblock {
         &self.img.sb
