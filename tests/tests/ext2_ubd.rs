@@ -176,6 +176,21 @@ fn boot_mounts_the_root_disk_or_falls_back_to_tmpfs() {
     assert!(sh(&mut files, "ls /dev").contains("ubda\n"));
     assert_eq!(sh(&mut files, "echo written by the guest > /etc/new"), "");
     assert!(sh(&mut files, "mount").starts_with("/dev/ubda on / type ext2 (rw)\n"));
+    // The periodic write-back puts the new file on the disk without a sync.
+    assert!(
+        !debugfs_tree(&image).contains_key("/etc/new"),
+        "written back too early"
+    );
+    assert!(files.tick(std::time::Instant::now()).is_empty());
+    assert!(
+        !debugfs_tree(&image).contains_key("/etc/new"),
+        "written back before 30 s"
+    );
+    assert!(files.tick(files.next_writeback()).is_empty());
+    assert_eq!(
+        debugfs_tree(&image)["/etc/new"].data.as_deref(),
+        Some(&b"written by the guest\n"[..])
+    );
     assert!(files.halt().is_empty());
     drop(files);
     e2fsck_clean(&image, "after boot and halt");

@@ -48,7 +48,13 @@ impl RootOptions {
 pub struct Files {
     pub vfs: Vfs,
     pub cwd: Loc,
+    /// When the filesystems were last written back (for the periodic write-back).
+    last_sync: std::time::Instant,
 }
+
+/// How often dirty cached blocks are written back without a `sync` (Linux's
+/// dirty_expire default).
+pub const WRITEBACK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn disk_name(n: usize) -> String {
     format!("ubd{}", (b'a' + (n % 26) as u8) as char)
@@ -80,7 +86,11 @@ impl Files {
             None => Vfs::new(Box::new(Tmpfs::new(0)), "rootfs"),
         };
         let cwd = vfs.root();
-        let mut files = Files { vfs, cwd };
+        let mut files = Files {
+            vfs,
+            cwd,
+            last_sync: std::time::Instant::now(),
+        };
         if fresh {
             for d in ["/dev", "/proc", "/tmp", "/mnt"] {
                 let _ = files.vfs.mkdir(cwd, d.as_bytes(), 0o755, 0, 0);
@@ -169,6 +179,24 @@ impl Files {
             mounter,
         }
         .run(words)
+    }
+
+    /// The periodic write-back: call from the event loop; syncs when
+    /// [`WRITEBACK_INTERVAL`] has passed since the last write-back. Returns log lines.
+    pub fn tick(&mut self, now: std::time::Instant) -> Vec<String> {
+        if now.duration_since(self.last_sync) < WRITEBACK_INTERVAL {
+            return Vec::new();
+        }
+        self.last_sync = now;
+        match self.vfs.sync_all() {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("VFS: periodic write-back failed: {e}")],
+        }
+    }
+
+    /// When the next periodic write-back is due (for the loop's timeout).
+    pub fn next_writeback(&self) -> std::time::Instant {
+        self.last_sync + WRITEBACK_INTERVAL
     }
 
     /// Writes everything back and marks the filesystems clean (halt, reboot); returns
