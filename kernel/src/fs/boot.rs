@@ -1,6 +1,6 @@
 //! The filesystem side of boot and halt: mount the root filesystem from the root disk
 //! (`root=`, `ro`/`rw`, `rootfstype=`, `rootflags=`), falling back to an empty tmpfs
-//! root (saying why) so the built-in shell still runs; /dev on the root's /dev; the
+//! root (saying why) so the built-in shell still runs; /dev and /proc on the root's; the
 //! shell's file commands; everything written back and marked clean at halt.
 //!
 //! Hooking it into the kernel: keep a `Files` in the machine from boot, give the shell's
@@ -11,6 +11,7 @@ use super::chardev::{devfs, UBD_MAJOR};
 use super::cmds::{FileShell, Mounter};
 use super::ext2::{Ext2Fs, MountError};
 use super::node::FileKind;
+use super::procfs::{proc_mounts, ProcHandle, FILESYSTEMS};
 use super::tmpfs::Tmpfs;
 use super::vfs::{Loc, Vfs};
 
@@ -48,6 +49,8 @@ impl RootOptions {
 pub struct Files {
     pub vfs: Vfs,
     pub cwd: Loc,
+    /// The contents of /proc (mounted on the root's /proc): the kernel sets its files.
+    pub proc: ProcHandle,
     /// When the filesystems were last written back (for the periodic write-back).
     last_sync: std::time::Instant,
 }
@@ -89,6 +92,7 @@ impl Files {
         let mut files = Files {
             vfs,
             cwd,
+            proc: ProcHandle::new(),
             last_sync: std::time::Instant::now(),
         };
         if fresh {
@@ -110,7 +114,26 @@ impl Files {
                 Err(e) => log.push(format!("devtmpfs: {e}")),
             }
         }
+        let has_proc = files
+            .vfs
+            .stat(cwd, b"/proc", true)
+            .is_ok_and(|a| a.kind == FileKind::Dir);
+        if has_proc {
+            files.proc.set("filesystems", FILESYSTEMS);
+            if let Err(e) = files
+                .vfs
+                .mount(cwd, b"/proc", Box::new(files.proc.fs()), "proc")
+            {
+                log.push(format!("proc: error mounting {e}"));
+            }
+        }
+        files.refresh_mounts();
         (files, log)
+    }
+
+    /// Sets /proc/mounts from the mount table (after mount and umount).
+    pub fn refresh_mounts(&mut self) {
+        self.proc.set("mounts", proc_mounts(&self.vfs));
     }
 
     fn mount_root(
@@ -173,12 +196,16 @@ impl Files {
 
     /// Runs a shell command if it is a file command.
     pub fn shell(&mut self, words: &[&str], mounter: &mut dyn Mounter) -> Option<String> {
-        FileShell {
+        let out = FileShell {
             vfs: &mut self.vfs,
             cwd: &mut self.cwd,
             mounter,
         }
-        .run(words)
+        .run(words);
+        if matches!(words.first(), Some(&"mount") | Some(&"umount")) {
+            self.refresh_mounts();
+        }
+        out
     }
 
     /// The periodic write-back: call from the event loop; syncs when

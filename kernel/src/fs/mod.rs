@@ -8,6 +8,7 @@ pub mod cmds;
 pub mod errno;
 pub mod ext2;
 pub mod node;
+pub mod procfs;
 pub mod tmpfs;
 pub mod vfs;
 
