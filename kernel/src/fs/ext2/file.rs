@@ -53,6 +53,11 @@ impl Ext2Fs {
         if let Some(b) = self.img.map_block(ino, inode, lblk).map_err(Self::eio)? {
             return Ok(b);
         }
+        if inode.flags & uml_proto::ext2::EXTENTS_FL != 0 {
+            // Extent trees are read-only here (ext4 mounts read-only; a stray flag on
+            // an ext2 inode must not turn its extent tree into a block map).
+            return Err(Errno::EROFS);
+        }
         let path = BlockPath::of(lblk, self.per_block()).ok_or(Errno::EFBIG)?;
         let goal = self.goal(ino, inode, lblk);
         let mut b = u64::from(inode.block[path.slot]);
