@@ -10,6 +10,7 @@ pub mod cmdline;
 pub mod event;
 pub mod fs;
 pub mod host;
+pub mod job;
 pub mod kernel;
 pub mod klog;
 pub mod machine;
@@ -17,5 +18,7 @@ pub mod mconsole;
 pub mod net;
 pub mod proc;
 pub mod shell;
+pub mod sysrq;
+pub mod task;
 
 pub use kernel::{BootError, Exit, Kernel};

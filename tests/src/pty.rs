@@ -30,6 +30,9 @@ impl PtySession {
             ws_ypixel: 0,
         };
         let pty = openpty(Some(&size), None).expect("openpty");
+        // The child must not hold the master too, or closing ours would not hang up.
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe { libc::fcntl(pty.master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
         let slave: OwnedFd = pty.slave;
         let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup pty slave"));
         cmd.stdin(stdio(&slave))
@@ -96,6 +99,16 @@ impl PtySession {
                 return false;
             }
         }
+    }
+
+    /// Closes the terminal's master side, as a closed xterm or ssh session does: the
+    /// session leader gets SIGHUP, reads and writes on the terminal fail from then on.
+    pub fn hang_up(&mut self) {
+        let null = File::open("/dev/null").expect("/dev/null");
+        // SAFETY: dup2 onto the master descriptor we own closes the master and leaves
+        // /dev/null in its place (EOF on read), so `master` stays a valid File.
+        let r = unsafe { libc::dup2(null.as_raw_fd(), self.master.as_raw_fd()) };
+        assert!(r >= 0, "dup2: {}", std::io::Error::last_os_error());
     }
 
     /// Everything shown so far, as text.

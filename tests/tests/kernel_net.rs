@@ -37,6 +37,17 @@ impl Kern {
     /// Like `spawn`, inside `ns` when given, with our bin directory first on PATH (so
     /// the kernel runs our uml_net).
     fn spawn_in(ns: Option<&NetNs>, home: &Path, umid: &str, args: &[String]) -> Kern {
+        Kern::spawn_with_path(ns, None, home, umid, args)
+    }
+
+    /// Like `spawn_in`, with `first` (if given) ahead of our bin directory on PATH.
+    fn spawn_with_path(
+        ns: Option<&NetNs>,
+        first: Option<&Path>,
+        home: &Path,
+        umid: &str,
+        args: &[String],
+    ) -> Kern {
         fs::create_dir_all(home).unwrap();
         let console = home.join(format!("{umid}.console"));
         let out = fs::File::create(&console).unwrap();
@@ -47,7 +58,8 @@ impl Kern {
         };
         let bin_dir = kernel.parent().unwrap().to_owned();
         let path = format!(
-            "{}:{}",
+            "{}{}:{}",
+            first.map_or(String::new(), |f| format!("{}:", f.display())),
             bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
@@ -102,10 +114,37 @@ impl Kern {
         }
     }
 
+    /// Types a command without waiting for it to finish.
+    fn start(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Waits until the console shows `text` after byte `from`.
+    fn wait_for(&self, from: usize, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if out[from..].contains(text) {
+                return out;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "no `{text}` on {}:\n{out}",
+                self.umid
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn mconsole_path(&self) -> PathBuf {
+        self.home.join(".uml").join(&self.umid).join("mconsole")
+    }
+
     fn mconsole(&self, cmd: &str) -> tests::Output {
         run(
             Command::new(our_bin("uml_mconsole"))
-                .arg(self.home.join(".uml").join(&self.umid).join("mconsole"))
+                .arg(self.mconsole_path())
                 .arg(cmd),
             LIMIT,
         )
@@ -178,7 +217,8 @@ fn start_switch(dir: &Path, kind: SwitchKind) -> Option<Switch> {
         .expect("start switch");
     let stdin = child.stdin.take();
     let start = Instant::now();
-    while !ctl.exists() {
+    // The socket file appears at bind, before the switch listens: wait until it accepts.
+    while std::os::unix::net::UnixStream::connect(&ctl).is_err() {
         assert!(start.elapsed() < LIMIT, "{kind:?} switch did not start");
         thread::sleep(Duration::from_millis(5));
     }
@@ -416,6 +456,136 @@ fn hot_plug(a: &mut Kern, b: &mut Kern, ctl: &str) {
     assert_eq!(received(&a.sh("ping -c 1 10.0.0.2")), 1);
 }
 
+/// Round-trip times of `n` mconsole `version` requests, sorted. The client socket is
+/// bound to a path in the kernel's home (an abstract address would not be reachable
+/// from a kernel in another network namespace).
+fn version_round_trips(k: &Kern, n: usize) -> Vec<Duration> {
+    use std::os::unix::net::UnixDatagram;
+    use uml_proto::mconsole::{Reply, Request, REQUEST_LEN};
+    let me = k.home.join(format!("client-{}.sock", k.marks));
+    let _ = fs::remove_file(&me);
+    let sock = UnixDatagram::bind(&me).unwrap();
+    sock.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut req = [0u8; REQUEST_LEN];
+    let len = Request::new(b"version").unwrap().emit(&mut req).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            sock.send_to(&req[..len], k.mconsole_path()).unwrap();
+            let got = sock.recv(&mut buf).unwrap();
+            let took = t.elapsed();
+            let r = Reply::parse(&buf[..got]).unwrap();
+            assert!(r.err == 0 && r.text.starts_with(b"Linux"), "{r:?}");
+            took
+        })
+        .collect();
+    let _ = fs::remove_file(&me);
+    times.sort();
+    times
+}
+
+/// User plus system CPU time, in clock ticks, of the process whose command line holds
+/// every one of `args` (found by scanning /proc: the tests may run in a pid namespace
+/// whose pids /proc does not show).
+fn cpu_ticks(args: &[&str]) -> u64 {
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let words: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if !args.iter().all(|a| words.contains(&a.as_bytes())) {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may hold spaces) start at `state`.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        return f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    }
+    panic!("no process with {args:?} in /proc");
+}
+
+/// mconsole kept up: the median round trip within 5 ms, none over 50 ms.
+fn assert_responsive(what: &str, times: &[Duration]) {
+    let median = times[times.len() / 2];
+    let worst = times[times.len() - 1];
+    eprintln!("mconsole version during {what}: median {median:?}, worst {worst:?}");
+    assert!(
+        median <= Duration::from_millis(5) && worst <= Duration::from_millis(50),
+        "mconsole during {what}: median {median:?}, worst {worst:?}: {times:?}"
+    );
+}
+
+/// The guest's long commands (`ping`, `tcpsend`) are jobs of the event loop: while one
+/// runs, mconsole answers within 5 ms (median of 20; every one under 50 ms), the
+/// command goes on to a correct result, and a line typed meanwhile runs after it.
+#[test]
+fn mconsole_answers_while_a_guest_command_runs() {
+    let dir = scratch();
+    let d = dir.path();
+    let Some(sw) = start_switch(d, SwitchKind::Ours) else {
+        return;
+    };
+    let ctl = sw.ctl.display().to_string();
+    let mut a = Kern::spawn(&d.join("a"), "a", &[format!("eth0=daemon,,unix,{ctl}")]);
+    let mut b = Kern::spawn(&d.join("b"), "b", &[format!("eth0=daemon,,unix,{ctl}")]);
+    assert_eq!(a.sh("ifconfig eth0 10.0.0.1 netmask 255.255.255.0 up"), "");
+    assert_eq!(b.sh("ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up"), "");
+    assert!(b.sh("discard").contains("port 9"));
+    let from = a.output().len();
+    a.start("ping -c 15 -i 0.2 10.0.0.2");
+    a.wait_for(from, "bytes from 10.0.0.2: seq=1 ");
+    let times = version_round_trips(&a, 20);
+    let during = a.output();
+    assert!(
+        !during[from..].contains("ping statistics"),
+        "ping ended before the measurements:\n{during}"
+    );
+    assert_responsive("ping", &times);
+    // Typed while ping runs: runs after it, and ping itself was not disturbed.
+    let out = a.sh("uname -r");
+    assert_eq!(received(&out), 15, "{out}");
+    let summary = out.find("ping statistics").unwrap();
+    assert!(out[summary..].contains("6.1.0-uml-kernel"), "{out}");
+
+    // Stopped, a running command waits without spinning the loop; `go` lets it end.
+    let from = a.output().len();
+    a.start("ping -c 3 -i 0.2 10.0.0.2");
+    a.wait_for(from, "bytes from 10.0.0.2: seq=0 ");
+    assert!(a.mconsole("stop").stdout.contains("OK"));
+    thread::sleep(Duration::from_millis(300));
+    let eth0 = format!("eth0=daemon,,unix,{ctl}");
+    let me = ["umid=a", eth0.as_str()];
+    let busy = cpu_ticks(&me);
+    thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(&me) - busy;
+    eprintln!("stopped for 1 s: {spent} ticks of CPU");
+    // A loop that spins takes a good part of a core even on a busy machine.
+    assert!(
+        spent <= 5,
+        "a stopped kernel used {spent} ticks of CPU in 1 s"
+    );
+    assert!(!a.output()[from..].contains("ping statistics"));
+    assert!(a.mconsole("go").stdout.contains("OK"));
+    let out = a.sh("true");
+    assert_eq!(received(&out), 3, "{out}");
+
+    let from = a.output().len();
+    a.start("tcpsend -n 400000000 10.0.0.2");
+    thread::sleep(Duration::from_millis(100));
+    let times = version_round_trips(&a, 20);
+    let during = a.output();
+    assert!(
+        !during[from..].contains("sent "),
+        "tcpsend ended before the measurements:\n{during}"
+    );
+    assert_responsive("tcpsend", &times);
+    a.mconsole("halt");
+}
+
 #[test]
 fn kernels_and_linux_uml_on_our_switch() {
     lan(SwitchKind::Ours);
@@ -544,6 +714,57 @@ fn tuntap_through_our_uml_net() {
     );
 }
 
+/// `ifconfig up` on a helper-made tap waits for uml_net, but the loop does not: with a
+/// uml_net that takes a second, mconsole still answers within 5 ms (median of 20), and
+/// the device comes up once the helper is done.
+#[test]
+fn mconsole_answers_while_uml_net_works() {
+    let ns = NetNs::new();
+    let dir = scratch();
+    let slow = dir.path().join("slow");
+    fs::create_dir_all(&slow).unwrap();
+    let script = slow.join("uml_net");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsleep 1\nexec {} \"$@\"\n",
+            our_bin("uml_net").display()
+        ),
+    )
+    .unwrap();
+    let mut perms = fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&script, perms).unwrap();
+    let mut k = Kern::spawn_with_path(
+        Some(&ns),
+        Some(&slow),
+        &dir.path().join("k"),
+        "slow",
+        &["eth0=tuntap,,,10.0.7.254".to_string()],
+    );
+    let from = k.output().len();
+    let started = Instant::now();
+    k.start("ifconfig eth0 10.0.7.1 netmask 255.255.255.0 up");
+    thread::sleep(Duration::from_millis(100));
+    let times = version_round_trips(&k, 20);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "the measurements outlasted the helper"
+    );
+    assert_responsive("uml_net", &times);
+    let out = k.sh("ifconfig eth0");
+    assert!(out.contains("UP BROADCAST RUNNING"), "{out}");
+    assert!(
+        k.output()[from..].contains("* route add -host 10.0.7.1 dev tap0"),
+        "{}",
+        k.output()
+    );
+    assert!(ns
+        .sh_ok("ip route show 10.0.7.1")
+        .stdout
+        .contains("dev tap0"));
+}
+
 /// Two uml-kernels with `eth0=mcast` (the defaults) ping each other.
 #[test]
 fn mcast_pair() {
@@ -634,4 +855,387 @@ fn mark_line(out: &str, mark: &str) -> Option<usize> {
         at = pos + want.len();
     }
     None
+}
+
+/// Our uml_switch inside `ns` with extra arguments (uplinks); killed when dropped.
+fn our_switch_in(ns: &NetNs, dir: &Path, args: &[&str]) -> Switch {
+    let ctl = dir.join("sw.ctl");
+    let log = fs::File::create(dir.join("sw.log")).unwrap();
+    let mut child = ns
+        .command(our_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start uml_switch");
+    let start = Instant::now();
+    while !ctl.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = fs::read_to_string(dir.join("sw.log")).unwrap_or_default();
+            panic!("uml_switch {args:?} exited with {status}: {log}");
+        }
+        assert!(start.elapsed() < LIMIT, "uml_switch {args:?} did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
+    Switch {
+        child,
+        ctl,
+        _stdin: None,
+    }
+}
+
+/// The switch's SIGUSR1 report and whatever else it logged (for failure messages).
+fn switch_report(sw: &Switch, dir: &Path) -> String {
+    let _ = Command::new("kill")
+        .args(["-USR1", &sw.child.id().to_string()])
+        .status();
+    thread::sleep(Duration::from_millis(200));
+    fs::read_to_string(dir.join("sw.log")).unwrap_or_default()
+}
+
+/// Two "hosts": namespaces joined by a veth pair, 10.9.0.1 (a) and 10.9.0.2 (b).
+fn two_hosts() -> (NetNs, NetNs) {
+    let (a, b) = (NetNs::new(), NetNs::new());
+    a.sh_ok(&format!(
+        "ip link add va type veth peer name vb && ip link set vb netns /proc/{}/ns/net && \
+         ip addr add 10.9.0.1/24 dev va && ip link set va up",
+        b.pid()
+    ));
+    b.sh_ok("ip addr add 10.9.0.2/24 dev vb && ip link set vb up");
+    (a, b)
+}
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: the Linux kernel's own
+/// vxlan device (made by `linux_dev`, named ov0) in a bridge that has an address. The
+/// guest and b's bridge ping each other: ARP and unicast are learned across.
+fn uplink_meets_linux_bridge(uplink: &str, linux_dev: &str) {
+    let (a, b) = two_hosts();
+    uplink_meets_linux_bridge_on(&a, &b, uplink, linux_dev);
+}
+
+/// `uplink_meets_linux_bridge` on hosts set up by the caller.
+fn uplink_meets_linux_bridge_on(a: &NetNs, b: &NetNs, uplink: &str, linux_dev: &str) {
+    b.sh_ok(&format!(
+        "{linux_dev} && ip link add br0 type bridge && ip link set ov0 master br0 && \
+         ip addr add 192.168.77.2/24 dev br0 && ip link set ov0 up && ip link set br0 up"
+    ));
+    let dir = scratch();
+    let sw = our_switch_in(a, dir.path(), &["--uplink", uplink]);
+    let mut k = Kern::spawn_in(
+        Some(a),
+        &dir.path().join("k"),
+        "up",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(
+        k.sh("ifconfig eth0 192.168.77.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = k.sh("ping -c 3 -i 0.2 192.168.77.2");
+    assert_eq!(received(&out), 3, "{uplink}: guest -> Linux bridge\n{out}");
+    let out = b.sh("busybox ping -c 2 -W 2 192.168.77.1");
+    assert_eq!(
+        received(&out.stdout),
+        2,
+        "{uplink}: Linux bridge -> guest\n{out:?}"
+    );
+    let fdb = b.sh_ok("bridge fdb show dev ov0").stdout;
+    assert!(
+        fdb.contains("fe:fd:c0:a8:4d:01"),
+        "b learned the guest's MAC:\n{fdb}"
+    );
+}
+
+#[test]
+fn vxlan_uplink_meets_a_linux_vxlan_on_the_iana_port() {
+    uplink_meets_linux_bridge(
+        "vxlan:10.9.0.2,vni=42",
+        "ip link add ov0 type vxlan id 42 remote 10.9.0.1 dstport 4789 dev vb",
+    );
+}
+
+#[test]
+fn vxlan_uplink_meets_a_linux_vxlan_on_its_default_port() {
+    // Without dstport, Linux uses its pre-IANA port 8472.
+    uplink_meets_linux_bridge(
+        "vxlan:10.9.0.2:8472,vni=7",
+        "ip link add ov0 type vxlan id 7 remote 10.9.0.1 dev vb 2>/dev/null",
+    );
+}
+
+/// Two of our switches on two hosts joined by `uplink_a`/`uplink_b`, a uml-kernel on
+/// each: ping both ways and a 2 MB TCP transfer, acknowledged to the last byte.
+fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+    fs::create_dir_all(&da).unwrap();
+    fs::create_dir_all(&db).unwrap();
+    let mgmt = da.join("mgmt");
+    let swa = our_switch_in(
+        &a,
+        &da,
+        &["--uplink", uplink_a, "--mgmt", mgmt.to_str().unwrap()],
+    );
+    let swb = our_switch_in(&b, &db, &["--uplink", uplink_b]);
+    let eth = |sw: &Switch| format!("eth0=daemon,,unix,{}", sw.ctl.display());
+    let mut ka = Kern::spawn_in(Some(&a), &da.join("k"), "ka", &[eth(&swa)]);
+    let mut kb = Kern::spawn_in(Some(&b), &db.join("k"), "kb", &[eth(&swb)]);
+    assert_eq!(
+        ka.sh("ifconfig eth0 192.168.78.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    assert_eq!(
+        kb.sh("ifconfig eth0 192.168.78.2 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = ka.sh("ping -c 3 -i 0.2 192.168.78.2");
+    assert_eq!(received(&out), 3, "{uplink_a}: a -> b\n{out}");
+    let out = kb.sh("ping -c 2 -i 0.2 192.168.78.1");
+    assert_eq!(received(&out), 2, "{uplink_b}: b -> a\n{out}");
+    assert!(kb.sh("discard").contains("port 9"));
+    let out = ka.sh("tcpsend -n 2000000 192.168.78.2");
+    assert!(out.contains("sent 2000000 bytes in"), "{uplink_a}: {out}");
+    // The management socket: the uplink is a port that carried the transfer, and b's
+    // guest is learned behind it.
+    let answers = mgmt_ask(&mgmt, &["uplinks", "show", "bogus"]);
+    assert_eq!(
+        answers[0],
+        format!(r#"{{"uplinks":[{{"malformed":0,"send_errors":0,"uplink":"{uplink_a}"}}]}}"#),
+    );
+    let show = &answers[1];
+    let uplink_port = show
+        .split(r#""kind":"uplink""#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no uplink port in {show}"));
+    let tx: u64 = uplink_port
+        .split(r#""tx_bytes":"#)
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(tx > 2_000_000, "{show}");
+    assert!(show.contains(r#""mac":"fe:fd:c0:a8:4e:02""#), "{show}");
+    assert!(answers[2].starts_with(r#"{"commands":["show","ports","macs","uplinks","help"],"error":"unknown command 'bogus'"}"#), "{}", answers[2]);
+}
+
+/// Sends `commands` to a switch's `--mgmt` socket; returns one answer line each.
+fn mgmt_ask(path: &Path, commands: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    for c in commands {
+        writeln!(s, "{c}").unwrap();
+    }
+    let mut lines = BufReader::new(s).lines();
+    commands
+        .iter()
+        .map(|_| lines.next().unwrap().unwrap())
+        .collect()
+}
+
+#[test]
+fn switches_joined_by_vxlan() {
+    switches_joined_by("vxlan:10.9.0.2,vni=100", "vxlan:10.9.0.1,vni=100");
+}
+
+#[test]
+fn switches_joined_by_gre_with_key_and_sequence() {
+    switches_joined_by(
+        "gre:10.9.0.2,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.1,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+#[test]
+fn switches_joined_by_l2tpv3_over_udp_with_cookies_and_counter() {
+    switches_joined_by(
+        "l2tpv3:10.9.0.2,udp=1,srcport=1701,dstport=1702,rx_session=10,tx_session=20,\
+         rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,counter=1",
+        "l2tpv3:10.9.0.1,udp=1,srcport=1702,dstport=1701,rx_session=20,tx_session=10,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
+    );
+}
+
+#[test]
+fn switches_joined_by_l2tpv3_over_ip() {
+    switches_joined_by(
+        "l2tpv3:10.9.0.2,rx_session=0xffff,tx_session=0xeeee,rx_cookie=7,tx_cookie=8",
+        "l2tpv3:10.9.0.1,rx_session=0xeeee,tx_session=0xffff,rx_cookie=8,tx_cookie=7",
+    );
+}
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: a linux.uml guest whose
+/// `vec0` is one of its vector transports (`vec`) aimed at host a. They ping both ways.
+fn linux_uml_vector_guest_meets_our_uplink(vec: &str, uplink: &str) {
+    let Some(_) = linux_uml() else {
+        return;
+    };
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let d = dir.path();
+    let sw = our_switch_in(&a, d, &["--uplink", uplink]);
+    let mut k = Kern::spawn_in(
+        Some(&a),
+        &d.join("k"),
+        "vk",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(
+        k.sh("ifconfig eth0 192.168.79.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    let img = d.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = d.join("lx.cow");
+    let mut l = Uml::new(&d.join("lxhome"), &format!("vec-{}", std::process::id()))
+        .expect("linux.uml")
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("vec0:{vec}"))
+        .wrapped(b.prefix())
+        .boot_until("GUEST-READY", BOOT);
+    linux_sh(
+        &mut l,
+        "ifconfig vec0 192.168.79.2 netmask 255.255.255.0 up",
+    );
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 192.168.79.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml {vec} -> {uplink}\n{out}\nswitch: {}\nguest console:\n{}",
+        switch_report(&sw, d),
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 192.168.79.2");
+    assert_eq!(received(&out), 3, "{uplink} -> linux.uml {vec}\n{out}");
+}
+
+#[test]
+fn linux_uml_gre_vector_guest_meets_our_gre_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=gre,src=10.9.0.2,dst=10.9.0.1,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.2,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+/// (linux.uml reads session ids as signed ints: one above 0x7fffffff makes `ifconfig
+/// vec0 up` fail and its error path crash the guest kernel.)
+#[test]
+fn linux_uml_l2tpv3_over_ip_vector_guest_meets_our_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=l2tpv3,src=10.9.0.2,dst=10.9.0.1,\
+         rx_session=0x7ffffff0,tx_session=0xffff,rx_cookie=0x12345678,tx_cookie=0x9abcdef0,\
+         counter=1",
+        "l2tpv3:10.9.0.2,rx_session=0xffff,\
+         tx_session=0x7ffffff0,rx_cookie=0x9abcdef0,tx_cookie=0x12345678,counter=1",
+    );
+}
+
+/// Over UDP, with linux.uml's own port option names (`srcport`, `dstport`).
+#[test]
+fn linux_uml_l2tpv3_over_udp_vector_guest_meets_our_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=l2tpv3,udp=1,src=10.9.0.2,dst=10.9.0.1,srcport=1706,dstport=1707,\
+         rx_session=5,tx_session=6,rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,\
+         counter=1",
+        "l2tpv3:10.9.0.2,udp=1,srcport=1707,dstport=1706,rx_session=6,tx_session=5,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
+    );
+}
+
+/// `--vde DIR`: a linux.uml guest on its `vde` transport (libvdeplug) and a uml-kernel on
+/// the daemon transport share one LAN; the switch removes DIR/ctl and the DIR it made.
+#[test]
+fn vde_clients_and_daemon_clients_share_the_lan() {
+    let dir = scratch();
+    let d = dir.path();
+    let vde_dir = d.join("vde");
+    let log = fs::File::create(d.join("sw.log")).unwrap();
+    let ctl = d.join("sw.ctl");
+    let child = Command::new(our_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .arg("--vde")
+        .arg(&vde_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start uml_switch");
+    let sw = Switch {
+        child,
+        ctl,
+        _stdin: None,
+    };
+    let start = Instant::now();
+    while !vde_dir.join("ctl").exists() {
+        assert!(start.elapsed() < LIMIT, "no {}/ctl", vde_dir.display());
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut k = Kern::spawn(
+        &d.join("k"),
+        "vdek",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.8.1 netmask 255.255.255.0 up"), "");
+    let Some(mut l) = linux_guest(d, &format!("vde,{}", vde_dir.display())) else {
+        return;
+    };
+    linux_sh(&mut l, "ifconfig eth0 10.0.8.2 netmask 255.255.255.0 up");
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 10.0.8.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml (vde) -> uml-kernel\n{out}\nswitch: {}\n{}",
+        switch_report(&sw, d),
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 10.0.8.2");
+    assert_eq!(received(&out), 3, "uml-kernel -> linux.uml (vde)\n{out}");
+    let report = switch_report(&sw, d);
+    assert!(!report.contains("Bad request"), "{report}");
+    drop(l);
+    let _ = Command::new("kill").arg(sw.child.id().to_string()).status();
+    let start = Instant::now();
+    while vde_dir.join("ctl").exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "{}/ctl left behind",
+            vde_dir.display()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn vxlan_uplink_joins_a_multicast_group_and_learns_the_remote_endpoint() {
+    // Frames to the group reach b's Linux vxlan device; its replies come back unicast
+    // from its own address, which the uplink learns for the guest's replies.
+    let (a, b) = two_hosts();
+    a.sh_ok("ip route add 224.0.0.0/4 dev va");
+    uplink_meets_linux_bridge_on(
+        &a,
+        &b,
+        "vxlan:,vni=9,group=239.1.1.9",
+        "ip link add ov0 type vxlan id 9 group 239.1.1.9 dstport 4789 dev vb",
+    );
+}
+
+#[test]
+fn vxlan_uplink_over_ipv6() {
+    let (a, b) = two_hosts();
+    a.sh_ok("ip addr add fd00:9::1/64 dev va nodad");
+    b.sh_ok("ip addr add fd00:9::2/64 dev vb nodad");
+    uplink_meets_linux_bridge_on(
+        &a,
+        &b,
+        "vxlan:[fd00:9::2],vni=6",
+        "ip link add ov0 type vxlan id 6 remote fd00:9::1 dstport 4789 dev vb",
+    );
 }
