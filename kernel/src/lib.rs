@@ -8,6 +8,7 @@ pub mod chan;
 pub mod cli;
 pub mod cmdline;
 pub mod event;
+pub mod fs;
 pub mod host;
 pub mod job;
 pub mod kernel;

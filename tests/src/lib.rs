@@ -7,6 +7,7 @@
 //! turns that into a skip (CI never sets it).
 
 pub mod command;
+pub mod ext2tree;
 pub mod guest;
 pub mod netns;
 pub mod peers;
