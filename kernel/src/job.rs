@@ -172,6 +172,7 @@ mod tests {
             config: crate::cmdline::Config::default(),
             log: crate::klog::KernelLog::new(boot, true),
             disks: crate::block::Disks::new(None),
+            files: crate::fs::boot::Files::boot(None, &Default::default(), 0, &[]).0,
             boot,
             notify: None,
             tasks: crate::task::Tasks::with_init(),

@@ -17,6 +17,7 @@ use crate::chan::ldisc;
 use crate::chan::ChanError;
 use crate::cmdline::Config;
 use crate::event::EventLoop;
+use crate::fs::boot::{Files, RootOptions};
 use crate::host::{self, UmidHome};
 use crate::job::{Interpreter, Jobs, Run, Sink};
 use crate::klog::KernelLog;
@@ -151,6 +152,8 @@ impl Kernel {
         };
         let mut m = Machine {
             disks: Disks::new(config.root_ubd()),
+            // Replaced once the disks are open (`Machine::mount_root`).
+            files: Files::boot(None, &RootOptions::default(), 0, &[]).0,
             config,
             log,
             boot: start,
@@ -183,6 +186,7 @@ impl Kernel {
             jobs: Jobs::default(),
         };
         k.attach_disks()?;
+        k.m.mount_root();
         k.attach_net();
         k.events.register(k.signals.as_raw_fd(), Token::Signal);
         k.events.register(k.server.fd(), Token::Mconsole);
@@ -331,10 +335,15 @@ impl Kernel {
                     .deadline()
                     .map(|d| d.saturating_duration_since(Instant::now())),
             };
-            let timeout = match (self.m.net.poll_delay(), job_delay) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let writeback = self
+                .m
+                .files
+                .next_writeback()
+                .saturating_duration_since(Instant::now());
+            let timeout = [self.m.net.poll_delay(), job_delay, Some(writeback)]
+                .into_iter()
+                .flatten()
+                .min();
             // A console whose command still runs keeps its input until it is over.
             self.events.unregister(Token::Job);
             for fd in self.jobs.fds() {
@@ -365,6 +374,9 @@ impl Kernel {
                     return exit;
                 }
             }
+            for line in self.m.files.tick(Instant::now()) {
+                self.m.log.err(line);
+            }
             self.m.net.poll_all();
             self.serve_net_shells();
             self.poll_jobs();
@@ -379,8 +391,14 @@ impl Kernel {
 
     fn take_action(&mut self) -> Option<Exit> {
         match self.m.action.take()? {
-            Action::Halt(code) => Some(Exit::Halt(code)),
-            Action::Reboot => Some(Exit::Reboot),
+            Action::Halt(code) => {
+                self.m.unmount_all();
+                Some(Exit::Halt(code))
+            }
+            Action::Reboot => {
+                self.m.unmount_all();
+                Some(Exit::Reboot)
+            }
             Action::KillTasks => {
                 self.jobs.drop_where(&mut self.m, |_| true);
                 self.consoles.restart_shells();

@@ -1,6 +1,6 @@
 //! The guest machine's state that the shell, /proc and the mconsole commands share:
-//! configuration, log, disks, tasks, the notify socket and the action (halt/reboot)
-//! the main loop carries out.
+//! configuration, log, disks, the mounted filesystems, tasks, the notify socket and the
+//! action (halt/reboot) the main loop carries out.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use uml_proto::mconsole::{Notification, NotifyKind, MAX_NOTIFY_LEN};
 
 use crate::block::Disks;
 use crate::cmdline::Config;
+use crate::fs::boot::{Files, RootOptions};
 use crate::klog::KernelLog;
 use crate::task::Tasks;
 
@@ -74,6 +75,8 @@ pub struct Machine {
     pub config: Config,
     pub log: KernelLog,
     pub disks: Disks,
+    /// The mounted filesystems (the root from the root disk, or an empty tmpfs).
+    pub files: Files,
     pub boot: Instant,
     pub notify: Option<Notifier>,
     pub tasks: Tasks,
@@ -103,13 +106,47 @@ impl Machine {
         }
     }
 
-    /// Flushes every disk, logging failures; true when all succeeded.
+    /// Writes the filesystems' dirty blocks back, then flushes every disk, logging
+    /// failures; true when all succeeded.
     pub fn sync_disks(&mut self) -> bool {
+        let fs_ok = match self.files.vfs.sync_all() {
+            Ok(()) => true,
+            Err(e) => {
+                self.log.err(format!("VFS: sync failed: {e}"));
+                false
+            }
+        };
         let errors = self.disks.sync_all();
         for e in &errors {
             self.log.err(e.to_string());
         }
-        errors.is_empty()
+        fs_ok && errors.is_empty()
+    }
+
+    /// Mounts the root filesystem from the root disk (`root=`, `ro`/`rw`,
+    /// `rootfstype=`, `rootflags=`), or an empty tmpfs root saying why; /dev and /proc
+    /// on it. The block cache is a quarter of `mem=`.
+    pub fn mount_root(&mut self) {
+        let root = self
+            .disks
+            .root
+            .and_then(|n| Some((n, self.disks.shared(n)?)))
+            .map(|(n, d)| (n, Box::new(d) as Box<dyn crate::fs::blockdev::SectorDevice>));
+        let opts = RootOptions::from_args(self.config.unknown.iter().map(String::as_str));
+        let cache = usize::try_from(self.config.mem / 4).unwrap_or(usize::MAX);
+        let (files, lines) = Files::boot(root, &opts, cache, &self.disks.open_indexes());
+        self.files = files;
+        for line in lines {
+            self.log.info(line);
+        }
+    }
+
+    /// Writes everything back and marks the filesystems clean (halt and reboot).
+    pub fn unmount_all(&mut self) {
+        for line in self.files.halt() {
+            self.log.err(line);
+        }
+        self.sync_disks();
     }
 
     /// Used and free guest memory in kB (the guest is tiny: a fixed kernel share plus
@@ -122,8 +159,7 @@ impl Machine {
             .iter()
             .flatten()
             .filter_map(|s| s.open.as_ref())
-            .filter_map(|d| d.cow())
-            .map(|c| c.image.geometry.bitmap_len / 1024)
+            .filter_map(|d| d.borrow().cow().map(|c| c.image.geometry.bitmap_len / 1024))
             .sum();
         let used = (2048 + bitmaps).min(total);
         (used, total - used)

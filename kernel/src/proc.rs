@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::fs::procfs::{proc_mounts, FILESYSTEMS};
 use crate::machine::{self, Machine};
 use crate::net::Net;
 
@@ -20,6 +21,7 @@ pub enum ProcError {
 pub fn list(m: &Machine) -> Vec<&'static str> {
     let mut names = vec![
         "cmdline",
+        "filesystems",
         "meminfo",
         "mounts",
         "net",
@@ -57,10 +59,22 @@ pub fn read(m: &Machine, name: &str) -> Result<String, ProcError> {
         "meminfo" => Ok(meminfo(m)),
         "cmdline" => Ok(format!("{}\n", m.config.args.join(" "))),
         "partitions" => Ok(m.disks.partitions()),
-        "mounts" => Ok(
-            "rootfs / rootfs rw 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n".into(),
-        ),
+        "mounts" => Ok(proc_mounts(&m.files.vfs)),
+        "filesystems" => Ok(FILESYSTEMS.into()),
         _ => Err(ProcError::Open),
+    }
+}
+
+/// Sets the files of the /proc mounted in the VFS from the machine's state (call
+/// before the guest reads them).
+pub fn refresh(m: &Machine) {
+    for name in list(m).into_iter().chain(["net/dev"]) {
+        let text = match name {
+            "net" => continue,
+            "mconsole" => String::new(),
+            _ => read(m, name).unwrap_or_default(),
+        };
+        m.files.proc.set(name, text);
     }
 }
 

@@ -373,7 +373,8 @@ fn cow_files_move_between_uml_kernel_linux_uml_uml_mkcow_and_c_uml_moo() {
     let before = fingerprint(&root);
 
     // 1. uml-kernel creates the COW and writes sector 1 (unused by ext2) from the guest.
-    let mut k = Kern::spawn(&home, "cw", &["ubd0=k.cow,root.img"]);
+    // The root filesystem mounts read-only (`ro`), so that write is all the COW gets.
+    let mut k = Kern::spawn(&home, "cw", &["ubd0=k.cow,root.img", "ro"]);
     assert!(
         k.wait_output("Creating \"k.cow\" as COW file for \"root.img\"", LIMIT),
         "{}",
@@ -432,7 +433,7 @@ fn cow_files_move_between_uml_kernel_linux_uml_uml_mkcow_and_c_uml_moo() {
         .root("l.cow,root.img")
         .boot_to_poweroff(Duration::from_secs(60));
     assert!(powered_off(&out), "{}", out.stdout);
-    let mut k = Kern::spawn(&home, "cw2", &["ubd0=l.cow"]);
+    let mut k = Kern::spawn(&home, "cw2", &["ubd0=l.cow", "ro"]);
     k.type_line("ubd write ubda 1 second-writer");
     assert!(
         k.wait_output("wrote 1 sector(s) at 1", LIMIT),
@@ -461,7 +462,7 @@ fn cow_files_move_between_uml_kernel_linux_uml_uml_mkcow_and_c_uml_moo() {
         LIMIT
     )
     .success());
-    let mut k = Kern::spawn(&home, "cw3", &["ubd0=m.cow,root.img"]);
+    let mut k = Kern::spawn(&home, "cw3", &["ubd0=m.cow,root.img", "ro"]);
     k.type_line("ubd write ubda 5 via-mkcow");
     assert!(
         k.wait_output("wrote 1 sector(s) at 5", LIMIT),

@@ -4,11 +4,17 @@
 
 pub mod ubd;
 
+use std::cell::{RefCell, RefMut};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use crate::cmdline::{self, UbdSpec, MAX_UBD};
 use crate::klog::KernelLog;
 pub use ubd::{Ubd, SECTOR};
+
+/// An open disk, shared between the block layer and a filesystem mounted on it (the
+/// root filesystem's driver keeps a clone).
+pub type SharedUbd = Rc<RefCell<Ubd>>;
 
 /// One configured device.
 #[derive(Debug)]
@@ -16,7 +22,7 @@ pub struct Slot {
     pub spec: UbdSpec,
     /// The backing file in use (from the COW header after opening).
     pub backing: Option<PathBuf>,
-    pub open: Option<Ubd>,
+    pub open: Option<SharedUbd>,
 }
 
 pub use crate::mconsole::Answer;
@@ -95,7 +101,7 @@ impl Disks {
                 if let Some(c) = dev.cow() {
                     slot.backing = Some(c.backing_path.clone());
                 }
-                slot.open = Some(dev);
+                slot.open = Some(Rc::new(RefCell::new(dev)));
                 Ok(())
             }
             Err(e) => {
@@ -187,26 +193,43 @@ impl Disks {
             return (-libc::EBUSY, "Device is currently open".into());
         }
         if let Some(Some(dev)) = self.slots[n].take().map(|s| s.open) {
-            let _ = dev.flush();
+            let _ = dev.borrow().flush();
         }
         (0, String::new())
     }
 
     /// The open device called `name` (`ubda`, `ubd0`, `/dev/ubda`, `0`).
-    pub fn lookup(&mut self, name: &str) -> Result<&mut Ubd, BlockError> {
+    pub fn lookup(&mut self, name: &str) -> Result<RefMut<'_, Ubd>, BlockError> {
+        let n = self.index_of(name)?;
+        self.slots[n]
+            .as_ref()
+            .and_then(|s| s.open.as_ref())
+            .map(|d| d.borrow_mut())
+            .ok_or_else(|| BlockError::NotPresent(name.to_owned()))
+    }
+
+    /// The index a device name (`ubda`, `ubd0`, `/dev/ubda`, `0`) stands for.
+    pub fn index_of(&self, name: &str) -> Result<usize, BlockError> {
         let bare = name.trim_start_matches("/dev/");
-        let idx = bare
-            .strip_prefix("ubd")
+        bare.strip_prefix("ubd")
             .and_then(|r| match cmdline::parse_ubd_index(r) {
                 Some((n, "")) => Some(n),
                 _ => None,
             })
-            .or_else(|| bare.parse::<usize>().ok().filter(|&n| n < MAX_UBD));
-        let n = idx.ok_or_else(|| BlockError::NoSuchDevice(name.to_owned()))?;
-        self.slots[n]
-            .as_mut()
-            .and_then(|s| s.open.as_mut())
-            .ok_or_else(|| BlockError::NotPresent(name.to_owned()))
+            .or_else(|| bare.parse::<usize>().ok().filter(|&n| n < MAX_UBD))
+            .ok_or_else(|| BlockError::NoSuchDevice(name.to_owned()))
+    }
+
+    /// The open device `n` (shared).
+    pub fn shared(&self, n: usize) -> Option<SharedUbd> {
+        self.slots.get(n)?.as_ref()?.open.clone()
+    }
+
+    /// The indexes of the open devices.
+    pub fn open_indexes(&self) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&n| self.slots[n].as_ref().is_some_and(|s| s.open.is_some()))
+            .collect()
     }
 
     /// Flushes every open device.
@@ -214,7 +237,7 @@ impl Disks {
         let mut errors = Vec::new();
         for (n, slot) in self.slots.iter().enumerate() {
             if let Some(Some(dev)) = slot.as_ref().map(|s| s.open.as_ref()) {
-                if let Err(source) = dev.flush() {
+                if let Err(source) = dev.borrow().flush() {
                     errors.push(BlockError::Sync { dev: n, source });
                 }
             }
@@ -230,7 +253,7 @@ impl Disks {
                 out.push_str(&format!(
                     "  98 {:>8} {:>10} {}\n",
                     n * 16,
-                    dev.size / 1024,
+                    dev.borrow().size / 1024,
                     disk_name(n)
                 ));
             }

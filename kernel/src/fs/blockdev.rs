@@ -10,6 +10,11 @@ use std::rc::Rc;
 use uml_proto::ext2::BlockDevice;
 
 use crate::block::ubd::{Ubd, SECTOR};
+use crate::block::Disks;
+
+use super::cmds::Mounter;
+use super::ext2::Ext2Fs;
+use super::node::FileSystem;
 
 /// A device of 512-byte sectors.
 pub trait SectorDevice {
@@ -86,5 +91,34 @@ impl<T: SectorDevice> BlockDevice for Sectors<T> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
+    }
+}
+
+/// `mount -t ext2|ext3|ext4 /dev/ubdX DIR`: ext2 on an open ubd disk, shared with the
+/// block layer.
+pub struct UbdMounter<'a> {
+    pub disks: &'a Disks,
+    /// The block cache each mounted filesystem may keep.
+    pub cache_bytes: usize,
+}
+
+impl Mounter for UbdMounter<'_> {
+    fn make(
+        &mut self,
+        fs_type: &str,
+        source: &str,
+        read_only: bool,
+    ) -> Result<Box<dyn FileSystem>, String> {
+        if !matches!(fs_type, "ext2" | "ext3" | "ext4") {
+            return Err(format!("unknown filesystem type '{fs_type}'"));
+        }
+        let n = self.disks.index_of(source).map_err(|e| e.to_string())?;
+        let dev = self
+            .disks
+            .shared(n)
+            .ok_or_else(|| format!("{source}: device not present"))?;
+        let fs = Ext2Fs::mount(Box::new(Sectors(dev)), read_only, self.cache_bytes)
+            .map_err(|e| e.to_string())?;
+        Ok(Box::new(fs))
     }
 }

@@ -1,11 +1,13 @@
 //! The guest's built-in init: a small shell on every console that has input. It runs
 //! the built-in commands on the lines the consoles' line discipline (`chan::ldisc`)
-//! collects, against the machine, and reads and writes disk sectors so COW behaviour
-//! can be proved from inside the guest.
+//! collects, against the machine: file commands through the VFS (`fs::cmds`) first,
+//! then the rest; it also reads and writes disk sectors so COW behaviour can be proved
+//! from inside the guest.
 
 mod net;
 
 use crate::block::{BlockError, SECTOR};
+use crate::fs::blockdev::UbdMounter;
 use crate::job::Run;
 use crate::machine::{self, Action, Machine};
 use crate::net::services;
@@ -14,9 +16,14 @@ use crate::proc;
 const HELP: &str = "\
 Built-in commands:
   help                         this list
-  echo [TEXT...] [> /proc/mconsole]
-  cat FILE...                  files under /proc
-  ls [DIR]                     /, /proc, /dev
+  echo [TEXT...] [> FILE | >> FILE]   (> /proc/mconsole notifies the host)
+  cat FILE...
+  ls [-l] [-a] [PATH...]
+  cd [DIR], pwd
+  touch FILE..., mkdir [-p] DIR..., rmdir DIR...
+  rm [-r] [-f] PATH..., mv FROM TO, ln [-s] TARGET NAME
+  stat PATH..., df
+  mount [-t ext2|tmpfs] [-o ro] SOURCE DIR, umount DIR
   dmesg                        the kernel log
   uname [-a|-s|-n|-r|-v|-m]
   uptime, free, ps, sync
@@ -52,11 +59,12 @@ pub fn execute(line: &str, m: &mut Machine) -> Run {
 
 /// The commands that finish at once.
 fn run_now(cmd: &str, args: &[&str], m: &mut Machine) -> String {
+    if let Some(out) = file_command(cmd, args, m) {
+        return out;
+    }
     match cmd {
         "help" => HELP.into(),
         "echo" => echo(args, m),
-        "cat" => cat(args, m),
-        "ls" => ls(args, m),
         "dmesg" => m.log.dmesg(),
         "uname" => uname(args),
         "uptime" => uptime(m),
@@ -109,55 +117,42 @@ fn service(cmd: &str, args: &[&str], m: &mut Machine) -> String {
     }
 }
 
+/// A file command run through the VFS; None for the other commands, `sync` (which
+/// also flushes the disks) and `echo ... > /proc/FILE` (a write to the kernel).
+fn file_command(cmd: &str, args: &[&str], m: &mut Machine) -> Option<String> {
+    if cmd == "sync" || (cmd == "echo" && proc_redirect(args).is_some()) {
+        return None;
+    }
+    proc::refresh(m);
+    let words: Vec<&str> = std::iter::once(cmd).chain(args.iter().copied()).collect();
+    let mut mounter = UbdMounter {
+        disks: &m.disks,
+        cache_bytes: usize::try_from(m.config.mem / 4).unwrap_or(usize::MAX),
+    };
+    m.files.shell(&words, &mut mounter)
+}
+
+/// The /proc file an `echo ... > /proc/FILE` writes.
+fn proc_redirect<'a>(args: &[&'a str]) -> Option<&'a str> {
+    let pos = args.iter().position(|a| *a == ">" || *a == ">>")?;
+    args.get(pos + 1)
+        .copied()
+        .filter(|t| t.starts_with("/proc/"))
+}
+
+/// `echo TEXT > /proc/FILE` (other echoes are file commands).
 fn echo(args: &[&str], m: &mut Machine) -> String {
-    if let Some(pos) = args.iter().position(|a| *a == ">") {
-        let text = format!("{}\n", args[..pos].join(" "));
-        return match args.get(pos + 1) {
-            Some(target) => match proc::write(m, target, text.as_bytes()) {
-                Ok(()) => String::new(),
-                Err(e) => format!("sh: {e}\n"),
-            },
-            None => "sh: syntax error: missing file after '>'\n".into(),
-        };
-    }
-    format!("{}\n", args.join(" "))
-}
-
-fn cat(args: &[&str], m: &mut Machine) -> String {
-    let mut out = String::new();
-    for a in args {
-        match proc::read(m, a) {
-            Ok(text) if a.starts_with("/proc") || !a.starts_with('/') => out.push_str(&text),
-            Ok(_) | Err(proc::ProcError::Open) => {
-                out.push_str(&format!("cat: {a}: No such file or directory\n"))
-            }
-            Err(proc::ProcError::Read) => out.push_str(&format!("cat: {a}: Is a directory\n")),
-        }
-    }
-    out
-}
-
-fn ls(args: &[&str], m: &Machine) -> String {
-    let dir = args.first().copied().unwrap_or("/").trim_end_matches('/');
-    match dir {
-        "" => "dev\nproc\n".into(),
-        "/proc" => proc::list(m).join("\n") + "\n",
-        "/dev" => {
-            let mut names: Vec<String> = m
-                .tasks
-                .iter()
-                .filter(|t| t.tty != "?")
-                .map(|t| t.tty.clone())
-                .collect();
-            for (n, s) in m.disks.slots.iter().enumerate() {
-                if s.as_ref().is_some_and(|s| s.open.is_some()) {
-                    names.push(crate::block::disk_name(n));
-                }
-            }
-            names.sort();
-            names.join("\n") + "\n"
-        }
-        _ => format!("ls: {dir}: No such file or directory\n"),
+    let Some(target) = proc_redirect(args) else {
+        return format!("{}\n", args.join(" "));
+    };
+    let end = args
+        .iter()
+        .position(|a| *a == ">" || *a == ">>")
+        .unwrap_or(0);
+    let text = format!("{}\n", args[..end].join(" "));
+    match proc::write(m, target, text.as_bytes()) {
+        Ok(()) => String::new(),
+        Err(e) => format!("sh: {e}\n"),
     }
 }
 
@@ -223,7 +218,7 @@ fn ubd_list(m: &Machine) -> String {
     let mut out = String::new();
     for (n, slot) in m.disks.slots.iter().enumerate() {
         let Some(s) = slot else { continue };
-        let state = match &s.open {
+        let state = match s.open.as_ref().map(|d| d.borrow()) {
             Some(d) => format!(
                 "{} sectors{}",
                 d.sectors(),
@@ -253,10 +248,14 @@ fn ubd_write(m: &mut Machine, dev: &str, sector: &str, mut data: Vec<u8>) -> Str
     };
     let padded = (data.len() as u64).div_ceil(SECTOR).max(1) * SECTOR;
     data.resize(padded as usize, 0);
-    match m.disks.lookup(dev).map_err(UbdError::Device).and_then(|d| {
-        d.write(s, &data)
-            .map_err(|e| UbdError::Io(dev.to_string(), e))
-    }) {
+    match m
+        .disks
+        .lookup(dev)
+        .map_err(UbdError::Device)
+        .and_then(|mut d| {
+            d.write(s, &data)
+                .map_err(|e| UbdError::Io(dev.to_string(), e))
+        }) {
         Ok(()) => format!("wrote {} sector(s) at {s}\n", padded / SECTOR),
         Err(e) => format!("ubd: {e}\n"),
     }
