@@ -501,7 +501,7 @@ impl Kernel {
                 self.m.log.warn(String::from_utf8_lossy(&text));
                 mconsole::answer(0, "")
             }
-            Command::Proc(name) => match proc::read(&self.m, &name) {
+            Command::Proc(name) => match proc::read_mounted(&mut self.m, &name) {
                 Ok(text) => mconsole::streamed(b"\n", text.as_bytes()),
                 Err(proc::ProcError::Open) => mconsole::error("Failed to open file"),
                 Err(proc::ProcError::Read) => mconsole::error("Read of file failed"),

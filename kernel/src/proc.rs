@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::fs::oflag;
 use crate::fs::procfs::{proc_mounts, FILESYSTEMS};
 use crate::machine::{self, Machine};
 use crate::net::Net;
@@ -76,6 +77,48 @@ pub fn refresh(m: &Machine) {
         };
         m.files.proc.set(name, text);
     }
+}
+
+/// mconsole `proc FILE`: reads the guest's /proc through the VFS (refreshed first), as
+/// Linux's mconsole reads its procfs; from the machine directly when no /proc is
+/// mounted (a root filesystem without a /proc directory).
+pub fn read_mounted(m: &mut Machine, name: &str) -> Result<String, ProcError> {
+    let trimmed = name.trim();
+    let rel = trimmed
+        .strip_prefix("/proc")
+        .unwrap_or(trimmed)
+        .trim_start_matches('/');
+    let mounted = m
+        .files
+        .vfs
+        .mounts()
+        .iter()
+        .any(|x| x.path == "/proc" && x.fs_type == "proc");
+    if !mounted {
+        return read(m, name);
+    }
+    // Only /proc's own files: no walking out of it, and the write-only mconsole file
+    // is not readable.
+    if rel.split('/').any(|c| c == "..") || rel == "mconsole" {
+        return Err(ProcError::Open);
+    }
+    refresh(m);
+    let vfs = &mut m.files.vfs;
+    let path = format!("/proc/{rel}");
+    let mut file = vfs
+        .open(vfs.root(), path.as_bytes(), oflag::O_RDONLY, 0, 0, 0)
+        .map_err(|_| ProcError::Open)?;
+    let mut text = Vec::new();
+    let mut buf = vec![0u8; 16384];
+    let result = loop {
+        match vfs.read(&mut file, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(_) => break Err(ProcError::Read),
+        }
+    };
+    let _ = vfs.close(file);
+    result.map(|()| String::from_utf8_lossy(&text).into_owned())
 }
 
 fn meminfo(m: &Machine) -> String {

@@ -200,6 +200,39 @@ fn busybox_image_through_a_cow_is_read_and_written_by_the_shell() {
 }
 
 #[test]
+fn sync_then_kill_9_leaves_a_clean_image() {
+    let dir = scratch();
+    let home = dir.path();
+    let image = home.join("root.img");
+    GuestImage::build(&image, "#!/bin/sh\npoweroff -f\n");
+    let mut k = Kern::spawn(home, "k9", &["ubd0=root.img"]);
+    assert!(
+        k.wait_output("VFS: Mounted root (ext2 filesystem) on device 98:0."),
+        "{}",
+        k.output()
+    );
+    assert_eq!(k.shell("mkdir -p /var/data"), "");
+    assert_eq!(k.shell("echo synced > /var/data/f"), "");
+    assert_eq!(k.shell("ln -s /var/data/f /link"), "");
+    assert_eq!(k.shell("sync"), "");
+    k.child.kill().unwrap(); // SIGKILL: nothing more is written
+    k.child.wait().unwrap();
+    let out = run(Command::new("e2fsck").arg("-fn").arg(&image), LIMIT);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "e2fsck -fn after sync and kill -9: {out:?}"
+    );
+    let out = run(
+        Command::new("debugfs")
+            .args(["-R", "cat /var/data/f"])
+            .arg(&image),
+        LIMIT,
+    );
+    assert_eq!(out.stdout, "synced\n", "{out:?}");
+}
+
+#[test]
 fn without_a_root_disk_the_shell_runs_on_an_empty_tmpfs() {
     let dir = scratch();
     let mut k = Kern::spawn(dir.path(), "nofs", &[]);
