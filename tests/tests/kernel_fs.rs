@@ -233,6 +233,45 @@ fn sync_then_kill_9_leaves_a_clean_image() {
 }
 
 #[test]
+fn a_second_disk_mounts_and_is_busy_until_unmounted() {
+    let dir = scratch();
+    let home = dir.path();
+    GuestImage::build(&home.join("root.img"), "#!/bin/sh\npoweroff -f\n");
+    let data = home.join("data.img");
+    let out = run(
+        Command::new("mkfs.ext2")
+            .args(["-q", "-F"])
+            .arg(&data)
+            .arg("4M"),
+        LIMIT,
+    );
+    assert!(out.success(), "{out:?}");
+    let mut k = Kern::spawn(home, "two", &["ubd0=root.img", "ubd1=data.img"]);
+    assert!(k.wait_output("VFS: Mounted root"), "{}", k.output());
+    assert_eq!(k.shell("mount -t ext2 /dev/ubdb /mnt"), "");
+    assert!(k
+        .shell("cat /proc/mounts")
+        .contains("/dev/ubdb /mnt ext2 rw 0 0"));
+    assert_eq!(k.shell("echo on-b > /mnt/note"), "");
+    let out = k.mconsole("remove ubd1");
+    assert!(
+        out.stdout.contains("Device is currently open"),
+        "a mounted disk was removed: {out:?}"
+    );
+    assert_eq!(k.shell("umount /mnt"), "");
+    let out = k.mconsole("remove ubd1");
+    assert!(out.success(), "{out:?}");
+    k.halt();
+    let out = run(Command::new("e2fsck").arg("-fn").arg(&data), LIMIT);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = run(
+        Command::new("debugfs").args(["-R", "cat /note"]).arg(&data),
+        LIMIT,
+    );
+    assert_eq!(out.stdout, "on-b\n", "{out:?}");
+}
+
+#[test]
 fn without_a_root_disk_the_shell_runs_on_an_empty_tmpfs() {
     let dir = scratch();
     let mut k = Kern::spawn(dir.path(), "nofs", &[]);

@@ -189,7 +189,9 @@ impl Disks {
         if self.slots[n].is_none() {
             return (-libc::ENODEV, "Device doesn't exist".into());
         }
-        if self.root == Some(n) && self.slots[n].as_ref().is_some_and(|s| s.open.is_some()) {
+        // The root device, or one a filesystem is mounted on (it holds a share).
+        let open = self.slots[n].as_ref().and_then(|s| s.open.as_ref());
+        if open.is_some_and(|d| self.root == Some(n) || Rc::strong_count(d) > 1) {
             return (-libc::EBUSY, "Device is currently open".into());
         }
         if let Some(Some(dev)) = self.slots[n].take().map(|s| s.open) {
