@@ -120,10 +120,16 @@ impl Kernel {
             machine::VERSION
         ));
         log.info(format!("Kernel command line: {}", config.args.join(" ")));
-        if !config.unknown.is_empty() {
+        let unknown: Vec<&str> = config
+            .unknown
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !RootOptions::is_root_arg(a))
+            .collect();
+        if !unknown.is_empty() {
             log.info(format!(
                 "Unknown kernel command line parameters \"{}\", will be passed to user space.",
-                config.unknown.join(" ")
+                unknown.join(" ")
             ));
         }
         let uml_dir = host::uml_dir(config.uml_dir.as_deref(), home_env.as_deref())

@@ -272,6 +272,34 @@ fn a_second_disk_mounts_and_is_busy_until_unmounted() {
 }
 
 #[test]
+fn ro_mounts_the_root_read_only_and_leaves_the_image_alone() {
+    let dir = scratch();
+    let home = dir.path();
+    let image = home.join("root.img");
+    GuestImage::build(&image, "#!/bin/sh\npoweroff -f\n");
+    let before = fingerprint(&image);
+    let mut k = Kern::spawn(home, "ro", &["ubd0=root.img", "ro", "rootfstype=ext2"]);
+    assert!(
+        k.wait_output("VFS: Mounted root (ext2 filesystem) readonly on device 98:0."),
+        "{}",
+        k.output()
+    );
+    let out = k.shell("echo x > /f");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(k
+        .shell("cat /proc/mounts")
+        .contains("/dev/ubda / ext2 ro 0 0"));
+    assert!(k.shell("ls /sbin").contains("init\n"));
+    k.halt();
+    assert!(
+        !k.output().contains("Unknown kernel command line"),
+        "root switches reported as unknown:\n{}",
+        k.output()
+    );
+    assert_eq!(fingerprint(&image), before, "a read-only root was written");
+}
+
+#[test]
 fn without_a_root_disk_the_shell_runs_on_an_empty_tmpfs() {
     let dir = scratch();
     let mut k = Kern::spawn(dir.path(), "nofs", &[]);

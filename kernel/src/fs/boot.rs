@@ -24,6 +24,14 @@ pub struct RootOptions {
 }
 
 impl RootOptions {
+    /// Whether `arg` is one of the root filesystem's switches (not reported as an
+    /// unknown kernel parameter).
+    pub fn is_root_arg(arg: &str) -> bool {
+        matches!(arg, "ro" | "rw")
+            || arg.starts_with("rootfstype=")
+            || arg.starts_with("rootflags=")
+    }
+
     /// Picks `ro`, `rw`, `rootfstype=` and `rootflags=` out of the kernel's arguments
     /// (the last of `ro`/`rw` wins, as in Linux; `rw` is the default here as in UML).
     pub fn from_args<'a>(args: impl IntoIterator<Item = &'a str>) -> RootOptions {
