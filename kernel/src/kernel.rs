@@ -1,6 +1,7 @@
-//! Boot and the main loop: set up the host files, the mconsole socket, the disks and
-//! the consoles, then serve every registered descriptor from one poll loop until the
-//! guest halts or reboots. `stop` freezes the guest (console input is no longer read)
+//! Boot and the main loop: set up the host files, the mconsole socket, the disks, the
+//! root filesystem and the consoles, then serve every registered descriptor from one
+//! poll loop (which also writes dirty filesystem blocks back every 30 s) until the
+//! guest halts or reboots, when the filesystems are written back and marked clean. `stop` freezes the guest (console input is no longer read)
 //! while mconsole keeps answering.
 
 use std::os::fd::AsRawFd;

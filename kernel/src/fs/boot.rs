@@ -3,8 +3,10 @@
 //! root (saying why) so the built-in shell still runs; /dev and /proc on the root's; the
 //! shell's file commands; everything written back and marked clean at halt.
 //!
-//! Hooking it into the kernel: keep a `Files` in the machine from boot, give the shell's
-//! command lines to `Files::shell` first, and call `Files::halt` on halt and reboot.
+//! How the kernel uses it: the machine keeps a `Files` made at boot
+//! (`Machine::mount_root`), the shell gives its command lines to `Files::shell` first,
+//! the main loop calls `Files::tick` (with `next_writeback` as a deadline) and, on halt
+//! and reboot, `Files::halt`.
 
 use super::blockdev::{SectorDevice, Sectors};
 use super::chardev::{devfs, UBD_MAJOR};
