@@ -1,7 +1,7 @@
 //! uml-kernel's filesystems end to end: the busybox guest image as the root filesystem
 //! through a COW (`ubd0=COW,IMAGE`), read and written with the built-in shell's file
 //! commands; the COW merged by our uml_moo is a clean ext2 image holding the guest's
-//! file, and the backing image is untouched. Without a usable root disk the shell runs
+//! file, which linux.uml then reads, and the backing image is untouched. Without a usable root disk the shell runs
 //! on an empty tmpfs root and the console says why.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::{fingerprint, our_bin, run, scratch, GuestImage, Output};
+use tests::{fingerprint, our_bin, run, scratch, GuestImage, Output, Uml};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -134,9 +134,10 @@ fn busybox_image_through_a_cow_is_read_and_written_by_the_shell() {
     let dir = scratch();
     let home = dir.path();
     let image = home.join("root.img");
+    // linux.uml boots the merged image at the end: its init shows what we wrote.
     GuestImage::build_with(
         &image,
-        "#!/bin/sh\npoweroff -f\n",
+        "#!/bin/sh\nmount -t proc proc /proc\necho \"guest-saw: $(cat /tmp2/f)\"\npoweroff -f\n",
         32,
         &[("etc/motd", b"welcome to the guest image\n", 0o644)],
     );
@@ -197,6 +198,19 @@ fn busybox_image_through_a_cow_is_read_and_written_by_the_shell() {
         LIMIT,
     );
     assert_eq!(out.stdout, "hello\n", "debugfs cat /tmp2/f: {out:?}");
+
+    // linux.uml mounts the image we wrote and reads the file.
+    let Some(uml) = Uml::new(home, "lxfs") else {
+        return;
+    };
+    let out = uml
+        .root("merged.img")
+        .boot_to_poweroff(Duration::from_secs(60));
+    assert!(
+        out.stdout.contains("guest-saw: hello"),
+        "linux.uml on the merged image:\n{}",
+        out.stdout
+    );
 }
 
 #[test]
