@@ -282,17 +282,41 @@ impl VdeDir {
     }
 }
 
-/// A socket of its own for a VDE client's port: bound to a fresh abstract name of this
-/// process (what the reply names) and connected to the client's data socket `peer`.
-pub fn vde_port_socket(peer: &DataAddr) -> io::Result<(OwnedFd, DataAddr)> {
+/// How long a send to a port whose receive queue is full waits for room before the
+/// port counts as stalled (then its frames are dropped at once until it has room).
+pub const PORT_SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A socket of its own for a client's port: bound to a fresh abstract name of this
+/// process (what the reply names) and connected to the client's data socket `peer`, so
+/// that only that socket can send to it and sends resolve no address. An abstract
+/// `peer` the client bound shorter than it said is tried trimmed too; the address that
+/// worked comes back third.
+///
+/// The socket is blocking with a send timeout of PORT_SEND_WAIT: a send to a full
+/// receiver waits for room as the C switch's does, but never for long. Receives pass
+/// MSG_DONTWAIT.
+pub fn port_socket(peer: &DataAddr) -> io::Result<(OwnedFd, DataAddr, DataAddr)> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::sys::socket::{setsockopt, sockopt::SendTimeout};
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(1);
     // The names of the shared data socket use microseconds (< 1,000,000): stay above.
     let n = 1_000_000 + NEXT.fetch_add(1, Ordering::Relaxed);
     let addr = DataAddr::abstract_name(std::process::id(), n);
     let fd = uml_proto::switch::bind_dgram(&addr)?;
-    uml_proto::switch::connect_dgram(fd.as_fd(), peer)?;
-    Ok((fd, addr))
+    let to = match uml_proto::switch::connect_dgram(fd.as_fd(), peer) {
+        Ok(()) => *peer,
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) && peer.is_abstract() => {
+            let short = peer.trimmed();
+            uml_proto::switch::connect_dgram(fd.as_fd(), &short)?;
+            short
+        }
+        Err(e) => return Err(e),
+    };
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::empty())).map_err(io::Error::from)?;
+    let wait = nix::sys::time::TimeVal::new(0, PORT_SEND_WAIT.as_micros() as i64);
+    setsockopt(&fd, SendTimeout, &wait).map_err(io::Error::from)?;
+    Ok((fd, addr, to))
 }
 
 #[cfg(test)]
