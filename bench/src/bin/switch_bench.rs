@@ -10,7 +10,7 @@
 //! sender blocking when the switch's queue is full, so every loss is the switch's);
 //! then the median ping-pong round trip with switch and client on one CPU.
 //!
-//! Usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only] [--flood-only]
+//! Usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only] [--flood-only] [--baseline OTHER_UML_SWITCH]
 //! Build first: cargo build --release -p uml_switch -p bench
 
 use std::io;
@@ -91,6 +91,9 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// `--baseline`: another uml_switch binary to measure beside ours.
+static BASELINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Frames in flight per pair (the receiving socket queues at most 10).
 const WINDOW: u32 = 8;
 /// A pair making no progress for this long has lost what it has in flight.
@@ -101,6 +104,8 @@ const LOAD_CPU: usize = 1;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Ours,
+    /// Another build of ours (`--baseline PATH`), e.g. before a change.
+    Base,
     C,
     Vde,
 }
@@ -109,6 +114,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::Base => "baseline",
             Kind::C => "C uml_switch",
             Kind::Vde => "vde_switch",
         }
@@ -130,16 +136,18 @@ impl Drop for Running {
 
 fn start(kind: Kind, dir: &Path, ours: &Path) -> io::Result<Running> {
     let (mut cmd, ctl) = match kind {
-        Kind::Ours | Kind::C => {
+        Kind::Ours | Kind::C | Kind::Base => {
             let ctl = dir.join(format!("{kind:?}.ctl"));
             let bin = if kind == Kind::Ours {
                 ours.to_owned()
+            } else if kind == Kind::Base {
+                PathBuf::from(BASELINE.get().cloned().unwrap_or_default())
             } else {
                 PathBuf::from("/usr/bin/uml_switch")
             };
             let mut c = Command::new(bin);
             c.arg("-unix").arg(&ctl);
-            if kind == Kind::Ours {
+            if kind != Kind::C {
                 c.args(["--log-level", "warn"]);
             }
             (c, ctl)
@@ -579,6 +587,7 @@ fn main() {
     let mut repeat = 3usize;
     let mut rtt_only = false;
     let mut flood_only = false;
+    let mut baseline: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -597,6 +606,7 @@ fn main() {
             }
             "--rtt-only" => rtt_only = true,
             "--flood-only" => flood_only = true,
+            "--baseline" => baseline = Some(args.next().expect("--baseline PATH")),
             "--repeat" => {
                 repeat = args
                     .next()
@@ -609,7 +619,7 @@ fn main() {
                     .expect("--size BYTES"),
             ),
             "--help" | "-h" => {
-                println!("usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only] [--flood-only]");
+                println!("usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only] [--flood-only] [--baseline OTHER_UML_SWITCH]");
                 return;
             }
             other => {
@@ -620,7 +630,12 @@ fn main() {
     }
     let netns = private_netns();
     let ours = our_bin("uml_switch");
-    let kinds: Vec<Kind> = [Kind::Ours, Kind::C, Kind::Vde]
+    let mut all = vec![Kind::Ours, Kind::C, Kind::Vde];
+    if let Some(b) = baseline {
+        let _ = BASELINE.set(b);
+        all.insert(1, Kind::Base);
+    }
+    let kinds: Vec<Kind> = all
         .into_iter()
         .filter(|k| {
             only.is_empty()
@@ -628,6 +643,7 @@ fn main() {
                     (o == "ours" && *k == Kind::Ours)
                         || (o == "c" && *k == Kind::C)
                         || (o == "vde" && *k == Kind::Vde)
+                        || *k == Kind::Base
                 })
         })
         .collect();
