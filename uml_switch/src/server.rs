@@ -4,7 +4,7 @@
 //! the packet path prints except a problem's first occurrence on a port.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -767,13 +767,12 @@ impl Switch {
     /// most OWN_ROUNDS of them (level-triggered: the rest wakes the loop again). The
     /// socket is connected to the client's data socket, so only it can have sent them.
     fn forward_own(&mut self, src: PortId) {
-        let Some(fd) = self.own_fd(src) else {
-            return;
-        };
         for _ in 0..OWN_ROUNDS {
-            // SAFETY: fd is the port's own socket, open while its entry exists; no
-            // call below removes the entry before this batch is done.
-            let n = match self.rx.recv(unsafe { BorrowedFd::borrow_raw(fd) }) {
+            let received = match self.own.get(src) {
+                Some(Some(own)) => self.rx.recv(own.fd.as_fd()),
+                _ => return,
+            };
+            let n = match received {
                 Ok(n) => n,
                 Err(_) => return,
             };
@@ -803,10 +802,6 @@ impl Switch {
                 return;
             }
         }
-    }
-
-    fn own_fd(&self, id: PortId) -> Option<RawFd> {
-        self.own.get(id)?.as_ref().map(|o| o.fd.as_raw_fd())
     }
 
     /// Closes the port's own socket, if it has one.
