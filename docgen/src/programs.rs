@@ -40,12 +40,13 @@ impl Program {
 /// Programs installed other than as PREFIX/bin/NAME 0755 with a section-1 page:
 /// (name, directory, mode, group, section). Debian's layout: uml_net setuid root for
 /// group uml-net, the kernel's helpers in lib/uml (linux.uml adds it to PATH), and
-/// the administrators' tools in section 8.
+/// the administrators' tools in section 8 (jail_uml, run by root, in sbin as Debian has it).
 const PLACEMENTS: &[(&str, &str, u32, Option<&str>, &str)] = &[
     ("uml_net", "bin", 0o4754, Some("uml-net"), "8"),
     ("tunctl", "bin", 0o755, None, "8"),
     ("port-helper", "lib/uml", 0o755, None, "8"),
     ("in.telnetd", "lib/uml", 0o755, None, "8"),
+    ("jail_uml", "sbin", 0o755, None, "8"),
 ];
 
 /// Second programs a package builds: (package, binary built, clap definition).
@@ -134,5 +135,6 @@ mod tests {
         assert!(layout.contains("uml_net\tuml_net\tbin/uml_net\t4754\tuml-net\n"));
         assert!(layout.contains("port-helper\tin-telnetd\tlib/uml/in.telnetd\t0755\t-\n"));
         assert!(layout.contains("uml_moo\tuml_moo\tbin/uml_moo\t0755\t-\n"));
+        assert!(layout.contains("jail_uml\tjail_uml\tsbin/jail_uml\t0755\t-\n"));
     }
 }

@@ -32,7 +32,7 @@ fn boot() -> (Kernel, SocketAddr) {
     let Ok(Invocation::Boot(config)) = cmdline::parse(&args) else {
         panic!("the fuzz kernel's command line does not parse");
     };
-    let k = Kernel::boot(*config, None, Instant::now()).expect("boot");
+    let k = Kernel::boot(*config, None, Instant::now(), kernel::shell::execute).expect("boot");
     // Nothing here talks to the socket, and the fuzzer exits without dropping the
     // kernel: its umid directory goes now rather than stay behind in /tmp.
     let _ = std::fs::remove_dir_all(&dir);

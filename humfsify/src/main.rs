@@ -37,7 +37,8 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("humfsify: {e}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "humfsify: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,14 +1,15 @@
-//! Walking `data/` once (walkdir, never following symlinks, parents before children)
-//! and measuring it the way `du -sk` does: allocated blocks, each inode once, rounded
-//! up to whole KiB.
+//! Walking `data/` once by descriptor (see `at`: never following a symlink, parents
+//! before children, names sorted) and measuring it the way `du -sk` does: allocated
+//! blocks, each inode once, rounded up to whole KiB.
 
 use std::collections::HashSet;
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use walkdir::WalkDir;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstatat, FileStat};
 
+use crate::at::{self, Id};
 use crate::error::{HumfsifyError, Result};
 
 /// One node under data/.
@@ -17,21 +18,26 @@ pub struct Entry {
     /// Path relative to data/ (empty for data/ itself).
     pub rel: PathBuf,
     /// lstat of the node.
-    pub meta: Metadata,
+    pub st: FileStat,
 }
 
 impl Entry {
     pub fn is_dir(&self) -> bool {
-        self.meta.file_type().is_dir()
+        at::is_dir(&self.st)
     }
 
     pub fn is_symlink(&self) -> bool {
-        self.meta.file_type().is_symlink()
+        at::is_symlink(&self.st)
     }
 
-    /// (device, inode): what hard links share.
-    pub fn inode(&self) -> (u64, u64) {
-        (self.meta.dev(), self.meta.ino())
+    /// (device, inode): what hard links share and what a swapped node lacks.
+    pub fn id(&self) -> Id {
+        Id::of(&self.st)
+    }
+
+    /// The owner, group and permission bits (setuid, setgid, sticky included).
+    pub fn owner_and_mode(&self) -> (u32, u32, u32) {
+        (self.st.st_uid, self.st.st_gid, self.st.st_mode & 0o7777)
     }
 }
 
@@ -42,30 +48,14 @@ pub struct Scan {
     pub used_bytes: u64,
 }
 
-/// Walks `data`.
-pub fn scan(data: &Path) -> Result<Scan> {
-    let mut entries = Vec::new();
-    for item in WalkDir::new(data).follow_links(false).sort_by_file_name() {
-        let item = item.map_err(|e| {
-            let path = e.path().unwrap_or(data).to_owned();
-            HumfsifyError::Io {
-                path,
-                op: "reading the tree",
-                source: e.into(),
-            }
-        })?;
-        let meta = item.metadata().map_err(|e| HumfsifyError::Io {
-            path: item.path().to_owned(),
-            op: "lstat",
-            source: e.into(),
-        })?;
-        let rel = item
-            .path()
-            .strip_prefix(data)
-            .unwrap_or(item.path())
-            .to_owned();
-        entries.push(Entry { rel, meta });
-    }
+/// Walks the directory `data` (an open descriptor; `shown` names it in errors).
+pub fn scan(data: &OwnedFd, shown: &Path) -> Result<Scan> {
+    let st = at::stat(data).map_err(HumfsifyError::io(shown, "stat"))?;
+    let mut entries = vec![Entry {
+        rel: PathBuf::new(),
+        st,
+    }];
+    walk(data, &PathBuf::new(), shown, &mut entries)?;
     let used_bytes = du_bytes(&entries);
     Ok(Scan {
         entries,
@@ -73,13 +63,33 @@ pub fn scan(data: &Path) -> Result<Scan> {
     })
 }
 
+fn walk(dir: &OwnedFd, rel: &Path, shown: &Path, out: &mut Vec<Entry>) -> Result<()> {
+    let names = at::list(dir).map_err(HumfsifyError::io(shown.join(rel), "reading the tree"))?;
+    for name in names {
+        let child = rel.join(&name);
+        let st = fstatat(dir.as_fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| HumfsifyError::io(shown.join(&child), "lstat")(e.into()))?;
+        let entry = Entry { rel: child, st };
+        let is_dir = entry.is_dir();
+        out.push(entry);
+        if is_dir {
+            let rel = &out[out.len() - 1].rel.clone();
+            let fd = at::open_dir(dir, &name)
+                .and_then(|fd| at::check_same(&fd, Id::of(&st)).map(|_| fd))
+                .map_err(HumfsifyError::io(shown.join(rel), "opening the directory"))?;
+            walk(&fd, rel, shown, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// What `du -sk` reports, times 1024.
 pub fn du_bytes(entries: &[Entry]) -> u64 {
     let mut seen = HashSet::new();
     let bytes: u64 = entries
         .iter()
-        .filter(|e| seen.insert(e.inode()))
-        .map(|e| e.meta.blocks() * 512)
+        .filter(|e| seen.insert(e.id()))
+        .map(|e| e.st.st_blocks as u64 * 512)
         .sum();
     bytes.div_ceil(1024) * 1024
 }
@@ -98,7 +108,8 @@ mod tests {
         fs::write(data.join("a"), vec![1u8; 10000]).unwrap();
         fs::hard_link(data.join("a"), data.join("sub/a-again")).unwrap();
         fs::write(data.join("sub/b"), b"x").unwrap();
-        let s = scan(&data).unwrap();
+        let fd = at::open_root(&data).unwrap();
+        let s = scan(&fd, &data).unwrap();
         assert_eq!(s.entries.len(), 5);
         assert_eq!(s.entries[0].rel, PathBuf::new());
         let du = Command::new("du").arg("-sk").arg(&data).output().unwrap();

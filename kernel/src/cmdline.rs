@@ -315,6 +315,7 @@ fn apply(config: &mut Config, arg: &str, global_sync: &mut bool) -> Result<(), C
         _ if key.starts_with("eth") && key[3..].bytes().all(|b| b.is_ascii_digit()) => {
             config.unsupported.push(arg.to_owned())
         }
+        _ if crate::net::spec::vec_switch(arg).is_some() => config.unsupported.push(arg.to_owned()),
         _ if arg.starts_with('-') && arg.len() > 1 => {
             return Err(bad(arg, "unknown option (try --help)"))
         }
@@ -488,7 +489,7 @@ fn set_lines(
     value: Option<&str>,
 ) -> Result<(), CmdlineError> {
     let value = value.ok_or_else(|| bad(arg, "expected '=' and a channel"))?;
-    let spec = parse_line(value).map_err(|m| bad(arg, m))?;
+    let spec = parse_line(value).map_err(|m| bad(arg, m.to_string()))?;
     let number = &key[prefix.len()..];
     if number.is_empty() {
         let first = if prefix == "con" { 1 } else { 0 };
@@ -506,8 +507,33 @@ fn set_lines(
     Ok(())
 }
 
+/// What is wrong with a channel specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChanSpecError {
+    FdNumber(String),
+    PortNumber(String),
+    Empty,
+    Unknown(String),
+}
+
+impl fmt::Display for ChanSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChanSpecError::FdNumber(n) => write!(f, "fd:{n}: not a file descriptor number"),
+            ChanSpecError::PortNumber(p) => write!(f, "port:{p}: not a TCP port number"),
+            ChanSpecError::Empty => f.write_str("empty channel"),
+            ChanSpecError::Unknown(s) => write!(
+                f,
+                "unknown channel '{s}' (expected fd:N, null, none, pty, pts, tty:DEV, port:PORT or xterm)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChanSpecError {}
+
 /// A line's channels: `SPEC` or `IN,OUT`.
-pub fn parse_line(value: &str) -> Result<LineSpec, String> {
+pub fn parse_line(value: &str) -> Result<LineSpec, ChanSpecError> {
     match value.split_once(',') {
         None => Ok(LineSpec::both(parse_chan(value)?)),
         Some((input, output)) => Ok(LineSpec {
@@ -518,7 +544,7 @@ pub fn parse_line(value: &str) -> Result<LineSpec, String> {
 }
 
 /// One channel: `fd:N`, `null`, `none`, `pty`, `pts`, `tty:DEV`, `port:PORT`, `xterm`.
-pub fn parse_chan(s: &str) -> Result<ChanSpec, String> {
+pub fn parse_chan(s: &str) -> Result<ChanSpec, ChanSpecError> {
     let (kind, arg) = match s.split_once(':') {
         Some((k, a)) => (k, Some(a)),
         None => (s, None),
@@ -529,7 +555,7 @@ pub fn parse_chan(s: &str) -> Result<ChanSpec, String> {
             .ok()
             .filter(|&n| n >= 0)
             .map(ChanSpec::Fd)
-            .ok_or_else(|| format!("fd:{n}: not a file descriptor number")),
+            .ok_or_else(|| ChanSpecError::FdNumber(n.to_owned())),
         ("null", None) => Ok(ChanSpec::Null),
         ("none", None) => Ok(ChanSpec::None),
         ("pty", None) | ("pts", None) => Ok(ChanSpec::Pty),
@@ -539,12 +565,10 @@ pub fn parse_chan(s: &str) -> Result<ChanSpec, String> {
             .ok()
             .filter(|&p| p > 0)
             .map(ChanSpec::Port)
-            .ok_or_else(|| format!("port:{p}: not a TCP port number")),
+            .ok_or_else(|| ChanSpecError::PortNumber(p.to_owned())),
         ("xterm", None) => Ok(ChanSpec::Xterm),
-        ("", _) => Err("empty channel".to_owned()),
-        _ => Err(format!(
-            "unknown channel '{s}' (expected fd:N, null, none, pty, pts, tty:DEV, port:PORT or xterm)"
-        )),
+        ("", _) => Err(ChanSpecError::Empty),
+        _ => Err(ChanSpecError::Unknown(s.to_owned())),
     }
 }
 

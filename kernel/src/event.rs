@@ -62,11 +62,27 @@ impl<T: Copy + Eq> EventLoop<T> {
                 revents: 0,
             })
             .collect();
-        let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32);
+        // ppoll, not poll: a timeout below a millisecond (a device retrying a full host
+        // queue) must sleep that long, not round down to a busy loop.
+        let ts = timeout.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
         loop {
             // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd
-            // structures for the whole call.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            // structures, and `ts_ptr` is null or points at `ts`, alive for the whole
+            // call; a null signal mask leaves the mask unchanged.
+            let rc = unsafe {
+                libc::ppoll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    ts_ptr,
+                    std::ptr::null(),
+                )
+            };
             if rc >= 0 {
                 break;
             }
@@ -81,6 +97,30 @@ impl<T: Copy + Eq> EventLoop<T> {
             .filter(|(p, _)| p.revents != 0)
             .map(|(_, &(_, t))| t)
             .collect())
+    }
+}
+
+/// A device's view of the loop: it registers under its own token type, which `wrap`
+/// turns into the loop's, so devices need not know each other's tokens.
+pub struct Scope<'a, T: Copy + Eq, U> {
+    events: &'a mut EventLoop<T>,
+    wrap: fn(U) -> T,
+}
+
+impl<T: Copy + Eq, U> Scope<'_, T, U> {
+    pub fn register(&mut self, fd: RawFd, token: U) {
+        self.events.register(fd, (self.wrap)(token));
+    }
+
+    pub fn unregister(&mut self, token: U) {
+        self.events.unregister((self.wrap)(token));
+    }
+}
+
+impl<T: Copy + Eq> EventLoop<T> {
+    /// The loop as a device registering tokens of type `U` sees it.
+    pub fn scope<U>(&mut self, wrap: fn(U) -> T) -> Scope<'_, T, U> {
+        Scope { events: self, wrap }
     }
 }
 

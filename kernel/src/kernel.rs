@@ -11,17 +11,20 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use uml_proto::mconsole::{NotifyKind, Reply};
 
-use crate::block::Disks;
-use crate::chan::{port, xterm, Family, Line};
-use crate::cmdline::{self, Config};
+use crate::block::{BlockError, Disks};
+use crate::chan::consoles::{Consoles, Token as ChanToken};
+use crate::chan::ldisc;
+use crate::chan::ChanError;
+use crate::cmdline::Config;
 use crate::event::EventLoop;
 use crate::host::{self, UmidHome};
+use crate::job::{Interpreter, Jobs, Run, Sink};
 use crate::klog::KernelLog;
-use crate::machine::{self, Action, Machine, Notifier, Task};
+use crate::machine::{self, Action, Machine, Notifier};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
-use crate::shell::{self, LineEditor};
-use std::net::TcpListener;
+use crate::sysrq;
+use crate::task::Tasks;
 
 /// How the kernel ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,61 +37,78 @@ pub enum Exit {
 enum Token {
     Signal,
     Mconsole,
-    Line(usize),
-    /// A `port:` channel's listening socket.
-    Port(u16),
-    /// port-helper's answer for a line's new connection.
-    Helper(usize),
+    /// A console or serial line's descriptors.
+    Chan(ChanToken),
     /// Frames waiting on network device ethN.
     Net(usize),
-}
-
-/// A console or serial line with the shell running on it.
-struct Console {
-    line: Line,
-    editor: LineEditor,
-    pid: u32,
-    /// A `port:` line's current telnet connection.
-    conn: Option<port::Connection>,
+    /// An answer a job waits for (a helper's reply).
+    Job,
 }
 
 pub struct Kernel {
     m: Machine,
-    /// con0..con7 then ssl0..ssl7.
-    consoles: Vec<Option<Console>>,
+    consoles: Consoles,
     server: Server,
     signals: SignalFd,
     events: EventLoop<Token>,
     stopped: bool,
     home: UmidHome,
-    next_pid: u32,
-    /// Listening sockets of `port:` channels, shared by the lines on the same port.
-    ports: Vec<(u16, TcpListener)>,
+    /// Runs the command lines typed on consoles and TCP shell sessions.
+    init: Interpreter,
+    /// Commands still running, and lines typed meanwhile.
+    jobs: Jobs,
 }
 
 /// A boot that could not complete: the message names the switch or file.
 #[derive(Debug)]
-pub struct BootError(pub String);
+pub enum BootError {
+    /// The umid directory or its files (host.rs's message).
+    Host(String),
+    Mconsole {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Signals(nix::Error),
+    Signalfd(nix::Error),
+    Notify {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Chan(ChanError),
+    /// The root disk would not open.
+    Root(BlockError),
+}
 
 impl std::fmt::Display for BootError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            BootError::Host(text) => f.write_str(text),
+            BootError::Mconsole { path, source } => write!(
+                f,
+                "{}: cannot bind the mconsole socket: {source}",
+                path.display()
+            ),
+            BootError::Signals(e) => write!(f, "cannot block signals: {e}"),
+            BootError::Signalfd(e) => write!(f, "signalfd: {e}"),
+            BootError::Notify { path, source } => {
+                write!(f, "mconsole=notify:{}: {source}", path.display())
+            }
+            BootError::Chan(e) => e.fmt(f),
+            BootError::Root(e) => e.fmt(f),
+        }
     }
 }
 
-fn slot_of(family: Family, index: usize) -> usize {
-    match family {
-        Family::Con => index,
-        Family::Ssl => cmdline::MAX_CON + index,
-    }
-}
+impl std::error::Error for BootError {}
 
 impl Kernel {
-    /// Boots: everything the host sees is set up when this returns.
+    /// Boots: everything the host sees is set up when this returns. `init` runs the
+    /// command lines typed into the guest.
     pub fn boot(
         config: Config,
         home_env: Option<PathBuf>,
         start: Instant,
+        init: Interpreter,
     ) -> Result<Kernel, BootError> {
         let mut log = KernelLog::new(start, config.quiet);
         log.info(format!(
@@ -105,31 +125,27 @@ impl Kernel {
                 config.unknown.join(" ")
             ));
         }
-        let mut consoles: Vec<Option<Console>> = (0..cmdline::MAX_CON + cmdline::MAX_SSL)
-            .map(|_| None)
-            .collect();
-        let uml_dir =
-            host::uml_dir(config.uml_dir.as_deref(), home_env.as_deref()).map_err(BootError)?;
-        let home = UmidHome::create(&uml_dir, config.umid.as_deref()).map_err(BootError)?;
+        let uml_dir = host::uml_dir(config.uml_dir.as_deref(), home_env.as_deref())
+            .map_err(BootError::Host)?;
+        let home = UmidHome::create(&uml_dir, config.umid.as_deref()).map_err(BootError::Host)?;
         let socket_path = home.socket_path();
-        let server = Server::bind(&socket_path).map_err(|e| {
-            BootError(format!(
-                "{}: cannot bind the mconsole socket: {e}",
-                socket_path.display()
-            ))
+        let server = Server::bind(&socket_path).map_err(|source| BootError::Mconsole {
+            path: socket_path.clone(),
+            source,
         })?;
         let mut mask = SigSet::empty();
         for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
             mask.add(s);
         }
-        mask.thread_block()
-            .map_err(|e| BootError(format!("cannot block signals: {e}")))?;
+        mask.thread_block().map_err(BootError::Signals)?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| BootError(format!("signalfd: {e}")))?;
+            .map_err(BootError::Signalfd)?;
         let notify = match &config.notify {
             Some(p) => Some(
-                Notifier::new(p.clone())
-                    .map_err(|e| BootError(format!("mconsole=notify:{}: {e}", p.display())))?,
+                Notifier::new(p.clone()).map_err(|source| BootError::Notify {
+                    path: p.clone(),
+                    source,
+                })?,
             ),
             None => None,
         };
@@ -139,11 +155,7 @@ impl Kernel {
             log,
             boot: start,
             notify,
-            tasks: vec![Task {
-                pid: 1,
-                name: "init".into(),
-                tty: "?".into(),
-            }],
+            tasks: Tasks::with_init(),
             action: None,
             socket_path: socket_path.clone(),
             net: crate::net::Net::default(),
@@ -155,52 +167,33 @@ impl Kernel {
         let mut payload = socket_path.as_os_str().as_encoded_bytes().to_vec();
         payload.push(0);
         m.notify(NotifyKind::Socket, &payload);
+        let mut consoles = Consoles::new(&home.umid, m.config.xterm.clone());
+        consoles
+            .open_all(&m.config, &mut m.log, &mut m.tasks)
+            .map_err(BootError::Chan)?;
         let mut k = Kernel {
             m,
-            consoles: Vec::new(),
+            consoles,
             server,
             signals,
             events: EventLoop::new(),
             stopped: false,
             home,
-            next_pid: 2,
-            ports: Vec::new(),
+            init,
+            jobs: Jobs::default(),
         };
-        let specs: Vec<(Family, usize, cmdline::LineSpec)> =
-            k.m.config
-                .con
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (Family::Con, i, s.clone()))
-                .chain(
-                    k.m.config
-                        .ssl
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (Family::Ssl, i, s.clone())),
-                )
-                .collect();
-        for (family, i, spec) in specs {
-            if let Some(line) = Line::open(family, i, &spec).map_err(BootError)? {
-                consoles[slot_of(family, i)] = Some(k.new_console(line));
-            }
-        }
-        k.consoles = consoles;
         k.attach_disks()?;
         k.attach_net();
         k.events.register(k.signals.as_raw_fd(), Token::Signal);
         k.events.register(k.server.fd(), Token::Mconsole);
-        for slot in 0..k.consoles.len() {
-            k.register_console(slot);
-            k.setup_port(slot).map_err(BootError)?;
-        }
+        k.consoles
+            .start_all(&mut k.events.scope(Token::Chan), &mut k.m.log)
+            .map_err(BootError::Chan)?;
         k.m.log.info(format!(
             "Run {} as init process",
             k.m.config.init.as_deref().unwrap_or("the built-in shell")
         ));
-        for slot in 0..k.consoles.len() {
-            k.prompt(slot);
-        }
+        k.consoles.prompt_all();
         k.flush_log();
         Ok(k)
     }
@@ -217,226 +210,103 @@ impl Kernel {
                     payload.push(0);
                     self.m.notify(NotifyKind::Panic, &payload);
                     self.flush_log();
-                    return Err(BootError(e));
+                    return Err(BootError::Root(e));
                 }
             }
         }
         Ok(())
     }
 
-    /// Sets up the `eth<N>=` devices of the command line; one that fails is logged
-    /// and left out, as linux.uml does.
     fn attach_net(&mut self) {
-        for arg in self.m.config.unsupported.clone() {
-            if let Err(e) = self.add_net(&arg) {
-                self.m.log.err(e);
-            }
-        }
+        let args = self.m.config.unsupported.clone();
+        self.m
+            .net
+            .attach_all(&args, &mut self.events.scope(Token::Net), &mut self.m.log);
     }
 
-    fn add_net(&mut self, arg: &str) -> Result<(), String> {
-        let n = self.m.net.attach(arg, &mut self.m.log)?;
-        for fd in self.m.net.fds(n) {
-            self.events.register(fd, Token::Net(n));
-        }
-        Ok(())
-    }
-
-    /// Runs the lines typed into TCP shell sessions and sends back their output.
+    /// Runs the lines typed into TCP shell sessions; drops the jobs of sessions that
+    /// ended.
     fn serve_net_shells(&mut self) {
+        for (dev, h) in self.m.net.take_closed_sessions() {
+            self.drop_sink(Sink::Session(dev, h));
+        }
         for (dev, h, line) in self.m.net.take_shell_lines() {
+            self.submit(Sink::Session(dev, h), line);
+        }
+    }
+
+    /// A line typed on `sink`: run now, or after the job running there.
+    fn submit(&mut self, sink: Sink, line: String) {
+        if self.jobs.busy(sink) {
+            self.jobs.queue(sink, line);
+            return;
+        }
+        if let Sink::Session(dev, h) = sink {
             let word = line.trim();
             if word == "exit" || word == "logout" {
-                self.m.net.shell_reply(dev, h, "", true);
-                continue;
-            }
-            let out = shell::execute(&line, &mut self.m);
-            self.flush_log();
-            self.m.net.shell_reply(dev, h, &out, false);
-        }
-    }
-
-    /// Watches the devices' current host descriptors (a helper-made tap comes and goes
-    /// with `ifconfig up/down`).
-    fn sync_net_fds(&mut self) {
-        if !std::mem::take(&mut self.m.net.dirty) {
-            return;
-        }
-        for n in 0..crate::net::MAX_ETH {
-            self.events.unregister(Token::Net(n));
-            for fd in self.m.net.fds(n) {
-                self.events.register(fd, Token::Net(n));
+                self.m.net.shell_write(dev, h, "", Some(true));
+                return;
             }
         }
-    }
-
-    fn new_console(&mut self, line: Line) -> Console {
-        let name = line.name();
-        match (&line.device, line.family) {
-            (Some(dev), Family::Con) => self.m.log.info(format!(
-                "Virtual console {} assigned device '{}'",
-                line.index,
-                dev.display()
-            )),
-            (Some(dev), Family::Ssl) => self.m.log.info(format!(
-                "Serial line {} assigned device {}",
-                line.index,
-                dev.display()
-            )),
-            _ => {}
-        }
-        let pid = self.next_pid;
-        self.next_pid += 1;
-        let tty = match line.family {
-            Family::Con => format!("tty{}", line.index),
-            Family::Ssl => format!("ttyS{}", line.index),
-        };
-        if line.input_fd().is_some() {
-            self.m.tasks.push(Task {
-                pid,
-                name: format!("sh ({name})"),
-                tty,
-            });
-        }
-        Console {
-            editor: LineEditor::new(line.terminal),
-            line,
-            pid,
-            conn: None,
+        match (self.init)(&line, &mut self.m) {
+            Run::Done(out) => self.deliver(sink, &out, true),
+            Run::Job(job) => self.jobs.start(sink, job),
         }
     }
 
-    fn register_console(&mut self, slot: usize) {
-        if let Some(fd) = self.consoles[slot].as_ref().and_then(|c| c.line.input_fd()) {
-            self.events.register(fd, Token::Line(slot));
-        }
-    }
-
-    /// Starts the terminal emulator of an `xterm` line; a failure leaves the line
-    /// without a terminal and is logged, as linux.uml does.
-    fn setup_xterm(&mut self, slot: usize) {
-        let Some(c) = &self.consoles[slot] else {
-            return;
-        };
-        if !c.line.xterm {
-            return;
-        }
-        let title = match c.line.family {
-            Family::Con => format!("Virtual Console #{} ({})", c.line.index, self.home.umid),
-            Family::Ssl => format!("Serial Line #{} ({})", c.line.index, self.home.umid),
-        };
-        let name = c.line.name();
-        let emulator = xterm::Emulator::from_switch(self.m.config.xterm.as_deref());
-        let helper = port::helper_path(std::env::var_os("UML_PORT_HELPER"));
-        match xterm::open(&emulator, &title, &helper, std::env::var_os("DISPLAY")) {
-            Ok(conn) => {
-                self.events.register(conn.fd(), Token::Helper(slot));
-                if let Some(c) = &mut self.consoles[slot] {
-                    c.conn = Some(conn);
+    /// Writes a command's output to where it was typed; a prompt follows when it is
+    /// over (not after halt or reboot).
+    fn deliver(&mut self, sink: Sink, text: &str, done: bool) {
+        self.flush_log();
+        match sink {
+            Sink::Console(slot) => {
+                self.consoles.write(slot, text.as_bytes());
+                if done && self.m.action.is_none() {
+                    self.consoles.write(slot, ldisc::PROMPT.as_bytes());
                 }
             }
-            Err(e) => self.m.log.err(format!("{name}: {e}")),
+            Sink::Session(dev, h) => {
+                self.m.net.shell_write(dev, h, text, done.then_some(false));
+            }
         }
     }
 
-    /// Listens for a `port:` line's connections (one socket per port, shared); starts
-    /// an `xterm` line's emulator.
-    fn setup_port(&mut self, slot: usize) -> Result<(), String> {
-        self.setup_xterm(slot);
-        let Some(c) = &self.consoles[slot] else {
-            return Ok(());
-        };
-        let Some(p) = c.line.port else { return Ok(()) };
-        let name = c.line.name();
-        if !self.ports.iter().any(|(q, _)| *q == p) {
-            let l = port::listen(p).map_err(|e| format!("{name}=port:{p}: cannot listen: {e}"))?;
-            self.events.register(l.as_raw_fd(), Token::Port(p));
-            self.ports.push((p, l));
-        }
-        self.m.log.info(format!(
-            "{name}: waiting for a telnet connection on port {p}"
-        ));
-        Ok(())
-    }
-
-    /// A connection on `port`: the first line waiting there gets it.
-    fn on_port(&mut self, p: u16) {
-        let Some((_, listener)) = self.ports.iter().find(|(q, _)| *q == p) else {
+    /// Polls every job until none finishes; a finished one gives its sink to the next
+    /// queued line. Jobs do not run while the guest is stopped.
+    fn poll_jobs(&mut self) {
+        if self.stopped {
             return;
-        };
-        while let Ok((stream, peer)) = listener.accept() {
-            let waiting = (0..self.consoles.len()).find(|&s| {
-                self.consoles[s].as_ref().is_some_and(|c| {
-                    c.line.port == Some(p) && c.conn.is_none() && c.line.input_fd().is_none()
-                })
-            });
-            let Some(slot) = waiting else {
-                self.m.log.warn(format!(
-                    "port {p}: no free line for {peer}, connection closed"
-                ));
-                continue;
+        }
+        loop {
+            let mut finished = false;
+            for (sink, progress) in self.jobs.poll(&mut self.m) {
+                if progress.done || !progress.output.is_empty() {
+                    self.deliver(sink, &progress.output, progress.done);
+                }
+                if progress.done {
+                    finished = true;
+                    self.start_queued(sink);
+                }
+            }
+            if !finished || self.m.action.is_some() {
+                return;
+            }
+        }
+    }
+
+    /// Runs the lines queued on `sink` until one becomes a job.
+    fn start_queued(&mut self, sink: Sink) {
+        while self.m.action.is_none() {
+            let Some(line) = self.jobs.next_line(sink) else {
+                return;
             };
-            let helper = port::helper_path(std::env::var_os("UML_PORT_HELPER"));
-            match port::Connection::start(stream, &helper, std::env::var_os("PATH")) {
-                Ok(conn) => {
-                    self.events.register(conn.fd(), Token::Helper(slot));
-                    if let Some(c) = &mut self.consoles[slot] {
-                        c.conn = Some(conn);
-                    }
-                }
-                Err(e) => {
-                    self.m.log.err(format!("port_connection : {e}"));
-                    if std::env::var_os("UML_PORT_HELPER").is_none() {
-                        self.m.log.err("Set UML_PORT_HELPER environment variable to path to uml-utilities port-helper binary");
-                    }
-                }
-            }
+            self.submit(sink, line);
         }
     }
 
-    /// port-helper sent the terminal for a line's connection.
-    fn on_helper(&mut self, slot: usize) {
-        let Some(c) = &mut self.consoles[slot] else {
-            return;
-        };
-        let Some(conn) = &mut c.conn else { return };
-        match conn.receive_terminal() {
-            Ok(None) => {}
-            Ok(Some(tty)) => {
-                let name = c.line.name();
-                self.events.unregister(Token::Helper(slot));
-                if let Err(e) = c.line.attach_terminal(tty) {
-                    self.m.log.err(format!("{name}: {e}"));
-                    c.conn = None;
-                    return;
-                }
-                c.editor = LineEditor::new(true);
-                let tty = name.replace("con", "tty").replace("ssl", "ttyS");
-                let pid = c.pid;
-                if !self.m.tasks.iter().any(|t| t.pid == pid) {
-                    self.m.tasks.push(Task {
-                        pid,
-                        name: format!("sh ({name})"),
-                        tty,
-                    });
-                }
-                self.register_console(slot);
-                self.prompt(slot);
-            }
-            Err(e) => {
-                self.m.log.err(format!("{}: {e}", c.line.name()));
-                c.conn = None;
-                self.events.unregister(Token::Helper(slot));
-            }
-        }
-    }
-
-    fn prompt(&mut self, slot: usize) {
-        if let Some(c) = &mut self.consoles[slot] {
-            if c.line.input_fd().is_some() {
-                c.line.write_output(shell::PROMPT.as_bytes());
-            }
-        }
+    /// Drops the job and queued lines of `sink` (its console or session went away).
+    fn drop_sink(&mut self, sink: Sink) {
+        self.jobs.drop_where(&mut self.m, |s| s == sink);
     }
 
     /// Writes queued log text to con0.
@@ -445,20 +315,36 @@ impl Kernel {
         if text.is_empty() {
             return;
         }
-        if let Some(Some(c)) = self.consoles.first_mut() {
-            c.line.write_output(&text);
-        }
+        self.consoles.write(0, &text);
     }
 
     /// Runs until halt or reboot.
     pub fn run(&mut self) -> Exit {
         loop {
             let stopped = self.stopped;
-            let timeout = self.m.net.poll_delay();
-            let ready = match self
-                .events
-                .wait(timeout, |t| !stopped || !matches!(t, Token::Line(_)))
-            {
+            let busy = self.jobs.busy_consoles();
+            // Stopped, the jobs wait too: their deadlines must not spin the loop.
+            let job_delay = match stopped {
+                true => None,
+                false => self
+                    .jobs
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now())),
+            };
+            let timeout = match (self.m.net.poll_delay(), job_delay) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            // A console whose command still runs keeps its input until it is over.
+            self.events.unregister(Token::Job);
+            for fd in self.jobs.fds() {
+                self.events.register(fd, Token::Job);
+            }
+            let ready = match self.events.wait(timeout, |t| match t {
+                Token::Chan(ChanToken::Line(slot)) => !stopped && !busy.contains(&slot),
+                Token::Job => !stopped,
+                _ => true,
+            }) {
                 Ok(r) => r,
                 Err(e) => {
                     self.m.log.err(format!("poll failed: {e}"));
@@ -469,11 +355,10 @@ impl Kernel {
                 match t {
                     Token::Signal => self.on_signal(),
                     Token::Mconsole => self.serve_mconsole(),
-                    Token::Port(p) => self.on_port(p),
-                    Token::Helper(slot) => self.on_helper(slot),
-                    Token::Line(slot) if !self.stopped => self.on_input(slot),
-                    Token::Line(_) => {}
+                    Token::Chan(ChanToken::Line(_)) if self.stopped => {}
+                    Token::Chan(t) => self.on_chan(t),
                     Token::Net(n) => self.m.net.service(n),
+                    Token::Job => {} // the jobs are polled below
                 }
                 if let Some(exit) = self.take_action() {
                     self.flush_log();
@@ -482,7 +367,12 @@ impl Kernel {
             }
             self.m.net.poll_all();
             self.serve_net_shells();
-            self.sync_net_fds();
+            self.poll_jobs();
+            if let Some(exit) = self.take_action() {
+                self.flush_log();
+                return exit;
+            }
+            self.m.net.sync_fds(&mut self.events.scope(Token::Net));
             self.flush_log();
         }
     }
@@ -492,13 +382,8 @@ impl Kernel {
             Action::Halt(code) => Some(Exit::Halt(code)),
             Action::Reboot => Some(Exit::Reboot),
             Action::KillTasks => {
-                for slot in 0..self.consoles.len() {
-                    if let Some(c) = &mut self.consoles[slot] {
-                        c.editor.clear();
-                        c.line.write_output(b"\n");
-                    }
-                    self.prompt(slot);
-                }
+                self.jobs.drop_where(&mut self.m, |_| true);
+                self.consoles.restart_shells();
                 None
             }
         }
@@ -514,42 +399,23 @@ impl Kernel {
         }
     }
 
-    fn on_input(&mut self, slot: usize) {
-        let Some(c) = &mut self.consoles[slot] else {
-            return;
-        };
-        let bytes = match c.line.read_input() {
-            Ok(b) => b,
-            Err(_) => return,
-        };
-        if bytes.is_empty() {
-            self.events.unregister(Token::Line(slot));
-            if c.line.port.is_some() || c.line.xterm {
-                // The telnet user left: wait for the next connection.
-                c.line.detach_terminal();
-                c.conn = None;
-                c.editor.clear();
-                let pid = c.pid;
-                self.m.tasks.retain(|t| t.pid != pid);
-            }
-            return;
+    /// A console event; typed lines go to the shell.
+    fn on_chan(&mut self, t: ChanToken) {
+        let typed = self.consoles.on_event(
+            t,
+            &mut self.events.scope(Token::Chan),
+            &mut self.m.log,
+            &mut self.m.tasks,
+        );
+        let Some(typed) = typed else { return };
+        if typed.hung_up {
+            self.drop_sink(Sink::Console(typed.slot));
         }
-        let edited = c.editor.feed(&bytes);
-        c.line.write_output(&edited.echo);
-        if edited.interrupted {
-            c.line.write_output(shell::PROMPT.as_bytes());
-        }
-        for line in edited.lines {
-            let out = shell::execute(&line, &mut self.m);
-            self.flush_log();
-            let Some(c) = &mut self.consoles[slot] else {
-                return;
-            };
-            c.line.write_output(out.as_bytes());
+        for line in typed.lines {
+            self.submit(Sink::Console(typed.slot), line);
             if self.m.action.is_some() {
                 return;
             }
-            c.line.write_output(shell::PROMPT.as_bytes());
         }
     }
 
@@ -623,7 +489,10 @@ impl Kernel {
                 Err(proc::ProcError::Read) => mconsole::error("Read of file failed"),
             },
             Command::Sysrq(key) => self.sysrq(key, from),
-            Command::Stack(arg) => self.stack(&arg),
+            Command::Stack(arg) => match sysrq::stack(&arg, &mut self.m) {
+                Ok(text) => mconsole::streamed(b"", text.as_bytes()),
+                Err(e) => mconsole::error(&e.to_string()),
+            },
             Command::Config(arg) => {
                 let (err, text) = self.config(&arg);
                 mconsole::answer(err, &text)
@@ -636,209 +505,80 @@ impl Kernel {
     }
 
     fn sysrq(&mut self, key: Option<char>, from: &std::os::unix::net::SocketAddr) -> Vec<Reply> {
-        let mut out = String::new();
-        match key {
-            Some('b') => {
-                self.server.send(from, &[Reply { err: 0, more: false, text: Vec::new() }]);
-                self.m.log.info("sysrq: Resetting");
-                self.m.action = Some(Action::Reboot);
-                return Vec::new();
+        match sysrq::run(key, &mut self.m) {
+            sysrq::Outcome::Reset => {
+                let ok = Reply {
+                    err: 0,
+                    more: false,
+                    text: Vec::new(),
+                };
+                self.server.send(from, &[ok]);
+                Vec::new()
             }
-            Some('o') => {
-                out.push_str("sysrq: Power Off\n");
-                self.m.action = Some(Action::Halt(0));
-            }
-            Some('s') => {
-                out.push_str("sysrq: Emergency Sync\n");
-                if self.m.sync_disks() {
-                    out.push_str("Emergency Sync complete\n");
-                }
-            }
-            Some('u') => {
-                out.push_str("sysrq: Emergency Remount R/O\n");
-                self.m.sync_disks();
-                out.push_str("Emergency Remount complete\n");
-            }
-            Some('m') => {
-                out.push_str("sysrq: Show Memory\n");
-                out.push_str(&proc::read(&self.m, "meminfo").unwrap_or_default());
-            }
-            Some('t') => {
-                out.push_str("sysrq: Show State\n");
-                out.push_str(&self.m.task_list());
-            }
-            Some('e') => {
-                out.push_str("sysrq: Terminate All Tasks\n");
-                self.m.action = Some(Action::KillTasks);
-            }
-            _ => out.push_str("sysrq: HELP : reboot(b) terminate-all-tasks(e) help(h) show-memory-usage(m) poweroff(o) sync(s) show-task-states(t) unmount(u) \n"),
+            sysrq::Outcome::Text(out) => mconsole::streamed(b"", out.as_bytes()),
         }
-        self.m.log.info(&out);
-        mconsole::streamed(b"", out.as_bytes())
     }
 
-    fn stack(&mut self, arg: &str) -> Vec<Reply> {
-        let digits: String = arg.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let Ok(pid) = digits.parse::<u32>() else {
-            return mconsole::error("Please specify a pid");
-        };
-        let Some(task) = self.m.find_task(pid).cloned() else {
-            return mconsole::error("Couldn't find that pid");
-        };
-        let wait = if pid == 1 {
-            "init_wait_children"
-        } else {
-            "shell_read_line"
-        };
-        let text = format!(
-            "task:{:<15} state:S pid:{pid}\nCall Trace:\n <TASK>\n {wait}+0x1c/0x40\n event_loop_poll+0x4a/0x90\n kernel_main+0x120/0x200\n </TASK>\n",
-            task.name
-        );
-        self.m.log.info(&text);
-        mconsole::streamed(b"", text.as_bytes())
-    }
-
+    /// mconsole `config`: each device family answers for its own devices.
     fn config(&mut self, arg: &str) -> (i32, String) {
-        if let Some((dev, _)) = arg.split_once('=') {
-            if dev.starts_with("ubd") {
-                return self.m.disks.config_add(arg, &mut self.m.log);
+        if let Some(answer) = self.consoles.config(
+            arg,
+            &mut self.m.config,
+            &mut self.events.scope(Token::Chan),
+            &mut self.m.log,
+            &mut self.m.tasks,
+        ) {
+            return answer;
+        }
+        if let Some(answer) = self.m.disks.config(arg, &mut self.m.log) {
+            return answer;
+        }
+        if let Some(answer) =
+            self.m
+                .net
+                .config(arg, &mut self.events.scope(Token::Net), &mut self.m.log)
+        {
+            return answer;
+        }
+        match arg.split_once('=') {
+            Some(("mem", v)) if v.starts_with('+') || v.starts_with('-') => {
+                (1, "Memory hotplug is not supported by this kernel".into())
             }
-            if let Some(f) = line_family(dev) {
-                return self.config_line(f, dev, arg);
-            }
-            if dev == "mem" {
-                let v = &arg[4..];
-                return if v.starts_with('+') || v.starts_with('-') {
-                    (1, "Memory hotplug is not supported by this kernel".into())
-                } else {
-                    (
-                        -libc::EINVAL,
-                        "Expected increment to start with '-' or '+'".into(),
-                    )
-                };
-            }
-            if dev.starts_with("eth") {
-                return match self.add_net(arg) {
-                    Ok(()) => (0, String::new()),
-                    Err(e) => (-libc::EINVAL, e),
-                };
-            }
-            return (1, "Bad configuration option".into());
-        }
-        if let Some(rest) = arg.strip_prefix("ubd") {
-            return self.m.disks.config_query(rest);
-        }
-        if let Some(f) = line_family(arg) {
-            return match self.line_index(f, &arg[3..]) {
-                Some(i) => (0, self.line_spec(f, i).to_string()),
-                None => (1, "line_get_config failed to parse device number".into()),
-            };
-        }
-        if arg.starts_with("mem") {
-            return (0, self.m.config.mem.to_string());
-        }
-        if let Some(n) = arg.strip_prefix("eth") {
-            return match n
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| self.m.net.devs.get(n)?.as_ref())
-            {
-                Some(d) => (0, d.spec.text.clone()),
-                None => (-libc::ENODEV, "Device doesn't exist".into()),
-            };
-        }
-        (1, "Bad configuration option".into())
-    }
-
-    fn line_index(&self, f: Family, s: &str) -> Option<usize> {
-        let max = if f == Family::Con {
-            cmdline::MAX_CON
-        } else {
-            cmdline::MAX_SSL
-        };
-        s.parse::<usize>().ok().filter(|&i| i < max)
-    }
-
-    fn line_spec(&self, f: Family, i: usize) -> &cmdline::LineSpec {
-        match f {
-            Family::Con => &self.m.config.con[i],
-            Family::Ssl => &self.m.config.ssl[i],
+            Some(("mem", _)) => (
+                -libc::EINVAL,
+                "Expected increment to start with '-' or '+'".into(),
+            ),
+            None if arg.starts_with("mem") => (0, self.m.config.mem.to_string()),
+            _ => (1, "Bad configuration option".into()),
         }
     }
 
-    fn config_line(&mut self, f: Family, dev: &str, arg: &str) -> (i32, String) {
-        let Some(i) = self.line_index(f, &dev[3..]) else {
-            return (-libc::EINVAL, "Bad device number".into());
-        };
-        let spec = match cmdline::parse_line(&arg[dev.len() + 1..]) {
-            Ok(s) => s,
-            Err(e) => return (-libc::EINVAL, e),
-        };
-        let slot = slot_of(f, i);
-        if self.consoles[slot].is_some() {
-            return (-libc::EBUSY, "Device is already configured".into());
-        }
-        match Line::open(f, i, &spec) {
-            Ok(line) => {
-                match f {
-                    Family::Con => self.m.config.con[i] = spec,
-                    Family::Ssl => self.m.config.ssl[i] = spec,
-                }
-                if let Some(line) = line {
-                    let c = self.new_console(line);
-                    self.consoles[slot] = Some(c);
-                    self.register_console(slot);
-                    if let Err(e) = self.setup_port(slot) {
-                        self.consoles[slot] = None;
-                        return (-libc::EINVAL, e);
-                    }
-                    self.prompt(slot);
-                }
-                (0, String::new())
-            }
-            Err(e) => {
-                self.m.log.err(&e);
-                (-libc::EINVAL, e)
-            }
-        }
-    }
-
+    /// mconsole `remove`: each device family answers for its own devices.
     fn remove(&mut self, arg: &str) -> (i32, String) {
-        if let Some(rest) = arg.strip_prefix("ubd") {
-            return self.m.disks.remove(rest);
+        if let Some(answer) = self.m.disks.remove_dev(arg) {
+            return answer;
         }
-        if let Some(f) = line_family(arg) {
-            let Some(i) = self.line_index(f, &arg[3..]) else {
-                return (1, "Invalid device number".into());
-            };
-            let slot = slot_of(f, i);
-            let Some(c) = self.consoles[slot].take() else {
-                return (-libc::ENODEV, "Device doesn't exist".into());
-            };
-            self.events.unregister(Token::Line(slot));
-            self.events.unregister(Token::Helper(slot));
-            self.m.tasks.retain(|t| t.pid != c.pid);
-            match f {
-                Family::Con => {
-                    self.m.config.con[i] = cmdline::LineSpec::both(cmdline::ChanSpec::None)
-                }
-                Family::Ssl => {
-                    self.m.config.ssl[i] = cmdline::LineSpec::both(cmdline::ChanSpec::None)
-                }
+        if let Some((answer, removed)) = self
+            .m
+            .net
+            .remove_dev(arg, &mut self.events.scope(Token::Net))
+        {
+            if let Some(n) = removed {
+                let on_dev = |s| matches!(s, Sink::Session(d, _) if d == n);
+                self.jobs.drop_where(&mut self.m, on_dev);
             }
-            return (0, String::new());
+            return answer;
         }
-        if let Some(n) = arg.strip_prefix("eth") {
-            let Ok(n) = n.parse::<usize>() else {
-                return (1, "Invalid device number".into());
-            };
-            return match self.m.net.remove(n) {
-                Ok(()) => {
-                    self.events.unregister(Token::Net(n));
-                    (0, String::new())
-                }
-                Err(e) => e,
-            };
+        if let Some((answer, removed)) = self.consoles.remove(
+            arg,
+            &mut self.m.config,
+            &mut self.events.scope(Token::Chan),
+            &mut self.m.tasks,
+        ) {
+            if let Some(slot) = removed {
+                self.drop_sink(Sink::Console(slot));
+            }
+            return answer;
         }
         (1, "Bad remove option".into())
     }
@@ -862,15 +602,5 @@ impl Kernel {
 
     pub fn machine(&mut self) -> &mut Machine {
         &mut self.m
-    }
-}
-
-fn line_family(dev: &str) -> Option<Family> {
-    if dev.starts_with("con") {
-        Some(Family::Con)
-    } else if dev.starts_with("ssl") {
-        Some(Family::Ssl)
-    } else {
-        None
     }
 }

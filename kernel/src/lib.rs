@@ -8,7 +8,9 @@ pub mod chan;
 pub mod cli;
 pub mod cmdline;
 pub mod event;
+pub mod fs;
 pub mod host;
+pub mod job;
 pub mod kernel;
 pub mod klog;
 pub mod machine;
@@ -16,5 +18,8 @@ pub mod mconsole;
 pub mod net;
 pub mod proc;
 pub mod shell;
+pub mod syscalls;
+pub mod sysrq;
+pub mod task;
 
 pub use kernel::{BootError, Exit, Kernel};

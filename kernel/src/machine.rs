@@ -11,6 +11,7 @@ use uml_proto::mconsole::{Notification, NotifyKind, MAX_NOTIFY_LEN};
 use crate::block::Disks;
 use crate::cmdline::Config;
 use crate::klog::KernelLog;
+use crate::task::Tasks;
 
 /// What the main loop does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +40,6 @@ pub fn uname_line() -> String {
         "{SYSNAME} {NODENAME} {RELEASE} {VERSION} {}",
         machine_arch()
     )
-}
-
-/// A guest process, for `ps`, `stack` and SysRq t.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Task {
-    pub pid: u32,
-    pub name: String,
-    pub tty: String,
 }
 
 /// Sends notifications to `mconsole=notify:SOCK` from an unbound socket.
@@ -83,7 +76,7 @@ pub struct Machine {
     pub disks: Disks,
     pub boot: Instant,
     pub notify: Option<Notifier>,
-    pub tasks: Vec<Task>,
+    pub tasks: Tasks,
     pub action: Option<Action>,
     pub socket_path: PathBuf,
     pub net: crate::net::Net,
@@ -114,7 +107,7 @@ impl Machine {
     pub fn sync_disks(&mut self) -> bool {
         let errors = self.disks.sync_all();
         for e in &errors {
-            self.log.err(e);
+            self.log.err(e.to_string());
         }
         errors.is_empty()
     }
@@ -129,23 +122,10 @@ impl Machine {
             .iter()
             .flatten()
             .filter_map(|s| s.open.as_ref())
-            .filter_map(|d| d.cow.as_ref())
-            .map(|c| c.geometry.bitmap_len / 1024)
+            .filter_map(|d| d.cow())
+            .map(|c| c.image.geometry.bitmap_len / 1024)
             .sum();
         let used = (2048 + bitmaps).min(total);
         (used, total - used)
-    }
-
-    pub fn find_task(&self, pid: u32) -> Option<&Task> {
-        self.tasks.iter().find(|t| t.pid == pid)
-    }
-
-    /// The task list SysRq t and `ps` show.
-    pub fn task_list(&self) -> String {
-        let mut out = String::from("  PID TTY      COMMAND\n");
-        for t in &self.tasks {
-            out.push_str(&format!("{:>5} {:<8} {}\n", t.pid, t.tty, t.name));
-        }
-        out
     }
 }

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         }
     };
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let exit = match Kernel::boot(*config, home, start) {
+    let exit = match Kernel::boot(*config, home, start, kernel::shell::execute) {
         Ok(mut k) => k.run(),
         Err(e) => {
             uml_proto::quiet_eprintln!("uml-kernel: {e}");

@@ -42,6 +42,10 @@ const TABLE: [&str; 13] = [
 ];
 
 /// The first table entry that is a prefix of the request, as the kernel matches.
+/// A device family's answer to `config` or `remove`: the error value (0 = OK, else 1
+/// or a negative errno, as the kernel's drivers reply) and the text.
+pub type Answer = (i32, String);
+
 pub fn lookup(data: &[u8]) -> Option<Command> {
     let name = TABLE.iter().find(|n| data.starts_with(n.as_bytes()))?;
     let rest = String::from_utf8_lossy(&data[name.len()..]).into_owned();
@@ -79,9 +83,18 @@ pub enum Incoming {
     Ignore,
 }
 
+/// The answer to `umlfs FD` (uml_mount's hand-over of a /dev/fuse descriptor): this
+/// kernel cannot serve its filesystem over FUSE yet. The descriptor itself never
+/// reaches the kernel: requests are read without room for SCM_RIGHTS, so the host
+/// closes it, and uml_mount unmounts.
+pub const UMLFS_UNSUPPORTED: &str = "umlfs: this kernel cannot serve its filesystem over FUSE";
+
 /// Classifies a request datagram as the kernel does.
 pub fn classify(datagram: &[u8]) -> Incoming {
     match Request::parse(datagram) {
+        Ok(req) if req.version == VERSION && req.command.starts_with(b"umlfs") => {
+            Incoming::Refuse(error(UMLFS_UNSUPPORTED))
+        }
         Ok(req) => Incoming::Run {
             command: lookup(&req.command),
             wrong_version: req.version != VERSION,
@@ -226,6 +239,10 @@ mod tests {
         let mut big = req(b"x", 2);
         big[8..12].copy_from_slice(&600u32.to_ne_bytes());
         assert_eq!(classify(&big), Incoming::Refuse(error("Request too large")));
+        assert_eq!(
+            classify(&req(b"umlfs 7", 2)),
+            Incoming::Refuse(error(UMLFS_UNSUPPORTED))
+        );
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! write-only mconsole file (present only when a notify socket was given), whose
 //! writes become USER notifications.
 
+use std::fmt::Write;
+
 use crate::machine::{self, Machine};
+use crate::net::Net;
 
 /// Why a /proc read fails (the mconsole `proc` error texts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +42,7 @@ pub fn read(m: &Machine, name: &str) -> Result<String, ProcError> {
         .trim_start_matches('/');
     match name {
         "" | "." | "self" | "sys" | "net" => Err(ProcError::Read),
-        "net/dev" => Ok(crate::net::cmds::proc_net_dev(&m.net)),
+        "net/dev" => Ok(net_dev(&m.net)),
         "version" => Ok(format!(
             "{} version {} (uml-kernel {}) {}\n",
             machine::SYSNAME,
@@ -75,12 +78,56 @@ fn meminfo(m: &Machine) -> String {
     )
 }
 
+/// A write to /proc that is refused (every file but mconsole is read-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteDenied(pub String);
+
+impl std::fmt::Display for WriteDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "/proc/{}: Permission denied", self.0)
+    }
+}
+
+impl std::error::Error for WriteDenied {}
+
 /// A write to `/proc/<name>` from the guest.
-pub fn write(m: &mut Machine, name: &str, data: &[u8]) -> Result<(), String> {
+pub fn write(m: &mut Machine, name: &str, data: &[u8]) -> Result<(), WriteDenied> {
     let name = name.strip_prefix("/proc/").unwrap_or(name);
     if name == "mconsole" && m.notify.is_some() {
         m.notify(uml_proto::mconsole::NotifyKind::User, data);
         return Ok(());
     }
-    Err(format!("/proc/{name}: Permission denied"))
+    Err(WriteDenied(name.to_owned()))
+}
+
+/// /proc/net/dev.
+fn net_dev(net: &Net) -> String {
+    let mut s = String::from(
+        "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
+    );
+    for d in net.devs.iter().flatten() {
+        let st = &d.stats;
+        let _ = writeln!(
+            s,
+            "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}",
+            d.name(),
+            st.rx_bytes,
+            st.rx_packets,
+            0,
+            st.rx_dropped,
+            0,
+            0,
+            0,
+            0,
+            st.tx_bytes,
+            st.tx_packets,
+            st.tx_errors,
+            0,
+            0,
+            0,
+            0,
+            0
+        );
+    }
+    s
 }

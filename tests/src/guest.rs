@@ -352,6 +352,22 @@ pub fn descendants(child: i32) -> Vec<i32> {
     out
 }
 
+/// The /proc directory of process `pid` (a pid as we see it, e.g. a child's id or one
+/// of [`descendants`]), also when /proc belongs to an outer pid namespace (as under
+/// scripts/test's `unshare --pid`).
+pub fn proc_dir(pid: i32) -> Option<PathBuf> {
+    let me = fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| proc_entry(&Path::new("/proc").join(p)))?;
+    let depth = me.ns_pids.len() - 1;
+    fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| proc_entry(&e.path()))
+        .find(|e| e.ns_pids.len() > depth && e.ns_pids[depth] == pid)
+        .map(|e| Path::new("/proc").join(e.pid.to_string()))
+}
+
 impl UmlBoot {
     /// The kernel's helper processes (see [`descendants`]).
     pub fn helpers(&self) -> Vec<i32> {

@@ -7,15 +7,16 @@
 //! turns that into a skip (CI never sets it).
 
 pub mod command;
+pub mod ext2tree;
 pub mod guest;
 pub mod netns;
 pub mod peers;
 pub mod pty;
 
 pub use command::{run, run_input, run_ok, Output};
-pub use guest::{descendants, GuestImage, Uml, UmlBoot};
+pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};
 pub use netns::NetNs;
-pub use peers::{c_tool, linux_uml, our_bin, require_root};
+pub use peers::{c_tool, linux_uml, our_bin, require_root, slirp};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -63,16 +64,21 @@ pub fn allocated_bytes(path: &Path) -> u64 {
 }
 
 /// Attaches to the switch at `ctl` as a v3 client of this process (data socket named by
-/// our pid and `tag`), waiting at most 5 s; panics with the reason otherwise.
+/// our pid and `tag`), waiting at most 5 s; panics with the reason otherwise. A control
+/// socket that exists but does not accept yet (a switch between bind and listen) is
+/// tried again.
 pub fn attach_v3(ctl: &Path, tag: u32) -> uml_proto::switch::Client {
     use uml_proto::switch::{attach, DataAddr, Request};
     let local = DataAddr::abstract_name(std::process::id(), tag);
-    attach(
-        ctl,
-        local,
-        |addr| Request::V3 { addr },
-        None,
-        std::time::Duration::from_secs(5),
-    )
-    .unwrap_or_else(|e| panic!("cannot attach to the switch at {}: {e}", ctl.display()))
+    let start = std::time::Instant::now();
+    loop {
+        let limit = std::time::Duration::from_secs(5).saturating_sub(start.elapsed());
+        match attach(ctl, local, |addr| Request::V3 { addr }, None, limit) {
+            Ok(client) => return client,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && !limit.is_zero() => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot attach to the switch at {}: {e}", ctl.display()),
+        }
+    }
 }

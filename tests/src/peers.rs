@@ -40,10 +40,10 @@ fn peer(path: &str, package: &str) -> Option<PathBuf> {
 /// A C tool from Debian's uml-utilities (`uml_moo`, `uml_mkcow`, `uml_mconsole`, ...).
 /// None only when interop tests are skipped on purpose.
 pub fn c_tool(name: &str) -> Option<PathBuf> {
-    let path = if name == "port-helper" {
-        "/usr/lib/uml/port-helper".to_string()
-    } else {
-        format!("/usr/bin/{name}")
+    let path = match name {
+        "port-helper" => "/usr/lib/uml/port-helper".to_string(),
+        "jail_uml" => "/usr/sbin/jail_uml".to_string(),
+        _ => format!("/usr/bin/{name}"),
     };
     peer(&path, "uml-utilities")
 }
@@ -51,6 +51,11 @@ pub fn c_tool(name: &str) -> Option<PathBuf> {
 /// The real UML kernel from Debian's user-mode-linux.
 pub fn linux_uml() -> Option<PathBuf> {
     peer("/usr/bin/linux.uml", "user-mode-linux")
+}
+
+/// Debian's slirp, the user-mode IP helper of the `eth<N>=slirp` transport.
+pub fn slirp() -> Option<PathBuf> {
+    peer("/usr/bin/slirp", "slirp")
 }
 
 /// Panics with a clear message unless running as root (tests that mount, drop

@@ -399,3 +399,162 @@ fn progress_bar_only_on_a_terminal() {
     let out = humfsify(&ours, top, &["-r"]);
     assert!(out.success() && out.stderr.is_empty(), "{out:?}");
 }
+
+// ---- Attacks by the tree's owner (issue 15, items 1 and 2) ----
+//
+// The attacker is the unprivileged user (uid 65534) who owns the tree; the victim is a
+// root-only directory in the scratch directory. Root's humfsify runs in a private mount
+// namespace. Each test asserts the victim is exactly as it was.
+
+const ATTACKER: u32 = 65534;
+
+/// A root-only victim directory: a secret file and another one a device could replace.
+fn victim(dir: &Path) -> std::path::PathBuf {
+    let v = dir.join("VICTIM-dir");
+    fs::create_dir(&v).unwrap();
+    chmod(&v, 0o700);
+    for name in ["secret", "other"] {
+        fs::write(v.join(name), format!("{name} of root\n")).unwrap();
+        chmod(&v.join(name), 0o600);
+    }
+    v
+}
+
+/// humfsify run by root in its own mount namespace.
+fn humfsify_as_root(top: &Path, args: &[&str]) -> Output {
+    run(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(our_bin("humfsify"))
+            .args(args)
+            .current_dir(top),
+        Duration::from_secs(300),
+    )
+}
+
+#[test]
+fn revert_does_not_follow_a_symlinked_directory_inside_data() {
+    require_root("humfsify attack tests");
+    let dir = scratch();
+    let victim = victim(dir.path());
+    let before = snapshot(&victim);
+    let top = dir.path().join("tree");
+    // The user's tree as humfsify left it, then doctored: symlinks to the victim at
+    // the top of data/ and deeper down, metadata naming files through them.
+    fs::create_dir_all(top.join("data/sub")).unwrap();
+    fs::create_dir_all(top.join("file_metadata/evil")).unwrap();
+    fs::create_dir_all(top.join("file_metadata/sub/deeper")).unwrap();
+    fs::create_dir_all(top.join("dir_metadata/sub")).unwrap();
+    symlink(&victim, top.join("data/evil")).unwrap();
+    symlink(&victim, top.join("data/sub/deeper")).unwrap();
+    let setuid_mine = format!("{} {ATTACKER} {ATTACKER}\n", 0o4755);
+    fs::write(top.join("file_metadata/evil/secret"), &setuid_mine).unwrap();
+    fs::write(top.join("file_metadata/evil/other"), "438 0 0 c 1 3\n").unwrap();
+    fs::write(top.join("file_metadata/sub/deeper/secret"), &setuid_mine).unwrap();
+    fs::write(top.join("dir_metadata/metadata"), "493 0 0\n").unwrap();
+    fs::write(top.join("dir_metadata/sub/metadata"), "493 0 0\n").unwrap();
+    fs::write(
+        top.join("superblock"),
+        "version 2\nmetadata shadow_fs\nused 0\ntotal 1048576\n",
+    )
+    .unwrap();
+    Command::new("chown")
+        .args(["-hR", &format!("{ATTACKER}:{ATTACKER}")])
+        .arg(&top)
+        .status()
+        .unwrap();
+    let out = humfsify_as_root(&top, &["-r"]);
+    assert_eq!(
+        snapshot(&victim),
+        before,
+        "humfsify -r changed the victim through a symlink in data/: {out:?}"
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("data/evil/"), "{}", out.stderr);
+}
+
+/// The user's swapper: once root's humfsify has read the tree (its staging directory
+/// appears in TOP), moves every directory of `parent` away, puts a symlink to the
+/// victim in its place, and back, as fast as it can until killed.
+const SWAPPER: &str = r#"
+my ($top, $parent, $victim, $n) = @ARGV;
+$SIG{TERM} = sub { exit 0 };
+until (grep { /^\.humfsify-staging/ } do { opendir(my $d, $top); readdir($d) }) {
+    select(undef, undef, undef, 0.001);
+}
+$| = 1;
+print "swapping\n";
+while (1) {
+    for my $i (0 .. $n - 1) {
+        rename("$parent/s$i", "$parent/.s$i") and symlink($victim, "$parent/s$i");
+    }
+    select(undef, undef, undef, 0.001);
+    for my $i (0 .. $n - 1) {
+        unlink("$parent/s$i") and rename("$parent/.s$i", "$parent/s$i");
+    }
+}
+"#;
+
+#[test]
+fn forward_walk_cannot_be_raced_out_of_the_tree() {
+    require_root("humfsify attack tests");
+    // On tmpfs: the tree is big, and a disk would make the test slow, not better.
+    let dir = tempfile::Builder::new()
+        .prefix("umltest.")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    chmod(dir.path(), 0o755);
+    let victim = dir.path().join("VICTIM-dir");
+    fs::create_dir(&victim).unwrap();
+    chmod(&victim, 0o755);
+    let (dirs, files) = (10, 1500);
+    for k in 0..files {
+        let p = victim.join(format!("f{k}"));
+        fs::write(&p, "root's\n").unwrap();
+        chmod(&p, 0o600);
+    }
+    let before = snapshot(&victim);
+    // data/u is the user's own directory (a home, say), full of the user's directories
+    // of root-owned files; data/ itself and the rest are root's.
+    let top = dir.path().join("tree");
+    let home = top.join("data/u");
+    for i in 0..dirs {
+        let d = home.join(format!("s{i}"));
+        fs::create_dir_all(&d).unwrap();
+        for k in 0..files {
+            fs::write(d.join(format!("f{k}")), "x").unwrap();
+        }
+        chown(&d, Some(ATTACKER), Some(ATTACKER)).unwrap();
+    }
+    chown(&home, Some(ATTACKER), Some(ATTACKER)).unwrap();
+    let mut swapper = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "perl",
+            "-e",
+            SWAPPER,
+        ])
+        .arg(&top)
+        .arg(&home)
+        .arg(&victim)
+        .arg(dirs.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = humfsify_as_root(&top, &["nobody", "nogroup", "1G"]);
+    let _ = swapper.kill();
+    tests::command::wait_bounded(&mut swapper, Duration::from_secs(10));
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut swapper.stdout.take().unwrap(), &mut said).unwrap();
+    assert_eq!(
+        said, "swapping\n",
+        "the swapper never ran during humfsify: {out:?}"
+    );
+    assert_eq!(
+        snapshot(&victim),
+        before,
+        "root's humfsify was raced into the victim directory: {out:?}"
+    );
+}

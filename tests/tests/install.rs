@@ -163,6 +163,10 @@ fn destdir_install_places_every_program_with_its_mode_man_page_and_completions()
         "uml_mconsole",
         "uml_switch",
         "uml-kernel",
+        "uml_watchdog",
+        "jail_uml",
+        "jailtest",
+        "uml_mount",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -181,6 +185,11 @@ fn destdir_install_places_every_program_with_its_mode_man_page_and_completions()
     // helpers beside each other in lib/uml.
     let uml_net = under(&destdir, &format!("{PREFIX}/bin/uml_net"));
     assert_eq!(mode(&uml_net), 0o4754);
+    // jail_uml, run by root, in sbin as Debian has it.
+    assert_eq!(
+        mode(&under(&destdir, &format!("{PREFIX}/sbin/jail_uml"))),
+        0o755
+    );
     for helper in ["port-helper", "in.telnetd"] {
         assert_eq!(
             mode(&under(&destdir, &format!("{PREFIX}/lib/uml/{helper}"))),

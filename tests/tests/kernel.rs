@@ -778,15 +778,11 @@ fn bad_command_lines_stop_the_boot_naming_the_switch() {
         let out = run(Command::new(our_bin("uml-kernel")).arg(arg), LIMIT);
         assert!(out.success() && out.stdout.contains(want), "{arg}: {out:?}");
     }
-    let mut k = Kern::spawn(
-        &home,
-        "unk",
-        &["foo=bar", "splash", "eth0=slirp,,/usr/bin/slirp"],
-    );
+    let mut k = Kern::spawn(&home, "unk", &["foo=bar", "splash", "eth0=ethertap"]);
     assert!(k.wait_output("Unknown kernel command line parameters \"foo=bar splash\", will be passed to user space.", LIMIT), "{}", k.output());
     assert!(k
         .output()
-        .contains("eth0=slirp,,/usr/bin/slirp: the slirp transport is not supported"));
+        .contains("eth0=ethertap: the ethertap transport is not supported"));
     k.type_line("halt");
     assert!(k.wait_exit(LIMIT).is_some());
 }

@@ -430,6 +430,61 @@ fn interactive_session_on_a_terminal() {
     assert!(!g.uml.mconsole_path().exists());
 }
 
+/// Tab completion as bash does it (a second Tab lists the candidates, the line stays),
+/// and `halt` in an interactive session ends it with a clear word instead of a
+/// `no such socket` on the next command.
+#[test]
+fn interactive_completion_lists_and_halt_ends_the_session() {
+    let dir = scratch();
+    let Some(mut guests) = boot_guests(dir.path(), &["mc-h"], &[]) else {
+        return;
+    };
+    let home = guests[0].uml.home.clone();
+    let mut term = PtySession::spawn(
+        Command::new(ours())
+            .arg("mc-h")
+            .env("HOME", &home)
+            .env("TERM", "xterm")
+            .current_dir(&home),
+    );
+    let t = Duration::from_secs(10);
+    assert!(term.expect("(mc-h) ", t), "no prompt: {}", term.screen());
+    term.send(b"s\t");
+    std::thread::sleep(Duration::from_millis(300));
+    term.send(b"\t");
+    for candidate in ["stack", "stop", "switch", "sysrq"] {
+        assert!(
+            term.screen().contains(candidate) || term.expect(candidate, t),
+            "second Tab did not list '{candidate}': {:?}",
+            term.screen()
+        );
+    }
+    // The line is still "s": completing on from there works.
+    term.send(b"ta\t");
+    assert!(term.expect("stack ", t), "line lost: {:?}", term.screen());
+    term.send(b"\x15halt\r"); // Ctrl-U clears the line
+    assert!(
+        term.expect("has halted; leaving the session", Duration::from_secs(20)),
+        "no word about the halted UML: {:?}",
+        term.screen()
+    );
+    let (status, killed) = term.wait(t);
+    assert!(
+        !killed && status.success(),
+        "after halt: {status:?}\n{}",
+        term.screen()
+    );
+    assert!(
+        !term.screen().contains("no such socket"),
+        "{}",
+        term.screen()
+    );
+    assert!(
+        guests[0].boot.wait_exit(LIMIT).is_some(),
+        "halt did not stop linux.uml"
+    );
+}
+
 #[test]
 fn stale_socket_silent_peer_and_missing_umid_fail_within_the_timeout() {
     let Some(c) = c_tool("uml_mconsole") else {

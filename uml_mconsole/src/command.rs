@@ -30,6 +30,9 @@ pub enum Command {
     ClientVersion,
     /// `int`: SIGINT to the UML's process.
     Interrupt,
+    /// `umlfs FD`: send our open descriptor FD (a /dev/fuse connection, from
+    /// uml_mount) to the UML with the request, as the C client does.
+    Umlfs(String),
     /// `NAME: command`: one command for another UML.
     Elsewhere { name: String, command: String },
     /// Anything else goes to the kernel as typed.
@@ -37,7 +40,15 @@ pub enum Command {
 }
 
 /// The local command names, for completion.
-pub const LOCAL_COMMANDS: &[&str] = &["quit", "help", "switch", "log", "mconsole-version", "int"];
+pub const LOCAL_COMMANDS: &[&str] = &[
+    "quit",
+    "help",
+    "switch",
+    "log",
+    "mconsole-version",
+    "int",
+    "umlfs",
+];
 
 /// The kernel's command names (linux 6.1), for completion.
 pub const KERNEL_COMMANDS: &[&str] = &[
@@ -74,6 +85,7 @@ pub fn parse(line: &str) -> Command {
         "log" => Command::Log(parse_log(rest)),
         "mconsole-version" => Command::ClientVersion,
         "int" => Command::Interrupt,
+        "umlfs" => Command::Umlfs(rest.trim().to_owned()),
         w if w.len() > 1 && w.ends_with(':') && !rest.trim().is_empty() => Command::Elsewhere {
             name: w[..w.len() - 1].to_owned(),
             command: rest.trim().to_owned(),

@@ -1,8 +1,12 @@
 //! The interactive session on a terminal: prompt `(NAME) `, line editing and history
 //! (kept across sessions in ~/.uml_mconsole_history), tab completion of command names
-//! and, after `switch`, of the UMLs found in the uml dirs.
+//! and, after `switch`, of the UMLs found in the uml dirs (as bash does: the common
+//! prefix, then a list of the candidates on the second Tab). When the UML goes away
+//! (`halt`, a reboot that ends it, or it dies), the session says so and ends.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -10,11 +14,12 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
+use uml_proto::umid::{probe_socket, SocketState};
 
 use crate::command::{KERNEL_COMMANDS, LOCAL_COMMANDS};
 use crate::render;
-use crate::session::Session;
+use crate::session::{Outcome, Session};
 
 /// The history file's name in the user's home.
 pub const HISTORY_FILE: &str = ".uml_mconsole_history";
@@ -121,8 +126,11 @@ pub fn run(
     history: Option<PathBuf>,
     as_json: bool,
 ) -> Result<(), String> {
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .build();
     let mut editor: Editor<Completion, DefaultHistory> =
-        Editor::new().map_err(|e| format!("cannot start line editing: {e}"))?;
+        Editor::with_config(config).map_err(|e| format!("cannot start line editing: {e}"))?;
     editor.set_helper(Some(completion));
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -144,14 +152,66 @@ pub fn run(
                 if outcome.quit {
                     return Ok(());
                 }
+                if let Some(why) = gone(session, line, &outcome) {
+                    let _ = writeln!(std::io::stderr(), "uml_mconsole: {why}");
+                    return Ok(());
+                }
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => {
-                println!();
+                let _ = writeln!(std::io::stdout());
                 return Ok(());
             }
             Err(e) => return Err(format!("reading the terminal: {e}")),
         }
+    }
+}
+
+/// Whether the session's UML is gone: its socket removed or nobody bound to it.
+fn socket_gone(session: &Session) -> bool {
+    session.socket().is_some_and(|s| {
+        matches!(
+            probe_socket(s),
+            Ok(SocketState::Missing | SocketState::Stale)
+        )
+    })
+}
+
+/// Polls `test` every 50 ms for at most `limit`; true as soon as it holds.
+fn within(limit: Duration, test: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if test() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// After a command: why the session cannot go on (the UML is gone), if it cannot.
+/// `halt` and `reboot` are followed until the socket goes (a reboot that brings the
+/// UML back keeps the session); any other failed command is checked once.
+fn gone(session: &Session, line: &str, outcome: &Outcome) -> Option<String> {
+    let name = session.name();
+    match line.split_whitespace().next() {
+        Some("halt") if outcome.ok() => within(Duration::from_secs(5), || socket_gone(session))
+            .then(|| format!("the UML '{name}' has halted; leaving the session")),
+        Some("reboot") if outcome.ok() => {
+            if !within(Duration::from_secs(3), || socket_gone(session)) {
+                return None;
+            }
+            let back = within(Duration::from_secs(10), || !socket_gone(session));
+            (!back).then(|| {
+                format!("the UML '{name}' did not come back from the reboot; leaving the session")
+            })
+        }
+        _ if outcome.error.is_some() && socket_gone(session) => {
+            Some(format!("the UML '{name}' is gone; leaving the session"))
+        }
+        _ => None,
     }
 }
 

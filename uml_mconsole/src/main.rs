@@ -28,7 +28,8 @@ fn usage_error(msg: &str) -> i32 {
 }
 
 fn fail(msg: impl std::fmt::Display) -> i32 {
-    eprintln!("uml_mconsole: {msg}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "uml_mconsole: {msg}");
     FAILURE
 }
 

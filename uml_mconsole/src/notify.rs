@@ -65,17 +65,7 @@ pub fn line(n: &Notification, as_json: bool) -> String {
 /// The text with its control characters escaped (`\n`, `\x1b`, ...), so that what a
 /// guest writes to /proc/mconsole cannot forge further lines (a fake `socket PATH`).
 fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::render::escape(text, false)
 }
 
 impl Listener {
@@ -116,7 +106,12 @@ impl Listener {
                         return Ok(());
                     }
                 }
-                Err(e) => eprintln!("uml_mconsole: {shown}: ignored a malformed notification: {e}"),
+                Err(e) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "uml_mconsole: {shown}: ignored a malformed notification: {e}"
+                    );
+                }
             }
         }
     }

@@ -97,9 +97,10 @@ impl Outcome {
                 self.pieces.push(Piece::Reply(r));
                 true
             }
-            Err(ClientError::CutShort(path, partial)) => {
-                let e = ClientError::CutShort(path, partial.clone());
-                self.pieces.push(Piece::Reply(partial));
+            Err(e @ (ClientError::CutShort(..) | ClientError::Overlong(..))) => {
+                if let ClientError::CutShort(_, partial) | ClientError::Overlong(_, partial) = &e {
+                    self.pieces.push(Piece::Reply(partial.clone()));
+                }
                 self.error = Some(e.to_string());
                 false
             }
@@ -185,6 +186,7 @@ impl Session {
             Command::Log(input) => self.log(&input),
             Command::ClientVersion => Outcome::plain(CLIENT_VERSION),
             Command::Interrupt => self.interrupt(),
+            Command::Umlfs(fd) => self.umlfs(&fd),
             Command::Elsewhere { name, command } => self.elsewhere(&name, &command),
             Command::Remote(text) => self.remote(&text),
         }
@@ -197,6 +199,22 @@ impl Session {
         match self.client() {
             Ok(c) => {
                 out.take(c.request(text.as_bytes()));
+            }
+            Err(e) => out.error = Some(e),
+        }
+        out
+    }
+
+    /// `umlfs FD`: the request `umlfs FD` with descriptor FD attached.
+    fn umlfs(&mut self, fd: &str) -> Outcome {
+        let Some(fd) = uml_proto::fdpass::inherited_fd(fd) else {
+            return Outcome::failed(format!("umlfs: {fd:?} is not an open file descriptor"));
+        };
+        let mut out = Outcome::default();
+        match self.client() {
+            Ok(c) => {
+                let text = format!("umlfs {}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+                out.take(c.request_with_fd(text.as_bytes(), fd));
             }
             Err(e) => out.error = Some(e),
         }

@@ -5,13 +5,12 @@
 pub mod cli;
 
 use std::fmt;
-use std::fs::{File, Permissions};
+use std::fs::Permissions;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use uml_proto::cow::{absolute_backing_path, write_new_cow, BackingInfo, CowHeader, CowVersion};
+use uml_proto::cow::{write_new_cow, CowHeader, CowVersion, NewCow, NewCowError};
 use uml_proto::fsutil::{new_file_mode, parent_dir, sync_parent_dir};
 
 /// What to create.
@@ -69,13 +68,17 @@ fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> MkcowError
 
 /// Creates the COW file and returns its header.
 pub fn make_cow(req: &MkcowRequest) -> Result<CowHeader, MkcowError> {
-    let abs = absolute_backing_path(&req.backing).map_err(io_err(&req.backing, "open"))?;
-    let backing = File::open(&abs).map_err(io_err(&req.backing, "open"))?;
-    let info = BackingInfo::of_file(&backing).map_err(io_err(&req.backing, "stat"))?;
-    let path_bytes = abs.as_os_str().as_bytes().to_vec();
-    if path_bytes.len() > CowHeader::max_path_len(CowVersion::V3) {
-        return Err(MkcowError::PathTooLong(req.backing.clone()));
-    }
+    let NewCow {
+        header,
+        backing,
+        backing_path: _,
+    } = NewCow::over(&req.backing).map_err(|e| match e {
+        NewCowError::PathTooLong(p) => MkcowError::PathTooLong(p),
+        NewCowError::Io {
+            op: "stat", source, ..
+        } => io_err(&req.backing, "stat")(source),
+        NewCowError::Io { source, .. } => io_err(&req.backing, "open")(source),
+    })?;
     match std::fs::symlink_metadata(&req.cow) {
         Ok(_) if !req.force => return Err(MkcowError::Exists(req.cow.clone())),
         _ => {}
@@ -86,7 +89,6 @@ pub fn make_cow(req: &MkcowRequest) -> Result<CowHeader, MkcowError> {
             return Err(MkcowError::SameFile(req.cow.clone()));
         }
     }
-    let header = CowHeader::new_v3(path_bytes, info.header_mtime(), info.size);
 
     let dir = parent_dir(&req.cow);
     let tmp = tempfile::Builder::new()

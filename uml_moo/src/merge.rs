@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions, Permissions};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use uml_proto::cow::{lock_whole_file, BackingInfo, CowFile};
+use uml_proto::cow::{lock_whole_file, BackingChoice, BackingInfo, CowFile};
 use uml_proto::fsutil::{new_file_mode, parent_dir, sync_parent_dir};
 
 use crate::engine::{copy_merge, in_place_merge, LoopError};
@@ -57,14 +57,16 @@ fn open_cow(req: &MergeRequest) -> Result<(CowFile, PathBuf), MooError> {
             )),
         });
     }
-    lock_whole_file(&cow.file, false).map_err(|source| MooError::Locked {
+    cow.lock(false).map_err(|source| MooError::Locked {
         path: req.cow.clone(),
         source,
     })?;
-    let backing = req
-        .backing
-        .clone()
-        .unwrap_or_else(|| cow.header.backing_path());
+    // `-b` names the file to use (moved or not, the checks follow), even when it is the
+    // header's under another name.
+    let backing = match cow.find_backing(req.backing.as_deref()) {
+        BackingChoice::Header(p) => req.backing.clone().unwrap_or(p),
+        BackingChoice::Moved { asked, .. } | BackingChoice::Mismatch { asked, .. } => asked,
+    };
     Ok((cow, backing))
 }
 

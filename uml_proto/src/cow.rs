@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 
 use byteorder::{BigEndian, ByteOrder, NativeEndian};
 
+mod backing;
 mod bitmap;
 mod file;
 mod lock;
 
+pub use backing::{BackingChoice, BackingError, NewCow, NewCowError};
 pub use bitmap::{bitmap_bytes, SectorBitmap, SetRuns};
-pub use file::{CowFile, CowFileError};
+pub use file::{CowFile, CowFileError, BITMAP_WRITE_CHUNK};
 pub use lock::{lock_whole_file, LockError};
 
 /// The magic number at offset 0 of every COW header.

@@ -7,6 +7,7 @@
 pub mod arp;
 pub mod cow;
 pub mod ether;
+pub mod ext2;
 pub mod fdpass;
 pub mod fsutil;
 pub mod helper;

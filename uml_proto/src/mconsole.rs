@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -441,6 +441,9 @@ pub enum ClientError {
     /// A streamed reply stopped before its last packet (the kernel drops packets when
     /// our queue is full); what arrived is kept.
     CutShort(PathBuf, Response),
+    /// An answer longer than [`MAX_RESPONSE`] or still coming after the whole
+    /// timeout: cut off there; what arrived is kept.
+    Overlong(PathBuf, Response),
 }
 
 fn secs(d: &Duration) -> String {
@@ -480,6 +483,14 @@ impl fmt::Display for ClientError {
                 p.display(),
                 r.packets
             ),
+            ClientError::Overlong(p, r) => write!(
+                f,
+                "{}: reply cut off after {} bytes in {} packets (longer than {MAX_RESPONSE} \
+                 bytes or than the whole timeout allows)",
+                p.display(),
+                r.text.len(),
+                r.packets
+            ),
         }
     }
 }
@@ -494,35 +505,51 @@ pub struct Timeouts {
     /// Between packets of a multi-packet reply: the kernel sends all of them at once,
     /// so a longer silence means the rest was dropped.
     pub gap: Duration,
+    /// For the whole answer: a kernel that keeps sending is cut off.
+    pub whole: Duration,
 }
 
 impl Timeouts {
-    /// `reply` for the first packet, and the smaller of `reply` and 2 s between packets.
+    /// `reply` for the first packet, the smaller of `reply` and 2 s between packets,
+    /// and 30 s or three times `reply` (the longer) for the whole answer.
     pub fn new(reply: Duration) -> Timeouts {
         Timeouts {
             reply,
             gap: reply.min(Duration::from_secs(2)),
+            whole: (reply * 3).max(Duration::from_secs(30)),
         }
     }
 }
 
-/// A client bound to a kernel-chosen abstract address (unique, nothing to clean up),
-/// talking to one mconsole socket.
+/// The most text one answer may carry (`sysrq t` of a busy guest is a few hundred
+/// KiB); a longer one is cut off with [`ClientError::Overlong`].
+pub const MAX_RESPONSE: usize = 4 << 20;
+
+/// The receive buffer the client asks for: room for a burst of reply packets (the
+/// kernel caps it at net.core.rmem_max). What matters more for `sysrq m` (15 packets
+/// sent at once): a unix datagram socket's queue is limited to net.unix.max_dgram_qlen
+/// (10) packets, and the kernel drops the rest a non-blocking sender like the UML
+/// sends, except when the receiving socket is connected to the sender, as the
+/// client's is. The sender's own buffer is then the only bound.
+pub const RECEIVE_BUFFER: usize = 1 << 20;
+
+/// A client bound to a kernel-chosen abstract address (unique, nothing to clean up)
+/// and connected to one mconsole socket: the kernel then delivers to it only what
+/// that socket sends, so nobody else can answer in the UML's name.
 pub struct Client {
     sock: UnixDatagram,
     path: PathBuf,
     timeouts: Timeouts,
     /// Twice the largest reply: a longer datagram arrives cut and fails to parse.
     buf: Vec<u8>,
-    /// The receive timeout currently set on the socket (to skip needless setsockopt).
-    read_timeout: Option<Duration>,
-    /// An earlier answer was abandoned: packets of it may still arrive.
-    dirty: bool,
 }
 
-/// A datagram socket autobound by the kernel to a fresh abstract address.
+/// A datagram socket autobound by the kernel to a fresh abstract address, with a
+/// large receive buffer where the kernel allows it.
 fn autobound_socket() -> io::Result<UnixDatagram> {
-    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, UnixAddr,
+    };
     let fd: OwnedFd = socket(
         AddressFamily::Unix,
         SockType::Datagram,
@@ -530,6 +557,8 @@ fn autobound_socket() -> io::Result<UnixDatagram> {
         None,
     )?;
     bind(fd.as_raw_fd(), &UnixAddr::new_unnamed())?;
+    // Best effort: a smaller buffer still works, only less slack.
+    let _ = setsockopt(&fd, sockopt::RcvBuf, &RECEIVE_BUFFER);
     Ok(UnixDatagram::from(fd))
 }
 
@@ -539,6 +568,22 @@ fn classify_send_error(path: &Path, e: io::Error, timeout: Duration) -> ClientEr
         Some(libc::ECONNREFUSED) => ClientError::NotListening(path.to_owned()),
         Some(libc::EAGAIN) => ClientError::Timeout(path.to_owned(), timeout),
         _ => ClientError::Send(path.to_owned(), e),
+    }
+}
+
+/// Waits until `sock` has a datagram, at most `wait`; false on timeout.
+fn readable(sock: &UnixDatagram, wait: Duration) -> io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, timeout) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -553,8 +598,6 @@ impl Client {
             path: path.to_owned(),
             timeouts,
             buf: vec![0u8; 2 * MAX_REPLY_LEN],
-            read_timeout: None,
-            dirty: false,
         })
     }
 
@@ -563,89 +606,114 @@ impl Client {
         &self.path
     }
 
-    /// Throws away datagrams left over from an earlier, abandoned request.
-    fn drain_stale(&mut self) {
+    /// Connects to the UML's socket (again: a rebooted UML made a new one), then
+    /// throws away whatever was queued before: an earlier, abandoned answer, or
+    /// anything someone sent before the connection shut everyone else out.
+    fn connect(&mut self) -> Result<(), ClientError> {
         use nix::sys::socket::{recv, MsgFlags};
-        if self.dirty {
-            while recv(self.sock.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT).is_ok() {}
-            self.dirty = false;
+        self.sock
+            .connect(&self.path)
+            .map_err(|e| classify_send_error(&self.path, e, self.timeouts.reply))?;
+        let most = MAX_RESPONSE / MAX_REPLY_PIECE + 16;
+        for _ in 0..most {
+            if recv(self.sock.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT).is_err() {
+                break;
+            }
         }
+        Ok(())
     }
 
-    /// Sends `command` without waiting for the answer.
-    pub fn send(&self, command: &[u8]) -> Result<(), ClientError> {
+    /// Connects and sends `command` without waiting for the answer.
+    pub fn send(&mut self, command: &[u8]) -> Result<(), ClientError> {
         let req = Request::new(command).map_err(|_| ClientError::TooLong(command.len()))?;
         let mut out = [0u8; REQUEST_LEN];
         let n = req.emit(&mut out).expect("a request fits its buffer");
+        self.connect()?;
         self.sock
-            .send_to(&out[..n], &self.path)
+            .send(&out[..n])
             .map_err(|e| classify_send_error(&self.path, e, self.timeouts.reply))?;
         Ok(())
     }
 
-    /// Receives one packet, waiting at most `wait`; None on timeout. Reading quickly
-    /// matters: the kernel drops what does not fit our queue.
-    fn recv_packet(&mut self, wait: Duration) -> Result<Option<Reply>, ClientError> {
-        let wait = wait.max(Duration::from_millis(1));
-        if self.read_timeout != Some(wait) {
-            self.sock
-                .set_read_timeout(Some(wait))
-                .map_err(|e| ClientError::Recv(self.path.clone(), e))?;
-            self.read_timeout = Some(wait);
-        }
-        match self.sock.recv(&mut self.buf) {
-            Ok(n) => Reply::parse(&self.buf[..n])
-                .map(Some)
-                .map_err(|e| ClientError::Malformed(self.path.clone(), e)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(ClientError::Recv(self.path.clone(), e)),
-        }
+    /// Sends `command` with `fd` attached (SCM_RIGHTS), as the C client's `umlfs`
+    /// sends a /dev/fuse descriptor, without waiting for the answer.
+    pub fn send_with_fd(&mut self, command: &[u8], fd: BorrowedFd<'_>) -> Result<(), ClientError> {
+        let req = Request::new(command).map_err(|_| ClientError::TooLong(command.len()))?;
+        let mut out = [0u8; REQUEST_LEN];
+        let n = req.emit(&mut out).expect("a request fits its buffer");
+        self.connect()?;
+        crate::fdpass::send_fd_to(self.sock.as_fd(), &self.path, &out[..n], fd)
+            .map_err(|e| classify_send_error(&self.path, e, self.timeouts.reply))?;
+        Ok(())
+    }
+
+    /// Sends `command` with `fd` attached and returns the whole answer.
+    pub fn request_with_fd(
+        &mut self,
+        command: &[u8],
+        fd: BorrowedFd<'_>,
+    ) -> Result<Response, ClientError> {
+        self.send_with_fd(command, fd)?;
+        self.receive()
     }
 
     /// Receives every packet of one answer: until a packet without `more`. The first
-    /// packet may take the reply timeout; each further one at most the gap timeout.
+    /// packet may take the reply timeout; each further one at most the gap timeout;
+    /// the whole answer at most [`MAX_RESPONSE`] bytes and the whole timeout.
+    ///
+    /// The kernel drops reply packets that do not fit our queue, so queued packets
+    /// are taken one after another with a non-blocking receive and nothing else in
+    /// between; only an empty queue costs a poll.
     pub fn receive(&mut self) -> Result<Response, ClientError> {
-        let result = self.receive_all();
-        self.dirty = result.is_err();
-        result
-    }
-
-    fn receive_all(&mut self) -> Result<Response, ClientError> {
+        use nix::errno::Errno;
+        use nix::sys::socket::{recv, MsgFlags};
+        let start = std::time::Instant::now();
         let mut resp = Response::default();
         loop {
+            match recv(self.sock.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => {
+                    let packet = Reply::parse(&self.buf[..n])
+                        .map_err(|e| ClientError::Malformed(self.path.clone(), e))?;
+                    if resp.packets == 0 {
+                        resp.err = packet.err;
+                    }
+                    resp.packets += 1;
+                    resp.text.extend_from_slice(&packet.text);
+                    if !packet.more {
+                        return Ok(resp);
+                    }
+                    if resp.text.len() > MAX_RESPONSE {
+                        return Err(ClientError::Overlong(self.path.clone(), resp));
+                    }
+                    continue;
+                }
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(ClientError::Recv(self.path.clone(), e.into())),
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= self.timeouts.whole {
+                return Err(ClientError::Overlong(self.path.clone(), resp));
+            }
             let wait = if resp.packets == 0 {
                 self.timeouts.reply
             } else {
                 self.timeouts.gap
             };
-            let Some(packet) = self.recv_packet(wait)? else {
+            let wait = wait.min(self.timeouts.whole - elapsed);
+            let ready =
+                readable(&self.sock, wait).map_err(|e| ClientError::Recv(self.path.clone(), e))?;
+            if !ready && start.elapsed() < self.timeouts.whole {
                 return Err(if resp.packets == 0 {
                     ClientError::Timeout(self.path.clone(), self.timeouts.reply)
                 } else {
                     ClientError::CutShort(self.path.clone(), resp)
                 });
-            };
-            if resp.packets == 0 {
-                resp.err = packet.err;
-            }
-            resp.packets += 1;
-            resp.text.extend_from_slice(&packet.text);
-            if !packet.more {
-                return Ok(resp);
             }
         }
     }
 
     /// Sends `command` and returns the whole answer.
     pub fn request(&mut self, command: &[u8]) -> Result<Response, ClientError> {
-        self.drain_stale();
         self.send(command)?;
         self.receive()
     }
@@ -890,6 +958,7 @@ mod tests {
         let t = Timeouts {
             reply: Duration::from_secs(5),
             gap: Duration::from_millis(200),
+            whole: Duration::from_secs(30),
         };
         let mut c = Client::new(&path, t).unwrap();
         match c.request(b"stack 1") {
@@ -924,5 +993,19 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, ClientError::NotListening(_)), "{e}");
         assert!(e.to_string().contains("stale"));
+    }
+
+    #[test]
+    fn a_request_with_a_descriptor_carries_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mconsole");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let mut client = Client::new(&path, Timeouts::new(Duration::from_secs(2))).unwrap();
+        client.send_with_fd(b"umlfs 7", file.as_fd()).unwrap();
+        let mut buf = [0u8; REQUEST_LEN];
+        let (n, fd) = crate::fdpass::recv_fd(server.as_fd(), &mut buf).unwrap();
+        assert_eq!(Request::parse(&buf[..n]).unwrap().command, b"umlfs 7");
+        assert!(fd.is_some());
     }
 }

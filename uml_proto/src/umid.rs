@@ -428,11 +428,15 @@ pub struct ResolveError {
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "no UML named '{}' (tried ", self.name)?;
-        for (i, (p, _)) in self.tried.iter().enumerate() {
+        for (i, (p, e)) in self.tried.iter().enumerate() {
             if i > 0 {
                 write!(f, ", ")?;
             }
-            write!(f, "{}", p.display())?;
+            match e.kind() {
+                // Why a socket that is there was passed over.
+                io::ErrorKind::Other => write!(f, "{e}")?,
+                _ => write!(f, "{}", p.display())?,
+            }
         }
         write!(f, ")")
     }
@@ -440,7 +444,44 @@ impl fmt::Display for ResolveError {
 
 impl std::error::Error for ResolveError {}
 
-/// The first candidate that exists. A name that is a umid directory resolves to the
+/// Whether a socket in a directory everyone can write to (/tmp/uml) may be used by
+/// the user `euid`: the socket, its umid directory and the directory above must be
+/// that user's or root's, none of them a symlink, the umid directory writable by its
+/// owner only and the one above either that or sticky. Anyone else could have
+/// planted the socket (and would receive the commands, `halt` included).
+pub fn trusted_shared_socket(socket: &Path, euid: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |what: &Path, why: String| {
+        Err(io::Error::other(format!(
+            "{}: {why}; not trusted",
+            what.display()
+        )))
+    };
+    let umid_dir = crate::fsutil::parent_dir(socket);
+    let above = crate::fsutil::parent_dir(umid_dir);
+    for (path, is_socket) in [(socket, true), (umid_dir, false), (above, false)] {
+        let m = std::fs::symlink_metadata(path)?;
+        let ft = m.file_type();
+        if ft.is_symlink() || (is_socket && !ft.is_socket()) || (!is_socket && !ft.is_dir()) {
+            return refuse(path, "a symlink or not what it should be".into());
+        }
+        if m.uid() != euid && m.uid() != 0 {
+            return refuse(
+                path,
+                format!("owned by uid {}, neither you nor root", m.uid()),
+            );
+        }
+        let group_or_other_write = m.mode() & 0o022 != 0;
+        let sticky = m.mode() & 0o1000 != 0;
+        if !is_socket && group_or_other_write && (path == umid_dir || !sticky) {
+            return refuse(path, "writable by others".into());
+        }
+    }
+    Ok(())
+}
+
+/// The first candidate that exists (for /tmp/uml, only one that
+/// [`trusted_shared_socket`] accepts). A name that is a umid directory resolves to the
 /// socket inside it.
 pub fn resolve(
     name: &str,
@@ -452,8 +493,15 @@ pub fn resolve(
         if c.origin == Origin::Path && c.socket.is_dir() {
             c.socket = c.socket.join(SOCKET_FILE);
         }
-        match std::fs::metadata(&c.socket) {
-            Ok(_) => return Ok(c),
+        let found = match std::fs::metadata(&c.socket) {
+            Ok(_) if c.origin == Origin::TmpUml => {
+                trusted_shared_socket(&c.socket, nix::unistd::geteuid().as_raw())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(()) => return Ok(c),
             Err(e) => tried.push((c.socket, e)),
         }
     }
@@ -516,6 +564,34 @@ mod tests {
         let e = resolve("nope-xyz", Some(home.path()), None).unwrap_err();
         assert_eq!(e.tried.len(), 3);
         assert!(e.to_string().contains("no UML named 'nope-xyz'"));
+    }
+
+    #[test]
+    fn shared_sockets_must_be_the_callers_or_roots() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let shared = root.path().join("uml");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let d = UmidDir::new(&shared, "vm");
+        std::fs::create_dir(&d.dir).unwrap();
+        std::fs::set_permissions(&d.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let _s = UnixDatagram::bind(d.mconsole()).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        trusted_shared_socket(&d.mconsole(), me).unwrap();
+        if me == 0 {
+            // Root's files are trusted by everyone; someone else's are not.
+            trusted_shared_socket(&d.mconsole(), 4242).unwrap();
+        } else {
+            let e = trusted_shared_socket(&d.mconsole(), me + 1).unwrap_err();
+            assert!(e.to_string().contains("neither you nor root"), "{e}");
+        }
+        std::fs::set_permissions(&d.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = trusted_shared_socket(&d.mconsole(), me).unwrap_err();
+        assert!(e.to_string().contains("writable by others"), "{e}");
+        std::fs::set_permissions(&d.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(trusted_shared_socket(&d.mconsole(), me).is_err());
     }
 
     #[test]

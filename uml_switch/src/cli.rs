@@ -42,7 +42,7 @@ pub struct Args {
     /// Write every forwarded frame to FILE as pcap ("-": stdout)
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
-    /// Reach another host through an overlay (repeatable): vxlan:REMOTE[:PORT],vni=N[,local=ADDR][,group=MCAST]; gre:REMOTE[,key=K]; l2tpv3:REMOTE,rx_session=N,tx_session=N[,udp=1,srcport=P,dstport=P][,rx_cookie=C,tx_cookie=C][,counter=1] (linux.uml's vector option names)
+    /// Reach other hosts through an overlay (repeatable). SPEC: vxlan:REMOTE[:PORT],vni=N with optional local=ADDR, group=MCAST; gre:REMOTE with optional key=K (or rx_key=K,tx_key=K), sequence=1; l2tpv3:REMOTE,rx_session=N,tx_session=N with optional udp=1, srcport=P, dstport=P, rx_cookie=C, tx_cookie=C, cookie64=1, counter=1 (linux.uml's vector option names)
     #[arg(long, value_name = "SPEC")]
     pub uplink: Vec<String>,
     /// Answer management commands (show, ports, macs, uplinks, help: one per line) with one JSON object per line on this unix socket

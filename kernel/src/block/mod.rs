@@ -19,8 +19,44 @@ pub struct Slot {
     pub open: Option<Ubd>,
 }
 
-/// A reply for mconsole: error value (0 = OK) and text.
-pub type Answer = (i32, String);
+pub use crate::mconsole::Answer;
+
+/// Why a block device cannot be used.
+#[derive(Debug)]
+pub enum BlockError {
+    /// Device `dev`'s file would not open (the log has the details).
+    Open {
+        dev: usize,
+        file: PathBuf,
+        error: ubd::OpenError,
+    },
+    /// A name that is no ubd device.
+    NoSuchDevice(String),
+    /// A ubd device that is not configured or not open.
+    NotPresent(String),
+    /// Flushing device `dev` failed.
+    Sync { dev: usize, source: std::io::Error },
+}
+
+impl std::fmt::Display for BlockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockError::Open { dev, file, error } => write!(
+                f,
+                "ubd{dev}: Can't open \"{}\": {}",
+                file.display(),
+                error.lines.first().map(String::as_str).unwrap_or_default()
+            ),
+            BlockError::NoSuchDevice(name) => {
+                write!(f, "{name}: no such device (ubda..ubdp or 0..15)")
+            }
+            BlockError::NotPresent(name) => write!(f, "{name}: device not present"),
+            BlockError::Sync { dev, source } => write!(f, "ubd{dev}: sync failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for BlockError {}
 
 #[derive(Debug)]
 pub struct Disks {
@@ -43,7 +79,7 @@ impl Disks {
     }
 
     /// Opens a device, logging what the kernel would; Err carries the reason.
-    pub fn attach(&mut self, spec: UbdSpec, log: &mut KernelLog) -> Result<(), String> {
+    pub fn attach(&mut self, spec: UbdSpec, log: &mut KernelLog) -> Result<(), BlockError> {
         let n = spec.index;
         let result = Ubd::open(&spec);
         let mut slot = Slot {
@@ -56,7 +92,7 @@ impl Disks {
                 for note in notes {
                     log.info(note);
                 }
-                if let Some(c) = &dev.cow {
+                if let Some(c) = dev.cow() {
                     slot.backing = Some(c.backing_path.clone());
                 }
                 slot.open = Some(dev);
@@ -69,17 +105,32 @@ impl Disks {
                 if let Some(b) = e.header_backing.clone() {
                     slot.backing = Some(b);
                 }
-                let msg = format!(
-                    "ubd{n}: Can't open \"{}\": {}",
-                    slot.spec.file.display(),
-                    e.lines.first().cloned().unwrap_or_default()
-                );
-                log.err(&msg);
-                Err(msg)
+                let e = BlockError::Open {
+                    dev: n,
+                    file: slot.spec.file.clone(),
+                    error: e,
+                };
+                log.err(e.to_string());
+                Err(e)
             }
         };
         self.slots[n] = Some(slot);
         outcome
+    }
+
+    /// mconsole `config ubd<N>[=...]`; None when `arg` names another device.
+    pub fn config(&mut self, arg: &str, log: &mut KernelLog) -> Option<Answer> {
+        let rest = arg.strip_prefix("ubd")?;
+        Some(if arg.contains('=') {
+            self.config_add(arg, log)
+        } else {
+            self.config_query(rest)
+        })
+    }
+
+    /// mconsole `remove ubd<N>`; None when `arg` names another device.
+    pub fn remove_dev(&mut self, arg: &str) -> Option<Answer> {
+        Some(self.remove(arg.strip_prefix("ubd")?))
     }
 
     /// `config ubd<N>=...`: add a device (errors answered as the kernel does; open
@@ -142,7 +193,7 @@ impl Disks {
     }
 
     /// The open device called `name` (`ubda`, `ubd0`, `/dev/ubda`, `0`).
-    pub fn lookup(&mut self, name: &str) -> Result<&mut Ubd, String> {
+    pub fn lookup(&mut self, name: &str) -> Result<&mut Ubd, BlockError> {
         let bare = name.trim_start_matches("/dev/");
         let idx = bare
             .strip_prefix("ubd")
@@ -151,20 +202,20 @@ impl Disks {
                 _ => None,
             })
             .or_else(|| bare.parse::<usize>().ok().filter(|&n| n < MAX_UBD));
-        let n = idx.ok_or_else(|| format!("{name}: no such device (ubda..ubdp or 0..15)"))?;
+        let n = idx.ok_or_else(|| BlockError::NoSuchDevice(name.to_owned()))?;
         self.slots[n]
             .as_mut()
             .and_then(|s| s.open.as_mut())
-            .ok_or_else(|| format!("{name}: device not present"))
+            .ok_or_else(|| BlockError::NotPresent(name.to_owned()))
     }
 
     /// Flushes every open device.
-    pub fn sync_all(&self) -> Vec<String> {
+    pub fn sync_all(&self) -> Vec<BlockError> {
         let mut errors = Vec::new();
         for (n, slot) in self.slots.iter().enumerate() {
             if let Some(Some(dev)) = slot.as_ref().map(|s| s.open.as_ref()) {
-                if let Err(e) = dev.flush() {
-                    errors.push(format!("ubd{n}: sync failed: {e}"));
+                if let Err(source) = dev.flush() {
+                    errors.push(BlockError::Sync { dev: n, source });
                 }
             }
         }

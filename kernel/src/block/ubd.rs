@@ -1,7 +1,9 @@
 //! One ubd device: a host image file, or a COW file over a read-only backing file,
 //! opened the way linux.uml opens it (reference cow.md §4): write lock unless shared,
 //! COW created when missing, backing path checked (and switched when a moved backing
-//! file still matches), size and mtime validated, backing read-locked.
+//! file still matches), size and mtime validated, backing read-locked. The COW format,
+//! locks, backing-file choice and bitmap I/O are uml_proto's COW image API; this module
+//! holds the kernel's policy and log texts.
 //!
 //! Writes to a COW put the data in place and make it durable before the bitmap bit
 //! that exposes it is written, so a crash can never show a sector whose data is not
@@ -9,39 +11,44 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use uml_proto::cow::{
-    self, absolute_backing_path, lock_whole_file, read_header, write_new_cow, BackingInfo,
-    CowGeometry, CowHeader, SectorBitmap,
+    self, lock_whole_file, read_header, write_new_cow, BackingChoice, BackingError, CowFile,
+    NewCow, NewCowError, SectorBitmap,
 };
 
 use crate::cmdline::UbdSpec;
 
 /// The sector size the guest sees.
 pub const SECTOR: u64 = 512;
-/// The kernel rewrites the on-disk bitmap in pieces of this many bytes.
-const BITMAP_CHUNK: u64 = 16;
 
 /// An opened ubd device.
 #[derive(Debug)]
 pub struct Ubd {
-    pub file: File,
+    medium: Medium,
     pub writable: bool,
     /// Bytes the guest sees.
     pub size: u64,
-    pub cow: Option<Cow>,
     sync: bool,
+}
+
+/// What a device's sectors are read from and written to.
+#[derive(Debug)]
+enum Medium {
+    /// A plain image file.
+    Plain(File),
+    Cow(Cow),
 }
 
 /// The COW side of a device.
 #[derive(Debug)]
 pub struct Cow {
+    /// The COW file: descriptor, header, geometry.
+    pub image: CowFile,
     pub backing: File,
     pub backing_path: PathBuf,
-    pub header: CowHeader,
-    pub geometry: CowGeometry,
     pub bitmap: SectorBitmap,
 }
 
@@ -59,6 +66,8 @@ impl std::fmt::Display for OpenError {
         f.write_str(&self.lines.join("; "))
     }
 }
+
+impl std::error::Error for OpenError {}
 
 fn fail(lines: Vec<String>) -> OpenError {
     OpenError {
@@ -92,6 +101,15 @@ fn open_image(spec: &UbdSpec, create: bool) -> io::Result<(File, bool)> {
         }
     }
     Ok((File::open(&spec.file)?, false))
+}
+
+/// The log line for a backing file named on the command line that is not the header's.
+fn mismatch(asked: &Path, header: &Path, cow_name: &str) -> String {
+    format!(
+        "Backing file mismatch - \"{}\" requested, \"{}\" specified in COW header of \"{cow_name}\"",
+        show(asked),
+        show(header)
+    )
 }
 
 fn lock(
@@ -158,10 +176,9 @@ impl Ubd {
             )])
         })?;
         Ok(Ubd {
-            file,
+            medium: Medium::Plain(file),
             writable,
             size,
-            cow: None,
             sync,
         })
     }
@@ -172,29 +189,28 @@ impl Ubd {
             .as_deref()
             .expect("create_cow needs a backing file");
         let cow_name = show(&spec.file);
-        let backing = File::open(backing_arg).map_err(|e| {
-            fail(vec![format!(
-                "Failed to open backing file \"{}\" of \"{cow_name}\": {e}",
-                show(backing_arg)
-            )])
+        let new = NewCow::over(backing_arg).map_err(|e| {
+            fail(vec![match e {
+                NewCowError::Io {
+                    op: "make absolute",
+                    source,
+                    ..
+                } => format!("Couldn't make \"{}\" absolute: {source}", show(backing_arg)),
+                NewCowError::Io {
+                    op: "stat", source, ..
+                } => format!(
+                    "Couldn't stat backing file \"{}\": {source}",
+                    show(backing_arg)
+                ),
+                NewCowError::Io { source, .. } => format!(
+                    "Failed to open backing file \"{}\" of \"{cow_name}\": {source}",
+                    show(backing_arg)
+                ),
+                NewCowError::PathTooLong(_) => {
+                    format!("Backing file name too long for the COW header of \"{cow_name}\"")
+                }
+            }])
         })?;
-        let info = BackingInfo::of_file(&backing).map_err(|e| {
-            fail(vec![format!(
-                "Couldn't stat backing file \"{}\": {e}",
-                show(backing_arg)
-            )])
-        })?;
-        let abs = absolute_backing_path(backing_arg).map_err(|e| {
-            fail(vec![format!(
-                "Couldn't make \"{}\" absolute: {e}",
-                show(backing_arg)
-            )])
-        })?;
-        let header = CowHeader::new_v3(
-            abs.as_os_str().as_encoded_bytes().to_vec(),
-            info.header_mtime(),
-            info.size,
-        );
         notes.push(format!(
             "Creating \"{cow_name}\" as COW file for \"{}\"",
             show(backing_arg)
@@ -210,14 +226,22 @@ impl Ubd {
             )]));
         }
         lock(spec, &file, &spec.file, true, &mut notes)?;
-        if let Err(e) = write_new_cow(&file, &header).and_then(|_| file.sync_all()) {
+        if let Err(e) = write_new_cow(&file, &new.header).and_then(|_| file.sync_all()) {
             let _ = std::fs::remove_file(&spec.file);
             return Err(fail(vec![format!(
                 "Failed to write COW header of \"{cow_name}\": {e}"
             )]));
         }
-        lock(spec, &backing, backing_arg, false, &mut notes)?;
-        let ubd = Ubd::with_cow(file, writable, spec.flags.sync, backing, abs, header)?;
+        lock(spec, &new.backing, backing_arg, false, &mut notes)?;
+        let image = CowFile::from_open(&spec.file, file, new.header)
+            .map_err(|e| fail(vec![e.to_string()]))?;
+        let ubd = Ubd::with_cow(
+            image,
+            writable,
+            spec.flags.sync,
+            new.backing,
+            new.backing_path,
+        )?;
         Ok((ubd, notes))
     }
 
@@ -225,77 +249,99 @@ impl Ubd {
         spec: &UbdSpec,
         file: File,
         writable: bool,
-        mut header: CowHeader,
+        header: cow::CowHeader,
         mut notes: Notes,
     ) -> Result<(Ubd, Notes), OpenError> {
         let cow_name = show(&spec.file);
-        let header_path = header.backing_path();
+        let mut image =
+            CowFile::from_open(&spec.file, file, header).map_err(|e| fail(vec![e.to_string()]))?;
+        let header_path = image.header.backing_path();
         let mut chosen = header_path.clone();
-        if let Some(asked) = &spec.backing {
-            if !same_file(asked, &header_path) {
-                notes.push(format!(
-                    "Backing file mismatch - \"{}\" requested, \"{}\" specified in COW header of \"{cow_name}\"",
-                    show(asked),
-                    show(&header_path)
-                ));
-                if backing_matches(asked, &header) {
-                    notes.push(format!("Switching backing file to '{}'", show(asked)));
-                    header = switch_backing(&file, writable, header, asked, &cow_name)?;
-                    chosen = header.backing_path();
-                }
+        match image.find_backing(spec.backing.as_deref()) {
+            BackingChoice::Header(_) => {}
+            BackingChoice::Mismatch { asked, header } => {
+                notes.push(mismatch(&asked, &header, &cow_name))
+            }
+            BackingChoice::Moved { asked, header } => {
+                notes.push(mismatch(&asked, &header, &cow_name));
+                notes.push(format!("Switching backing file to '{}'", show(&asked)));
+                // Read-only: the new path is used for this boot only.
+                image.switch_backing(&asked, writable).map_err(|e| {
+                    fail(vec![match e {
+                        NewCowError::PathTooLong(_) => format!(
+                            "Backing file name too long for the COW header of \"{cow_name}\""
+                        ),
+                        NewCowError::Io {
+                            op: "make absolute",
+                            source,
+                            ..
+                        } => format!("Couldn't make \"{}\" absolute: {source}", show(&asked)),
+                        NewCowError::Io { source, .. } => {
+                            format!("Failed to rewrite COW header of \"{cow_name}\": {source}")
+                        }
+                    }])
+                })?;
+                chosen = image.header.backing_path();
             }
         }
         let with_header = |lines: Vec<String>| OpenError {
             lines,
             header_backing: Some(header_path.clone()),
         };
-        let backing = File::open(&chosen).map_err(|e| {
-            with_header(vec![
-                format!("Failed to open backing file \"{}\": {e}", show(&chosen)),
-                format!(
-                    "Failed to open '{cow_name}', errno = {}",
-                    e.raw_os_error().unwrap_or(0)
-                ),
-            ])
-        })?;
-        let info = BackingInfo::of_file(&backing)
-            .map_err(|e| with_header(vec![format!("Couldn't stat \"{}\": {e}", show(&chosen))]))?;
-        if let Err(m) = header.check_backing(&info) {
-            return Err(with_header(vec![
-                m.to_string(),
-                format!("Failed to open '{cow_name}', errno = {}", libc::EINVAL),
-            ]));
-        }
+        let backing = match image.open_backing(&chosen) {
+            Ok((f, _)) => f,
+            Err(BackingError::Io {
+                op: "open", source, ..
+            }) => {
+                return Err(with_header(vec![
+                    format!(
+                        "Failed to open backing file \"{}\": {source}",
+                        show(&chosen)
+                    ),
+                    format!(
+                        "Failed to open '{cow_name}', errno = {}",
+                        source.raw_os_error().unwrap_or(0)
+                    ),
+                ]))
+            }
+            Err(BackingError::Io { source, .. }) => {
+                return Err(with_header(vec![format!(
+                    "Couldn't stat \"{}\": {source}",
+                    show(&chosen)
+                )]))
+            }
+            Err(BackingError::Mismatch { source, .. }) => {
+                return Err(with_header(vec![
+                    source.to_string(),
+                    format!("Failed to open '{cow_name}', errno = {}", libc::EINVAL),
+                ]))
+            }
+        };
         lock(spec, &backing, &chosen, false, &mut notes).map_err(|e| with_header(e.lines))?;
-        let ubd = Ubd::with_cow(file, writable, spec.flags.sync, backing, chosen, header)?;
+        let ubd = Ubd::with_cow(image, writable, spec.flags.sync, backing, chosen)?;
         Ok((ubd, notes))
     }
 
     fn with_cow(
-        file: File,
+        image: CowFile,
         writable: bool,
         sync: bool,
         backing: File,
         backing_path: PathBuf,
-        header: CowHeader,
     ) -> Result<Ubd, OpenError> {
-        let geometry = header.geometry();
-        let mut bytes = vec![0u8; geometry.bitmap_len as usize];
-        read_fully_at(&file, &mut bytes, geometry.bitmap_offset)
+        let size = image.header.size;
+        let bitmap = image
+            .read_bitmap_of(size.div_ceil(SECTOR), image.geometry.bitmap_len)
             .map_err(|e| fail(vec![format!("Failed to read COW bitmap: {e}")]))?;
-        let sectors = header.size.div_ceil(SECTOR);
-        let bitmap = SectorBitmap::from_bytes(bytes, sectors);
         Ok(Ubd {
-            file,
-            writable,
-            size: header.size,
-            cow: Some(Cow {
+            medium: Medium::Cow(Cow {
+                image,
                 backing,
                 backing_path,
-                header,
-                geometry,
                 bitmap,
             }),
+            writable,
+            size,
             sync,
         })
     }
@@ -304,18 +350,36 @@ impl Ubd {
         self.size.div_ceil(SECTOR)
     }
 
+    /// The file the guest's writes go to: the image, or the COW file.
+    fn file(&self) -> &File {
+        match &self.medium {
+            Medium::Cow(c) => &c.image.file,
+            Medium::Plain(f) => f,
+        }
+    }
+
+    /// The COW side of a COW device.
+    pub fn cow(&self) -> Option<&Cow> {
+        match &self.medium {
+            Medium::Cow(c) => Some(c),
+            Medium::Plain(_) => None,
+        }
+    }
+
     /// Reads `count` sectors from `first`.
     pub fn read(&self, first: u64, count: u64) -> io::Result<Vec<u8>> {
         self.check_range(first, count)?;
         let mut out = vec![0u8; (count * SECTOR) as usize];
         for (i, buf) in out.chunks_mut(SECTOR as usize).enumerate() {
             let sector = first + i as u64;
-            match &self.cow {
-                Some(c) if c.bitmap.is_set(sector) => {
-                    read_fully_at(&self.file, buf, c.geometry.data_offset + sector * SECTOR)?
-                }
+            match self.cow() {
+                Some(c) if c.bitmap.is_set(sector) => read_fully_at(
+                    &c.image.file,
+                    buf,
+                    c.image.geometry.data_offset + sector * SECTOR,
+                )?,
                 Some(c) => read_fully_at(&c.backing, buf, sector * SECTOR)?,
-                None => read_fully_at(&self.file, buf, sector * SECTOR)?,
+                None => read_fully_at(self.file(), buf, sector * SECTOR)?,
             }
         }
         Ok(out)
@@ -328,29 +392,34 @@ impl Ubd {
         }
         let count = (data.len() as u64).div_ceil(SECTOR);
         self.check_range(first, count)?;
-        let Some(cow) = &mut self.cow else {
-            self.file.write_all_at(data, first * SECTOR)?;
-            return self.flush_if_sync();
+        let cow = match &mut self.medium {
+            Medium::Cow(cow) => cow,
+            Medium::Plain(f) => {
+                f.write_all_at(data, first * SECTOR)?;
+                return self.flush_if_sync();
+            }
         };
-        self.file
-            .write_all_at(data, cow.geometry.data_offset + first * SECTOR)?;
+        let file = &cow.image.file;
+        file.write_all_at(data, cow.image.geometry.data_offset + first * SECTOR)?;
         let newly: Vec<u64> = (first..first + count)
             .filter(|&s| !cow.bitmap.is_set(s))
             .collect();
         if !newly.is_empty() {
             // Data first, durable, then the bits that make it visible.
-            self.file.sync_data()?;
+            file.sync_data()?;
             for &s in &newly {
                 cow.bitmap.set(s);
             }
-            write_bitmap_range(&self.file, cow, first, first + count)?;
+            cow.image
+                .write_bitmap_range(&cow.bitmap, first, first + count)
+                .map_err(io::Error::other)?;
         }
         self.flush_if_sync()
     }
 
     fn flush_if_sync(&self) -> io::Result<()> {
         if self.sync {
-            self.file.sync_data()?;
+            self.file().sync_data()?;
         }
         Ok(())
     }
@@ -358,7 +427,7 @@ impl Ubd {
     /// Makes everything written so far durable.
     pub fn flush(&self) -> io::Result<()> {
         if self.writable {
-            self.file.sync_data()?;
+            self.file().sync_data()?;
         }
         Ok(())
     }
@@ -381,20 +450,6 @@ impl Ubd {
     }
 }
 
-/// Writes the on-disk bitmap bytes covering `start..end`, in the kernel's 16-byte pieces.
-fn write_bitmap_range(file: &File, cow: &Cow, start: u64, end: u64) -> io::Result<()> {
-    let len = cow.geometry.bitmap_len;
-    let from = (start / 8) / BITMAP_CHUNK * BITMAP_CHUNK;
-    let to = ((end - 1) / 8 / BITMAP_CHUNK + 1) * BITMAP_CHUNK;
-    let to = to.min(len);
-    let bytes = cow.bitmap.as_bytes();
-    let to_mem = to.min(bytes.len() as u64);
-    file.write_all_at(
-        &bytes[from as usize..to_mem as usize],
-        cow.geometry.bitmap_offset + from,
-    )
-}
-
 fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
@@ -406,64 +461,4 @@ fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
         done += n;
     }
     Ok(())
-}
-
-/// Same string, or the same inode.
-fn same_file(a: &Path, b: &Path) -> bool {
-    if a == b {
-        return true;
-    }
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
-/// The named file has the size and mtime the header records (checked by stat, so no
-/// descriptor is opened and closed, which would drop this process's locks on it).
-fn backing_matches(path: &Path, header: &CowHeader) -> bool {
-    match std::fs::metadata(path) {
-        Ok(m) => header
-            .check_backing(&BackingInfo {
-                size: m.len(),
-                mtime: m.mtime(),
-            })
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// Rewrites the header with the new backing path, in the file's own layout (so a V1/V2
-/// file keeps its bitmap and data where they are, unlike linux.uml which writes V3).
-fn switch_backing(
-    file: &File,
-    writable: bool,
-    mut header: CowHeader,
-    asked: &Path,
-    cow_name: &str,
-) -> Result<CowHeader, OpenError> {
-    let abs = absolute_backing_path(asked).map_err(|e| {
-        fail(vec![format!(
-            "Couldn't make \"{}\" absolute: {e}",
-            show(asked)
-        )])
-    })?;
-    let bytes = abs.as_os_str().as_encoded_bytes().to_vec();
-    if bytes.len() > CowHeader::max_path_len(header.version) {
-        return Err(fail(vec![format!(
-            "Backing file name too long for the COW header of \"{cow_name}\""
-        )]));
-    }
-    header.backing_file = bytes;
-    if !writable {
-        return Ok(header); // read-only: use the new path for this boot only
-    }
-    file.write_all_at(&header.to_bytes(), 0)
-        .and_then(|_| file.sync_data())
-        .map_err(|e| {
-            fail(vec![format!(
-                "Failed to rewrite COW header of \"{cow_name}\": {e}"
-            )])
-        })?;
-    Ok(header)
 }

@@ -5,6 +5,8 @@
 //! kernel's tty layer does. `port:` lines get their terminal later, per connection
 //! (`port.rs`).
 
+pub mod consoles;
+pub mod ldisc;
 pub mod port;
 pub mod xterm;
 
@@ -77,9 +79,48 @@ pub struct Line {
     pub xterm: bool,
 }
 
-/// Why a channel cannot be opened.
-pub fn chan_error(line: &str, spec: &ChanSpec, e: impl std::fmt::Display) -> String {
-    format!("{line}={spec}: {e}")
+/// Why a line or one of its channels cannot be used; the text names the switch.
+#[derive(Debug)]
+pub enum ChanError {
+    /// A channel of `line` (`con0`, `ssl1`) would not open.
+    Open {
+        line: String,
+        spec: ChanSpec,
+        source: io::Error,
+    },
+    /// A `port:` line's port cannot be listened on.
+    Listen {
+        line: String,
+        port: u16,
+        source: io::Error,
+    },
+}
+
+impl std::fmt::Display for ChanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChanError::Open { line, spec, source } => write!(f, "{line}={spec}: {source}"),
+            ChanError::Listen { line, port, source } => {
+                write!(f, "{line}=port:{port}: cannot listen: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ChanError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ChanError::Open { source, .. } | ChanError::Listen { source, .. } => Some(source),
+        }
+    }
+}
+
+fn chan_error(line: &str, spec: &ChanSpec, source: io::Error) -> ChanError {
+    ChanError::Open {
+        line: line.to_owned(),
+        spec: spec.clone(),
+        source,
+    }
 }
 
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {
@@ -109,7 +150,7 @@ fn make_raw(fd: RawFd) -> io::Result<Termios> {
 
 impl Line {
     /// Opens a line's channels; `None` when the line is `none`.
-    pub fn open(family: Family, index: usize, spec: &LineSpec) -> Result<Option<Line>, String> {
+    pub fn open(family: Family, index: usize, spec: &LineSpec) -> Result<Option<Line>, ChanError> {
         if spec.is_none() {
             return Ok(None);
         }
@@ -361,7 +402,7 @@ mod tests {
     #[test]
     fn bad_fd_is_refused() {
         let spec = LineSpec::both(ChanSpec::Fd(987));
-        let e = Line::open(Family::Con, 0, &spec).unwrap_err();
+        let e = Line::open(Family::Con, 0, &spec).unwrap_err().to_string();
         assert!(e.starts_with("con0=fd:987: "), "{e}");
     }
 }

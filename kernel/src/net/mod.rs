@@ -2,15 +2,22 @@
 //! interface (ARP, IPv4, ICMP echo, UDP, TCP), the counters /proc/net/dev shows, an ARP
 //! table learned from the frames seen, and the I/O the event loop and `ping` drive.
 
-pub mod cmds;
 pub mod daemon;
+pub mod error;
+pub mod hotplug;
+pub mod ifchange;
 pub mod mcast;
+pub mod packet;
 pub mod pcap;
 pub mod phy;
 pub mod services;
+pub mod slirp;
 pub mod spec;
 pub mod tuntap;
+pub mod vector;
+pub mod vnet;
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -29,7 +36,16 @@ use services::Service;
 use smoltcp::iface::SocketHandle;
 pub use spec::{EthSpec, Transport, MAX_ETH};
 use tuntap::Tap;
-use uml_proto::helper::AddrOp;
+
+pub use error::{NetError, SpecError};
+
+/// How soon a device retries frames the host queue had no room for.
+const TX_RETRY: Duration = Duration::from_micros(100);
+/// A host queue that stays full is retried less and less often, down to this.
+const TX_RETRY_MAX: Duration = Duration::from_millis(10);
+/// Frames a device holds back at most (TCP windows keep it far below).
+const MAX_BACKLOG: usize = 1024;
+use vector::Vector;
 
 /// Most neighbours the `arp` table keeps (the oldest goes first): any host on the LAN
 /// can send ARP frames from made-up addresses. smoltcp's own neighbour cache, which
@@ -57,6 +73,8 @@ pub enum Link {
     },
     Mcast(Mcast),
     Pcap(Pcap),
+    Vector(Vector),
+    Slirp(slirp::Slirp),
 }
 
 impl Link {
@@ -66,6 +84,8 @@ impl Link {
             Link::Tap { tap, .. } => tap.as_ref().map(Tap::fd),
             Link::Mcast(m) => Some(m.fd()),
             Link::Pcap(p) => Some(p.fd()),
+            Link::Vector(v) => Some(v.fd()),
+            Link::Slirp(s) => Some(s.fd()),
         }
     }
 
@@ -76,6 +96,8 @@ impl Link {
             Link::Tap { tap: None, .. } => Ok(None),
             Link::Mcast(m) => m.recv(buf),
             Link::Pcap(p) => p.recv(buf),
+            Link::Vector(v) => v.recv(buf),
+            Link::Slirp(s) => s.recv(buf),
         }
     }
 
@@ -85,23 +107,11 @@ impl Link {
             Link::Tap { tap: Some(t), .. } => t.send(frame),
             Link::Tap { tap: None, .. } => Err(std::io::ErrorKind::NotConnected.into()),
             Link::Mcast(m) => m.send(frame),
+            Link::Vector(v) => v.send(frame),
+            Link::Slirp(s) => s.send(frame),
             // Read-only: what the guest sends goes nowhere.
             Link::Pcap(_) => Ok(()),
         }
-    }
-
-    /// Sends, waiting a little for room when the host queue is full (a unix datagram
-    /// peer accepts only a few queued frames, and poll cannot tell when it has room).
-    fn send_waiting(&self, frame: &[u8]) -> std::io::Result<()> {
-        for _ in 0..100 {
-            match self.send(frame) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-                other => return other,
-            }
-        }
-        Err(std::io::ErrorKind::WouldBlock.into())
     }
 
     /// The helper-made tap's name, when there is one.
@@ -117,12 +127,22 @@ impl Link {
 }
 
 pub struct NetDev {
+    /// Unique for the kernel's life: a job holding one of this device's sockets checks
+    /// it is still the same device (a removed and re-added ethN is another).
+    pub id: u64,
     pub spec: EthSpec,
     pub mac: MacAddr,
     pub link: Link,
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
     queues: Queues,
+    /// Frames the host queue had no room for yet, oldest first (a unix datagram peer
+    /// accepts only a few queued frames, and poll cannot tell when it has room again:
+    /// the loop retries after `TX_RETRY` instead of waiting).
+    backlog: VecDeque<Vec<u8>>,
+    /// When to retry the backlog: doubles while nothing goes out, back to `TX_RETRY`
+    /// once a frame does.
+    tx_retry: Duration,
     pub up: bool,
     pub stats: Stats,
     /// IPv4 neighbours seen in ARP frames, oldest first.
@@ -130,11 +150,13 @@ pub struct NetDev {
     pub services: Vec<Service>,
     /// Lines typed into TCP shell sessions, waiting for the kernel to run them.
     pub shell_lines: Vec<(SocketHandle, String)>,
+    /// TCP shell sessions that ended, for the kernel to drop their jobs.
+    pub closed_sessions: Vec<SocketHandle>,
 }
 
 impl NetDev {
     pub fn name(&self) -> String {
-        format!("eth{}", self.spec.index)
+        dev_name(self.spec.index)
     }
 
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
@@ -145,84 +167,6 @@ impl NetDev {
                 IpCidr::Ipv4(c) => *c,
             })
             .next()
-    }
-
-    /// Sets (or with None clears) the IPv4 address. A device whose MAC was not given
-    /// takes fe:fd:<address> the first time it gets one, as UML does. A helper-made
-    /// tap's host route follows (`uml_net del` the old, `add` the new); the helper's
-    /// output goes to `log`.
-    pub fn set_ipv4(&mut self, cidr: Option<Ipv4Cidr>, log: &mut Vec<String>) {
-        if let Some(old) = self.ipv4() {
-            self.helper_route(AddrOp::Del, old, log);
-        }
-        self.iface.update_ip_addrs(|addrs| {
-            addrs.clear();
-            if let Some(c) = cidr {
-                let _ = addrs.push(IpCidr::Ipv4(c));
-            }
-        });
-        if let (Some(c), None) = (cidr, self.spec.mac) {
-            let o = c.address().octets();
-            self.mac = MacAddr([0xfe, 0xfd, o[0], o[1], o[2], o[3]]);
-            self.spec.mac = Some(self.mac);
-            self.iface
-                .set_hardware_addr(HardwareAddress::Ethernet(EthernetAddress(self.mac.0)));
-        }
-        if let Some(new) = cidr {
-            if let Link::Tap { gate: Some(g), .. } = &self.link {
-                if *g == new.address().to_string() {
-                    log.push(
-                        "The tap IP address and the UML eth IP address must be different".into(),
-                    );
-                }
-            }
-            self.helper_route(AddrOp::Add, new, log);
-        }
-    }
-
-    fn helper_route(&self, op: AddrOp, c: Ipv4Cidr, log: &mut Vec<String>) {
-        let Some(tap) = self.link.helper_tap() else {
-            return;
-        };
-        match tuntap::change_address(op, tap, &c.address().to_string(), &c.netmask().to_string()) {
-            Ok(text) if !text.is_empty() => log.push(text),
-            Ok(_) => {}
-            Err(e) => log.push(e),
-        }
-    }
-
-    /// Brings the device up or down. A helper-mode tap is made on the way up (and its
-    /// host route added for the current address) and closed on the way down.
-    pub fn set_up(&mut self, up: bool, log: &mut Vec<String>) -> Result<(), String> {
-        if up == self.up {
-            return Ok(());
-        }
-        if let Link::Tap {
-            tap,
-            gate: Some(gate),
-        } = &mut self.link
-        {
-            if up {
-                let (t, text) = Tap::from_helper(gate)?;
-                if !text.is_empty() {
-                    log.push(text);
-                }
-                *tap = Some(t);
-                self.up = true;
-                if let Some(c) = self.ipv4() {
-                    self.helper_route(AddrOp::Add, c, log);
-                }
-                return Ok(());
-            }
-            if let Some(c) = self.ipv4() {
-                self.helper_route(AddrOp::Del, c, log);
-            }
-            if let Link::Tap { tap, .. } = &mut self.link {
-                *tap = None;
-            }
-        }
-        self.up = up;
-        Ok(())
     }
 
     /// Reads every waiting frame from the host (dropping them while down), then lets
@@ -249,25 +193,50 @@ impl NetDev {
     pub fn poll(&mut self, now: NetInstant) {
         if !self.up {
             self.queues.rx.clear();
+            self.backlog.clear();
             return;
         }
         self.iface.poll(now, &mut self.queues, &mut self.sockets);
         if !self.services.is_empty() {
             for s in &mut self.services {
-                let lines = s.serve(&mut self.sockets);
+                let lines = s.serve(&mut self.sockets, &mut self.closed_sessions);
                 self.shell_lines.extend(lines);
             }
             self.iface.poll(now, &mut self.queues, &mut self.sockets);
         }
-        for frame in std::mem::take(&mut self.queues.tx) {
-            match self.link.send_waiting(&frame) {
+        self.backlog.extend(self.queues.tx.drain(..));
+        self.transmit();
+        // The slirp device answers ARP itself: let the stack see the answer now.
+        if matches!(&self.link, Link::Slirp(s) if s.has_local_rx()) {
+            self.service(now);
+        }
+    }
+
+    /// Sends the backlog until the host queue is full; a frame that cannot be sent at
+    /// all, or that waited past `MAX_BACKLOG` others, is counted as an error.
+    fn transmit(&mut self) {
+        let mut sent_any = false;
+        while let Some(frame) = self.backlog.front() {
+            match self.link.send(frame) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Ok(()) => {
+                    sent_any = true;
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += frame.len() as u64;
                 }
                 Err(_) => self.stats.tx_errors += 1,
             }
+            self.backlog.pop_front();
         }
+        while self.backlog.len() > MAX_BACKLOG {
+            self.backlog.pop_front();
+            self.stats.tx_errors += 1;
+        }
+        self.tx_retry = if sent_any || self.backlog.is_empty() {
+            TX_RETRY
+        } else {
+            (self.tx_retry * 2).min(TX_RETRY_MAX)
+        };
     }
 
     /// Records the sender of an ARP frame (request or reply) for IPv4 over Ethernet.
@@ -291,29 +260,52 @@ impl NetDev {
         if !self.up {
             return None;
         }
+        if !self.backlog.is_empty() {
+            return Some(self.tx_retry);
+        }
         self.iface
             .poll_delay(now, &self.sockets)
             .map(|d| Duration::from_micros(d.total_micros()))
     }
 }
 
+/// Device slots: eth0..eth15, then vec0..vec15.
+pub const DEV_SLOTS: usize = 2 * MAX_ETH;
+
+/// `eth<N>` or, past the eth slots, `vec<N>`.
+pub fn dev_name(index: usize) -> String {
+    match index.checked_sub(MAX_ETH) {
+        Some(v) => format!("vec{v}"),
+        None => format!("eth{index}"),
+    }
+}
+
+/// The slot of a device name (`eth<N>` or `vec<N>`).
+pub fn dev_index(name: &str) -> Option<usize> {
+    let (base, n) = match name.strip_prefix("vec") {
+        Some(n) => (MAX_ETH, n),
+        None => (0, name.strip_prefix("eth")?),
+    };
+    let n: usize = n.parse().ok().filter(|&n| n < MAX_ETH)?;
+    Some(base + n)
+}
+
 /// All devices of the guest.
 pub struct Net {
     pub devs: Vec<Option<NetDev>>,
     start: std::time::Instant,
-    /// Kernel messages (helper output) for the kernel log.
-    pub log: Vec<String>,
     /// A device's host descriptor changed: the event loop must look again.
     pub dirty: bool,
+    next_id: u64,
 }
 
 impl Default for Net {
     fn default() -> Self {
         Net {
-            devs: (0..MAX_ETH).map(|_| None).collect(),
+            devs: (0..DEV_SLOTS).map(|_| None).collect(),
             start: std::time::Instant::now(),
-            log: Vec::new(),
             dirty: false,
+            next_id: 1,
         }
     }
 }
@@ -324,7 +316,8 @@ impl Drop for Net {
     fn drop(&mut self) {
         let mut log = Vec::new();
         for d in self.devs.iter_mut().flatten() {
-            let _ = d.set_up(false, &mut log);
+            let plan = d.plan_up(false);
+            let _ = d.run_now(&plan, &mut log);
         }
     }
 }
@@ -354,17 +347,18 @@ impl Net {
 
     /// Sets up a device from its switch, logging as linux.uml does; on failure the
     /// device does not exist and the error says why.
-    pub fn attach(&mut self, arg: &str, log: &mut KernelLog) -> Result<usize, String> {
+    pub fn attach(&mut self, arg: &str, log: &mut KernelLog) -> Result<usize, NetError> {
         let spec = spec::parse(arg)?;
         let n = spec.index;
+        let name = dev_name(n);
         if self.devs[n].is_some() {
-            return Err(format!("eth{n}: device already exists"));
+            return Err(NetError::Exists(n));
         }
         let mac = match spec.mac {
             Some(m) => m,
             None => {
                 log.info(format!(
-                    "Choosing a random ethernet address for device eth{n}"
+                    "Choosing a random ethernet address for device {name}"
                 ));
                 random_mac()
             }
@@ -372,19 +366,41 @@ impl Net {
         if let Transport::Mcast { addr, port, ttl } = &spec.transport {
             log.info(format!("Configured mcast device: {addr}:{port}-{ttl}"));
         }
-        log.info(format!("Netdevice {n} ({mac}) : "));
+        if !matches!(spec.transport, Transport::Vector(_)) {
+            log.info(format!("Netdevice {n} ({mac}) : "));
+        }
         let link = match &spec.transport {
+            Transport::Slirp { argv } => {
+                // linux.uml: one line per argument, then an empty line.
+                let args: Vec<String> = argv.iter().map(|a| format!(" '{a}'\n")).collect();
+                log.info(format!(
+                    "SLIRP backend - command line:\n{}\n",
+                    args.concat()
+                ));
+                Link::Slirp(slirp::Slirp::spawn(argv, mac).map_err(|why| {
+                    log.err(&why);
+                    NetError::Transport {
+                        dev: name.clone(),
+                        why,
+                    }
+                })?)
+            }
+            // linux.uml logs nothing more for a vector device.
+            Transport::Vector(t) => Link::Vector(Vector::open(t).map_err(|e| {
+                let why = format!("transport={}: {e}", t.name());
+                log.err(format!("{name}: {why}"));
+                NetError::Transport {
+                    dev: name.clone(),
+                    why,
+                }
+            })?),
             Transport::Tuntap { dev, gate } => {
                 log.info(match gate {
                     Some(g) => format!("TUN/TAP backend - IP = {g}"),
                     None => "TUN/TAP backend - ".into(),
                 });
                 let tap = match dev {
-                    Some(name) => Some(Tap::open(name).map_err(|e| {
-                        let msg = format!("tuntap_open : {name}: {e}");
-                        log.err(&msg);
-                        msg
-                    })?),
+                    Some(name) => Some(Tap::open(name).inspect_err(|e| log.err(e.to_string()))?),
                     None => None,
                 };
                 // A preconfigured tap is the host's business: no helper runs for it,
@@ -406,18 +422,18 @@ impl Net {
                 ));
                 Link::Pcap(
                     Pcap::open(host_if, filter.as_deref(), *promisc, *optimize)
-                        .inspect_err(|e| log.err(e))?,
+                        .inspect_err(|e| log.err(e.to_string()))?,
                 )
             }
             Transport::Mcast { addr, port, ttl } => {
                 log.info(format!(
                     "mcast backend multicast address: {addr}:{port}, TTL:{ttl}"
                 ));
-                Link::Mcast(Mcast::open(*addr, *port, *ttl).map_err(|e| {
-                    let msg = format!("mcast_open : {e}");
-                    log.err(&msg);
-                    msg
-                })?)
+                Link::Mcast(
+                    Mcast::open(*addr, *port, *ttl)
+                        .map_err(NetError::Mcast)
+                        .inspect_err(|e| log.err(e.to_string()))?,
+                )
             }
             Transport::Daemon { ctl } => {
                 // linux.uml ends this one with an empty line.
@@ -431,7 +447,11 @@ impl Net {
                         e.raw_os_error().unwrap_or(0)
                     );
                     log.err(&msg);
-                    format!("eth{n}: {}: {e}", ctl.display())
+                    NetError::Daemon {
+                        dev: n,
+                        ctl: ctl.clone(),
+                        source: e,
+                    }
                 })?;
                 Link::Daemon(d)
             }
@@ -444,32 +464,25 @@ impl Net {
             s
         });
         let iface = Interface::new(config, &mut queues, self.now());
+        self.next_id += 1;
         self.devs[n] = Some(NetDev {
+            id: self.next_id,
             spec,
             mac,
             link,
             iface,
             sockets: SocketSet::new(Vec::new()),
             queues,
+            backlog: VecDeque::new(),
+            tx_retry: TX_RETRY,
             up: false,
             stats: Stats::default(),
             arp: Vec::new(),
             services: Vec::new(),
             shell_lines: Vec::new(),
+            closed_sessions: Vec::new(),
         });
         Ok(n)
-    }
-
-    /// Removes a device that is down.
-    pub fn remove(&mut self, n: usize) -> Result<(), (i32, String)> {
-        match self.devs.get(n).and_then(|d| d.as_ref()) {
-            None => Err((-libc::ENODEV, "Device doesn't exist".into())),
-            Some(d) if d.up => Err((-libc::EBUSY, "Device is busy".into())),
-            Some(_) => {
-                self.devs[n] = None;
-                Ok(())
-            }
-        }
     }
 
     /// The descriptors the event loop watches for device `n`.
@@ -506,35 +519,12 @@ impl Net {
             .min()
     }
 
-    /// Waits at most `limit` for frames on any device and services them (used while a
-    /// shell command such as `ping` owns the console).
-    pub fn wait_io(&mut self, limit: Duration) {
-        let limit = self.poll_delay().map_or(limit, |d| d.min(limit));
-        let mut fds: Vec<libc::pollfd> = self
-            .devs
-            .iter()
-            .flatten()
-            .filter_map(|d| d.link.data_fd())
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a valid array of fds.len() pollfd structures for the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        for n in 0..MAX_ETH {
-            self.service(n);
-        }
-    }
-
     /// Starts a TCP service on `port` on every device.
-    pub fn start_service(&mut self, kind: services::Kind, port: u16) -> Result<(), String> {
+    pub fn start_service(&mut self, kind: services::Kind, port: u16) -> Result<(), NetError> {
         let mut any = false;
         for d in self.devs.iter_mut().flatten() {
             if d.services.iter().any(|s| s.port == port) {
-                return Err(format!("port {port} is already in use"));
+                return Err(NetError::PortInUse(port));
             }
             let s = Service::new(port, kind, &mut d.sockets);
             d.services.push(s);
@@ -543,7 +533,7 @@ impl Net {
         if any {
             Ok(())
         } else {
-            Err("no network devices".into())
+            Err(NetError::NoDevices)
         }
     }
 
@@ -557,13 +547,32 @@ impl Net {
         v
     }
 
-    /// Answers a TCP shell session and sends the answer at once.
-    pub fn shell_reply(&mut self, dev: usize, h: SocketHandle, text: &str, close: bool) {
+    /// Writes a shell command's output to a TCP shell session and sends it at once;
+    /// `end` is Some(close) when the command is over: a new prompt, or the session
+    /// closed. A session that is gone is skipped.
+    pub fn shell_write(&mut self, dev: usize, h: SocketHandle, text: &str, end: Option<bool>) {
         let now = self.now();
         if let Some(Some(d)) = self.devs.get_mut(dev) {
-            Service::reply(&mut d.sockets, h, text, close);
-            d.poll(now);
+            if d.services.iter().any(|s| s.handles.contains(&h)) {
+                Service::write(&mut d.sockets, h, text, end);
+                d.poll(now);
+            }
         }
+    }
+
+    /// TCP shell sessions that ended since the last call: (device, session).
+    pub fn take_closed_sessions(&mut self) -> Vec<(usize, SocketHandle)> {
+        let mut v = Vec::new();
+        for d in self.devs.iter_mut().flatten() {
+            let n = d.spec.index;
+            v.extend(d.closed_sessions.drain(..).map(|h| (n, h)));
+        }
+        v
+    }
+
+    /// Device `n` if it is still the one with identity `id`.
+    pub fn dev_mut(&mut self, n: usize, id: u64) -> Option<&mut NetDev> {
+        self.devs.get_mut(n)?.as_mut().filter(|d| d.id == id)
     }
 
     /// `netstat`: the TCP services' sockets.

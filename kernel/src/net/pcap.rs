@@ -8,6 +8,8 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use pcap::{Active, Capture};
 
+use super::error::NetError;
+
 pub struct Pcap {
     cap: RefCell<Capture<Active>>,
     fd: RawFd,
@@ -19,7 +21,7 @@ impl Pcap {
         filter: Option<&str>,
         promisc: bool,
         optimize: bool,
-    ) -> Result<Pcap, String> {
+    ) -> Result<Pcap, NetError> {
         let cap = Capture::from_device(host_if)
             .and_then(|c| {
                 c.promisc(promisc)
@@ -28,11 +30,18 @@ impl Pcap {
                     .open()
             })
             .and_then(|c| c.setnonblock())
-            .map_err(|e| format!("pcap_open : {host_if}: {e}"))?;
+            .map_err(|e| NetError::Pcap {
+                host_if: host_if.to_owned(),
+                filter: None,
+                error: e.to_string(),
+            })?;
         let mut cap = cap;
         if let Some(f) = filter {
-            cap.filter(f, optimize)
-                .map_err(|e| format!("pcap_open : filter '{f}': {e}"))?;
+            cap.filter(f, optimize).map_err(|e| NetError::Pcap {
+                host_if: host_if.to_owned(),
+                filter: Some(f.to_owned()),
+                error: e.to_string(),
+            })?;
         }
         let fd = cap.as_raw_fd();
         Ok(Pcap {

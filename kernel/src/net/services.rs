@@ -87,7 +87,12 @@ impl Service {
 
     /// Moves data for every connection; returns complete shell lines to run, with the
     /// socket to answer on.
-    pub fn serve(&mut self, sockets: &mut SocketSet<'static>) -> Vec<(SocketHandle, String)> {
+    /// Shell sessions that ended are added to `ended`.
+    pub fn serve(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        ended: &mut Vec<SocketHandle>,
+    ) -> Vec<(SocketHandle, String)> {
         self.echo_udp(sockets);
         let mut lines = Vec::new();
         let mut closed = Vec::new();
@@ -99,7 +104,7 @@ impl Service {
                 continue;
             }
             if self.kind == Kind::Shell && sock.may_send() && !self.greeted.contains(&h) {
-                let _ = sock.send_slice(crate::shell::PROMPT.as_bytes());
+                let _ = sock.send_slice(crate::chan::ldisc::PROMPT.as_bytes());
                 self.greeted.push(h);
             }
             while sock.can_recv() {
@@ -143,6 +148,9 @@ impl Service {
             }
         }
         for h in closed {
+            if self.kind == Kind::Shell {
+                ended.push(h);
+            }
             sockets.remove(h);
             self.handles.retain(|&x| x != h);
             self.partial.remove(&h);
@@ -158,15 +166,18 @@ impl Service {
         lines
     }
 
-    /// Sends a shell command's output and a new prompt on `h`; `close` ends the session.
-    pub fn reply(sockets: &mut SocketSet<'static>, h: SocketHandle, text: &str, close: bool) {
+    /// Sends a shell command's output on `h`; when the command is over (`end` is
+    /// Some(close)) a new prompt follows, or the session is closed.
+    pub fn write(sockets: &mut SocketSet<'static>, h: SocketHandle, text: &str, end: Option<bool>) {
         let sock = sockets.get_mut::<tcp::Socket>(h);
         let text = text.replace('\n', "\r\n");
         let _ = sock.send_slice(text.as_bytes());
-        if close {
-            sock.close();
-        } else {
-            let _ = sock.send_slice(crate::shell::PROMPT.as_bytes());
+        match end {
+            Some(true) => sock.close(),
+            Some(false) => {
+                let _ = sock.send_slice(crate::chan::ldisc::PROMPT.as_bytes());
+            }
+            None => {}
         }
     }
 

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use uml_proto::ether::MacAddr;
 
+use super::error::SpecError;
+use super::vector::{self, VecTransport};
+
 /// How many network devices a guest may have (eth0..eth15).
 pub const MAX_ETH: usize = 16;
 /// Where `eth<N>=daemon` looks for the switch when no socket is given (the Debian
@@ -31,6 +34,10 @@ pub enum Transport {
     },
     /// UDP multicast: every guest on the group hears every frame.
     Mcast { addr: Ipv4Addr, port: u16, ttl: u32 },
+    /// A `vec<N>:` device (linux.uml's vector transports).
+    Vector(VecTransport),
+    /// The slirp helper on a socket pair, speaking SLIP: program and arguments.
+    Slirp { argv: Vec<String> },
 }
 
 /// mcast's defaults, as UML's.
@@ -48,16 +55,41 @@ pub struct EthSpec {
     pub text: String,
 }
 
-/// Parses `eth<N>=VALUE`; the error names what is wrong.
-pub fn parse(arg: &str) -> Result<EthSpec, String> {
+fn bad(arg: &str, what: &'static str, value: &str) -> SpecError {
+    SpecError::Bad {
+        arg: arg.to_owned(),
+        what,
+        value: value.to_owned(),
+    }
+}
+
+/// Parses `eth<N>=VALUE` or `vec<N>:VALUE`; the error names what is wrong.
+pub fn parse(arg: &str) -> Result<EthSpec, SpecError> {
+    if let Some((n, value)) = vec_switch(arg) {
+        let n = n
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n < MAX_ETH)
+            .ok_or_else(|| SpecError::VecDeviceNumber(format!("vec{n}")))?;
+        let (transport, mac) = vector::parse(value).map_err(|e| SpecError::Vector {
+            arg: arg.to_owned(),
+            why: e.to_string(),
+        })?;
+        return Ok(EthSpec {
+            index: MAX_ETH + n,
+            mac,
+            transport: Transport::Vector(transport),
+            text: value.to_owned(),
+        });
+    }
     let (key, value) = arg
         .split_once('=')
-        .ok_or_else(|| format!("{arg}: expected eth<N>=<transport>,..."))?;
+        .ok_or_else(|| SpecError::Syntax(arg.to_owned()))?;
     let index = key
         .strip_prefix("eth")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n < MAX_ETH)
-        .ok_or_else(|| format!("{key}: bad device number (eth0..eth{})", MAX_ETH - 1))?;
+        .ok_or_else(|| SpecError::DeviceNumber(key.to_owned()))?;
     let fields: Vec<&str> = value.split(',').collect();
     let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
     let mac_field = match fields[0] {
@@ -69,28 +101,23 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
     let transport = match fields[0] {
         "tuntap" => {
             if fields.len() > 4 {
-                return Err(format!(
-                    "tap_setup_common - Extra garbage on specification : '{}'",
-                    fields[4..].join(",")
-                ));
+                return Err(SpecError::TapGarbage(fields[4..].join(",")));
             }
             let gate = field(3).map(str::to_owned);
             if let Some(g) = &gate {
                 if g.parse::<Ipv4Addr>().is_err() {
-                    return Err(format!("Invalid tap IP address - '{g}'"));
+                    return Err(SpecError::TapIp(g.clone()));
                 }
             }
             let dev = field(1).map(str::to_owned);
             if dev.is_none() && gate.is_none() {
-                return Err(format!(
-                    "{arg}: a tap device or a gateway address is needed"
-                ));
+                return Err(SpecError::TapNeedsDevice(arg.to_owned()));
             }
             Transport::Tuntap { dev, gate }
         }
         "pcap" => {
             let host_if = field(1)
-                .ok_or_else(|| format!("{arg}: pcap needs a host interface"))?
+                .ok_or_else(|| SpecError::PcapNeedsInterface(arg.to_owned()))?
                 .to_owned();
             let (mut promisc, mut optimize) = (true, false);
             for opt in fields.iter().skip(3).filter(|o| !o.is_empty()) {
@@ -99,7 +126,7 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
                     "nopromisc" => promisc = false,
                     "optimize" => optimize = true,
                     "nooptimize" => optimize = false,
-                    other => return Err(format!("pcap_setup : bad option - '{other}'")),
+                    other => return Err(SpecError::PcapOption(other.to_owned())),
                 }
             }
             Transport::Pcap {
@@ -111,39 +138,49 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
         }
         "mcast" => Transport::Mcast {
             addr: match field(2) {
-                Some(a) => a
-                    .parse()
-                    .map_err(|_| format!("{arg}: bad multicast address '{a}'"))?,
+                Some(a) => a.parse().map_err(|_| bad(arg, "multicast address", a))?,
                 None => MCAST_ADDR,
             },
             port: match field(3) {
-                Some(p) => p.parse().map_err(|_| format!("{arg}: bad port '{p}'"))?,
+                Some(p) => p.parse().map_err(|_| bad(arg, "port", p))?,
                 None => MCAST_PORT,
             },
             ttl: match field(4) {
-                Some(t) => t.parse().map_err(|_| format!("{arg}: bad TTL '{t}'"))?,
+                Some(t) => t.parse().map_err(|_| bad(arg, "TTL", t))?,
                 None => MCAST_TTL,
             },
         },
         "daemon" => {
             if let Some(kind) = field(2) {
                 if kind != "unix" {
-                    return Err(format!(
-                        "{arg}: socket type '{kind}' is not supported (only unix)"
-                    ));
+                    return Err(SpecError::SocketType {
+                        arg: arg.to_owned(),
+                        kind: kind.to_owned(),
+                    });
                 }
             }
             Transport::Daemon {
                 ctl: PathBuf::from(field(3).unwrap_or(DEFAULT_SWITCH_CTL)),
             }
         }
-        "" => return Err(format!("{arg}: no transport given")),
-        t @ ("ethertap" | "slip" | "slirp" | "vde" | "vector") => {
-            return Err(format!(
-                "{arg}: the {t} transport is not supported by this kernel yet"
-            ))
+        "slirp" => {
+            let mut argv = vec![field(2).unwrap_or(super::slirp::DEFAULT_HELPER).to_owned()];
+            argv.extend(fields.iter().skip(3).map(|a| (*a).to_owned()));
+            Transport::Slirp { argv }
         }
-        other => return Err(format!("{arg}: unknown transport '{other}'")),
+        "" => return Err(SpecError::NoTransport(arg.to_owned())),
+        t @ ("ethertap" | "slip" | "vde" | "vector") => {
+            return Err(SpecError::Unsupported {
+                arg: arg.to_owned(),
+                transport: t.to_owned(),
+            })
+        }
+        other => {
+            return Err(SpecError::UnknownTransport {
+                arg: arg.to_owned(),
+                transport: other.to_owned(),
+            })
+        }
     };
     Ok(EthSpec {
         index,
@@ -153,20 +190,30 @@ pub fn parse(arg: &str) -> Result<EthSpec, String> {
     })
 }
 
+/// `vec<N>:VALUE` split into N and VALUE.
+pub fn vec_switch(arg: &str) -> Option<(&str, &str)> {
+    let (key, value) = arg.strip_prefix("vec")?.split_once(':')?;
+    key.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some((key, value))
+}
+
 /// `xx:xx:xx:xx:xx:xx`, unicast.
-pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
+pub fn parse_mac(s: &str) -> Result<MacAddr, SpecError> {
+    let mac_error = |multicast| SpecError::Mac {
+        text: s.to_owned(),
+        multicast,
+    };
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
-        return Err(format!("{s}: not an ethernet address"));
+        return Err(mac_error(false));
     }
     let mut mac = [0u8; 6];
     for (b, p) in mac.iter_mut().zip(&parts) {
-        *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s}: not an ethernet address"))?;
+        *b = u8::from_str_radix(p, 16).map_err(|_| mac_error(false))?;
     }
     if mac[0] & 1 != 0 {
-        return Err(format!(
-            "{s}: a multicast address cannot be a device's address"
-        ));
+        return Err(mac_error(true));
     }
     Ok(MacAddr(mac))
 }
@@ -219,6 +266,7 @@ mod tests {
         );
         assert!(parse("eth0=tuntap,,,10.0.0")
             .unwrap_err()
+            .to_string()
             .contains("Invalid tap IP address - '10.0.0'"));
         let s = parse("eth0=mcast").unwrap();
         assert_eq!(
@@ -256,23 +304,50 @@ mod tests {
         assert!(parse("eth2=pcap").is_err());
         assert!(parse("eth2=pcap,v,icmp,loud")
             .unwrap_err()
+            .to_string()
             .contains("bad option"));
+    }
+
+    #[test]
+    fn slirp_fields() {
+        let s = parse("eth0=slirp").unwrap();
+        assert_eq!(
+            s.transport,
+            Transport::Slirp {
+                argv: vec!["/usr/bin/slirp".into()]
+            }
+        );
+        let s = parse("eth1=slirp,fe:fd:0:0:0:9,/opt/slirp,-b,57600").unwrap();
+        assert_eq!(s.mac, Some(MacAddr([0xfe, 0xfd, 0, 0, 0, 9])));
+        assert_eq!(
+            s.transport,
+            Transport::Slirp {
+                argv: vec!["/opt/slirp".into(), "-b".into(), "57600".into()]
+            }
+        );
     }
 
     #[test]
     fn bad_switches_say_why() {
         assert!(parse("eth16=daemon")
             .unwrap_err()
+            .to_string()
             .contains("bad device number"));
         assert!(parse("eth0=daemon,zz")
             .unwrap_err()
+            .to_string()
             .contains("ethernet address"));
         assert!(parse("eth0=daemon,01:00:00:00:00:00")
             .unwrap_err()
+            .to_string()
             .contains("multicast"));
-        assert!(parse("eth0=daemon,,inet").unwrap_err().contains("unix"));
+        assert!(parse("eth0=daemon,,inet")
+            .unwrap_err()
+            .to_string()
+            .contains("unix"));
         assert!(parse("eth0=bogus")
             .unwrap_err()
+            .to_string()
             .contains("unknown transport"));
     }
 }

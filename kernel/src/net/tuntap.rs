@@ -9,10 +9,13 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use uml_proto::helper::{self, AddrOp, Request};
+
+use super::error::NetError;
 use uml_proto::tap::{self, Kind};
 
 /// The clone device.
@@ -27,46 +30,17 @@ pub struct Tap {
 
 impl Tap {
     /// Attaches to the preconfigured interface `name`.
-    pub fn open(name: &str) -> Result<Tap, String> {
-        let dev = tap::attach(Path::new(CLONE), name, Kind::Tap).map_err(|e| e.to_string())?;
+    pub fn open(name: &str) -> Result<Tap, NetError> {
+        let dev =
+            tap::attach(Path::new(CLONE), name, Kind::Tap).map_err(|source| NetError::Tap {
+                name: name.to_owned(),
+                source,
+            })?;
         set_nonblocking(dev.file.as_raw_fd())?;
         Ok(Tap {
             file: dev.file,
             name: dev.name,
         })
-    }
-
-    /// Runs `uml_net 4 tuntap up GATE`; returns the tap and the helper's output.
-    pub fn from_helper(gate: &str) -> Result<(Tap, String), String> {
-        let (ours, theirs) = UnixDatagram::pair().map_err(|e| e.to_string())?;
-        let req = Request::TuntapUp { gate: gate.into() };
-        let mut child = Command::new("uml_net")
-            .args(req.argv())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(OwnedFd::from(theirs)))
-            .spawn()
-            .map_err(|e| format!("tuntap_open : failed to run uml_net: {e}"))?;
-        ours.set_read_timeout(Some(HELPER_LIMIT))
-            .map_err(|e| e.to_string())?;
-        let got = helper::recv_tuntap_up(ours.as_fd());
-        let _ = child.wait();
-        let (reply, fd) =
-            got.map_err(|e| format!("tuntap_open_tramp : didn't receive a message: {e}"))?;
-        let fd = fd.ok_or_else(|| {
-            format!(
-                "tuntap_open_tramp : didn't receive a descriptor\n{}",
-                reply.output
-            )
-        })?;
-        set_nonblocking(fd.as_raw_fd())?;
-        let name = reply.ifname.unwrap_or_default();
-        Ok((
-            Tap {
-                file: File::from(fd),
-                name,
-            },
-            reply.output,
-        ))
     }
 
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
@@ -86,30 +60,181 @@ impl Tap {
     }
 }
 
-/// Runs `uml_net 4 add|del TAP ADDR MASK` and returns its output text.
-pub fn change_address(op: AddrOp, tap: &str, addr: &str, mask: &str) -> Result<String, String> {
-    let (mut ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
-    let req = Request::Address {
-        op,
-        dev: tap.into(),
-        addr: addr.into(),
-        netmask: mask.into(),
-        legacy: false,
-    };
-    let mut child = Command::new("uml_net")
-        .args(req.argv())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(OwnedFd::from(theirs)))
-        .spawn()
-        .map_err(|e| format!("failed to run uml_net: {e}"))?;
-    ours.set_read_timeout(Some(HELPER_LIMIT))
-        .map_err(|e| e.to_string())?;
-    let text = helper::read_text(&mut ours, 4096).map_err(|e| format!("uml_net: {e}"));
-    let _ = child.wait();
-    text
+/// The longest text reply accepted from uml_net.
+const TEXT_LIMIT: usize = 4096;
+
+/// What a finished uml_net call gave.
+pub enum HelperDone {
+    /// `tuntap up`: the new tap and the helper's output.
+    Tap(Tap, String),
+    /// `add`/`del`: the helper's output.
+    Text(String),
 }
 
-fn set_nonblocking(fd: RawFd) -> Result<(), String> {
+/// The kernel's end of a uml_net call.
+enum HelperSock {
+    /// `tuntap up` answers with one datagram (and the tap's fd).
+    Datagram(UnixDatagram),
+    /// `add`/`del` answer with a length-prefixed text, then EOF.
+    Stream(UnixStream, Vec<u8>),
+}
+
+/// A uml_net call in progress. Nothing waits: the event loop watches `fd()` and
+/// calls `poll()`; only `wait()` (used at shutdown) blocks, bounded by the deadline.
+pub struct HelperCall {
+    child: Child,
+    sock: HelperSock,
+    deadline: Instant,
+}
+
+impl HelperCall {
+    /// Starts `uml_net 4 tuntap up GATE`.
+    pub fn tuntap_up(gate: &str) -> Result<HelperCall, NetError> {
+        let (ours, theirs) = UnixDatagram::pair().map_err(NetError::Io)?;
+        ours.set_nonblocking(true).map_err(NetError::Io)?;
+        let req = Request::TuntapUp { gate: gate.into() };
+        let child = spawn(&req, OwnedFd::from(theirs)).map_err(NetError::HelperRun)?;
+        Ok(HelperCall {
+            child,
+            sock: HelperSock::Datagram(ours),
+            deadline: Instant::now() + HELPER_LIMIT,
+        })
+    }
+
+    /// Starts `uml_net 4 add|del TAP ADDR MASK`.
+    pub fn address(op: AddrOp, tap: &str, addr: &str, mask: &str) -> Result<HelperCall, NetError> {
+        let (ours, theirs) = UnixStream::pair().map_err(NetError::Io)?;
+        ours.set_nonblocking(true).map_err(NetError::Io)?;
+        let req = Request::Address {
+            op,
+            dev: tap.into(),
+            addr: addr.into(),
+            netmask: mask.into(),
+            legacy: false,
+        };
+        let child = spawn(&req, OwnedFd::from(theirs)).map_err(NetError::AddressHelperRun)?;
+        Ok(HelperCall {
+            child,
+            sock: HelperSock::Stream(ours, Vec::new()),
+            deadline: Instant::now() + HELPER_LIMIT,
+        })
+    }
+
+    /// The descriptor the answer arrives on.
+    pub fn fd(&self) -> RawFd {
+        match &self.sock {
+            HelperSock::Datagram(s) => s.as_raw_fd(),
+            HelperSock::Stream(s, _) => s.as_raw_fd(),
+        }
+    }
+
+    /// When the call is given up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Takes what has arrived; Some when the call is over.
+    pub fn poll(&mut self) -> Option<Result<HelperDone, NetError>> {
+        let timed_out = Instant::now() >= self.deadline;
+        let result = match &mut self.sock {
+            HelperSock::Datagram(sock) => match helper::recv_tuntap_up(sock.as_fd()) {
+                Err(helper::ReplyError::Io(e))
+                    if e.kind() == io::ErrorKind::WouldBlock && !timed_out =>
+                {
+                    return None
+                }
+                Err(e) => Err(NetError::HelperReply(e)),
+                Ok((reply, None)) => Err(NetError::HelperNoDescriptor(reply.output)),
+                Ok((reply, Some(fd))) => set_nonblocking(fd.as_raw_fd()).map(|()| {
+                    let tap = Tap {
+                        file: File::from(fd),
+                        name: reply.ifname.unwrap_or_default(),
+                    };
+                    HelperDone::Tap(tap, reply.output)
+                }),
+            },
+            HelperSock::Stream(sock, buf) => {
+                let mut chunk = [0u8; 1024];
+                let eof = loop {
+                    match sock.read(&mut chunk) {
+                        Ok(0) => break true,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Some(self.finish(Err(NetError::HelperText(e.into())))),
+                    }
+                };
+                match parse_text(buf) {
+                    Ok(text) => Ok(HelperDone::Text(text)),
+                    Err(helper::ReplyError::Truncated { .. }) if !eof && !timed_out => return None,
+                    Err(helper::ReplyError::Truncated { .. }) if !eof => Err(NetError::HelperText(
+                        io::Error::from(io::ErrorKind::TimedOut).into(),
+                    )),
+                    Err(e) => Err(NetError::HelperText(e)),
+                }
+            }
+        };
+        Some(self.finish(result))
+    }
+
+    /// Reaps the helper (it exits once it has answered; one that hangs is killed).
+    fn finish(&mut self, result: Result<HelperDone, NetError>) -> Result<HelperDone, NetError> {
+        self.reap();
+        result
+    }
+
+    fn reap(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Waits for the answer (at most until the deadline).
+    pub fn wait(mut self) -> Result<HelperDone, NetError> {
+        loop {
+            if let Some(r) = self.poll() {
+                return r;
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+            let ready = match &self.sock {
+                HelperSock::Datagram(s) => s.as_fd(),
+                HelperSock::Stream(s, _) => s.as_fd(),
+            };
+            let _ = poll(&mut [PollFd::new(ready, PollFlags::POLLIN)], timeout);
+        }
+    }
+}
+
+impl Drop for HelperCall {
+    /// A call given up (its job cancelled) leaves no helper running and no zombie.
+    fn drop(&mut self) {
+        self.reap();
+    }
+}
+
+fn spawn(req: &Request, stdout: OwnedFd) -> io::Result<Child> {
+    Command::new("uml_net")
+        .args(req.argv())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .spawn()
+}
+
+/// A whole length-prefixed text reply in `buf`, at most `TEXT_LIMIT` bytes.
+fn parse_text(buf: &[u8]) -> Result<String, helper::ReplyError> {
+    if let Some(prefix) = buf.get(..4) {
+        let n = i32::from_ne_bytes(prefix.try_into().unwrap_or_default());
+        if usize::try_from(n).map_or(true, |l| l > TEXT_LIMIT) {
+            return Err(helper::ReplyError::BadLength(n));
+        }
+    }
+    helper::parse_text(buf).map(|(text, _)| text)
+}
+
+fn set_nonblocking(fd: RawFd) -> Result<(), NetError> {
     // SAFETY: fcntl on an fd we own, with integer arguments only.
     let rc = unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
@@ -120,7 +245,7 @@ fn set_nonblocking(fd: RawFd) -> Result<(), String> {
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error().to_string());
+        return Err(NetError::Io(io::Error::last_os_error()));
     }
     // SAFETY: as above.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };

@@ -1,5 +1,7 @@
 //! Opening a COW file: read its header, check that the bitmap and data area lie inside
-//! the file, read the bitmap. Every error names the file.
+//! the file, lock it as linux.uml does, read the bitmap and write pieces of it back.
+//! Every error names the file. (Finding, checking and switching the backing file, and
+//! making a new COW file, are in `backing.rs`.)
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -8,7 +10,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::bitmap::{bitmap_bytes, SectorBitmap};
+use super::lock::{lock_whole_file, LockError};
 use super::{read_header, CowGeometry, CowHeader, HeaderError};
+
+/// The kernel rewrites the on-disk bitmap in pieces of this many bytes, aligned.
+pub const BITMAP_WRITE_CHUNK: u64 = 16;
 
 /// An open, checked COW file.
 #[derive(Debug)]
@@ -122,12 +128,50 @@ impl CowFile {
         })
     }
 
+    /// A file already open (and locked, which must come before anything else opens
+    /// it: closing any descriptor of a file drops the process's locks on it) whose
+    /// header was read with [`read_header`]. Its extent is not checked: the kernel
+    /// reads a short file's missing sectors as zeros.
+    pub fn from_open(path: &Path, file: File, header: CowHeader) -> Result<CowFile, CowFileError> {
+        let len = file
+            .metadata()
+            .map_err(|source| CowFileError::Io {
+                path: path.to_owned(),
+                op: "stat",
+                source,
+            })?
+            .len();
+        Ok(CowFile {
+            path: path.to_owned(),
+            file,
+            geometry: header.geometry(),
+            header,
+            len,
+        })
+    }
+
+    /// Takes linux.uml's whole-file lock on the COW file: a write lock if `write`.
+    pub fn lock(&self, write: bool) -> Result<(), LockError> {
+        lock_whole_file(&self.file, write)
+    }
+
     /// Reads the bitmap: one bit per whole sector, `ceil(sectors / 8)` bytes from the
     /// bitmap offset (V1/V2 bitmaps are a byte short when the sector count is not a
     /// multiple of 8; the byte after them is read as uml_moo does).
     pub fn read_bitmap(&self) -> Result<SectorBitmap, CowFileError> {
         let sectors = self.header.sectors();
-        let want = bitmap_bytes(sectors);
+        self.read_bitmap_of(sectors, bitmap_bytes(sectors))
+    }
+
+    /// Reads a bitmap of `sectors` bits, at most `max_bytes` of it from the file (the
+    /// kernel counts a trailing partial sector and reads only `geometry.bitmap_len`);
+    /// what the file does not hold reads as clear.
+    pub fn read_bitmap_of(
+        &self,
+        sectors: u64,
+        max_bytes: u64,
+    ) -> Result<SectorBitmap, CowFileError> {
+        let want = bitmap_bytes(sectors).min(max_bytes);
         let available = self.len.saturating_sub(self.geometry.bitmap_offset);
         let mut bytes = vec![0u8; want.min(available) as usize];
         self.file
@@ -138,5 +182,35 @@ impl CowFile {
                 source,
             })?;
         Ok(SectorBitmap::from_bytes(bytes, sectors))
+    }
+
+    /// Writes the bitmap bytes that cover sectors `start..end` back to the file, in the
+    /// kernel's aligned pieces of [`BITMAP_WRITE_CHUNK`] bytes (never past the bitmap).
+    pub fn write_bitmap_range(
+        &self,
+        bitmap: &SectorBitmap,
+        start: u64,
+        end: u64,
+    ) -> Result<(), CowFileError> {
+        if end <= start {
+            return Ok(());
+        }
+        let bytes = bitmap.as_bytes();
+        let from = (start / 8) / BITMAP_WRITE_CHUNK * BITMAP_WRITE_CHUNK;
+        let to = ((end - 1) / 8 / BITMAP_WRITE_CHUNK + 1) * BITMAP_WRITE_CHUNK;
+        let to = to.min(self.geometry.bitmap_len).min(bytes.len() as u64);
+        if from >= to {
+            return Ok(());
+        }
+        self.file
+            .write_all_at(
+                &bytes[from as usize..to as usize],
+                self.geometry.bitmap_offset + from,
+            )
+            .map_err(|source| CowFileError::Io {
+                path: self.path.clone(),
+                op: "write bitmap",
+                source,
+            })
     }
 }

@@ -3,10 +3,11 @@
 //! 0x6558) and L2TPv3 Ethernet pseudowires (RFC 3931/4719) in the shapes linux.uml 6.1's
 //! vector transports and iproute2's `ip link`/`ip l2tp` devices send them. Each header is
 //! a typed value with `parse` (checks lengths and flags, returns the inner frame) and
-//! `emit`; `spec` reads the text that names an overlay endpoint.
+//! `emit`; `spec` reads the text that names an overlay endpoint; `link` opens its socket.
 
 pub mod gre;
 pub mod l2tpv3;
+pub mod link;
 pub mod spec;
 pub mod vxlan;
 

@@ -1,88 +1,15 @@
-//! The guest's built-in init: a small shell on every console that has input. It reads
-//! lines through a line editor that works on a raw terminal (echo, backspace, Ctrl-U,
-//! Ctrl-C), runs the built-in commands against the machine, and reads and writes disk
-//! sectors so COW behaviour can be proved from inside the guest.
+//! The guest's built-in init: a small shell on every console that has input. It runs
+//! the built-in commands on the lines the consoles' line discipline (`chan::ldisc`)
+//! collects, against the machine, and reads and writes disk sectors so COW behaviour
+//! can be proved from inside the guest.
 
-use crate::block::SECTOR;
+mod net;
+
+use crate::block::{BlockError, SECTOR};
+use crate::job::Run;
 use crate::machine::{self, Action, Machine};
-use crate::net;
+use crate::net::services;
 use crate::proc;
-
-pub const PROMPT: &str = "# ";
-
-/// Collects typed bytes into lines.
-#[derive(Debug, Default)]
-pub struct LineEditor {
-    buf: Vec<u8>,
-    last_cr: bool,
-    /// Echo typed characters back (the input is a terminal).
-    pub echo: bool,
-}
-
-/// What a chunk of input produced.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Edited {
-    pub lines: Vec<String>,
-    /// Bytes to write back (echo, erasures, `^C`).
-    pub echo: Vec<u8>,
-    /// Ctrl-C: the current line was dropped; show a fresh prompt.
-    pub interrupted: bool,
-}
-
-impl LineEditor {
-    pub fn new(echo: bool) -> LineEditor {
-        LineEditor {
-            echo,
-            ..Default::default()
-        }
-    }
-
-    pub fn feed(&mut self, input: &[u8]) -> Edited {
-        let mut out = Edited::default();
-        for &b in input {
-            let after_cr = std::mem::replace(&mut self.last_cr, b == b'\r');
-            match b {
-                b'\n' if after_cr => {}
-                b'\r' | b'\n' => {
-                    if self.echo {
-                        out.echo.extend_from_slice(b"\n");
-                    }
-                    out.lines
-                        .push(String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned());
-                }
-                0x7f | 0x08 if self.buf.pop().is_some() && self.echo => {
-                    out.echo.extend_from_slice(b"\x08 \x08");
-                }
-                0x7f | 0x08 => {}
-                0x15 => {
-                    if self.echo {
-                        for _ in 0..self.buf.len() {
-                            out.echo.extend_from_slice(b"\x08 \x08");
-                        }
-                    }
-                    self.buf.clear();
-                }
-                0x03 => {
-                    self.buf.clear();
-                    out.echo.extend_from_slice(b"^C\n");
-                    out.interrupted = true;
-                }
-                0x20..=0x7e | 0x09 | 0x80..=0xff => {
-                    self.buf.push(b);
-                    if self.echo {
-                        out.echo.push(b);
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    pub fn clear(&mut self) {
-        self.buf.clear();
-    }
-}
 
 const HELP: &str = "\
 Built-in commands:
@@ -109,12 +36,22 @@ Built-in commands:
   telnetd [PORT]               a line shell on a TCP port (23); `exit` ends it
 ";
 
-/// Runs one command line; returns what it prints.
-pub fn execute(line: &str, m: &mut Machine) -> String {
+/// Runs one command line: what it printed, or the job that goes on running it.
+pub fn execute(line: &str, m: &mut Machine) -> Run {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&cmd, args)) = words.split_first() else {
-        return String::new();
+        return Run::Done(String::new());
     };
+    match cmd {
+        "ping" => net::ping(&mut m.net, args),
+        "ifconfig" => net::ifconfig(m, args),
+        "tcpsend" => net::tcpsend(&mut m.net, args),
+        _ => Run::Done(run_now(cmd, args, m)),
+    }
+}
+
+/// The commands that finish at once.
+fn run_now(cmd: &str, args: &[&str], m: &mut Machine) -> String {
     match cmd {
         "help" => HELP.into(),
         "echo" => echo(args, m),
@@ -124,7 +61,7 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
         "uname" => uname(args),
         "uptime" => uptime(m),
         "free" => free(m),
-        "ps" => m.task_list(),
+        "ps" => m.tasks.listing(),
         "sync" => {
             m.sync_disks();
             String::new()
@@ -146,19 +83,10 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
             String::new()
         }
         "ubd" => ubd(args, m),
-        "ifconfig" => {
-            let out = net::cmds::ifconfig(&mut m.net, args);
-            for line in std::mem::take(&mut m.net.log) {
-                m.log.info(line.trim_end());
-            }
-            out
-        }
-        "route" => net::cmds::route(&mut m.net, args),
-        "ping" => net::cmds::ping(&mut m.net, args),
-        "arp" => net::cmds::arp(&m.net),
+        "route" => net::route(&mut m.net, args),
+        "arp" => net::arp(&m.net),
         "netstat" => m.net.netstat(),
         "echod" | "discard" | "telnetd" => service(cmd, args, m),
-        "tcpsend" => net::cmds::tcpsend(&mut m.net, args),
         _ => format!("sh: {cmd}: not found\n"),
     }
 }
@@ -166,9 +94,9 @@ pub fn execute(line: &str, m: &mut Machine) -> String {
 /// `echod [PORT]` (7) and `telnetd [PORT]` (23) start a TCP service on every device.
 fn service(cmd: &str, args: &[&str], m: &mut Machine) -> String {
     let (kind, default) = match cmd {
-        "echod" => (net::services::Kind::Echo, 7),
-        "discard" => (net::services::Kind::Discard, 9),
-        _ => (net::services::Kind::Shell, 23),
+        "echod" => (services::Kind::Echo, 7),
+        "discard" => (services::Kind::Discard, 9),
+        _ => (services::Kind::Shell, 23),
     };
     let port = match args.first().map(|p| p.parse::<u16>()) {
         None => default,
@@ -275,7 +203,7 @@ fn ubd(args: &[&str], m: &mut Machine) -> String {
         ["read", dev, sector, rest @ ..] if rest.len() <= 1 => {
             let count = rest.first().map_or(Ok(1), |c| number(c));
             match (number(sector), count) {
-                (Ok(s), Ok(c)) => match m.disks.lookup(dev).and_then(|d| d.read(s, c).map_err(|e| format!("{dev}: {e}"))) {
+                (Ok(s), Ok(c)) => match m.disks.lookup(dev).map_err(UbdError::Device).and_then(|d| d.read(s, c).map_err(|e| UbdError::Io(dev.to_string(), e))) {
                     Ok(data) => hexdump(&data, s * SECTOR),
                     Err(e) => format!("ubd: {e}\n"),
                 },
@@ -325,31 +253,52 @@ fn ubd_write(m: &mut Machine, dev: &str, sector: &str, mut data: Vec<u8>) -> Str
     };
     let padded = (data.len() as u64).div_ceil(SECTOR).max(1) * SECTOR;
     data.resize(padded as usize, 0);
-    match m
-        .disks
-        .lookup(dev)
-        .and_then(|d| d.write(s, &data).map_err(|e| format!("{dev}: {e}")))
-    {
+    match m.disks.lookup(dev).map_err(UbdError::Device).and_then(|d| {
+        d.write(s, &data)
+            .map_err(|e| UbdError::Io(dev.to_string(), e))
+    }) {
         Ok(()) => format!("wrote {} sector(s) at {s}\n", padded / SECTOR),
         Err(e) => format!("ubd: {e}\n"),
     }
 }
 
-fn number(s: &str) -> Result<u64, String> {
+/// Why a `ubd` command failed (printed after `ubd: `).
+#[derive(Debug)]
+enum UbdError {
+    Device(BlockError),
+    Io(String, std::io::Error),
+    NotANumber(String),
+    OddHex(String),
+    NotHex(String),
+}
+
+impl std::fmt::Display for UbdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UbdError::Device(e) => e.fmt(f),
+            UbdError::Io(dev, e) => write!(f, "{dev}: {e}"),
+            UbdError::NotANumber(s) => write!(f, "{s}: not a number"),
+            UbdError::OddHex(s) => write!(f, "{s}: odd number of hex digits"),
+            UbdError::NotHex(s) => write!(f, "{s}: not hex"),
+        }
+    }
+}
+
+fn number(s: &str) -> Result<u64, UbdError> {
     let parsed = match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16),
         None => s.parse(),
     };
-    parsed.map_err(|_| format!("{s}: not a number"))
+    parsed.map_err(|_| UbdError::NotANumber(s.to_owned()))
 }
 
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+fn parse_hex(s: &str) -> Result<Vec<u8>, UbdError> {
     if !s.len().is_multiple_of(2) {
-        return Err(format!("{s}: odd number of hex digits"));
+        return Err(UbdError::OddHex(s.to_owned()));
     }
     (0..s.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("{s}: not hex")))
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| UbdError::NotHex(s.to_owned())))
         .collect()
 }
 
@@ -382,21 +331,6 @@ pub fn hexdump(data: &[u8], base: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn editor_handles_raw_terminal_keys() {
-        let mut e = LineEditor {
-            echo: true,
-            ..Default::default()
-        };
-        let r = e.feed(b"ecx\x7fho hi\r\n");
-        assert_eq!(r.lines, vec!["echo hi"]);
-        assert_eq!(r.echo, b"ecx\x08 \x08ho hi\n");
-        let r = e.feed(b"junk\x03");
-        assert!(r.interrupted && r.lines.is_empty());
-        let r = e.feed(b"ab\x15cd\n");
-        assert_eq!(r.lines, vec!["cd"]);
-    }
 
     #[test]
     fn hexdump_rows() {

@@ -1,0 +1,17 @@
+//! Filesystems: the VFS (mounts, path walks, open files), the errno values operations
+//! fail with, and the filesystems themselves: tmpfs and ext2 (over `uml_proto::ext2`).
+
+pub mod blockdev;
+pub mod boot;
+pub mod chardev;
+pub mod cmds;
+pub mod errno;
+pub mod ext2;
+pub mod node;
+pub mod procfs;
+pub mod tmpfs;
+pub mod vfs;
+
+pub use errno::{Errno, FsResult};
+pub use node::{Attr, DirEntry, FileKind, FileSystem, Ino, NewNode, SetAttr, StatFs};
+pub use vfs::{oflag, Loc, MountInfo, OpenFile, Vfs};
