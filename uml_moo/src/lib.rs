@@ -7,9 +7,9 @@ pub mod error;
 pub mod inspect;
 pub mod io_util;
 pub mod journal;
-pub mod mapped;
 pub mod merge;
 pub mod progress;
+mod sys;
 
 pub use error::MooError;
 pub use inspect::{inspect, CowInfo};

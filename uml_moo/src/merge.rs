@@ -213,9 +213,10 @@ fn merge_in_place(
     in_place_merge(cow, &bitmap, &backing, &bar)
         .map_err(|e| e.at(&cow.path, backing_path, backing_path))?;
     bar.finish();
+    // One fdatasync: the writeback was started chunk by chunk during the merge.
     backing
-        .sync_all()
-        .map_err(MooError::io(backing_path, "fsync"))?;
+        .sync_data()
+        .map_err(MooError::io(backing_path, "fdatasync"))?;
     journal::remove(&jpath).map_err(MooError::io(&jpath, "remove journal"))?;
     Ok(MergeReport {
         sectors: cow.header.sectors(),
