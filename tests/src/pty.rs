@@ -3,11 +3,12 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
 
 /// A child process whose stdin, stdout and stderr are one terminal.
@@ -23,9 +24,14 @@ pub struct PtySession {
 impl PtySession {
     /// Starts `cmd` in a new session with a 24x80 terminal as its controlling tty.
     pub fn spawn(cmd: &mut Command) -> PtySession {
+        Self::spawn_sized(cmd, 24, 80)
+    }
+
+    /// Starts `cmd` in a new session with a `rows`x`cols` terminal as its controlling tty.
+    pub fn spawn_sized(cmd: &mut Command, rows: u16, cols: u16) -> PtySession {
         let size = Winsize {
-            ws_row: 24,
-            ws_col: 80,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -62,16 +68,11 @@ impl PtySession {
 
     /// Reads what is available within `wait`; false when the terminal closed.
     fn read_some(&mut self, wait: Duration) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n <= 0 {
-            return true;
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => {}
+            _ => return true,
         }
         let mut buf = [0u8; 4096];
         match self.master.read(&mut buf) {

@@ -8,7 +8,9 @@ pub mod inspect;
 pub mod io_util;
 pub mod journal;
 pub mod merge;
+pub mod owner;
 pub mod progress;
+pub mod summary;
 mod sys;
 
 pub use error::MooError;
