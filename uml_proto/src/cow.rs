@@ -10,7 +10,7 @@
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -501,24 +501,7 @@ impl std::error::Error for BackingMismatch {}
 /// The backing path the kernel stores: the directory part resolved to a symlink-free
 /// absolute path (as `chdir` + `getcwd` give it), the last component kept as written.
 pub fn absolute_backing_path(path: &Path) -> io::Result<PathBuf> {
-    let bytes = path.as_os_str().as_bytes();
-    match bytes.iter().rposition(|&b| b == b'/') {
-        None => Ok(std::env::current_dir()?.join(path)),
-        Some(slash) => {
-            let dir = if slash == 0 {
-                &b"/"[..]
-            } else {
-                &bytes[..slash]
-            };
-            let dir = std::fs::canonicalize(std::ffi::OsStr::from_bytes(dir))?;
-            let mut out = dir.into_os_string().into_vec();
-            if out != b"/" {
-                out.push(b'/');
-            }
-            out.extend_from_slice(&bytes[slash + 1..]);
-            Ok(PathBuf::from(std::ffi::OsString::from_vec(out)))
-        }
-    }
+    crate::fsutil::absolute_path(path, &std::env::current_dir()?)
 }
 
 /// Reads and parses the header at the start of an open file.
