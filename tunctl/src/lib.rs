@@ -176,18 +176,12 @@ pub fn parse_c_number(s: &str) -> Option<u32> {
 
 /// A user name or uid, as -u takes it.
 pub fn resolve_user(s: &str) -> Option<u32> {
-    if let Ok(Some(u)) = nix::unistd::User::from_name(s) {
-        return Some(u.uid.as_raw());
-    }
-    parse_c_number(s)
+    uml_proto::ids::uid_of(s).or_else(|| parse_c_number(s))
 }
 
 /// A group name or gid, as -g takes it.
 pub fn resolve_group(s: &str) -> Option<u32> {
-    if let Ok(Some(g)) = nix::unistd::Group::from_name(s) {
-        return Some(g.gid.as_raw());
-    }
-    parse_c_number(s)
+    uml_proto::ids::gid_of(s).or_else(|| parse_c_number(s))
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use nix::fcntl::OFlag;
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Uid};
 
 use crate::sys;
 
@@ -41,14 +41,10 @@ impl Owner {
             return None;
         }
         // A uid without a passwd entry gets the file's group and no others.
-        let user = User::from_uid(Uid::from_raw(uid)).ok().flatten();
-        let gid = user.as_ref().map_or(meta.gid(), |u| u.gid.as_raw());
-        let groups = user
-            .and_then(|u| {
-                let name = CString::new(u.name.as_bytes()).ok()?;
-                nix::unistd::getgrouplist(&name, u.gid).ok()
-            })
-            .map_or_else(|| vec![gid], |g| g.into_iter().map(Gid::as_raw).collect());
+        let (gid, groups) = match uml_proto::ids::account_of(uid) {
+            Some(a) => (a.gid, a.groups),
+            None => (meta.gid(), vec![meta.gid()]),
+        };
         Some(Owner { uid, gid, groups })
     }
 }

@@ -10,6 +10,7 @@ pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
 pub mod humfs;
+pub mod ids;
 pub mod mconsole;
 pub mod switch;
 pub mod tap;
