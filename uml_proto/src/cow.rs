@@ -461,18 +461,14 @@ impl BackingInfo {
 
 fn block_device_size(file: &File) -> io::Result<u64> {
     use std::os::fd::AsRawFd;
+    // BLKGETSIZE64 is `_IOR(0x12, 114, size_t)` on Linux.
+    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
     let mut size: u64 = 0;
     // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which points at `size`;
     // the fd is open for the duration of the call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64, &mut size as *mut u64) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }?;
     Ok(size)
 }
-
-/// `_IOR(0x12, 114, size_t)` on Linux.
-const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 
 /// A backing file that does not match its COW header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
