@@ -69,6 +69,10 @@ pub fn open_as(owner: &Owner, path: &Path, write: bool) -> Result<File, OwnerOpe
     // of what we opened against the owner's ids.
     let file = open(path, write).map_err(OwnerOpenError::Caller)?;
     let meta = file.metadata().map_err(OwnerOpenError::Check)?;
+    if owner.uid == 0 {
+        // The owner is root, who may read and write any file.
+        return Ok(file);
+    }
     let want = if write { 0o6 } else { 0o4 };
     let bits = if meta.uid() == owner.uid {
         meta.mode() >> 6
