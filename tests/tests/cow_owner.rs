@@ -203,3 +203,43 @@ fn umask() -> u32 {
     let out = run(Command::new("sh").args(["-c", "umask"]), LIMIT);
     u32::from_str_radix(out.stdout.trim(), 8).unwrap()
 }
+
+/// The same attack between two unprivileged users: uid 4242's COW file names nobody's
+/// private file; nobody (who cannot take on uid 4242) merges it and must be refused by
+/// the permission bits, the private file neither overwritten nor copied.
+#[test]
+fn a_user_merging_another_users_cow_is_refused_their_own_private_file() {
+    let s = scene();
+    let private = s.attic.join("private.img");
+    write_as_nobody(&private, &vec![9u8; 1 << 20], "0600");
+    let meta = fs::metadata(&private).unwrap();
+    let cow = s.attic.join("evil.cow");
+    fs::write(
+        &cow,
+        cow_bytes(&private, meta.len(), meta.mtime() as u32, b'E'),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&cow, Some(4242), Some(4242)).unwrap();
+    fs::set_permissions(&cow, fs::Permissions::from_mode(0o666)).unwrap();
+    let before = fingerprint(&private);
+    let merged = s.attic.join("merged.img");
+    for args in [
+        vec![cow.as_path(), merged.as_path()],
+        vec![Path::new("-d"), cow.as_path()],
+    ] {
+        let mut cmd = as_nobody(our_bin("uml_moo").to_str().unwrap());
+        cmd.args(&args);
+        let out = run(&mut cmd, LIMIT);
+        assert_eq!(out.code, Some(1), "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("(uid 4242) may not") && out.stderr.contains("-b"),
+            "{args:?}: {out:?}"
+        );
+        assert!(!merged.exists());
+        assert_eq!(
+            fingerprint(&private),
+            before,
+            "{args:?}: the private file changed"
+        );
+    }
+}
