@@ -62,6 +62,13 @@ impl<'a> DataExtents<'a> {
         };
     }
 
+    /// Whether `offset..offset + len` is entirely data (no hole). Questions must move
+    /// forward.
+    pub fn is_data(&mut self, offset: u64, len: u64) -> bool {
+        self.locate(offset);
+        self.hole_until <= offset && offset + len <= self.data_until
+    }
+
     /// Whether `offset..offset + len` is entirely a hole. Questions must move forward.
     pub fn is_hole(&mut self, offset: u64, len: u64) -> bool {
         self.locate(offset);
@@ -96,6 +103,10 @@ mod tests {
         assert!(!ext.is_hole(31 << 20, 2 << 20));
         assert!(!ext.is_hole(32 << 20, 4096));
         assert!(ext.is_hole(40 << 20, 1 << 20));
+        let mut ext = DataExtents::new(&f);
+        assert!(!ext.is_data(0, 4096));
+        assert!(ext.is_data(32 << 20, 4096));
+        assert!(!ext.is_data(32 << 20, 8192));
         assert!(ext.is_hole((32 << 20) + 4096, 1 << 20));
     }
 }
