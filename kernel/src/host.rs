@@ -3,13 +3,17 @@
 //! dead kernel is cleaned and reused; one whose kernel still runs is refused. The
 //! directory is removed when the [`UmidHome`] is dropped (halt, reboot, signals, boot
 //! errors), unless the kernel panicked.
+//!
+//! A uml_dir may be shared with other users (`uml_dir=/tmp/uml`): the umid directory is
+//! claimed, cleaned and removed by descriptor (uml_proto's `UmidFd`), so a symlink or
+//! another user's directory planted at the umid's name is refused, never followed.
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use uml_proto::umid::{Liveness, UmidDir};
+use uml_proto::umid::{open_uml_dir, Liveness, UmidDir, UmidError, UmidFd};
 
 /// Length of a random umid, as linux.uml makes them.
 const RANDOM_UMID_LEN: usize = 6;
@@ -19,6 +23,7 @@ const RANDOM_UMID_LEN: usize = 6;
 pub struct UmidHome {
     pub umid: String,
     pub dir: UmidDir,
+    fd: UmidFd,
     /// Leave the directory behind on drop (a panic does, as in linux.uml).
     pub keep: bool,
 }
@@ -41,13 +46,14 @@ impl UmidHome {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(format!("uml_dir={}: cannot create: {e}", uml_dir.display())),
         }
-        let (umid, dir) = match umid {
+        let (umid, fd) = match umid {
             Some(u) => (u.to_owned(), claim_named(uml_dir, u)?),
             None => claim_random(uml_dir)?,
         };
         let home = UmidHome {
+            dir: UmidDir::new(uml_dir, &umid),
             umid,
-            dir,
+            fd,
             keep: false,
         };
         home.write_pid()?;
@@ -56,11 +62,9 @@ impl UmidHome {
 
     fn write_pid(&self) -> Result<(), String> {
         let path = self.dir.pid_file();
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
+        let mut f = self
+            .fd
+            .create_file(uml_proto::umid::PID_FILE, 0o644)
             .map_err(|e| format!("{}: cannot create pid file: {e}", path.display()))?;
         writeln!(f, "{}", std::process::id()).map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -69,10 +73,9 @@ impl UmidHome {
         self.dir.mconsole()
     }
 
-    /// Removes the directory and everything in it.
+    /// Removes the directory and everything in it (by descriptor).
     pub fn remove(&self) {
-        remove_dir_contents(&self.dir.dir);
-        let _ = fs::remove_dir(&self.dir.dir);
+        let _ = self.fd.remove();
     }
 }
 
@@ -84,50 +87,59 @@ impl Drop for UmidHome {
     }
 }
 
-fn remove_dir_contents(dir: &Path) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let _ = fs::remove_file(e.path());
-        }
-    }
+fn shown(e: UmidError) -> String {
+    e.to_string()
 }
 
-fn make_dir(path: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().mode(0o777).create(path)
-}
-
-/// Takes `<uml_dir>/<umid>`: refused while its kernel runs, cleaned when stale.
-fn claim_named(uml_dir: &Path, umid: &str) -> Result<UmidDir, String> {
-    let dir = UmidDir::new(uml_dir, umid);
-    match dir.liveness() {
-        Liveness::Running(pid) if pid as u32 != std::process::id() => {
-            return Err(format!("umid=\"{umid}\" is already in use by pid {pid}"))
+/// Takes `<uml_dir>/<umid>`: refused while its kernel runs, cleaned when stale,
+/// refused when it is a symlink or another user's.
+fn claim_named(uml_dir: &Path, umid: &str) -> Result<UmidFd, String> {
+    let parent = open_uml_dir(uml_dir).map_err(shown)?;
+    let keep = parent
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", uml_dir.display()))?;
+    match UmidFd::open(parent, uml_dir, umid).map_err(shown)? {
+        Some(d) => {
+            match d.liveness() {
+                Liveness::Running(pid) if pid as u32 != std::process::id() => {
+                    return Err(format!("umid=\"{umid}\" is already in use by pid {pid}"))
+                }
+                _ => d
+                    .clean()
+                    .map_err(|e| format!("{}: cannot clean: {e}", d.path.display()))?,
+            }
+            Ok(d)
         }
-        Liveness::Running(_) | Liveness::Stale(_) => remove_dir_contents(&dir.dir),
-        Liveness::Absent => {}
-    }
-    match make_dir(&dir.dir) {
-        Ok(()) => Ok(dir),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(dir),
-        Err(e) => Err(format!(
-            "{}: cannot create umid directory: {e}",
-            dir.dir.display()
-        )),
+        None => UmidFd::create(keep, uml_dir, umid).map_err(|e| {
+            format!(
+                "{}: cannot create umid directory: {}",
+                uml_dir.join(umid).display(),
+                match e {
+                    UmidError::Io { source, .. } => source.to_string(),
+                    e => e.to_string(),
+                }
+            )
+        }),
     }
 }
 
 /// A fresh directory with a random 6-character name.
-fn claim_random(uml_dir: &Path) -> Result<(String, UmidDir), String> {
+fn claim_random(uml_dir: &Path) -> Result<(String, UmidFd), String> {
+    let parent = open_uml_dir(uml_dir).map_err(shown)?;
     for _ in 0..100 {
         let umid = random_name()?;
-        let dir = UmidDir::new(uml_dir, &umid);
-        match make_dir(&dir.dir) {
-            Ok(()) => return Ok((umid, dir)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+        let p = parent
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", uml_dir.display()))?;
+        match UmidFd::create(p, uml_dir, &umid) {
+            Ok(d) => return Ok((umid, d)),
+            Err(UmidError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                continue
+            }
             Err(e) => {
                 return Err(format!(
                     "{}: cannot create umid directory: {e}",
-                    dir.dir.display()
+                    uml_dir.join(&umid).display()
                 ))
             }
         }
@@ -175,5 +187,38 @@ mod tests {
         let r = UmidHome::create(&base, None).unwrap();
         assert_eq!(r.umid.len(), RANDOM_UMID_LEN);
         assert!(r.dir.dir.is_dir());
+    }
+
+    #[test]
+    fn a_symlinked_umid_is_refused_and_its_target_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("shared");
+        fs::create_dir(&base).unwrap();
+        let victim = tmp.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("mconsole"), "precious").unwrap();
+        fs::write(victim.join("pid"), "999999999\n").unwrap();
+        std::os::unix::fs::symlink(&victim, base.join("box")).unwrap();
+        let e = UmidHome::create(&base, Some("box")).unwrap_err();
+        assert!(e.contains("symbolic link: refused"), "{e}");
+        assert_eq!(
+            fs::read_to_string(victim.join("mconsole")).unwrap(),
+            "precious"
+        );
+        assert!(victim.join("pid").exists());
+        // A file there is refused too; a symlink inside our own stale directory is
+        // removed itself, not what it points to.
+        fs::write(base.join("file"), "x").unwrap();
+        assert!(UmidHome::create(&base, Some("file")).is_err());
+        let own = base.join("own");
+        fs::create_dir(&own).unwrap();
+        std::os::unix::fs::symlink(victim.join("mconsole"), own.join("mconsole")).unwrap();
+        let h = UmidHome::create(&base, Some("own")).unwrap();
+        drop(h);
+        assert!(!own.exists());
+        assert_eq!(
+            fs::read_to_string(victim.join("mconsole")).unwrap(),
+            "precious"
+        );
     }
 }

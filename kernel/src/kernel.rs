@@ -843,6 +843,18 @@ impl Kernel {
         (1, "Bad remove option".into())
     }
 
+    /// Runs one mconsole command as the loop does for a request from `from`, and
+    /// returns its replies (the fuzz target drives command execution through this).
+    pub fn execute_mconsole(
+        &mut self,
+        command: Command,
+        from: &std::os::unix::net::SocketAddr,
+    ) -> Vec<Reply> {
+        let replies = self.run_command(command, from);
+        self.flush_log();
+        replies
+    }
+
     /// Leaves the umid directory behind (a panic).
     pub fn keep_umid_dir(&mut self) {
         self.home.keep = true;

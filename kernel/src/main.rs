@@ -15,23 +15,23 @@ fn main() -> ExitCode {
     let config = match cmdline::parse(&args) {
         Ok(Invocation::Boot(c)) => c,
         Ok(Invocation::Help) => {
-            print!("{}", cmdline::help_text());
+            uml_proto::quiet_print!("{}", cmdline::help_text());
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::Version) => {
-            println!(
-                "uml-kernel {} ({})",
+            uml_proto::quiet_print!(
+                "uml-kernel {} ({})\n",
                 env!("CARGO_PKG_VERSION"),
                 kernel::machine::RELEASE
             );
             return ExitCode::SUCCESS;
         }
         Ok(Invocation::ShowConfig) => {
-            print!("{}", cmdline::showconfig_text());
+            uml_proto::quiet_print!("{}", cmdline::showconfig_text());
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("uml-kernel: {e}");
+            uml_proto::quiet_eprintln!("uml-kernel: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let exit = match Kernel::boot(*config, home, start) {
         Ok(mut k) => k.run(),
         Err(e) => {
-            eprintln!("uml-kernel: {e}");
+            uml_proto::quiet_eprintln!("uml-kernel: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -60,6 +60,6 @@ fn reexec(args: &[String]) -> ExitCode {
         }
     }
     let err = nix::unistd::execv(&exe, &argv).unwrap_err();
-    eprintln!("uml-kernel: reboot: cannot re-execute: {err}");
+    uml_proto::quiet_eprintln!("uml-kernel: reboot: cannot re-execute: {err}");
     ExitCode::FAILURE
 }

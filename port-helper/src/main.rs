@@ -43,11 +43,13 @@ fn main() -> ExitCode {
     match hand_over_terminal(&channel) {
         Ok(detach_problem) => {
             if let Some(e) = detach_problem {
-                eprintln!("port-helper: TIOCNOTTY on standard input failed (is it the terminal the kernel should get?): {e}");
+                // After the hand-over: stderr may be the very terminal that just went
+                // to the kernel, or closed; the message must not panic.
+                uml_proto::quiet_eprintln!("port-helper: TIOCNOTTY on standard input failed (is it the terminal the kernel should get?): {e}");
             }
         }
         Err(e) => {
-            eprintln!("port-helper: {e}");
+            uml_proto::quiet_eprintln!("port-helper: {e}");
             return ExitCode::FAILURE;
         }
     }

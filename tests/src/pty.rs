@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
 
@@ -36,6 +37,8 @@ impl PtySession {
             ws_ypixel: 0,
         };
         let pty = openpty(Some(&size), None).expect("openpty");
+        // The child must not hold the master too, or closing ours would not hang up.
+        fcntl(&pty.master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("FD_CLOEXEC");
         let slave: OwnedFd = pty.slave;
         let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup pty slave"));
         cmd.stdin(stdio(&slave))
@@ -97,6 +100,18 @@ impl PtySession {
                 return false;
             }
         }
+    }
+
+    /// Closes the terminal's master side, as a closed xterm or ssh session does: the
+    /// session leader gets SIGHUP, reads and writes on the terminal fail from then on.
+    pub fn hang_up(&mut self) {
+        let null = File::open("/dev/null").expect("/dev/null");
+        // dup2 onto the master's descriptor closes the master and leaves /dev/null in its
+        // place (EOF on read), under the same number.
+        let placeholder = null.try_clone().expect("dup /dev/null");
+        let mut master = OwnedFd::from(std::mem::replace(&mut self.master, placeholder));
+        nix::unistd::dup2(&null, &mut master).expect("dup2");
+        self.master = File::from(master);
     }
 
     /// Everything shown so far, as text.

@@ -635,3 +635,354 @@ fn mark_line(out: &str, mark: &str) -> Option<usize> {
     }
     None
 }
+
+/// Our uml_switch inside `ns` with extra arguments (uplinks); killed when dropped.
+fn our_switch_in(ns: &NetNs, dir: &Path, args: &[&str]) -> Switch {
+    let ctl = dir.join("sw.ctl");
+    let log = fs::File::create(dir.join("sw.log")).unwrap();
+    let mut child = ns
+        .command(our_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start uml_switch");
+    let start = Instant::now();
+    while !ctl.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = fs::read_to_string(dir.join("sw.log")).unwrap_or_default();
+            panic!("uml_switch {args:?} exited with {status}: {log}");
+        }
+        assert!(start.elapsed() < LIMIT, "uml_switch {args:?} did not start");
+        thread::sleep(Duration::from_millis(5));
+    }
+    Switch {
+        child,
+        ctl,
+        _stdin: None,
+    }
+}
+
+/// The switch's SIGUSR1 report and whatever else it logged (for failure messages).
+fn switch_report(sw: &Switch, dir: &Path) -> String {
+    let _ = Command::new("kill")
+        .args(["-USR1", &sw.child.id().to_string()])
+        .status();
+    thread::sleep(Duration::from_millis(200));
+    fs::read_to_string(dir.join("sw.log")).unwrap_or_default()
+}
+
+/// Two "hosts": namespaces joined by a veth pair, 10.9.0.1 (a) and 10.9.0.2 (b).
+fn two_hosts() -> (NetNs, NetNs) {
+    let (a, b) = (NetNs::new(), NetNs::new());
+    a.sh_ok(&format!(
+        "ip link add va type veth peer name vb && ip link set vb netns /proc/{}/ns/net && \
+         ip addr add 10.9.0.1/24 dev va && ip link set va up",
+        b.pid()
+    ));
+    b.sh_ok("ip addr add 10.9.0.2/24 dev vb && ip link set vb up");
+    (a, b)
+}
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: the Linux kernel's own
+/// vxlan device (made by `linux_dev`, named ov0) in a bridge that has an address. The
+/// guest and b's bridge ping each other: ARP and unicast are learned across.
+fn uplink_meets_linux_bridge(uplink: &str, linux_dev: &str) {
+    let (a, b) = two_hosts();
+    b.sh_ok(&format!(
+        "{linux_dev} && ip link add br0 type bridge && ip link set ov0 master br0 && \
+         ip addr add 192.168.77.2/24 dev br0 && ip link set ov0 up && ip link set br0 up"
+    ));
+    let dir = scratch();
+    let sw = our_switch_in(&a, dir.path(), &["--uplink", uplink]);
+    let mut k = Kern::spawn_in(
+        Some(&a),
+        &dir.path().join("k"),
+        "up",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(
+        k.sh("ifconfig eth0 192.168.77.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = k.sh("ping -c 3 -i 0.2 192.168.77.2");
+    assert_eq!(received(&out), 3, "{uplink}: guest -> Linux bridge\n{out}");
+    let out = b.sh("busybox ping -c 2 -W 2 192.168.77.1");
+    assert_eq!(
+        received(&out.stdout),
+        2,
+        "{uplink}: Linux bridge -> guest\n{out:?}"
+    );
+    let fdb = b.sh_ok("bridge fdb show dev ov0").stdout;
+    assert!(
+        fdb.contains("fe:fd:c0:a8:4d:01"),
+        "b learned the guest's MAC:\n{fdb}"
+    );
+}
+
+#[test]
+fn vxlan_uplink_meets_a_linux_vxlan_on_the_iana_port() {
+    uplink_meets_linux_bridge(
+        "vxlan:10.9.0.2,vni=42",
+        "ip link add ov0 type vxlan id 42 remote 10.9.0.1 dstport 4789 dev vb",
+    );
+}
+
+#[test]
+fn vxlan_uplink_meets_a_linux_vxlan_on_its_default_port() {
+    // Without dstport, Linux uses its pre-IANA port 8472.
+    uplink_meets_linux_bridge(
+        "vxlan:10.9.0.2:8472,vni=7",
+        "ip link add ov0 type vxlan id 7 remote 10.9.0.1 dev vb 2>/dev/null",
+    );
+}
+
+/// Two of our switches on two hosts joined by `uplink_a`/`uplink_b`, a uml-kernel on
+/// each: ping both ways and a 2 MB TCP transfer, acknowledged to the last byte.
+fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let (da, db) = (dir.path().join("a"), dir.path().join("b"));
+    fs::create_dir_all(&da).unwrap();
+    fs::create_dir_all(&db).unwrap();
+    let mgmt = da.join("mgmt");
+    let swa = our_switch_in(
+        &a,
+        &da,
+        &["--uplink", uplink_a, "--mgmt", mgmt.to_str().unwrap()],
+    );
+    let swb = our_switch_in(&b, &db, &["--uplink", uplink_b]);
+    let eth = |sw: &Switch| format!("eth0=daemon,,unix,{}", sw.ctl.display());
+    let mut ka = Kern::spawn_in(Some(&a), &da.join("k"), "ka", &[eth(&swa)]);
+    let mut kb = Kern::spawn_in(Some(&b), &db.join("k"), "kb", &[eth(&swb)]);
+    assert_eq!(
+        ka.sh("ifconfig eth0 192.168.78.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    assert_eq!(
+        kb.sh("ifconfig eth0 192.168.78.2 netmask 255.255.255.0 up"),
+        ""
+    );
+    let out = ka.sh("ping -c 3 -i 0.2 192.168.78.2");
+    assert_eq!(received(&out), 3, "{uplink_a}: a -> b\n{out}");
+    let out = kb.sh("ping -c 2 -i 0.2 192.168.78.1");
+    assert_eq!(received(&out), 2, "{uplink_b}: b -> a\n{out}");
+    assert!(kb.sh("discard").contains("port 9"));
+    let out = ka.sh("tcpsend -n 2000000 192.168.78.2");
+    assert!(out.contains("sent 2000000 bytes in"), "{uplink_a}: {out}");
+    // The management socket: the uplink is a port that carried the transfer, and b's
+    // guest is learned behind it.
+    let answers = mgmt_ask(&mgmt, &["uplinks", "show", "bogus"]);
+    assert_eq!(
+        answers[0],
+        format!(r#"{{"uplinks":[{{"malformed":0,"send_errors":0,"uplink":"{uplink_a}"}}]}}"#),
+    );
+    let show = &answers[1];
+    let uplink_port = show
+        .split(r#""kind":"uplink""#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no uplink port in {show}"));
+    let tx: u64 = uplink_port
+        .split(r#""tx_bytes":"#)
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(tx > 2_000_000, "{show}");
+    assert!(show.contains(r#""mac":"fe:fd:c0:a8:4e:02""#), "{show}");
+    assert!(answers[2].starts_with(r#"{"commands":["show","ports","macs","uplinks","help"],"error":"unknown command 'bogus'"}"#), "{}", answers[2]);
+}
+
+/// Sends `commands` to a switch's `--mgmt` socket; returns one answer line each.
+fn mgmt_ask(path: &Path, commands: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    for c in commands {
+        writeln!(s, "{c}").unwrap();
+    }
+    let mut lines = BufReader::new(s).lines();
+    commands
+        .iter()
+        .map(|_| lines.next().unwrap().unwrap())
+        .collect()
+}
+
+#[test]
+fn switches_joined_by_vxlan() {
+    switches_joined_by("vxlan:10.9.0.2,vni=100", "vxlan:10.9.0.1,vni=100");
+}
+
+#[test]
+fn switches_joined_by_gre_with_key_and_sequence() {
+    switches_joined_by(
+        "gre:10.9.0.2,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.1,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+#[test]
+fn switches_joined_by_l2tpv3_over_udp_with_cookies_and_counter() {
+    switches_joined_by(
+        "l2tpv3:10.9.0.2,udp=1,srcport=1701,dstport=1702,rx_session=10,tx_session=20,\
+         rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,counter=1",
+        "l2tpv3:10.9.0.1,udp=1,srcport=1702,dstport=1701,rx_session=20,tx_session=10,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
+    );
+}
+
+#[test]
+fn switches_joined_by_l2tpv3_over_ip() {
+    switches_joined_by(
+        "l2tpv3:10.9.0.2,rx_session=0xffff,tx_session=0xeeee,rx_cookie=7,tx_cookie=8",
+        "l2tpv3:10.9.0.1,rx_session=0xeeee,tx_session=0xffff,rx_cookie=8,tx_cookie=7",
+    );
+}
+
+/// Host a: a uml-kernel on our switch with `uplink`; host b: a linux.uml guest whose
+/// `vec0` is one of its vector transports (`vec`) aimed at host a. They ping both ways.
+fn linux_uml_vector_guest_meets_our_uplink(vec: &str, uplink: &str) {
+    let Some(_) = linux_uml() else {
+        return;
+    };
+    let (a, b) = two_hosts();
+    let dir = scratch();
+    let d = dir.path();
+    let sw = our_switch_in(&a, d, &["--uplink", uplink]);
+    let mut k = Kern::spawn_in(
+        Some(&a),
+        &d.join("k"),
+        "vk",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(
+        k.sh("ifconfig eth0 192.168.79.1 netmask 255.255.255.0 up"),
+        ""
+    );
+    let img = d.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = d.join("lx.cow");
+    let mut l = Uml::new(&d.join("lxhome"), &format!("vec-{}", std::process::id()))
+        .expect("linux.uml")
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("vec0:{vec}"))
+        .wrapped(b.prefix())
+        .boot_until("GUEST-READY", BOOT);
+    linux_sh(
+        &mut l,
+        "ifconfig vec0 192.168.79.2 netmask 255.255.255.0 up",
+    );
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 192.168.79.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml {vec} -> {uplink}\n{out}\nswitch: {}\nguest console:\n{}",
+        switch_report(&sw, d),
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 192.168.79.2");
+    assert_eq!(received(&out), 3, "{uplink} -> linux.uml {vec}\n{out}");
+}
+
+#[test]
+fn linux_uml_gre_vector_guest_meets_our_gre_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=gre,src=10.9.0.2,dst=10.9.0.1,rx_key=5,tx_key=6,sequence=1",
+        "gre:10.9.0.2,rx_key=6,tx_key=5,sequence=1",
+    );
+}
+
+/// (linux.uml reads session ids as signed ints: one above 0x7fffffff makes `ifconfig
+/// vec0 up` fail and its error path crash the guest kernel.)
+#[test]
+fn linux_uml_l2tpv3_over_ip_vector_guest_meets_our_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=l2tpv3,src=10.9.0.2,dst=10.9.0.1,\
+         rx_session=0x7ffffff0,tx_session=0xffff,rx_cookie=0x12345678,tx_cookie=0x9abcdef0,\
+         counter=1",
+        "l2tpv3:10.9.0.2,rx_session=0xffff,\
+         tx_session=0x7ffffff0,rx_cookie=0x9abcdef0,tx_cookie=0x12345678,counter=1",
+    );
+}
+
+/// Over UDP, with linux.uml's own port option names (`srcport`, `dstport`).
+#[test]
+fn linux_uml_l2tpv3_over_udp_vector_guest_meets_our_uplink() {
+    linux_uml_vector_guest_meets_our_uplink(
+        "transport=l2tpv3,udp=1,src=10.9.0.2,dst=10.9.0.1,srcport=1706,dstport=1707,\
+         rx_session=5,tx_session=6,rx_cookie=0x1122334455667788,tx_cookie=0x99,cookie64=1,\
+         counter=1",
+        "l2tpv3:10.9.0.2,udp=1,srcport=1707,dstport=1706,rx_session=6,tx_session=5,\
+         rx_cookie=0x99,tx_cookie=0x1122334455667788,cookie64=1,counter=1",
+    );
+}
+
+/// `--vde DIR`: a linux.uml guest on its `vde` transport (libvdeplug) and a uml-kernel on
+/// the daemon transport share one LAN; the switch removes DIR/ctl and the DIR it made.
+#[test]
+fn vde_clients_and_daemon_clients_share_the_lan() {
+    let dir = scratch();
+    let d = dir.path();
+    let vde_dir = d.join("vde");
+    let log = fs::File::create(d.join("sw.log")).unwrap();
+    let ctl = d.join("sw.ctl");
+    let child = Command::new(our_bin("uml_switch"))
+        .arg("-unix")
+        .arg(&ctl)
+        .arg("--vde")
+        .arg(&vde_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start uml_switch");
+    let sw = Switch {
+        child,
+        ctl,
+        _stdin: None,
+    };
+    let start = Instant::now();
+    while !vde_dir.join("ctl").exists() {
+        assert!(start.elapsed() < LIMIT, "no {}/ctl", vde_dir.display());
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut k = Kern::spawn(
+        &d.join("k"),
+        "vdek",
+        &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
+    );
+    assert_eq!(k.sh("ifconfig eth0 10.0.8.1 netmask 255.255.255.0 up"), "");
+    let Some(mut l) = linux_guest(d, &format!("vde,{}", vde_dir.display())) else {
+        return;
+    };
+    linux_sh(&mut l, "ifconfig eth0 10.0.8.2 netmask 255.255.255.0 up");
+    let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 10.0.8.1");
+    assert_eq!(
+        received(&out),
+        3,
+        "linux.uml (vde) -> uml-kernel\n{out}\nswitch: {}\n{}",
+        switch_report(&sw, d),
+        l.console()
+    );
+    let out = k.sh("ping -c 3 -i 0.2 10.0.8.2");
+    assert_eq!(received(&out), 3, "uml-kernel -> linux.uml (vde)\n{out}");
+    let report = switch_report(&sw, d);
+    assert!(!report.contains("Bad request"), "{report}");
+    drop(l);
+    let _ = Command::new("kill").arg(sw.child.id().to_string()).status();
+    let start = Instant::now();
+    while vde_dir.join("ctl").exists() {
+        assert!(
+            start.elapsed() < LIMIT,
+            "{}/ctl left behind",
+            vde_dir.display()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -403,10 +403,20 @@ fn sys_proxy(ns: &NetNs, dev: &str) -> String {
 
 /// `setpriv` as uid/gid 1000 running the setuid copy inside `ns`.
 fn as_user(ns: &NetNs, args: &[&str]) -> Command {
+    as_uid(ns, 1000, args)
+}
+
+/// `setpriv` as uid/gid `uid` running the setuid copy inside `ns`.
+fn as_uid(ns: &NetNs, uid: u32, args: &[&str]) -> Command {
     let mut cmd = ns.command("setpriv");
-    cmd.args(["--reuid=1000", "--regid=1000", "--clear-groups", "--"])
-        .arg(format!("{SUID_DIR}/uml_net"))
-        .args(args);
+    cmd.args([
+        format!("--reuid={uid}"),
+        format!("--regid={uid}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ])
+    .arg(format!("{SUID_DIR}/uml_net"))
+    .args(args);
     cmd
 }
 
@@ -549,7 +559,7 @@ fn setuid_uml_net_serves_its_caller_and_refuses_hostile_arguments() {
     let (bytes, _) = helper_stream(as_user(&ns, &["4", "add", "other", "10.0.0.9", m]));
     assert!(text_reply(&bytes).contains("not owned by uid 1000"));
     let (bytes, _) = helper_stream(as_user(&ns, &["4", "add", t, "10.0.0.7", m]));
-    assert!(text_reply(&bytes).contains("belongs to this host"));
+    assert!(text_reply(&bytes).contains("is a local address of this host"));
     let (bytes, _) = helper_stream(as_user(&ns, &["4", "ethertap", "tap0", "5"]));
     assert_eq!(bytes[0], 0, "ethertap status byte");
     assert!(text_reply(&bytes[1..]).contains("not supported on this host"));
@@ -565,7 +575,7 @@ fn traced_run(ns: &NetNs, args: &[&str]) -> Vec<String> {
         "-f",
         "-qq",
         "-e",
-        "trace=execve,setresuid,ioctl,sendmsg,write",
+        "trace=execve,setresuid,ioctl,sendmsg,sendto,write",
         "-o",
     ])
     .arg(&trace)
@@ -595,6 +605,7 @@ fn traced_run(ns: &NetNs, args: &[&str]) -> Vec<String> {
                 || l.contains("TUNSET")
                 || l.contains("SIOC")
                 || l.starts_with("sendmsg(")
+                || (l.starts_with("sendto(") && l.contains("nlmsg_type=RTM_"))
                 || l.starts_with("write(")
         })
         .collect()
@@ -620,8 +631,17 @@ fn setuid_uml_net_holds_root_only_while_changing_the_host() {
     let first_priv = pos(&|c| c.contains("TUNSETIFF"));
     let last_priv = calls
         .iter()
-        .rposition(|c| c.contains("SIOCSIF") || c.contains("TUNSET") || c.starts_with("write("))
+        .rposition(|c| {
+            c.contains("TUNSET")
+                || c.contains("RTM_NEWADDR")
+                || c.contains("RTM_SETLINK")
+                || c.starts_with("write(")
+        })
         .unwrap();
+    assert!(
+        calls.iter().any(|c| c.contains("RTM_NEWADDR")),
+        "the gate is set over netlink: {calls:#?}"
+    );
     let dropped = pos(&|c| c.starts_with("setresuid(1000, 1000, 1000) = 0"));
     let sent = pos(&|c| c.starts_with("sendmsg(1,"));
     assert!(
@@ -692,4 +712,474 @@ fn linux_uml_gets_its_network_through_our_uml_net() {
     }
     assert!(moved(), "{}", ns.sh_ok("ip route").stdout);
     boot.wait_exit(Duration::from_secs(20));
+}
+
+/// A host for the address-policy attacks: the setuid copy of uml_net, IPv6 off, a LAN
+/// `lan0` 192.168.5.1/24 whose far end (192.168.5.2, answering ARP) lives in a second
+/// namespace, a default gateway 192.168.5.254 and 10.8.0.0/16 behind 192.168.5.3.
+struct Lab {
+    ns: NetNs,
+    _far: NetNs,
+}
+
+fn lab() -> Lab {
+    let (ns, far) = (NetNs::new(), NetNs::new());
+    ns.sh_ok(&format!(
+        "cp {} {SUID_DIR}/uml_net && chown 0:0 {SUID_DIR}/uml_net && chmod 4755 {SUID_DIR}/uml_net",
+        our_bin("uml_net").display()
+    ));
+    ns.sh_ok(&format!(
+        "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 && \
+         ip link add lan0 type veth peer name lan1 && \
+         ip link set lan1 netns /proc/{}/ns/net && \
+         ip addr add 192.168.5.1/24 dev lan0 && ip link set lan0 up && \
+         ip route add default via 192.168.5.254 && ip route add 10.8.0.0/16 via 192.168.5.3",
+        far.pid()
+    ));
+    far.sh_ok("ip addr add 192.168.5.2/24 dev lan1 && ip link set lan1 up");
+    Lab { ns, _far: far }
+}
+
+/// A tap made by `uml_net 4 tuntap up GATE` for `uid`: its name and its fd.
+fn user_tap(ns: &NetNs, uid: u32, gate: &str) -> (String, OwnedFd) {
+    let (reply, fd, code) = helper_datagram(as_uid(ns, uid, &["4", "tuntap", "up", gate]));
+    assert_eq!(code, Some(0), "{reply:?}");
+    (reply.ifname.expect("a tap name"), fd.expect("a tap fd"))
+}
+
+/// Runs an add/del as `uid`; returns the reply text and whether it succeeded.
+fn user_addr(ns: &NetNs, uid: u32, args: &[&str]) -> (String, bool) {
+    let (bytes, code) = helper_stream(as_uid(ns, uid, args));
+    (text_reply(&bytes), code == Some(0))
+}
+
+/// The one `uml_net : ` line of a refusal.
+fn refusal_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("uml_net : "))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line saying why: {text:?}");
+    lines[0].to_owned()
+}
+
+#[test]
+fn uml_net_refuses_addresses_a_member_must_not_claim() {
+    require_root("setuid uml_net tests");
+    let lab = lab();
+    let ns = &lab.ns;
+    let (tap, tap_fd) = user_tap(ns, 1000, "192.168.0.254");
+    let t = tap.as_str();
+    let (m, h) = ("255.255.255.0", "255.255.255.255");
+    let before = host_state(ns);
+    let attacks: &[(&[&str], &str)] = &[
+        (
+            &["4", "add", t, "192.168.5.254", m],
+            "address 192.168.5.254 is the gateway of the route 0.0.0.0/0 via 192.168.5.254 dev lan0",
+        ),
+        (
+            &["4", "add", t, "192.168.5.2", m],
+            "address 192.168.5.2 is in use on lan0",
+        ),
+        (&["4", "add", t, "8.8.8.8", m], "address 8.8.8.8 is a public address"),
+        (
+            &["4", "add", t, "192.168.5.1", m],
+            "address 192.168.5.1 is a local address of this host (on lan0)",
+        ),
+        (
+            &["4", "add", t, "192.168.0.254", h],
+            "address 192.168.0.254 is a local address of this host",
+        ),
+        (
+            &["4", "add", t, "192.168.5.0", h],
+            "address 192.168.5.0 is the network address of 192.168.5.0/24 dev lan0",
+        ),
+        (
+            &["4", "add", t, "192.168.5.255", h],
+            "address 192.168.5.255 is the broadcast address of 192.168.5.0/24 dev lan0",
+        ),
+        (
+            &["4", "add", t, "192.168.0.0", m],
+            "address 192.168.0.0 is the network address of its subnet",
+        ),
+        (
+            &["4", "add", t, "10.8.1.1", m],
+            "address 10.8.1.1 is routed through a gateway (route 10.8.0.0/16 via 192.168.5.3",
+        ),
+        (
+            &["4", "tuntap", "up", "192.168.5.254"],
+            "address 192.168.5.254 is the gateway",
+        ),
+        (
+            &["4", "tuntap", "up", "192.168.5.2"],
+            "address 192.168.5.2 is in use on lan0",
+        ),
+        (&["4", "tuntap", "up", "8.8.8.8"], "address 8.8.8.8 is a public address"),
+        (
+            &["4", "tuntap", "up", "192.168.5.1"],
+            "address 192.168.5.1 is a local address",
+        ),
+    ];
+    for (args, why) in attacks {
+        let (text, ok) = if args[1] == "tuntap" {
+            let (reply, fd, code) = helper_datagram(as_user(ns, args));
+            assert!(fd.is_none(), "uml_net {args:?} gave a tap: {reply:?}");
+            (reply.output, code == Some(0))
+        } else {
+            user_addr(ns, 1000, args)
+        };
+        assert!(!ok, "uml_net {args:?} was accepted: {text}");
+        let line = refusal_line(&text);
+        assert!(
+            line.contains(why),
+            "uml_net {args:?}: {line:?} lacks {why:?}"
+        );
+        assert_eq!(
+            host_state(ns),
+            before,
+            "uml_net {args:?} changed host state"
+        );
+    }
+
+    // The documented host-only setup: gate 192.168.0.254, guest 192.168.0.253.
+    let (text, ok) = user_addr(ns, 1000, &["4", "add", t, "192.168.0.253", m]);
+    assert!(ok, "{text}");
+    let route = ns.sh_ok("ip route show 192.168.0.253").stdout;
+    assert!(route.contains(&format!("dev {t} proto 77")), "{route}");
+    assert_eq!(sys_proxy(ns, t), "1");
+    let (text, ok) = user_addr(ns, 1000, &["4", "del", t, "192.168.0.253", m]);
+    assert!(ok, "{text}");
+    assert_eq!(host_state(ns), before);
+
+    // A free LAN address: probed, routed and published on lan0, then withdrawn.
+    let (text, ok) = user_addr(ns, 1000, &["4", "add", t, "192.168.5.77", m]);
+    assert!(
+        ok && text.contains("* arp probe for 192.168.5.77 on lan0"),
+        "{text}"
+    );
+    let proxy = ns.sh_ok("ip neigh show proxy").stdout;
+    assert!(
+        proxy.contains("192.168.5.77 dev lan0 proxy proto 77"),
+        "{proxy}"
+    );
+    let (text, ok) = user_addr(ns, 1000, &["4", "del", t, "192.168.5.77", m]);
+    assert!(ok, "{text}");
+    assert_eq!(host_state(ns), before);
+    // Several UMLs may share one gate: it is already a tap's, not another interface's.
+    let (reply, fd2, code) =
+        helper_datagram(as_uid(ns, 2000, &["4", "tuntap", "up", "192.168.0.254"]));
+    assert_eq!(code, Some(0), "{reply:?}");
+    assert!(fd2.is_some() && reply.output.contains("already the gate of another tap"));
+    drop(tap_fd);
+}
+
+#[test]
+fn uml_net_conf_allows_subnets_only_when_root_owns_it() {
+    require_root("setuid uml_net tests");
+    let lab = lab();
+    let ns = &lab.ns;
+    // /etc is an overlay in this namespace's mounts only.
+    let dir = scratch();
+    let (up, work) = (dir.path().join("up"), dir.path().join("work"));
+    std::fs::create_dir(&up).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    ns.sh_ok(&format!(
+        "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc && \
+         mkdir -m 0755 /etc/uml-utilities && \
+         printf '# lab\\nallow 8.8.8.0/24\\n' > /etc/uml-utilities/uml_net.conf && \
+         chmod 0644 /etc/uml-utilities/uml_net.conf",
+        up.display(),
+        work.display()
+    ));
+    let (tap, tap_fd) = user_tap(ns, 1000, "192.168.0.254");
+    let t = tap.as_str();
+    let add = ["4", "add", t, "8.8.8.8", "255.255.255.0"];
+    let before = host_state(ns);
+    let (text, ok) = user_addr(ns, 1000, &add);
+    assert!(
+        ok && text.contains("allowed by /etc/uml-utilities/uml_net.conf"),
+        "{text}"
+    );
+    assert!(ns
+        .sh_ok("ip route show 8.8.8.8")
+        .stdout
+        .contains(&format!("dev {t} proto 77")));
+    let (text, ok) = user_addr(ns, 1000, &["4", "del", t, "8.8.8.8", "255.255.255.0"]);
+    assert!(ok, "{text}");
+    // Still refused beyond what it lists, and whatever it lists for the host's own.
+    let (text, _) = user_addr(ns, 1000, &["4", "add", t, "8.8.4.4", "255.255.255.0"]);
+    assert!(refusal_line(&text).contains("does not allow it"), "{text}");
+    let conf = "/etc/uml-utilities/uml_net.conf";
+    for (setup, why) in [
+        (
+            format!("chmod 0666 {conf}"),
+            "is writable by group or others",
+        ),
+        (
+            format!("chmod 0644 {conf} && chown 1000 {conf}"),
+            "is owned by uid 1000, not root",
+        ),
+        (
+            format!("chown 0 {conf} && chmod 0777 /etc/uml-utilities"),
+            "/etc/uml-utilities is writable by group or others",
+        ),
+        (
+            format!(
+                "chmod 0755 /etc/uml-utilities && mv {conf} /etc/uml-utilities/real && \
+                 ln -s real {conf}"
+            ),
+            "is a symbolic link",
+        ),
+        (
+            format!("rm {conf} && printf 'allow everything\\n' > {conf}"),
+            "line 1",
+        ),
+    ] {
+        ns.sh_ok(&setup);
+        let (text, ok) = user_addr(ns, 1000, &add);
+        assert!(!ok, "{setup}: accepted: {text}");
+        let line = refusal_line(&text);
+        assert!(
+            line.contains("is not used") && line.contains(why),
+            "{setup}: {line}"
+        );
+        assert_eq!(host_state(ns), before, "{setup}: host changed");
+    }
+    drop(tap_fd);
+}
+
+#[test]
+fn uml_net_del_removes_only_what_it_made() {
+    require_root("setuid uml_net tests");
+    let lab = lab();
+    let ns = &lab.ns;
+    let (tap, tap_fd) = user_tap(ns, 1000, "192.168.0.254");
+    let t = tap.as_str();
+    let m = "255.255.255.0";
+    // The administrator's own entries, one of them a route through the member's tap.
+    ns.sh_ok(&format!(
+        "ip neigh add proxy 192.168.5.80 dev lan0 && \
+         ip route add 192.168.0.200/32 dev {t} proto static"
+    ));
+    let before = host_state(ns);
+    for addr in ["192.168.5.80", "192.168.0.200"] {
+        let (text, ok) = user_addr(ns, 1000, &["4", "del", t, addr, m]);
+        assert!(!ok, "del {addr}: {text}");
+        assert!(refusal_line(&text).contains("nothing removed"), "{text}");
+        assert_eq!(
+            host_state(ns),
+            before,
+            "del {addr} removed the administrator's entry"
+        );
+    }
+    // Nor may an add take over the administrator's published address.
+    let (text, ok) = user_addr(ns, 1000, &["4", "add", t, "192.168.5.80", m]);
+    assert!(!ok && refusal_line(&text).contains("already published (proxy ARP) on lan0"));
+    // The member's own claim comes and goes beside them.
+    let (text, ok) = user_addr(ns, 1000, &["4", "add", t, "192.168.5.77", m]);
+    assert!(ok, "{text}");
+    let (text, ok) = user_addr(ns, 1000, &["4", "del", t, "192.168.5.77", m]);
+    assert!(ok, "{text}");
+    let after = host_state(ns);
+    assert_eq!(after, before);
+    assert!(after.contains("192.168.5.80 dev lan0 proxy"), "{after}");
+    drop(tap_fd);
+}
+
+/// The sendto calls of one traced run of `args` as uid 1000 under `inject` (strace's
+/// -e inject=... spec, or none): the reply text, success, and the decoded calls.
+fn traced_addr(ns: &NetNs, args: &[&str], inject: Option<&str>) -> (String, bool, Vec<String>) {
+    let dir = scratch();
+    let trace = dir.path().join("trace");
+    let mut cmd = ns.command("strace");
+    cmd.args(["-qq", "-e", "trace=sendto", "-o"]).arg(&trace);
+    if let Some(spec) = inject {
+        cmd.args(["-e", &format!("inject={spec}")]);
+    }
+    cmd.args([
+        "--",
+        "setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "--",
+    ])
+    .arg(format!("{SUID_DIR}/uml_net"))
+    .args(args);
+    let (bytes, code) = helper_stream(cmd);
+    let calls = std::fs::read_to_string(&trace)
+        .expect("strace output")
+        .lines()
+        .filter(|l| l.starts_with("sendto("))
+        .map(str::to_owned)
+        .collect();
+    (text_reply(&bytes), code == Some(0), calls)
+}
+
+/// 1-based position of the first sendto carrying `what`.
+fn nth_sendto(calls: &[String], what: &str) -> usize {
+    1 + calls
+        .iter()
+        .position(|c| c.contains(what))
+        .unwrap_or_else(|| panic!("no {what} in {calls:#?}"))
+}
+
+#[test]
+fn uml_net_failed_add_rolls_back_what_it_did() {
+    require_root("setuid uml_net tests");
+    let lab = lab();
+    let ns = &lab.ns;
+    let (tap, tap_fd) = user_tap(ns, 1000, "192.168.0.254");
+    let t = tap.as_str();
+    let add = ["4", "add", t, "192.168.5.77", "255.255.255.0"];
+    let del = ["4", "del", t, "192.168.5.77", "255.255.255.0"];
+    let before = host_state(ns);
+    // Where the steps fall: the route and the proxy_arp switch come before the proxy
+    // entry, so failing the proxy entry leaves two steps to undo.
+    let (text, ok, calls) = traced_addr(ns, &add, None);
+    assert!(ok, "{text}");
+    let proxy = nth_sendto(&calls, "RTM_NEWNEIGH");
+    assert!(nth_sendto(&calls, "RTM_NEWROUTE") < proxy);
+    assert!(nth_sendto(&calls, "RTM_SETLINK") < proxy);
+    assert!(user_addr(ns, 1000, &del).1);
+    assert_eq!(host_state(ns), before);
+    // The kernel refuses the proxy entry this time.
+    let spec = format!("sendto:error=ENOBUFS:when={proxy}");
+    let (text, ok, _) = traced_addr(ns, &add, Some(&spec));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("* undo: route del -host 192.168.5.77"),
+        "{text}"
+    );
+    assert!(text.contains("* undo: proxy_arp 0"), "{text}");
+    assert_eq!(host_state(ns), before, "a failed add left changes: {text}");
+    drop(tap_fd);
+}
+
+/// The uml_net running in `ns` that is in a ptrace stop at entry to sendto, if any:
+/// its pid as this process's /proc numbers it.
+fn uml_net_stopped_at_sendto(want: &std::path::Path) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let p = |f: &str| format!("/proc/{pid}/{f}");
+        let is_helper =
+            std::fs::read_link(p("exe")).is_ok_and(|x| x.to_string_lossy().ends_with("/uml_net"));
+        if !is_helper || std::fs::read_link(p("ns/net")).ok().as_deref() != Some(want) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(p("stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        let call = std::fs::read_to_string(p("syscall")).unwrap_or_default();
+        if state == Some('t') && call.starts_with("44 ") {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Waits at most `limit` for the uml_net in `ns` to be held by strace at entry to
+/// sendto: stopped there through 300 ms of samples (strace stops every traced call for
+/// a moment; only the injected delay lasts).
+fn uml_net_held_at_sendto(ns: &NetNs, limit: Duration) -> bool {
+    let Ok(want) = std::fs::read_link(format!("/proc/{}/ns/net", ns.pid())) else {
+        return false;
+    };
+    let start = Instant::now();
+    let mut since: Option<(u32, Instant)> = None;
+    loop {
+        match (uml_net_stopped_at_sendto(&want), since) {
+            (Some(pid), Some((p, t))) if p == pid => {
+                if t.elapsed() >= Duration::from_millis(300) {
+                    return true;
+                }
+            }
+            (Some(pid), _) => since = Some((pid, Instant::now())),
+            (None, _) => since = None,
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn uml_net_never_touches_a_tap_recreated_for_another_user() {
+    require_root("setuid uml_net tests");
+    let lab = lab();
+    let ns = &lab.ns;
+    let m = "255.255.255.0";
+    // Where to hold the helper: its first netlink request (the tap is pinned, the
+    // owner not yet checked again as root) and its first change (checked, not done).
+    let (tap, fd) = user_tap(ns, 1000, "192.168.0.254");
+    assert!(user_addr(ns, 1000, &["4", "add", &tap, "192.168.5.77", m]).1);
+    let del = ["4", "del", tap.as_str(), "192.168.5.77", m];
+    let (_, ok, calls) = traced_addr(ns, &del, None);
+    assert!(ok);
+    let holds = [1, nth_sendto(&calls, "RTM_DELROUTE")];
+    drop(fd);
+    for hold in holds {
+        let (tap, fd) = user_tap(ns, 1000, "192.168.0.254");
+        let (text, ok) = user_addr(ns, 1000, &["4", "add", &tap, "192.168.5.77", m]);
+        assert!(ok, "{text}");
+        // uid 1000's `del` stops at the chosen request for 8 s ...
+        let spec = format!("sendto:delay_enter=8000000:when={hold}");
+        let del = ["4", "del", tap.as_str(), "192.168.5.77", m];
+        let dir = scratch();
+        let mut cmd = ns.command("strace");
+        cmd.args(["-qq", "-e", "trace=sendto", "-o"])
+            .arg(dir.path().join("trace"))
+            .args(["-e", &format!("inject={spec}")])
+            .args([
+                "--",
+                "setpriv",
+                "--reuid=1000",
+                "--regid=1000",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(format!("{SUID_DIR}/uml_net"))
+            .args(del);
+        let worker = std::thread::spawn(move || helper_stream(cmd));
+        assert!(
+            uml_net_held_at_sendto(ns, Duration::from_secs(20)),
+            "the helper never reached sendto #{hold}"
+        );
+        // ... while its tap goes away and uid 2000 gets a tap of the same name with
+        // the same guest address, routed and published for uid 2000.
+        drop(fd);
+        let (tap2, fd2) = user_tap(ns, 2000, "192.168.0.254");
+        assert_eq!(tap2, tap, "the kernel reuses the name");
+        let (text, ok) = user_addr(ns, 2000, &["4", "add", &tap2, "192.168.5.77", m]);
+        assert!(ok, "uid 2000's add: {text}");
+        let theirs = host_state(ns);
+        assert!(
+            uml_net_held_at_sendto(ns, Duration::from_millis(400)),
+            "the swap took longer than the 8 s hold: the test proves nothing"
+        );
+        let (bytes, code) = worker.join().unwrap();
+        let text = text_reply(&bytes);
+        assert_ne!(
+            code,
+            Some(0),
+            "hold at #{hold}: uid 1000's del succeeded: {text}"
+        );
+        // Held before the owner check as root, that check finds the old tap gone; held
+        // after it, the change by the old tap's index finds no such route.
+        let line = refusal_line(&text);
+        assert!(
+            line.contains("was removed or replaced since it was checked")
+                || line.contains("removing the host route: No such process"),
+            "hold at #{hold}: {line}"
+        );
+        assert_eq!(
+            host_state(ns),
+            theirs,
+            "hold at #{hold}: uid 1000's del touched uid 2000's tap: {text}"
+        );
+        assert!(user_addr(ns, 2000, &["4", "del", &tap2, "192.168.5.77", m]).1);
+        drop(fd2);
+    }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use uml_proto::tap::{self, Kind};
+use uml_proto::tap::{self, Kind, PinnedIface};
 
 /// Why an argument was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,6 @@ pub enum Refusal {
         addr: Ipv4Addr,
         why: &'static str,
     },
-    HostAddress(Ipv4Addr),
     BadDeviceName(String),
     NoSuchDevice(String),
     NotATap(String),
@@ -29,6 +28,15 @@ pub enum Refusal {
         dev: String,
         uid: u32,
     },
+    /// The device was deleted (or re-created) after it was checked.
+    Gone(String),
+    /// The address policy says no (see policy.rs).
+    Claim {
+        addr: Ipv4Addr,
+        why: String,
+    },
+    /// The host's state could not be read or changed.
+    Host(String),
 }
 
 impl fmt::Display for Refusal {
@@ -49,7 +57,6 @@ impl fmt::Display for Refusal {
                 )
             }
             Refusal::Unusable { what, addr, why } => write!(f, "{what} {addr} is {why}"),
-            Refusal::HostAddress(a) => write!(f, "address {a} belongs to this host"),
             Refusal::BadDeviceName(d) => write!(
                 f,
                 "Device doesn't contain only alphanumeric characters: '{}'",
@@ -60,6 +67,12 @@ impl fmt::Display for Refusal {
             Refusal::NotYours { dev, uid } => {
                 write!(f, "device '{dev}' is not owned by uid {uid}")
             }
+            Refusal::Gone(d) => write!(
+                f,
+                "device '{d}' was removed or replaced since it was checked; nothing done to it"
+            ),
+            Refusal::Claim { addr, why } => write!(f, "address {addr} {why}"),
+            Refusal::Host(e) => f.write_str(e),
         }
     }
 }
@@ -124,27 +137,6 @@ pub fn unicast(what: &'static str, addr: Ipv4Addr) -> Result<Ipv4Addr, Refusal> 
     }
 }
 
-/// A guest address: unicast, not the subnet's broadcast, and not one of the host's.
-pub fn guest_address(
-    addr: Ipv4Addr,
-    mask: Ipv4Addr,
-    host: &[Ipv4Addr],
-) -> Result<Ipv4Addr, Refusal> {
-    unicast("address", addr)?;
-    let (a, m) = (u32::from(addr), u32::from(mask));
-    if m != u32::MAX && (a | m) == u32::MAX {
-        return Err(Refusal::Unusable {
-            what: "address",
-            addr,
-            why: "the broadcast address of its subnet",
-        });
-    }
-    if host.contains(&addr) {
-        return Err(Refusal::HostAddress(addr));
-    }
-    Ok(addr)
-}
-
 /// A device name of 1 to 15 ASCII letters and digits (what the C helper allowed, minus
 /// the length overflow).
 pub fn device_name(name: &str) -> Result<&str, Refusal> {
@@ -158,26 +150,32 @@ pub fn device_name(name: &str) -> Result<&str, Refusal> {
 }
 
 /// `name` exists in this network namespace, is a tap device and (unless the caller
-/// is root) is owned by `uid`.
-pub fn callers_tap(sys_class_net: &Path, name: &str, uid: u32) -> Result<(), Refusal> {
+/// is root) is owned by `uid`: the device, pinned so that it is acted on by index.
+pub fn callers_tap(sys_class_net: &Path, name: &str, uid: u32) -> Result<PinnedIface, Refusal> {
     let index =
         nix::net::if_::if_nametoindex(name).map_err(|_| Refusal::NoSuchDevice(name.to_owned()))?;
-    // sysfs must describe this namespace's device, not a namesake elsewhere.
-    let sys_index = std::fs::read_to_string(sys_class_net.join(name).join("ifindex"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    if sys_index != Some(index) {
+    let pinned = PinnedIface::open(sys_class_net, name)
+        .map_err(|_| Refusal::NoSuchDevice(name.to_owned()))?;
+    // sysfs must describe this namespace's device, not a namesake elsewhere (nor one
+    // made since if_nametoindex).
+    if pinned.index != index {
         return Err(Refusal::NoSuchDevice(name.to_owned()));
     }
-    let info = tap::inspect(sys_class_net, name)
-        .map_err(|_| Refusal::NoSuchDevice(name.to_owned()))?
-        .filter(|i| i.kind == Kind::Tap)
-        .ok_or_else(|| Refusal::NotATap(name.to_owned()))?;
+    still_callers(&pinned, uid)?;
+    Ok(pinned)
+}
+
+/// Checks the pinned device again (after gaining root, before each change): it still
+/// exists with the same index, is a tap and is owned by `uid` (unless root calls).
+pub fn still_callers(tap: &PinnedIface, uid: u32) -> Result<(), Refusal> {
+    let name = || tap.name.clone();
+    let info = match tap.inspect() {
+        Ok(Some(info)) if info.kind == Kind::Tap => info,
+        Ok(_) => return Err(Refusal::NotATap(name())),
+        Err(_) => return Err(Refusal::Gone(name())),
+    };
     if uid != 0 && info.owner != Some(uid) {
-        return Err(Refusal::NotYours {
-            dev: name.to_owned(),
-            uid,
-        });
+        return Err(Refusal::NotYours { dev: name(), uid });
     }
     Ok(())
 }
@@ -222,23 +220,16 @@ mod tests {
     }
 
     #[test]
-    fn special_and_host_addresses_are_refused() {
-        let mask = Ipv4Addr::new(255, 255, 255, 0);
-        let host = [Ipv4Addr::new(192, 168, 1, 2)];
-        assert!(guest_address(Ipv4Addr::new(10, 0, 0, 1), mask, &host).is_ok());
+    fn special_addresses_are_refused() {
+        assert!(unicast("address", Ipv4Addr::new(10, 0, 0, 1)).is_ok());
         for bad in [
             [0, 0, 0, 0],
             [127, 0, 0, 1],
             [224, 0, 0, 1],
             [255, 255, 255, 255],
             [240, 0, 0, 1],
-            [10, 0, 0, 255],
-            [192, 168, 1, 2],
         ] {
-            assert!(
-                guest_address(Ipv4Addr::from(bad), mask, &host).is_err(),
-                "{bad:?}"
-            );
+            assert!(unicast("address", Ipv4Addr::from(bad)).is_err(), "{bad:?}");
         }
     }
 

@@ -16,7 +16,15 @@ The helper linux.uml runs (setuid root) for eth<n>=tuntap,,,GATE: it makes a tap
 device owned by the caller, gives it GATE and sends its fd back on fd 1, and
 adds or removes host routes and proxy ARP entries for the guest's addresses.
 It is not meant to be run by hand. Install with scripts/install, which makes it
-setuid root, group uml-net, mode 4754: members of uml-net may run it.";
+setuid root, group uml-net, mode 4754: members of uml-net may run it.
+
+A member may claim a private address that no route covers (host-only, e.g. gate
+192.168.0.254, guest 192.168.0.253) or a free address on a LAN the host is on
+(probed with ARP, then published with proxy ARP); never a host address, a
+gateway, a network or broadcast address. Public addresses and subnets routed
+elsewhere need /etc/uml-utilities/uml_net.conf (owned by root, writable by no
+one else), with lines 'allow ADDRESS/PREFIXLEN'. Its routes and proxy entries
+carry 'proto 77'; del removes only those.";
 
 /// The synopsis, with the protocol version the kernel passes first.
 pub fn usage() -> String {

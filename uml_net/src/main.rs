@@ -8,8 +8,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::process::ExitCode;
 
+use uml_net::config::{self, Config, ConfigError};
 use uml_net::{privs, privs::Caller};
-use uml_proto::helper::{self, ArgvError, ReplyKind, Request, TuntapUpReply};
+use uml_proto::helper::{self, AddrOp, ArgvError, ReplyKind, Request, TuntapUpReply};
 use uml_proto::tap::{DEFAULT_CLONE_DEVICE, SYS_CLASS_NET};
 
 /// Empties the environment and makes sure fds 0, 1 and 2 are open (a closed one would
@@ -76,9 +77,17 @@ fn drop_privileges(caller: Caller) -> bool {
     privs::drop_for_good(caller).is_ok()
 }
 
+/// The administrator's uml_net.conf, read as root (it may be readable by root only;
+/// it is opened by descriptor and checked to be root's).
+fn load_config(caller: Caller) -> Result<Config, ConfigError> {
+    privs::as_root(caller, config::load)
+}
+
 fn tuntap_up(caller: Caller, gate: &str) -> ExitCode {
-    let gate = match uml_net::check_gate(gate) {
-        Ok(g) => g,
+    let cfg = load_config(caller);
+    let plan = uml_net::check_gate(gate).and_then(|g| uml_net::plan_gate(g, &cfg));
+    let plan = match plan {
+        Ok(p) => p,
         Err(r) => {
             drop_privileges(caller);
             return finish(
@@ -88,7 +97,7 @@ fn tuntap_up(caller: Caller, gate: &str) -> ExitCode {
         }
     };
     let outcome = privs::as_root(caller, || {
-        uml_net::tuntap_up(Path::new(DEFAULT_CLONE_DEVICE), gate, caller.uid.as_raw())
+        uml_net::tuntap_up(Path::new(DEFAULT_CLONE_DEVICE), &plan, caller.uid.as_raw())
     });
     if !drop_privileges(caller) {
         return finish(
@@ -117,16 +126,14 @@ fn address(caller: Caller, req: &Request) -> ExitCode {
     else {
         unreachable!("address() is only called for address requests")
     };
-    let plan = uml_net::plan_address(
-        *op,
-        dev,
-        addr,
-        netmask,
-        caller.uid.as_raw(),
-        Path::new(SYS_CLASS_NET),
-    );
+    let cfg = match op {
+        AddrOp::Add => load_config(caller),
+        AddrOp::Del => Ok(Config::default()),
+    };
+    let uid = caller.uid.as_raw();
+    let plan = uml_net::plan_address(*op, dev, addr, netmask, uid, Path::new(SYS_CLASS_NET), &cfg);
     let (log, ok) = match plan {
-        Ok(plan) => privs::as_root(caller, || uml_net::apply_address(&plan)),
+        Ok(plan) => privs::as_root(caller, || uml_net::apply_address(&plan, uid)),
         Err(r) => (format!("uml_net : {r}\n"), false),
     };
     if !drop_privileges(caller) {

@@ -4,6 +4,7 @@
 //! typed error, and an `emit` that writes the exact bytes the real peers use. This crate
 //! never prints, never exits and never reads the environment: callers decide.
 
+pub mod arp;
 pub mod cow;
 pub mod ether;
 pub mod fdpass;
@@ -11,7 +12,10 @@ pub mod fsutil;
 pub mod helper;
 pub mod humfs;
 pub mod ids;
+pub mod logline;
 pub mod mconsole;
+pub mod netlink;
+pub mod overlay;
 pub mod switch;
 pub mod tap;
 pub mod umid;

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::ether::MacAddr;
+use crate::logline::escape_bytes;
 
 /// `sizeof(struct sockaddr_un)` on Linux: 2-byte family and 108 path bytes.
 pub const SOCKADDR_LEN: usize = 110;
@@ -32,6 +33,9 @@ pub const V3_LEN: usize = 124;
 pub const V3_MIN_LEN: usize = 122;
 /// The most a switch reads for one request.
 pub const MAX_REQUEST_LEN: usize = 124;
+/// VDE 2's clients (libvdeplug: vde_plug, QEMU, linux.uml's `vde` transport) send a v3
+/// request packed to 122 bytes followed by a text description of up to this many bytes.
+pub const VDE_DESCRIPTION_MAX: usize = 128;
 
 /// A unix socket address as raw `sockaddr_un` bytes and the length that goes with them.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,7 +122,8 @@ impl DataAddr {
 
 impl fmt::Display for DataAddr {
     /// Abstract UML-style names show as `@pid.usec` (plus a digest of the rest), paths
-    /// as themselves.
+    /// as themselves; control characters and invalid UTF-8 as `\xNN` (a client chose
+    /// these bytes, and they go to logs and terminals).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.sun_path();
         if self.is_abstract() {
@@ -130,11 +135,11 @@ impl fmt::Display for DataAddr {
                     .fold(0u32, |h, &b| h.wrapping_mul(31).wrapping_add(b as u32));
                 write!(f, "@pid{pid}.{usec}/{rest:08x}")
             } else {
-                write!(f, "@{}", String::from_utf8_lossy(&path[1..]))
+                write!(f, "@{}", escape_bytes(&path[1..]))
             }
         } else {
             let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-            write!(f, "{}", String::from_utf8_lossy(&path[..end]))
+            write!(f, "{}", escape_bytes(&path[..end]))
         }
     }
 }
@@ -290,6 +295,16 @@ impl Request {
         }
     }
 
+    /// How many more bytes the client may still send on the control connection after the
+    /// first `received` ones without that being a bad request: the rest of the request's
+    /// padding or, for v3, a VDE description.
+    pub fn trailing_allowance(&self, received: usize) -> usize {
+        match self {
+            Request::V3 { .. } => (V3_MIN_LEN + VDE_DESCRIPTION_MAX).saturating_sub(received),
+            _ => self.wire_len().saturating_sub(received),
+        }
+    }
+
     /// Writes the request into `buf` (at least `wire_len` bytes); returns its length.
     pub fn emit(&self, buf: &mut [u8]) -> usize {
         let n = self.wire_len();
@@ -387,6 +402,20 @@ pub fn send_to(fd: BorrowedFd<'_>, frame: &[u8], to: &DataAddr) -> io::Result<us
             to.len as libc::socklen_t,
         )
     })
+}
+
+/// Connects a datagram socket to `to`: from then on the kernel delivers to it only what
+/// the socket bound at `to` sends (a client takes frames from its switch alone).
+pub fn connect_dgram(fd: BorrowedFd<'_>, to: &DataAddr) -> io::Result<()> {
+    // SAFETY: to.bytes is a sockaddr_un buffer of >= to.len bytes.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            to.bytes.as_ptr() as *const libc::sockaddr,
+            to.len as libc::socklen_t,
+        )
+    })?;
+    Ok(())
 }
 
 /// Receives one datagram into `buf`; returns its full length (which may exceed the

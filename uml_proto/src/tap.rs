@@ -1,7 +1,8 @@
 //! TUN/TAP devices: the clone-device ioctls (TUNSETIFF, TUNSETPERSIST, TUNSETOWNER,
 //! TUNSETGROUP) that tunctl, uml_net, uml_switch (`-tap`) and the kernel's tuntap
 //! transport all need, and what sysfs says about an existing device (is it a tap, who
-//! owns it). The ioctls are nix's wrappers, each call commented.
+//! owns it), also through a descriptor pinned to one device. The ioctls are nix's
+//! wrappers, each call commented.
 //!
 //! Why not the tun-tap crate: it creates devices but cannot make them persistent or set
 //! their owner or group (tunctl's whole job), and it opens the clone device itself, so
@@ -9,8 +10,11 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::fd::AsRawFd;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use std::path::{Path, PathBuf};
 
 /// The usual clone device.
@@ -249,17 +253,104 @@ pub fn inspect(sys_class_net: &Path, name: &str) -> io::Result<Option<TunInfo>> 
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
         Ok(u32::try_from(n).ok().filter(|&v| v != u32::MAX))
     };
-    let kind = if flags & libc::IFF_TAP as u32 != 0 {
-        Kind::Tap
-    } else {
-        Kind::Tun
-    };
-    Ok(Some(TunInfo {
-        kind,
+    Ok(Some(tun_info(flags, id("owner")?, id("group")?)))
+}
+
+/// A network interface pinned by its sysfs directory: the directory descriptor stays
+/// bound to this one device, so reading through it after the device is gone fails
+/// instead of describing a namesake made later. Root-run code resolves a name once
+/// into a PinnedIface and acts only on its index.
+#[derive(Debug)]
+pub struct PinnedIface {
+    dir: OwnedFd,
+    pub name: String,
+    pub index: u32,
+}
+
+impl PinnedIface {
+    /// Opens `<sys_class_net>/<name>` and reads its ifindex through the descriptor.
+    pub fn open(sys_class_net: &Path, name: &str) -> io::Result<PinnedIface> {
+        if !plain_name(name) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let class = nix::fcntl::open(
+            sys_class_net,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // The class entry is sysfs's own symlink to the device directory: follow it.
+        let dir = nix::fcntl::openat(
+            &class,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut pinned = PinnedIface {
+            dir,
+            name: name.to_owned(),
+            index: 0,
+        };
+        pinned.index = pinned.read_index()?;
+        Ok(pinned)
+    }
+
+    fn read_attr(&self, attr: &str) -> io::Result<String> {
+        let fd = nix::fcntl::openat(
+            &self.dir,
+            attr,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )?;
+        let mut text = String::new();
+        File::from(fd).read_to_string(&mut text)?;
+        Ok(text)
+    }
+
+    fn read_index(&self) -> io::Result<u32> {
+        self.read_attr("ifindex")?
+            .trim()
+            .parse()
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+    }
+
+    /// What the device is now: Err once it is gone (or its index changed), Ok(None)
+    /// when it is not a tun/tap device.
+    pub fn inspect(&self) -> io::Result<Option<TunInfo>> {
+        if self.read_index()? != self.index {
+            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        }
+        let flags = match self.read_attr("tun_flags") {
+            Ok(s) => parse_hex(&s).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Gone, or never a tun device: tell the two apart.
+                self.read_index()?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let id = |file: &str| -> io::Result<Option<u32>> {
+            let n: i64 = self
+                .read_attr(file)?
+                .trim()
+                .parse()
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+            Ok(u32::try_from(n).ok().filter(|&v| v != u32::MAX))
+        };
+        Ok(Some(tun_info(flags, id("owner")?, id("group")?)))
+    }
+}
+
+fn tun_info(flags: u32, owner: Option<u32>, group: Option<u32>) -> TunInfo {
+    TunInfo {
+        kind: if flags & libc::IFF_TAP as u32 != 0 {
+            Kind::Tap
+        } else {
+            Kind::Tun
+        },
         persistent: flags & 0x0800 != 0, // IFF_PERSIST
-        owner: id("owner")?,
-        group: id("group")?,
-    }))
+        owner,
+        group,
+    }
 }
 
 /// True for a name that is a single path component an interface could have.
@@ -333,5 +424,14 @@ mod tests {
         assert_eq!(inspect(dir.path(), "eth0").unwrap(), None);
         assert!(inspect(dir.path(), "nosuch").is_err());
         assert!(inspect(dir.path(), "../tap7").is_err());
+    }
+
+    #[test]
+    fn a_pinned_interface_reads_through_its_descriptor() {
+        let lo = PinnedIface::open(Path::new(SYS_CLASS_NET), "lo").unwrap();
+        assert_eq!(lo.index, nix::net::if_::if_nametoindex("lo").unwrap());
+        assert_eq!(lo.inspect().unwrap(), None, "lo is no tun device");
+        assert!(PinnedIface::open(Path::new(SYS_CLASS_NET), "../lo").is_err());
+        assert!(PinnedIface::open(Path::new(SYS_CLASS_NET), "nosuchdev0").is_err());
     }
 }

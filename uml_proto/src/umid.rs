@@ -4,9 +4,16 @@
 //! /tmp/uml, then a path) and tell a live UML from one that left its files behind.
 //!
 //! The caller passes HOME in: this module never reads the environment.
+//!
+//! A kernel sharing a uml_dir with other users (`uml_dir=/tmp/uml`) claims, cleans and
+//! removes its directory by descriptor ([`UmidFd`]): a symlink or a directory someone
+//! else owns at the umid's name is refused, never followed, and files are removed with
+//! unlinkat relative to the directory's descriptor.
 
 use std::fmt;
 use std::io;
+use std::io::Read as _;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -94,6 +101,209 @@ impl UmidDir {
             Ok(pid) => Liveness::Stale(Some(pid)),
             Err(_) => Liveness::Stale(None),
         }
+    }
+}
+
+/// Why a umid directory cannot be claimed safely.
+#[derive(Debug)]
+pub enum UmidError {
+    /// The umid's name is a symbolic link (perhaps planted by another user).
+    Symlink(PathBuf),
+    /// Something other than a directory is there.
+    NotADirectory(PathBuf),
+    /// The directory belongs to another user.
+    NotOurs {
+        path: PathBuf,
+        uid: u32,
+    },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for UmidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UmidError::Symlink(p) => write!(
+                f,
+                "{}: the umid directory is a symbolic link: refused",
+                p.display()
+            ),
+            UmidError::NotADirectory(p) => {
+                write!(f, "{}: not a directory: refused", p.display())
+            }
+            UmidError::NotOurs { path, uid } => write!(
+                f,
+                "{}: the umid directory belongs to uid {uid}: refused",
+                path.display()
+            ),
+            UmidError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for UmidError {}
+
+/// A umid directory held by descriptor, with the uml_dir it is in.
+#[derive(Debug)]
+pub struct UmidFd {
+    pub parent: OwnedFd,
+    pub dir: OwnedFd,
+    pub name: String,
+    /// `<uml_dir>/<umid>`, for messages and for the socket path.
+    pub path: PathBuf,
+}
+
+fn io_at(path: &Path) -> impl Fn(nix::Error) -> UmidError + '_ {
+    move |e| UmidError::Io {
+        path: path.to_owned(),
+        source: e.into(),
+    }
+}
+
+/// Opens the uml_dir itself (following symlinks: it is the caller's choice).
+pub fn open_uml_dir(uml_dir: &Path) -> Result<OwnedFd, UmidError> {
+    use nix::fcntl::{open, OFlag};
+    open(
+        uml_dir,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(io_at(uml_dir))
+}
+
+impl UmidFd {
+    /// Opens `<parent>/<name>` if it is a directory of ours: None if nothing is there;
+    /// refused when it is a symlink, not a directory, or another user's.
+    pub fn open(parent: OwnedFd, uml_dir: &Path, name: &str) -> Result<Option<UmidFd>, UmidError> {
+        use nix::fcntl::{openat, AtFlags, OFlag};
+        use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+        let path = uml_dir.join(name);
+        let st = match fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFLNK {
+            return Err(UmidError::Symlink(path));
+        }
+        if kind != SFlag::S_IFDIR {
+            return Err(UmidError::NotADirectory(path));
+        }
+        let dir = openat(
+            &parent,
+            name,
+            OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::ELOOP => UmidError::Symlink(path.clone()),
+            nix::errno::Errno::ENOTDIR => UmidError::NotADirectory(path.clone()),
+            e => io_at(&path)(e),
+        })?;
+        let st = fstat(&dir).map_err(io_at(&path))?;
+        let me = nix::unistd::geteuid().as_raw();
+        if st.st_uid != me {
+            return Err(UmidError::NotOurs {
+                path,
+                uid: st.st_uid,
+            });
+        }
+        Ok(Some(UmidFd {
+            parent,
+            dir,
+            name: name.to_owned(),
+            path,
+        }))
+    }
+
+    /// Makes `<parent>/<name>` (mode 0777 less the umask) and opens it. Fails with
+    /// EEXIST (as `UmidError::Io`) when something is there already.
+    pub fn create(parent: OwnedFd, uml_dir: &Path, name: &str) -> Result<UmidFd, UmidError> {
+        use nix::sys::stat::{mkdirat, Mode};
+        let path = uml_dir.join(name);
+        mkdirat(&parent, name, Mode::from_bits_truncate(0o777)).map_err(io_at(&path))?;
+        UmidFd::open(parent, uml_dir, name)?.ok_or_else(|| UmidError::Io {
+            path,
+            source: io::ErrorKind::NotFound.into(),
+        })
+    }
+
+    /// The pid in the directory's pid file (not following a symlink there).
+    pub fn read_pid(&self) -> io::Result<i32> {
+        use nix::fcntl::{openat, OFlag};
+        let fd = openat(
+            &self.dir,
+            PID_FILE,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut std::fs::File::from(fd).take(64), &mut bytes)?;
+        parse_pid(&bytes).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))
+    }
+
+    /// As [`UmidDir::liveness`], through the descriptor.
+    pub fn liveness(&self) -> Liveness {
+        match self.read_pid() {
+            Ok(pid) if pid_alive(pid) => Liveness::Running(pid),
+            Ok(pid) => Liveness::Stale(Some(pid)),
+            Err(_) => Liveness::Stale(None),
+        }
+    }
+
+    /// Creates a new file in the directory (O_EXCL|O_NOFOLLOW) with `mode`.
+    pub fn create_file(&self, name: &str, mode: u32) -> io::Result<std::fs::File> {
+        use nix::fcntl::{openat, OFlag};
+        let fd = openat(
+            &self.dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(mode),
+        )?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Unlinks every entry but subdirectories, relative to the directory's descriptor
+    /// (a symlink inside is removed itself, never its target).
+    pub fn clean(&self) -> io::Result<()> {
+        use nix::dir::{Dir, Type};
+        use nix::unistd::{unlinkat, UnlinkatFlags};
+        let mut dir = Dir::from_fd(self.dir.try_clone()?)?;
+        let names: Vec<std::ffi::CString> = dir
+            .iter()
+            .flatten()
+            .filter(|e| e.file_type() != Some(Type::Directory))
+            .map(|e| e.file_name().to_owned())
+            .collect();
+        for n in names {
+            match unlinkat(&self.dir, n.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Cleans the directory and removes it from the uml_dir, if the name there is
+    /// still this directory.
+    pub fn remove(&self) -> io::Result<()> {
+        use nix::fcntl::AtFlags;
+        use nix::sys::stat::{fstat, fstatat};
+        use nix::unistd::{unlinkat, UnlinkatFlags};
+        self.clean()?;
+        let ours = fstat(&self.dir)?;
+        let there = fstatat(
+            &self.parent,
+            self.name.as_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        if (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino) {
+            unlinkat(&self.parent, self.name.as_str(), UnlinkatFlags::RemoveDir)?;
+        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::log::Level;
 use crate::Config;
+use uml_proto::overlay::spec::OverlaySpec;
 
 /// A virtual Ethernet switch for User-Mode Linux's daemon network transport.
 ///
@@ -41,6 +42,15 @@ pub struct Args {
     /// Write every forwarded frame to FILE as pcap ("-": stdout)
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Reach another host through an overlay (repeatable): vxlan:REMOTE[:PORT],vni=N[,local=ADDR][,group=MCAST]; gre:REMOTE[,key=K]; l2tpv3:REMOTE,rx_session=N,tx_session=N[,udp=1,srcport=P,dstport=P][,rx_cookie=C,tx_cookie=C][,counter=1] (linux.uml's vector option names)
+    #[arg(long, value_name = "SPEC")]
+    pub uplink: Vec<String>,
+    /// Answer management commands (show, ports, macs, uplinks, help: one per line) with one JSON object per line on this unix socket
+    #[arg(long, value_name = "SOCKET")]
+    pub mgmt: Option<PathBuf>,
+    /// Also serve VDE 2 clients (vde_plug, QEMU -netdev vde, linux.uml ethN=vde,DIR) on DIR/ctl, vde_switch's layout
+    #[arg(long, value_name = "DIR")]
+    pub vde: Option<PathBuf>,
     /// Messages on stderr from this level up
     #[arg(long = "log-level", value_enum, default_value = "info")]
     pub log_level: Level,
@@ -76,6 +86,16 @@ pub fn config(args: &Args) -> Result<Config, clap::Error> {
             .cloned()
             .unwrap_or_else(|| PathBuf::from("/tmp/uml.data"))
     });
+    let mut uplinks = Vec::new();
+    for text in &args.uplink {
+        let spec = OverlaySpec::parse(text).map_err(|e| {
+            Args::command().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--uplink {e}"),
+            )
+        })?;
+        uplinks.push((text.clone(), spec));
+    }
     Ok(Config {
         control,
         compat_data,
@@ -83,6 +103,9 @@ pub fn config(args: &Args) -> Result<Config, clap::Error> {
         tap: args.tap.clone(),
         daemon: args.daemon,
         pcap: args.pcap.clone(),
+        uplinks,
+        mgmt: args.mgmt.clone(),
+        vde: args.vde.clone(),
     })
 }
 

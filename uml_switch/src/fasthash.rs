@@ -1,6 +1,6 @@
-//! A small, fast hasher for the switch's lookup tables (ingress address -> port and
-//! MAC -> port). Keys are not attacker-chosen in a way that matters here (a client can
-//! only slow its own switch), so a multiply-rotate hash beats SipHash on the packet path.
+//! A small, fast hasher for the switch's tables keyed by what the kernel assigns
+//! (descriptor numbers). Tables keyed by what clients choose (MACs, data addresses)
+//! use a keyed hash instead (see `tables`).
 
 use std::hash::{BuildHasherDefault, Hasher};
 

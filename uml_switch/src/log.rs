@@ -1,5 +1,6 @@
 //! Log messages on stderr with a level chosen by `--log-level`. Nothing on the packet
-//! path logs per frame: problems are logged once per port.
+//! path logs per frame: problems are logged once per port. A failed write (a closed
+//! terminal, a reader that left) is ignored: the switch keeps switching.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -25,7 +26,7 @@ pub fn enabled(l: Level) -> bool {
 /// Writes one line to stderr if `l` is enabled.
 pub fn log(l: Level, args: fmt::Arguments<'_>) {
     if enabled(l) {
-        eprintln!("{args}");
+        uml_proto::logline::stderr_line(args);
     }
 }
 

@@ -59,6 +59,8 @@ fn main() -> ExitCode {
     let mut cfg = shown.clone();
     cfg.control = absolute(&cfg.control);
     cfg.compat_data = cfg.compat_data.as_deref().map(absolute);
+    cfg.mgmt = cfg.mgmt.as_deref().map(absolute);
+    cfg.vde = cfg.vde.as_deref().map(absolute);
     if let Some(p) = cfg.pcap.as_deref().filter(|p| *p != Path::new("-")) {
         cfg.pcap = Some(absolute(p));
     }
@@ -68,18 +70,18 @@ fn main() -> ExitCode {
         |a| a.to_string_lossy().into_owned(),
     );
     let msg = start_message(&prog, &shown);
+    // Neither message may panic on a closed terminal or a pipe nobody reads.
     let announce = || {
         if pcap_on_stdout {
-            eprint!("{msg}");
+            let _ = std::io::stderr().write_all(msg.as_bytes());
         } else {
-            print!("{msg}");
-            let _ = std::io::stdout().flush();
+            uml_proto::quiet_print!("{msg}");
         }
     };
     let mut switch = match Switch::setup(cfg, announce) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("uml_switch: {e}");
+            uml_proto::quiet_eprintln!("uml_switch: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -12,6 +12,7 @@ use std::time::Duration;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::MsgFlags;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
@@ -22,9 +23,13 @@ use uml_proto::switch::{
 
 use crate::batch::{RxBatch, Sent, TxEntry, TxQueue};
 use crate::capture::PcapWriter;
+use crate::mgmt::Mgmt;
+use crate::sockets::VdeDir;
 use crate::sockets::{bind_control, bind_data, default_data_addr, open_tap, SetupError};
 use crate::tables::{PortId, PortKind, Problem, Tables, Verdict, AGING_PERIOD_SECS};
+use crate::uplink::{Received, Uplink};
 use crate::{debug, info, warn};
+use uml_proto::overlay::spec::OverlaySpec;
 
 /// Everything the command line decides.
 #[derive(Debug, Clone)]
@@ -36,6 +41,12 @@ pub struct Config {
     pub tap: Option<String>,
     pub daemon: bool,
     pub pcap: Option<PathBuf>,
+    /// `--uplink`: (the text as given, what it says).
+    pub uplinks: Vec<(String, OverlaySpec)>,
+    /// `--mgmt`: the management socket's path.
+    pub mgmt: Option<PathBuf>,
+    /// `--vde DIR`: a second control socket at DIR/ctl, laid out as vde_switch's.
+    pub vde: Option<PathBuf>,
 }
 
 const T_LISTEN: u64 = 1;
@@ -44,6 +55,14 @@ const T_TAP: u64 = 3;
 const T_STDIN: u64 = 4;
 const T_SIGNAL: u64 = 5;
 const T_AGING: u64 = 6;
+const T_MGMT: u64 = 7;
+const T_LISTEN_VDE: u64 = 8;
+/// Uplinks: T_UPLINK + index.
+const T_UPLINK: u64 = 1 << 16;
+/// Management clients: T_MGMT_CLIENT + fd.
+const T_MGMT_CLIENT: u64 = 1 << 33;
+/// VDE clients' own data sockets: T_VDE_PORT + port id.
+const T_VDE_PORT: u64 = 1 << 34;
 /// Control connections: T_CONN + fd.
 const T_CONN: u64 = 1 << 32;
 
@@ -53,6 +72,8 @@ enum Conn {
         stream: UnixStream,
         buf: [u8; MAX_REQUEST_LEN],
         have: usize,
+        /// Came in on the `--vde` control socket.
+        vde: bool,
     },
     Port {
         stream: UnixStream,
@@ -77,6 +98,12 @@ pub struct Switch {
     data: OwnedFd,
     data_addr: DataAddr,
     tap: Option<(OwnedFd, PortId)>,
+    /// The uplinks and their ports, in `--uplink` order.
+    uplinks: Vec<(Uplink, PortId)>,
+    mgmt: Option<Mgmt>,
+    vde: Option<VdeDir>,
+    /// The own sockets of VDE clients' ports.
+    vde_socks: crate::fasthash::FastMap<PortId, OwnedFd>,
     signals: SignalFd,
     /// Fires every AGING_PERIOD_SECS: epoll then sleeps without a timeout, so no timer
     /// is armed and cancelled on every wake-up.
@@ -100,6 +127,14 @@ pub struct Switch {
 
 fn sys(e: impl std::fmt::Display) -> SetupError {
     SetupError::Other(e.to_string())
+}
+
+/// Removes the sockets a failed setup had already bound.
+fn remove_sockets(cfg: &Config) {
+    let _ = std::fs::remove_file(&cfg.control);
+    if let Some(p) = &cfg.compat_data {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn ino(path: &std::path::Path) -> Option<u64> {
@@ -163,6 +198,41 @@ impl Switch {
             },
             None => None,
         };
+        let mut uplinks = Vec::new();
+        for (index, (name, spec)) in cfg.uplinks.iter().enumerate() {
+            let up = match Uplink::open(name, spec) {
+                Ok(up) => up,
+                Err(e) => {
+                    remove_sockets(&cfg);
+                    return Err(e);
+                }
+            };
+            let kind = PortKind::Uplink {
+                index,
+                name: name.clone(),
+            };
+            let id = tables
+                .add_port(up.fd().as_raw_fd(), kind)
+                .expect("uplink port");
+            uplinks.push((up, id));
+        }
+        let mgmt = match cfg.mgmt.as_deref().map(Mgmt::bind).transpose() {
+            Ok(m) => m,
+            Err(e) => {
+                remove_sockets(&cfg);
+                return Err(e);
+            }
+        };
+        let vde = match cfg.vde.as_deref().map(VdeDir::bind).transpose() {
+            Ok(v) => v,
+            Err(e) => {
+                remove_sockets(&cfg);
+                if let Some(m) = &mgmt {
+                    m.cleanup();
+                }
+                return Err(e);
+            }
+        };
         let pcap = match &cfg.pcap {
             Some(p) => Some(PcapWriter::open(p).map_err(SetupError::Other)?),
             None => None,
@@ -205,6 +275,15 @@ impl Switch {
         if let Some((fd, _)) = &tap {
             epoll.add(fd, ev(T_TAP)).map_err(sys)?;
         }
+        for (i, (up, _)) in uplinks.iter().enumerate() {
+            epoll.add(up.fd(), ev(T_UPLINK + i as u64)).map_err(sys)?;
+        }
+        if let Some(m) = &mgmt {
+            epoll.add(m.listener(), ev(T_MGMT)).map_err(sys)?;
+        }
+        if let Some(v) = &vde {
+            epoll.add(&v.listener, ev(T_LISTEN_VDE)).map_err(sys)?;
+        }
         let stdin_watched = nix::unistd::isatty(io::stdin()).unwrap_or(false);
         if stdin_watched {
             epoll.add(io::stdin(), ev(T_STDIN)).map_err(sys)?;
@@ -217,6 +296,10 @@ impl Switch {
             data,
             data_addr,
             tap,
+            uplinks,
+            mgmt,
+            vde,
+            vde_socks: Default::default(),
             signals,
             aging,
             stdin_watched,
@@ -286,13 +369,22 @@ impl Switch {
 
     fn dispatch(&mut self, token: u64, flags: EpollFlags) -> Option<Exit> {
         match token {
-            T_LISTEN => self.accept_all(),
+            T_LISTEN => self.accept_all(false),
+            T_LISTEN_VDE => self.accept_all(true),
             T_DATA => self.forward_data(),
             T_TAP => self.forward_tap(),
             T_STDIN => return self.stdin_event(),
             T_SIGNAL => return self.signal_event(),
             T_AGING => self.age_tables(),
+            T_MGMT => {
+                if let Some(m) = &mut self.mgmt {
+                    m.accept(&self.epoll, T_MGMT_CLIENT);
+                }
+            }
+            t if t >= T_VDE_PORT => self.forward_vde((t - T_VDE_PORT) as PortId),
+            t if t >= T_MGMT_CLIENT => self.mgmt_event((t - T_MGMT_CLIENT) as RawFd),
             t if t >= T_CONN => self.conn_event((t - T_CONN) as RawFd, flags),
+            t if t >= T_UPLINK => self.forward_uplink((t - T_UPLINK) as usize),
             _ => {}
         }
         None
@@ -315,7 +407,7 @@ impl Switch {
                 continue;
             };
             if sig == Signal::SIGUSR1 {
-                eprint!("{}", self.report());
+                let _ = std::io::stderr().write_all(self.report().as_bytes());
             } else {
                 info!("Caught signal {}, cleaning up and exiting", sig as i32);
                 return Some(Exit::Signal(sig));
@@ -324,9 +416,14 @@ impl Switch {
         None
     }
 
-    fn accept_all(&mut self) {
+    /// Accepts waiting control connections on the control socket (or the VDE one).
+    fn accept_all(&mut self, vde: bool) {
         loop {
-            match self.listener.accept() {
+            let accepted = match (&self.vde, vde) {
+                (Some(v), true) => v.listener.accept(),
+                _ => self.listener.accept(),
+            };
+            match accepted {
                 Ok((stream, _)) => {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
@@ -346,13 +443,14 @@ impl Switch {
                             stream,
                             buf: [0; MAX_REQUEST_LEN],
                             have: 0,
+                            vde,
                         },
                     );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    self.shed_connection(&e);
+                    self.shed_connection(&e, vde);
                     return;
                 }
                 Err(e) => {
@@ -365,15 +463,17 @@ impl Switch {
 
     /// Out of descriptors: free the spare one, accept and close the waiting connection
     /// (so the level-triggered listener does not spin), and take the spare back.
-    fn shed_connection(&mut self, e: &io::Error) {
+    fn shed_connection(&mut self, e: &io::Error, vde: bool) {
         if !self.fd_exhaustion_logged {
             warn!("accept: {e}: refusing new connections until descriptors are free");
             self.fd_exhaustion_logged = true;
         }
         self.spare_fd = None;
-        if let Ok((stream, _)) = self.listener.accept() {
-            drop(stream);
-        }
+        let accepted = match (&self.vde, vde) {
+            (Some(v), true) => v.listener.accept(),
+            _ => self.listener.accept(),
+        };
+        drop(accepted);
         self.spare_fd = std::fs::File::open("/dev/null").ok();
     }
 
@@ -383,6 +483,9 @@ impl Switch {
                 Conn::Pending { stream, .. } => stream,
                 Conn::Port { stream, id, .. } => {
                     self.tables.remove_port(id);
+                    if let Some(sock) = self.vde_socks.remove(&id) {
+                        let _ = self.epoll.delete(&sock);
+                    }
                     stream
                 }
             };
@@ -395,7 +498,12 @@ impl Switch {
             return;
         };
         match conn {
-            Conn::Pending { stream, buf, have } => {
+            Conn::Pending {
+                stream,
+                buf,
+                have,
+                vde,
+            } => {
                 let n = match stream.read(&mut buf[*have..]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -408,7 +516,8 @@ impl Switch {
                 *have += n;
                 let got = *have;
                 let req_bytes = *buf;
-                self.pending_request(fd, &req_bytes[..got]);
+                let vde = *vde;
+                self.pending_request(fd, &req_bytes[..got], vde);
             }
             Conn::Port { stream, id, skip } => {
                 let mut b = [0u8; 128];
@@ -436,7 +545,7 @@ impl Switch {
     }
 
     /// Acts on the bytes a new control connection sent so far.
-    fn pending_request(&mut self, fd: RawFd, bytes: &[u8]) {
+    fn pending_request(&mut self, fd: RawFd, bytes: &[u8], vde: bool) {
         let need = match request_len(bytes) {
             None => return,
             Some(Err(RequestError::Version(2))) => {
@@ -459,9 +568,34 @@ impl Switch {
                 return self.close_conn(fd);
             }
         };
-        let kind = PortKind::Unix {
-            send_to: *req.addr(),
-            learned_len: false,
+        let pinned = match self.admit(fd, req.addr()) {
+            Ok(p) => p,
+            Err(why) => {
+                warn!("refused a port: {why}");
+                return self.close_conn(fd);
+            }
+        };
+        // A VDE client gets a socket of its own, connected to its data socket now,
+        // before the reply: libvdeplug unlinks that socket's path once it has the reply.
+        let own = if vde {
+            let to = pinned.as_ref().map_or(req.addr(), |p| &p.addr);
+            match crate::sockets::vde_port_socket(to) {
+                Ok(own) => Some(own),
+                Err(e) => {
+                    warn!("VDE client's data socket {}: {e}: refused", req.addr());
+                    return self.close_conn(fd);
+                }
+            }
+        } else {
+            None
+        };
+        let kind = match own {
+            Some(_) => PortKind::Vde { peer: *req.addr() },
+            None => PortKind::Unix {
+                send_to: *req.addr(),
+                learned_len: false,
+                pinned: pinned.map(Box::new),
+            },
         };
         let Some(id) = self.tables.add_port(fd, kind) else {
             warn!(
@@ -474,22 +608,49 @@ impl Switch {
             return;
         };
         let mut stream = stream;
+        let reply_addr = match own {
+            Some((sock, addr)) => {
+                let ev = EpollEvent::new(EpollFlags::EPOLLIN, T_VDE_PORT + id as u64);
+                if self.epoll.add(&sock, ev).is_err() {
+                    self.tables.remove_port(id);
+                    let _ = self.epoll.delete(&stream);
+                    return;
+                }
+                self.vde_socks.insert(id, sock);
+                addr
+            }
+            None => self.data_addr,
+        };
         if req.wants_reply() {
             let mut reply = [0u8; SOCKADDR_LEN];
-            let n = emit_reply(&self.data_addr, &mut reply);
+            let n = emit_reply(&reply_addr, &mut reply);
             if stream.write_all(&reply[..n]).is_err() {
                 self.tables.remove_port(id);
+                if let Some(sock) = self.vde_socks.remove(&id) {
+                    let _ = self.epoll.delete(&sock);
+                }
                 let _ = self.epoll.delete(&stream);
                 return;
             }
         }
-        let skip = req.wire_len().saturating_sub(bytes.len());
+        let skip = req.trailing_allowance(bytes.len());
         info!(
             "New connection: port {fd} for {} ({:?})",
             req.addr(),
             version_name(&req)
         );
         self.conns.insert(fd, Conn::Port { stream, id, skip });
+    }
+
+    /// May the client on control connection `fd` have frames sent to `addr`? (See
+    /// `peer`: only if it could send there itself.)
+    fn admit(&self, fd: RawFd, addr: &DataAddr) -> Result<Option<crate::peer::Pinned>, String> {
+        let Some(Conn::Pending { stream, .. }) = self.conns.get(&fd) else {
+            return Err("connection gone".into());
+        };
+        let peer = crate::peer::peer_of(stream.as_fd())
+            .map_err(|e| format!("cannot tell who is asking (SO_PEERCRED): {e}"))?;
+        crate::peer::check(&peer, addr, nix::unistd::geteuid().as_raw())
     }
 
     /// Forwards what waits on the data socket, a batch at a time, until it is empty
@@ -527,6 +688,7 @@ impl Switch {
                 if let Some(l) = learned {
                     self.log_learned(l);
                 }
+                self.log_limit_hit();
                 let data = self.rx.buf_ptr(i);
                 self.deliver(src, verdict, data, len);
             }
@@ -576,9 +738,90 @@ impl Switch {
             if let Some(l) = learned {
                 self.log_learned(l);
             }
+            self.log_limit_hit();
             let data = self.tap_buf.as_ptr();
             self.deliver(src, verdict, data, len);
             // The tap buffer is reused for the next read: send now.
+            self.flush_tx();
+        }
+        if let Some(p) = &mut self.pcap {
+            p.flush();
+        }
+    }
+
+    /// Forwards what a VDE client sent on its own socket.
+    fn forward_vde(&mut self, src: PortId) {
+        let Some(fd) = self.vde_socks.get(&src).map(|s| s.as_raw_fd()) else {
+            return;
+        };
+        for _ in 0..BATCH_TAP {
+            let len = match nix::sys::socket::recv(
+                fd,
+                &mut self.tap_buf,
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+            ) {
+                Ok(len) => len,
+                Err(_) => break,
+            };
+            if len > MAX_FRAME_LEN {
+                self.count_oversize(src, len);
+                continue;
+            }
+            let now = self.tables.now();
+            let (verdict, learned) = self.tables.decide(src, &self.tap_buf[..len], now);
+            if let Some(l) = learned {
+                self.log_learned(l);
+            }
+            let data = self.tap_buf.as_ptr();
+            self.deliver(src, verdict, data, len);
+            // The buffer is reused for the next frame: send now.
+            self.flush_tx();
+        }
+        if let Some(p) = &mut self.pcap {
+            p.flush();
+        }
+    }
+
+    /// Forwards what arrived through uplink `index` (a batch at most; level-triggered,
+    /// so the rest wakes the loop again).
+    fn forward_uplink(&mut self, index: usize) {
+        let Some(src) = self.uplinks.get(index).map(|(_, id)| *id) else {
+            return;
+        };
+        for _ in 0..BATCH_TAP {
+            let received = self.uplinks[index].0.recv(&mut self.tap_buf);
+            let len = match received {
+                Ok(Received::Frame(len)) => len,
+                Ok(Received::Empty) => break,
+                Ok(Received::Dropped(why)) => {
+                    if let Some(p) = self.tables.port_mut(src) {
+                        if p.first_time(Problem::Malformed) {
+                            warn!("uplink {}: dropped a packet: {why} (further ones are only counted)", self.uplinks[index].0.name);
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if let Some(p) = self.tables.port_mut(src) {
+                        if p.first_time(Problem::ReceiveFailed) {
+                            warn!("uplink {}: receive failed: {e}", self.uplinks[index].0.name);
+                        }
+                    }
+                    break;
+                }
+            };
+            if len > MAX_FRAME_LEN {
+                self.count_oversize(src, len);
+                continue;
+            }
+            let now = self.tables.now();
+            let (verdict, learned) = self.tables.decide(src, &self.tap_buf[..len], now);
+            if let Some(l) = learned {
+                self.log_learned(l);
+            }
+            let data = self.tap_buf.as_ptr();
+            self.deliver(src, verdict, data, len);
+            // The buffer is reused for the next packet: send now.
             self.flush_tx();
         }
         if let Some(p) = &mut self.pcap {
@@ -643,8 +886,13 @@ impl Switch {
             return;
         };
         match (&port.kind, tap_fd) {
-            (PortKind::Unix { send_to, .. }, _) => {
-                let to = *send_to;
+            (
+                PortKind::Unix {
+                    send_to, pinned, ..
+                },
+                _,
+            ) => {
+                let to = pinned.as_ref().map_or(*send_to, |p| p.addr);
                 self.tx.push(TxEntry {
                     port: dst,
                     data,
@@ -673,6 +921,50 @@ impl Switch {
                 }
             }
             (PortKind::Tap { .. }, None) => {}
+            (PortKind::Vde { .. }, _) => {
+                let Some(sock) = self.vde_socks.get(&dst) else {
+                    return;
+                };
+                // SAFETY: data points at len readable bytes (see deliver).
+                let frame = unsafe { std::slice::from_raw_parts(data, len) };
+                match nix::sys::socket::send(sock.as_raw_fd(), frame, MsgFlags::MSG_DONTWAIT) {
+                    Ok(_) => {
+                        port.counters.tx_frames += 1;
+                        port.counters.tx_bytes += len as u64;
+                    }
+                    Err(e) => {
+                        port.counters.tx_errors += 1;
+                        if port.first_time(Problem::SendFailed) {
+                            warn!(
+                                "port {}: sending failed: {e} (further failures are only counted)",
+                                port.label
+                            );
+                        }
+                    }
+                }
+            }
+            (PortKind::Uplink { index, .. }, _) => {
+                let Some((up, _)) = self.uplinks.get_mut(*index) else {
+                    return;
+                };
+                // SAFETY: data points at len readable bytes (see deliver).
+                let frame = unsafe { std::slice::from_raw_parts(data, len) };
+                match up.send(frame) {
+                    Ok(()) => {
+                        port.counters.tx_frames += 1;
+                        port.counters.tx_bytes += len as u64;
+                    }
+                    Err(e) => {
+                        port.counters.tx_errors += 1;
+                        if port.first_time(Problem::SendFailed) {
+                            warn!(
+                                "uplink {}: sending failed: {e} (further failures are only counted)",
+                                up.name
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -707,6 +999,7 @@ impl Switch {
         if let PortKind::Unix {
             send_to,
             learned_len: false,
+            pinned: None,
         } = &mut port.kind
         {
             if err.raw_os_error() == Some(libc::ECONNREFUSED) && send_to.is_abstract() {
@@ -764,21 +1057,68 @@ impl Switch {
         }
     }
 
+    /// Says once (per port, and once for the whole table) that a MAC limit was reached.
+    fn log_limit_hit(&mut self) {
+        let Some(hit) = self.tables.take_limit_hit() else {
+            return;
+        };
+        let limits = self.tables.limits();
+        match hit {
+            crate::tables::LimitHit::Port(id) => {
+                let label = self.tables.port(id).map_or(-1, |p| p.label);
+                warn!(
+                    "port {label}: {} MAC addresses learned, the most one port may have: \
+                     new ones are flooded, not learned (counted in the SIGUSR1 report)",
+                    limits.per_port
+                );
+            }
+            crate::tables::LimitHit::Total => warn!(
+                "the MAC table is full ({} entries): new addresses are flooded, not learned \
+                 (counted in the SIGUSR1 report)",
+                limits.total
+            ),
+        }
+    }
+
+    /// Answers a management client.
+    fn mgmt_event(&mut self, fd: RawFd) {
+        let Some(mut mgmt) = self.mgmt.take() else {
+            return;
+        };
+        let sum = self.summary();
+        let tables = &self.tables;
+        let mut answer = |command: &str| crate::report::json(tables, &sum, command);
+        mgmt.serve(fd, &self.epoll, T_MGMT_CLIENT, &mut answer);
+        self.mgmt = Some(mgmt);
+    }
+
     /// The port and MAC tables as text (SIGUSR1).
     pub fn report(&self) -> String {
-        crate::report::render(
-            &self.tables,
-            &crate::report::Summary {
-                hub: self.cfg.hub,
-                unknown_senders: self.unknown_senders,
-                control_connections: self.conns.len(),
-            },
-        )
+        crate::report::render(&self.tables, &self.summary())
+    }
+
+    fn summary(&self) -> crate::report::Summary {
+        crate::report::Summary {
+            hub: self.cfg.hub,
+            unknown_senders: self.unknown_senders,
+            control_connections: self.conns.len(),
+            uplinks: self
+                .uplinks
+                .iter()
+                .map(|(u, _)| (u.name.clone(), u.counters))
+                .collect(),
+        }
     }
 
     /// Removes the sockets this switch made (only if they are still ours).
     pub fn cleanup(&mut self) {
         self.pcap = None;
+        if let Some(m) = &self.mgmt {
+            m.cleanup();
+        }
+        if let Some(v) = &self.vde {
+            v.cleanup();
+        }
         if self.control_ino.is_some() && ino(&self.cfg.control) == self.control_ino {
             let _ = std::fs::remove_file(&self.cfg.control);
         }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -127,7 +127,12 @@ fn replace_stale<T>(
 /// Binds the control socket at `path` (non-blocking). A socket nobody listens on is
 /// replaced; one with a live server is refused.
 pub fn bind_control(path: &Path) -> Result<UnixListener, SetupError> {
-    let what = "control";
+    bind_listener("control", path)
+}
+
+/// Binds a stream socket (the control or `--mgmt` socket) at `path`, non-blocking, as
+/// `bind_control` does.
+pub fn bind_listener(what: &'static str, path: &Path) -> Result<UnixListener, SetupError> {
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => replace_stale(
@@ -146,7 +151,7 @@ pub fn bind_control(path: &Path) -> Result<UnixListener, SetupError> {
     };
     listener
         .set_nonblocking(true)
-        .map_err(|e| SetupError::Other(format!("control socket: {e}")))?;
+        .map_err(|e| SetupError::Other(format!("{what} socket: {e}")))?;
     Ok(listener)
 }
 
@@ -196,6 +201,71 @@ pub fn open_tap(name: &str) -> Result<OwnedFd, SetupError> {
         .map_err(|e| fail(e.into()))?;
     dev.set_nonblocking().map_err(fail)?;
     Ok(OwnedFd::from(dev.file))
+}
+
+/// `--vde DIR`: the directory layout of vde_switch, whose clients (libvdeplug) connect
+/// to DIR/ctl and bind their own data sockets inside DIR. The directory is made if
+/// missing (and removed again at exit when it is empty).
+pub struct VdeDir {
+    pub listener: UnixListener,
+    dir: PathBuf,
+    made: bool,
+}
+
+impl VdeDir {
+    pub fn bind(dir: &Path) -> Result<VdeDir, SetupError> {
+        let made = match fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(err) => {
+                return Err(SetupError::Bind {
+                    what: "VDE directory",
+                    path: dir.to_owned(),
+                    err,
+                })
+            }
+        };
+        if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+            return Err(SetupError::Other(format!(
+                "VDE directory '{}' is not a directory",
+                dir.display()
+            )));
+        }
+        match bind_listener("VDE control", &dir.join("ctl")) {
+            Ok(listener) => Ok(VdeDir {
+                listener,
+                dir: dir.to_owned(),
+                made,
+            }),
+            Err(e) => {
+                if made {
+                    let _ = fs::remove_dir(dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes DIR/ctl, and DIR if this switch made it and nothing else is left in it.
+    pub fn cleanup(&self) {
+        let _ = fs::remove_file(self.dir.join("ctl"));
+        if self.made {
+            let _ = fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// A socket of its own for a VDE client's port: bound to a fresh abstract name of this
+/// process (what the reply names) and connected to the client's data socket `peer`.
+pub fn vde_port_socket(peer: &DataAddr) -> io::Result<(OwnedFd, DataAddr)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    // The names of the shared data socket use microseconds (< 1,000,000): stay above.
+    let n = 1_000_000 + NEXT.fetch_add(1, Ordering::Relaxed);
+    let addr = DataAddr::abstract_name(std::process::id(), n);
+    let fd = uml_proto::switch::bind_dgram(&addr)?;
+    uml_proto::switch::connect_dgram(fd.as_fd(), peer)?;
+    Ok((fd, addr))
 }
 
 #[cfg(test)]

@@ -2,17 +2,47 @@
 //! port), the MAC learning table with the C switch's aging (checked every 2 s, entries
 //! idle for more than 100 s removed), and the forwarding decision for one frame.
 //! Every lookup on the packet path is a hash lookup; flooding walks the live ports.
+//!
+//! Source MACs are chosen by the clients, so the MAC table is bounded (per port and in
+//! total: a new address beyond a limit is not learned, only counted, and its frames
+//! are flooded as for any unknown address) and hashed with a key random per process
+//! (std's SipHash `RandomState`), so no set of addresses can make lookups quadratic.
 
+use std::collections::HashMap;
+use std::hash::RandomState;
 use std::time::Instant;
 
 use uml_proto::ether::{Frame, MacAddr, MAX_FRAME_LEN};
 use uml_proto::switch::DataAddr;
 
-use crate::fasthash::FastMap;
-
 /// How often aging runs, and how long an idle entry lives (the C switch's numbers).
 pub const AGING_PERIOD_SECS: u64 = 2;
 pub const MAX_AGE_SECS: u64 = 100;
+
+/// How many MACs one port may have in the table, and how many the table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacLimits {
+    pub per_port: usize,
+    pub total: usize,
+}
+
+impl Default for MacLimits {
+    /// 4096 per port (a whole LAN behind a tap fits), 16384 in all (under 1 MB).
+    fn default() -> Self {
+        MacLimits {
+            per_port: 4096,
+            total: 16384,
+        }
+    }
+}
+
+/// A MAC limit reached for the first time, for the log (once per port, once for the
+/// whole table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHit {
+    Port(PortId),
+    Total,
+}
 
 /// Index of a port in the port table.
 pub type PortId = usize;
@@ -24,9 +54,16 @@ pub enum PortKind {
     Unix {
         send_to: DataAddr,
         learned_len: bool,
+        /// A path address checked and opened once: frames go there instead.
+        pinned: Option<Box<crate::peer::Pinned>>,
     },
     /// The `-tap` device: frames are written to its descriptor.
     Tap { name: String },
+    /// A VDE 2 client (`--vde`): frames go through a socket of its own, connected to
+    /// the client's data socket (which libvdeplug unlinks once connected).
+    Vde { peer: DataAddr },
+    /// An `--uplink`: frames go through the overlay socket of uplink `index`.
+    Uplink { index: usize, name: String },
 }
 
 /// Problems logged once per port (not per frame).
@@ -36,6 +73,9 @@ pub enum Problem {
     Runt = 1,
     Oversize = 2,
     SendFailed = 4,
+    MacLimit = 8,
+    Malformed = 16,
+    ReceiveFailed = 32,
 }
 
 /// Frame and byte counters of one port.
@@ -48,6 +88,8 @@ pub struct Counters {
     pub runts: u64,
     pub oversize: u64,
     pub tx_errors: u64,
+    /// New source MACs not learned because a limit was reached.
+    pub macs_refused: u64,
 }
 
 #[derive(Debug)]
@@ -58,6 +100,8 @@ pub struct Port {
     pub counters: Counters,
     /// Problems already logged for this port.
     pub logged: u8,
+    /// Entries of the MAC table on this port.
+    pub macs: usize,
 }
 
 impl Port {
@@ -110,22 +154,45 @@ pub struct Tables {
     free: Vec<PortId>,
     /// Live ports in attach order, for flooding.
     live: Vec<PortId>,
-    by_addr: FastMap<[u8; uml_proto::switch::SOCKADDR_LEN], PortId>,
-    macs: FastMap<u64, MacEntry>,
+    /// Keyed too: a client chooses most bytes of its data address.
+    by_addr: HashMap<[u8; uml_proto::switch::SOCKADDR_LEN], PortId, RandomState>,
+    macs: HashMap<u64, MacEntry, RandomState>,
+    limits: MacLimits,
+    /// New MACs refused by any limit, and whether the total limit was logged.
+    pub macs_refused: u64,
+    total_limit_logged: bool,
+    limit_hit: Option<LimitHit>,
     start: Instant,
 }
 
 impl Tables {
     pub fn new(hub: bool) -> Tables {
+        Tables::with_limits(hub, MacLimits::default())
+    }
+
+    pub fn with_limits(hub: bool, limits: MacLimits) -> Tables {
         Tables {
             hub,
             ports: Vec::new(),
             free: Vec::new(),
             live: Vec::new(),
-            by_addr: FastMap::default(),
-            macs: FastMap::default(),
+            by_addr: HashMap::with_hasher(RandomState::new()),
+            macs: HashMap::with_hasher(RandomState::new()),
+            limits,
+            macs_refused: 0,
+            total_limit_logged: false,
+            limit_hit: None,
             start: Instant::now(),
         }
+    }
+
+    /// The MAC limit reached for the first time since the last call, if any.
+    pub fn take_limit_hit(&mut self) -> Option<LimitHit> {
+        self.limit_hit.take()
+    }
+
+    pub fn limits(&self) -> MacLimits {
+        self.limits
     }
 
     /// Seconds since the tables were made (the aging clock).
@@ -138,7 +205,7 @@ impl Tables {
     pub fn add_port(&mut self, label: i32, kind: PortKind) -> Option<PortId> {
         let key = match &kind {
             PortKind::Unix { send_to, .. } => Some(send_to.full_length().bytes),
-            PortKind::Tap { .. } => None,
+            PortKind::Tap { .. } | PortKind::Uplink { .. } | PortKind::Vde { .. } => None,
         };
         if let Some(k) = key {
             if self.by_addr.contains_key(&k) {
@@ -150,6 +217,7 @@ impl Tables {
             kind,
             counters: Counters::default(),
             logged: 0,
+            macs: 0,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -210,6 +278,7 @@ impl Tables {
                 PortKind::Unix {
                     send_to,
                     learned_len,
+                    ..
                 },
             ..
         }) = self.ports[id].as_mut()
@@ -261,23 +330,60 @@ impl Tables {
         if mac.is_multicast() {
             return None;
         }
-        let entry = self.macs.entry(mac.to_u64()).or_insert(MacEntry {
-            port: usize::MAX,
-            last_seen: now,
-        });
-        entry.last_seen = now;
-        if entry.port == port {
+        let key = mac.to_u64();
+        let old = match self.macs.get_mut(&key) {
+            Some(e) if e.port == port => {
+                e.last_seen = now;
+                return None;
+            }
+            Some(e) => {
+                // Moved: it leaves the old port's count, and must fit the new one's.
+                let old = e.port;
+                self.macs.remove(&key);
+                if let Some(p) = self.ports.get_mut(old).and_then(Option::as_mut) {
+                    p.macs -= 1;
+                }
+                Some(old)
+            }
+            None => None,
+        };
+        let total_full = self.macs.len() >= self.limits.total;
+        let p = self.ports.get_mut(port).and_then(Option::as_mut)?;
+        if total_full || p.macs >= self.limits.per_port {
+            p.counters.macs_refused += 1;
+            self.macs_refused += 1;
+            if total_full && !self.total_limit_logged {
+                self.total_limit_logged = true;
+                self.limit_hit = Some(LimitHit::Total);
+            } else if !total_full && p.first_time(Problem::MacLimit) {
+                self.limit_hit = Some(LimitHit::Port(port));
+            }
             return None;
         }
-        let old = (entry.port != usize::MAX).then_some(entry.port);
-        entry.port = port;
+        p.macs += 1;
+        self.macs.insert(
+            key,
+            MacEntry {
+                port,
+                last_seen: now,
+            },
+        );
         Some(Learned { mac, port, old })
     }
 
     /// Drops entries idle for more than MAX_AGE_SECS; returns how many went.
     pub fn age(&mut self, now: u64) -> usize {
         let before = self.macs.len();
-        self.macs.retain(|_, e| e.last_seen + MAX_AGE_SECS >= now);
+        let ports = &mut self.ports;
+        self.macs.retain(|_, e| {
+            let keep = e.last_seen + MAX_AGE_SECS >= now;
+            if !keep {
+                if let Some(p) = ports.get_mut(e.port).and_then(Option::as_mut) {
+                    p.macs -= 1;
+                }
+            }
+            keep
+        });
         before - self.macs.len()
     }
 
@@ -309,6 +415,7 @@ mod tests {
         PortKind::Unix {
             send_to: DataAddr::abstract_name(pid, 7),
             learned_len: false,
+            pinned: None,
         }
     }
 
@@ -409,6 +516,7 @@ mod tests {
                 PortKind::Unix {
                     send_to: short.full_length(),
                     learned_len: false,
+                    pinned: None,
                 },
             )
             .unwrap();
@@ -417,7 +525,8 @@ mod tests {
                 6,
                 PortKind::Unix {
                     send_to: short.full_length(),
-                    learned_len: false
+                    learned_len: false,
+                    pinned: None
                 }
             )
             .is_none());
@@ -433,6 +542,7 @@ mod tests {
             PortKind::Unix {
                 send_to: zero.full_length(),
                 learned_len: false,
+                pinned: None,
             },
         )
         .unwrap();
@@ -440,6 +550,96 @@ mod tests {
             t.port_for_sender(&zero),
             None,
             "an unnamed sender matches no port"
+        );
+    }
+
+    fn port_macs(t: &Tables, id: PortId) -> usize {
+        t.port(id).unwrap().macs
+    }
+
+    #[test]
+    fn mac_limits_are_counted_per_port_and_in_total() {
+        let limits = MacLimits {
+            per_port: 3,
+            total: 5,
+        };
+        let mut t = Tables::with_limits(false, limits);
+        let a = t.add_port(5, unix(1)).unwrap();
+        let b = t.add_port(6, unix(2)).unwrap();
+        let mac = |i: u8| [0x02, 0, 0, 0, 0, i];
+        for i in 0..5 {
+            t.decide(a, &frame(BCAST, mac(i), 60), 0);
+        }
+        assert_eq!((port_macs(&t, a), t.macs_refused), (3, 2));
+        assert_eq!(t.take_limit_hit(), Some(LimitHit::Port(a)));
+        assert_eq!(t.take_limit_hit(), None, "logged once");
+        // A refused address is flooded to, not learned.
+        assert_eq!(t.decide(b, &frame(mac(4), B, 60), 0).0, Verdict::Flood);
+        for i in 10..14 {
+            t.decide(b, &frame(BCAST, mac(i), 60), 0);
+        }
+        // b got 2 (its own B and mac 10), then the table (5) was full.
+        assert_eq!((port_macs(&t, b), t.mac_table().len()), (2, 5));
+        assert_eq!(t.take_limit_hit(), Some(LimitHit::Total));
+        assert_eq!(t.port(b).unwrap().counters.macs_refused, 3);
+        // A move keeps the counts right; aging and port removal give room back.
+        t.decide(b, &frame(BCAST, mac(0), 60), 1);
+        assert_eq!((port_macs(&t, a), port_macs(&t, b)), (2, 3));
+        assert_eq!(t.lookup(MacAddr(mac(0))), Some(b));
+        assert_eq!(t.age(101), 4);
+        assert_eq!((port_macs(&t, a), port_macs(&t, b)), (0, 1));
+        t.remove_port(b);
+        assert!(t.mac_table().is_empty());
+        for i in 20..23 {
+            t.decide(a, &frame(BCAST, mac(i), 60), 200);
+        }
+        assert_eq!(port_macs(&t, a), 3);
+    }
+
+    fn thread_cpu() -> std::time::Duration {
+        let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).unwrap();
+        std::time::Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
+    }
+
+    /// Learns `macs` on one port of an unlimited table; returns the CPU time it took.
+    fn learn_all(macs: impl Iterator<Item = [u8; 6]>) -> (std::time::Duration, usize) {
+        let limits = MacLimits {
+            per_port: usize::MAX,
+            total: usize::MAX,
+        };
+        let mut t = Tables::with_limits(false, limits);
+        let a = t.add_port(5, unix(1)).unwrap();
+        let mut f = frame(BCAST, A, 60);
+        let start = thread_cpu();
+        for m in macs {
+            f[6..12].copy_from_slice(&m);
+            t.decide(a, &f, 0);
+        }
+        (thread_cpu() - start, t.mac_table().len())
+    }
+
+    #[test]
+    fn addresses_sharing_their_low_bits_cost_no_more_than_random_ones() {
+        const N: u32 = 60_000;
+        // The key is the MAC as a little-endian integer: bytes 0-2 are its low 24 bits.
+        let shared = (0..N).map(|i| {
+            let b = i.to_le_bytes();
+            [0x02, 0x11, 0x22, b[0], b[1], b[2]]
+        });
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let random = (0..N).map(move |_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = x.to_le_bytes();
+            [b[0] & 0xfe, b[1], b[2], b[3], b[4], b[5]]
+        });
+        let (base, n_random) = learn_all(random);
+        let (worst, n_shared) = learn_all(shared);
+        assert_eq!((n_random, n_shared), (N as usize, N as usize));
+        assert!(
+            worst < base * 5 + std::time::Duration::from_millis(200),
+            "{N} addresses sharing their low 24 bits took {worst:?}, random ones {base:?}"
         );
     }
 }

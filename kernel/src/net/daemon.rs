@@ -1,12 +1,14 @@
 //! The daemon transport: a port on uml_switch or vde_switch, attached as linux.uml
-//! attaches (v3 request, abstract data socket named by pid and microseconds).
+//! attaches (v3 request, abstract data socket named by pid and microseconds). The data
+//! socket is connected to the switch's data address, so frames from any other local
+//! sender are refused by the host kernel and never reach the guest.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use uml_proto::switch::{attach, recv_from, send_to, Client, DataAddr, Request};
+use uml_proto::switch::{attach, connect_dgram, recv_from, send_to, Client, DataAddr, Request};
 
 /// How long the switch may take to answer the request.
 const REPLY_LIMIT: Duration = Duration::from_secs(5);
@@ -26,6 +28,7 @@ impl Daemon {
         let local = DataAddr::abstract_name(std::process::id(), usec.wrapping_add(salt));
         let client = attach(ctl, local, |addr| Request::V3 { addr }, None, REPLY_LIMIT)?;
         client.control.set_nonblocking(true)?;
+        connect_dgram(client.data.as_fd(), &client.switch)?;
         Ok(Daemon { client })
     }
 

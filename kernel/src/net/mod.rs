@@ -31,6 +31,11 @@ pub use spec::{EthSpec, Transport, MAX_ETH};
 use tuntap::Tap;
 use uml_proto::helper::AddrOp;
 
+/// Most neighbours the `arp` table keeps (the oldest goes first): any host on the LAN
+/// can send ARP frames from made-up addresses. smoltcp's own neighbour cache, which
+/// routing uses, is a fixed 8 entries (its IFACE_NEIGHBOR_CACHE_COUNT default).
+pub const ARP_TABLE_MAX: usize = 256;
+
 /// Interface counters (the columns of /proc/net/dev that can be nonzero here).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -276,6 +281,9 @@ impl NetDev {
             return;
         }
         self.arp.retain(|(a, _)| *a != ip);
+        if self.arp.len() >= ARP_TABLE_MAX {
+            self.arp.remove(0);
+        }
         self.arp.push((ip, mac));
     }
 

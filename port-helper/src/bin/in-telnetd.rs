@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match port_helper::telnetd::serve(&args.login) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("in.telnetd: {e}");
+            uml_proto::quiet_eprintln!("in.telnetd: {e}");
             ExitCode::FAILURE
         }
     }
