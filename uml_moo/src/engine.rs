@@ -15,9 +15,12 @@
 //! sparse as the C tool's. In place (`-d`) only marked sectors are written, a zero sector
 //! only where the backing sector is not zero already.
 //!
-//! Writeback overlaps the merge: every `WRITEBACK_BYTES` of disk, the range just written
-//! is handed to the kernel to start writing out (`sync_file_range`), so the one
-//! `fdatasync` at the end finds little left to wait for.
+//! Writeback overlaps the merge: every `WRITEBACK_BYTES` of disk written in large
+//! pieces, the range just written is handed to the kernel to start writing out
+//! (`sync_file_range`), so the one `fdatasync` at the end finds little left to wait for.
+//! In place, a chunk of scattered sectors is instead merged in a buffer of the backing
+//! window and written in one piece when that touches most of its pages anyway
+//! (`overlay_pays`): a disk writes it in order instead of seeking from page to page.
 
 use std::fs::File;
 use std::io::{self, IoSlice};
@@ -238,6 +241,13 @@ impl<'f> Writeback<'f> {
         Writeback { file, from: 0 }
     }
 
+    /// Everything before `upto` has been written as scattered small writes: leave their
+    /// writeback to the final fdatasync, which can order them (measured on ext4: hints
+    /// for scattered pages made `-d` of a 1% scattered COW 1.5-2x slower).
+    fn skip(&mut self, upto: u64) {
+        self.from = upto;
+    }
+
     /// Everything before `upto` has been written.
     fn written(&mut self, upto: u64) {
         if upto >= self.from + WRITEBACK_BYTES {
@@ -318,10 +328,32 @@ fn push_sectors<'m>(
     Ok(())
 }
 
-/// In place, a chunk whose window (first to last marked sector) is at least 1 in this
-/// many marked and has no hole is merged in the backing file's buffer and written back
-/// whole: one write instead of one per run, and nearly every page is dirty anyway.
-const OVERLAY: u64 = 4;
+/// In place, a chunk whose window (first to last marked sector) has at least half its
+/// pages touched by marked runs, and no hole, is merged in a buffer of the backing
+/// window and written back whole: one write instead of one per run, and a disk writes
+/// the window in order instead of seeking from page to page (the extra pages it
+/// rewrites, unchanged, cost less than the scattered writes they replace).
+const PAGE: u64 = 4096;
+
+/// Whether `runs` touch at least half the pages of the window `first..first + window`.
+fn overlay_pays(first: u64, window: u64, ss: u64, runs: &[(u64, u64)]) -> bool {
+    let per_page = (PAGE / ss).max(1);
+    let pages = window.div_ceil(per_page);
+    let mut touched = 0;
+    let mut last = None;
+    for &(s, n) in runs {
+        let (a, b) = ((s - first) / per_page, (s + n - 1 - first) / per_page);
+        let a = match last {
+            Some(l) if l >= a => l + 1,
+            _ => a,
+        };
+        if b >= a {
+            touched += b - a + 1;
+        }
+        last = Some(last.map_or(b, |l: u64| l.max(b)));
+    }
+    touched * 2 >= pages
+}
 
 /// Writes the COW's marked sectors into the backing file, skipping zero sectors whose
 /// backing sector is zero too (it may be a hole).
@@ -349,7 +381,7 @@ pub fn in_place_merge(
             .map_err(LoopError::Cow)?;
         let marked: u64 = runs.iter().map(|&(_, n)| n).sum();
         let window = runs.last().map_or(0, |&(s, n)| s + n - first);
-        if marked * OVERLAY >= window && extents.is_data(first * ss, window * ss) {
+        if overlay_pays(first, window, ss, &runs) && extents.is_data(first * ss, window * ss) {
             overlay_chunk(&mut bufs, backing, first, window, ss, &runs)?;
             writeback.written((first + count) * ss);
             bar.advance(marked * ss);
@@ -373,7 +405,7 @@ pub fn in_place_merge(
             }
         }
         w.flush().map_err(LoopError::Write)?;
-        writeback.written((first + count) * ss);
+        writeback.skip((first + count) * ss);
         bar.advance(marked * ss);
     }
     Ok(())
@@ -398,4 +430,24 @@ fn overlay_chunk(
     backing
         .write_all_at(&bufs.backing, first * ss)
         .map_err(LoopError::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_when_most_pages_are_touched() {
+        // 8 sectors a page; a window of 4 pages.
+        assert!(overlay_pays(0, 32, 512, &[(0, 32)]));
+        // One sector in each of pages 0, 1: 2 of 4 pages.
+        assert!(overlay_pays(0, 32, 512, &[(0, 1), (8, 1), (31, 1)]));
+        // Pages 0 and 3 only: 2 of 4, still half.
+        assert!(overlay_pays(0, 32, 512, &[(0, 1), (31, 1)]));
+        // Page 0 only, window of 4 pages.
+        assert!(!overlay_pays(0, 32, 512, &[(0, 2)]));
+        // A run across a page boundary counts both pages once.
+        assert!(!overlay_pays(100, 64, 512, &[(106, 4), (163, 1)]));
+        assert!(overlay_pays(100, 24, 512, &[(106, 4), (123, 1)]));
+    }
 }

@@ -5,7 +5,8 @@
 //! then times both merge modes of both tools, checks that the outputs are identical,
 //! and prints MB/s, ratios and peak memory, then the issue's targets as met or missed.
 //!
-//! Usage: moo_bench [--dir DIR]... [--sizes 1,4] [--runs N]
+//! Usage: moo_bench [--dir DIR]... [--sizes 1,4] [--runs N] [--percents 1,10,50]
+//!                  [--layouts clustered,scattered]
 //! The directories default to /dev/shm (tmpfs: fsync costs nothing there, so the
 //! figures are the tools' own work) and /var/tmp (a real disk, where ours waits for its
 //! data to reach the disk and the C tool does not). The "C+sync" columns are the C tool
@@ -30,6 +31,8 @@ struct Opts {
     dirs: Vec<PathBuf>,
     sizes_gib: Vec<u64>,
     runs: usize,
+    percents: Vec<u64>,
+    layouts: Vec<bool>,
 }
 
 fn parse_args() -> Opts {
@@ -37,6 +40,8 @@ fn parse_args() -> Opts {
         dirs: Vec::new(),
         sizes_gib: vec![1, 4],
         runs: 2,
+        percents: vec![1, 10, 50],
+        layouts: vec![true, false],
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -50,8 +55,27 @@ fn parse_args() -> Opts {
                     .collect()
             }
             "--runs" => o.runs = val().parse().expect("--runs: a number"),
+            "--percents" => {
+                o.percents = val()
+                    .split(',')
+                    .map(|s| s.parse().expect("--percents: a list of numbers"))
+                    .collect()
+            }
+            "--layouts" => {
+                o.layouts = val()
+                    .split(',')
+                    .map(|s| match s {
+                        "clustered" => true,
+                        "scattered" => false,
+                        _ => panic!("--layouts: clustered,scattered"),
+                    })
+                    .collect()
+            }
             "-h" | "--help" => {
-                println!("usage: moo_bench [--dir DIR]... [--sizes 1,4] [--runs N]");
+                println!(
+                    "usage: moo_bench [--dir DIR]... [--sizes 1,4] [--runs N] \
+                     [--percents 1,10,50] [--layouts clustered,scattered]"
+                );
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -252,8 +276,8 @@ fn run_dir(o: &Opts, dir: &Path, c_moo: &Path, moo: &Path, rows: &mut Vec<Row>) 
             .expect("backing file")
             .modified()
             .expect("backing file");
-        for percent in [1, 10, 50] {
-            for clustered in [true, false] {
+        for &percent in &o.percents {
+            for &clustered in &o.layouts {
                 let cow = work.join("disk.cow");
                 let dirty = make_cow(&cow, &backing, size, percent, clustered);
                 settle(&[&cow]);
