@@ -371,6 +371,8 @@ pub fn in_place_merge(
     bufs.old.resize(step, 0);
     let mut writeback = Writeback::new(backing);
     let mut extents = DataExtents::new(backing);
+    // On tmpfs nothing seeks: rewriting whole windows only costs copies there.
+    let on_disk = !in_memory(backing);
     for (first, count) in walk.chunks() {
         runs.clear();
         runs.extend(bitmap.set_runs(first, first + count));
@@ -381,7 +383,10 @@ pub fn in_place_merge(
             .map_err(LoopError::Cow)?;
         let marked: u64 = runs.iter().map(|&(_, n)| n).sum();
         let window = runs.last().map_or(0, |&(s, n)| s + n - first);
-        if overlay_pays(first, window, ss, &runs) && extents.is_data(first * ss, window * ss) {
+        if on_disk
+            && overlay_pays(first, window, ss, &runs)
+            && extents.is_data(first * ss, window * ss)
+        {
             overlay_chunk(&mut bufs, backing, first, window, ss, &runs)?;
             writeback.written((first + count) * ss);
             bar.advance(marked * ss);
@@ -409,6 +414,12 @@ pub fn in_place_merge(
         bar.advance(marked * ss);
     }
     Ok(())
+}
+
+/// Whether `file` lives in memory (tmpfs) rather than on a disk.
+fn in_memory(file: &File) -> bool {
+    use nix::sys::statfs::{fstatfs, TMPFS_MAGIC};
+    fstatfs(file).is_ok_and(|s| s.filesystem_type() == TMPFS_MAGIC)
 }
 
 /// Reads the backing window `first..first + window`, lays the COW's marked runs over
