@@ -38,16 +38,9 @@ fn our_bin(name: &str) -> PathBuf {
 
 /// Pins process (or thread) `pid` (0: the caller) to `cpu`.
 fn pin(pid: i32, cpu: usize) -> std::io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
-    // sched_setaffinity reads it for the size given.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)?;
     Ok(())
 }
 
@@ -67,8 +60,11 @@ fn cpu_time_ns(pid: i32) -> u64 {
         .map(|x| x.parse().unwrap_or(0))
         .collect();
     let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as u64;
     ticks * 1_000_000_000 / hz
 }
 
@@ -325,14 +321,10 @@ fn median_of(runs: Vec<Throughput>) -> Option<Throughput> {
     })
 }
 
-fn wait_readable(c: &Client, ms: i32) -> bool {
-    let mut p = libc::pollfd {
-        fd: c.data.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+fn wait_readable(c: &Client, ms: u16) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(c.data.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|n| n > 0)
 }
 
 /// Median round trip A -> B -> A in microseconds, switch and generator on one CPU.
@@ -575,8 +567,7 @@ fn flood_table(
 /// Runs in a network namespace of its own when allowed (abstract socket names then stay
 /// out of the machine's namespace).
 fn private_netns() -> bool {
-    // SAFETY: unshare has no memory preconditions; single-threaded at this point.
-    unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
 }
 
 fn main() {
