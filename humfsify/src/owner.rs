@@ -1,6 +1,6 @@
 //! USER and GROUP arguments: a name from the password/group database, or a number.
 
-use nix::unistd::{Group, User};
+use uml_proto::ids::{gid_of, uid_of};
 
 use crate::error::{HumfsifyError, Result};
 
@@ -16,10 +16,7 @@ pub fn resolve_user(text: &str) -> Result<u32> {
     if let Some(n) = numeric(text) {
         return Ok(n);
     }
-    match User::from_name(text) {
-        Ok(Some(u)) => Ok(u.uid.as_raw()),
-        _ => Err(HumfsifyError::UnknownUser(text.to_string())),
-    }
+    uid_of(text).ok_or_else(|| HumfsifyError::UnknownUser(text.to_string()))
 }
 
 /// The gid for a group name or number.
@@ -27,10 +24,7 @@ pub fn resolve_group(text: &str) -> Result<u32> {
     if let Some(n) = numeric(text) {
         return Ok(n);
     }
-    match Group::from_name(text) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        _ => Err(HumfsifyError::UnknownGroup(text.to_string())),
-    }
+    gid_of(text).ok_or_else(|| HumfsifyError::UnknownGroup(text.to_string()))
 }
 
 #[cfg(test)]

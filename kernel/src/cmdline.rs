@@ -315,7 +315,7 @@ fn apply(config: &mut Config, arg: &str, global_sync: &mut bool) -> Result<(), C
         _ if key.starts_with("eth") && key[3..].bytes().all(|b| b.is_ascii_digit()) => {
             config.unsupported.push(arg.to_owned())
         }
-        _ if crate::net::spec::vec_switch(arg).is_some() => config.unsupported.push(arg.to_owned()),
+        _ if vec_switch(arg).is_some() => config.unsupported.push(arg.to_owned()),
         _ if arg.starts_with('-') && arg.len() > 1 => {
             return Err(bad(arg, "unknown option (try --help)"))
         }
@@ -627,6 +627,14 @@ CONFIG_NR_SSL={MAX_SSL}
 ",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// `vec<N>:VALUE` split into N and VALUE.
+pub fn vec_switch(arg: &str) -> Option<(&str, &str)> {
+    let (key, value) = arg.strip_prefix("vec")?.split_once(':')?;
+    key.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some((key, value))
 }
 
 #[cfg(test)]

@@ -8,9 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 
-use uml_proto::mconsole::{
-    Reply, Request, WireError, MAX_REPLY_LEN, REQUEST_LEN, VERSION, VERSION0_REPLY,
-};
+use uml_proto::mconsole::{Reply, Request, WireError, REQUEST_LEN, VERSION, VERSION0_REPLY};
 
 /// The exact `help` text (722 bytes).
 pub const HELP: &str = "Commands: \n    version - Get kernel version \n    help - Print this message \n    halt - Halt UML \n    reboot - Reboot UML \n    config <dev>=<config> - Add a new device to UML;  \n\tsame syntax as command line \n    config <dev> - Query the configuration of a device \n    remove <dev> - Remove a device from UML \n    sysrq <letter> - Performs the SysRq action controlled by the letter \n    cad - invoke the Ctrl-Alt-Del handler \n    stop - pause the UML; it will do nothing until it receives a 'go' \n    go - continue the UML after a 'stop' \n    log <string> - make UML enter <string> into the kernel log\n    proc <file> - returns the contents of the UML's /proc/<file>\n    stack <pid> - returns the stack of the specified pid\n";
@@ -169,10 +167,9 @@ impl Server {
         if to.is_unnamed() {
             return;
         }
-        let mut buf = [0u8; MAX_REPLY_LEN];
         for r in replies {
-            let Ok(n) = r.emit(&mut buf) else { return };
-            if self.sock.send_to_addr(&buf[..n], to).is_err() {
+            let Ok(bytes) = r.to_vec() else { return };
+            if self.sock.send_to_addr(&bytes, to).is_err() {
                 return;
             }
         }

@@ -441,8 +441,8 @@ impl Drop for UmlBoot {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             // SIGTERM lets linux.uml clean up its umid directory; then make sure.
-            // SAFETY: kill on the pid of a child we spawned and have not reaped.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             if self.wait_exit(Duration::from_secs(3)).is_none() {
                 let _ = self.child.kill();
                 let _ = self.child.wait();

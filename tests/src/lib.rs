@@ -9,12 +9,14 @@
 pub mod command;
 pub mod ext2tree;
 pub mod guest;
+pub mod kernel;
 pub mod netns;
 pub mod peers;
 pub mod pty;
 
 pub use command::{run, run_input, run_ok, Output};
 pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};
+pub use kernel::KernelRun;
 pub use netns::NetNs;
 pub use peers::{c_tool, linux_uml, our_bin, require_root, slirp};
 

@@ -61,10 +61,9 @@ pub fn slirp() -> Option<PathBuf> {
 /// Panics with a clear message unless running as root (tests that mount, drop
 /// privileges or make devices need it; scripts/test runs as root in CI).
 pub fn require_root(what: &str) {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        euid, 0,
+        nix::unistd::geteuid().as_raw(),
+        0,
         "{what} needs root: run it through scripts/test as root"
     );
 }

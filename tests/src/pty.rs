@@ -3,11 +3,13 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
 
 /// A child process whose stdin, stdout and stderr are one terminal.
@@ -23,16 +25,20 @@ pub struct PtySession {
 impl PtySession {
     /// Starts `cmd` in a new session with a 24x80 terminal as its controlling tty.
     pub fn spawn(cmd: &mut Command) -> PtySession {
+        Self::spawn_sized(cmd, 24, 80)
+    }
+
+    /// Starts `cmd` in a new session with a `rows`x`cols` terminal as its controlling tty.
+    pub fn spawn_sized(cmd: &mut Command, rows: u16, cols: u16) -> PtySession {
         let size = Winsize {
-            ws_row: 24,
-            ws_col: 80,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
         let pty = openpty(Some(&size), None).expect("openpty");
         // The child must not hold the master too, or closing ours would not hang up.
-        // SAFETY: fcntl on a descriptor we own.
-        unsafe { libc::fcntl(pty.master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        fcntl(&pty.master, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("FD_CLOEXEC");
         let slave: OwnedFd = pty.slave;
         let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup pty slave"));
         cmd.stdin(stdio(&slave))
@@ -65,16 +71,11 @@ impl PtySession {
 
     /// Reads what is available within `wait`; false when the terminal closed.
     fn read_some(&mut self, wait: Duration) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: self.master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n <= 0 {
-            return true;
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) if n > 0 => {}
+            _ => return true,
         }
         let mut buf = [0u8; 4096];
         match self.master.read(&mut buf) {
@@ -105,10 +106,12 @@ impl PtySession {
     /// session leader gets SIGHUP, reads and writes on the terminal fail from then on.
     pub fn hang_up(&mut self) {
         let null = File::open("/dev/null").expect("/dev/null");
-        // SAFETY: dup2 onto the master descriptor we own closes the master and leaves
-        // /dev/null in its place (EOF on read), so `master` stays a valid File.
-        let r = unsafe { libc::dup2(null.as_raw_fd(), self.master.as_raw_fd()) };
-        assert!(r >= 0, "dup2: {}", std::io::Error::last_os_error());
+        // dup2 onto the master's descriptor closes the master and leaves /dev/null in its
+        // place (EOF on read), under the same number.
+        let placeholder = null.try_clone().expect("dup /dev/null");
+        let mut master = OwnedFd::from(std::mem::replace(&mut self.master, placeholder));
+        nix::unistd::dup2(&null, &mut master).expect("dup2");
+        self.master = File::from(master);
     }
 
     /// Everything shown so far, as text.

@@ -337,10 +337,99 @@ fn progress_bar_only_on_a_terminal_and_not_with_quiet() {
         !on_terminal("--quiet", "b.img").contains("merging"),
         "progress bar despite --quiet"
     );
+    // Without a terminal: no bar, only the one-line summary (none with -q).
     let o = run_ok(Command::new(&moo).arg(&cow).arg(d.join("c.img")));
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "output without a terminal: {:?}", o.stderr);
     assert!(
-        o.stderr.is_empty(),
-        "output without a terminal: {:?}",
-        o.stderr
+        lines[0].starts_with("uml_moo: merged ")
+            && lines[0].contains("disk.cow")
+            && lines[0].contains("c.img")
+            && lines[0].contains("64.00 MiB disk")
+            && lines[0].ends_with(" s"),
+        "summary: {:?}",
+        lines[0]
     );
+    let o = run_ok(Command::new(&moo).arg("-q").arg(&cow).arg(d.join("d.img")));
+    assert!(o.stderr.is_empty(), "output with -q: {:?}", o.stderr);
+}
+
+/// The visible lines a terminal showed: split at carriage returns and newlines, with
+/// escape sequences (cursor moves, line clears) taken out.
+fn terminal_lines(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn progress_line_fits_80_and_40_column_terminals() {
+    let dir = scratch();
+    let d = dir.path();
+    // A fresh backing file and COW for each run (-d changes the backing file).
+    let fresh = |i: usize| {
+        let back = d.join(format!("back{i}.img"));
+        fs::write(&back, vec![3u8; 64 << 20]).unwrap();
+        let cow = d.join(format!("disk{i}.cow"));
+        run_ok(Command::new(our_bin("uml_mkcow")).arg(&cow).arg(&back));
+        let mut c = fs::read(&cow).unwrap();
+        let data = c.len() - 4096;
+        c[data..].fill(0x77);
+        fs::write(&cow, &c).unwrap();
+        cow
+    };
+    for (cols, i) in [(80u16, 0), (40, 1)] {
+        for destructive in [false, true] {
+            let cow = fresh(2 * i + usize::from(destructive));
+            let mut cmd = Command::new(our_bin("uml_moo"));
+            if destructive {
+                cmd.arg("-d").arg(&cow);
+            } else {
+                cmd.arg(&cow).arg(d.join(format!("out{i}.img")));
+            }
+            let mut term = tests::pty::PtySession::spawn_sized(&mut cmd, 24, cols);
+            let (status, timed_out) = term.wait(Duration::from_secs(120));
+            assert!(status.success() && !timed_out, "{}", term.screen());
+            let lines = terminal_lines(&term.seen);
+            let bars: Vec<&String> = lines
+                .iter()
+                .filter(|l| !l.starts_with("uml_moo: "))
+                .collect();
+            assert!(
+                bars.iter().any(|l| l.contains('[') && l.contains(']')),
+                "no progress line at {cols} columns: {lines:?}"
+            );
+            for l in &bars {
+                assert!(
+                    l.chars().count() <= usize::from(cols),
+                    "{} columns wide on a {cols}-column terminal: {l:?}",
+                    l.chars().count()
+                );
+            }
+            assert!(
+                lines.iter().any(|l| l.starts_with("uml_moo: merged ")),
+                "no summary: {lines:?}"
+            );
+        }
+    }
 }

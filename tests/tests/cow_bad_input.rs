@@ -322,3 +322,99 @@ fn usage_errors_print_usage_and_never_crash() {
         );
     }
 }
+
+/// What a killed `uml_moo -d` leaves behind (its journal, and a backing file with a new
+/// mtime) is named, with the way out: --info and a plain merge say to rerun -d, which
+/// finishes the merge. A backing file that is simply gone suggests -b.
+#[test]
+fn interrupted_in_place_merge_and_missing_backing_file_say_what_to_do() {
+    let c = case();
+    let (cm, bm) = (
+        fs::metadata(&c.cow).unwrap(),
+        fs::metadata(&c.back).unwrap(),
+    );
+    let journal = c.dir.join("disk.cow.uml_moo-journal");
+    fs::write(
+        &journal,
+        format!(
+            "uml_moo destructive merge journal v1\ncow {} {}\nbacking {} {}\n\
+             header-mtime {}\nsize {}\n",
+            cm.dev(),
+            cm.ino(),
+            bm.dev(),
+            bm.ino(),
+            bm.mtime(),
+            bm.len()
+        ),
+    )
+    .unwrap();
+    filetime_plus(&c.back, 5);
+    let info = run_ok(Command::new(our_bin("uml_moo")).arg("--info").arg(&c.cow));
+    assert!(
+        info.stdout.contains("Pending merge:  ")
+            && info.stdout.contains("disk.cow.uml_moo-journal")
+            && info.stdout.contains("uml_moo -d"),
+        "{}",
+        info.stdout
+    );
+    let new = c.dir.join("merged.img");
+    let out = run(
+        Command::new(our_bin("uml_moo")).arg(&c.cow).arg(&new),
+        Duration::from_secs(20),
+    );
+    check_one_line_error(&out, "disk.cow.uml_moo-journal", &["interrupted", "-d"]);
+    assert!(!new.exists());
+    let done = run_ok(Command::new(our_bin("uml_moo")).arg("-d").arg(&c.cow));
+    assert!(
+        done.stderr.contains("finished an interrupted merge"),
+        "{done:?}"
+    );
+    assert!(!journal.exists());
+
+    // The backing file the header names is gone: -b is suggested.
+    fs::rename(&c.back, c.dir.join("moved.img")).unwrap();
+    let out = run(
+        Command::new(our_bin("uml_moo")).arg(&c.cow).arg(&new),
+        Duration::from_secs(20),
+    );
+    check_one_line_error(&out, "back.img", &["No such file", "-b BACKING"]);
+}
+
+/// --info says when a running UML (here, a process holding the same lock linux.uml
+/// takes) has the COW file.
+#[test]
+fn info_names_the_process_holding_the_cow() {
+    let c = case();
+    let holder = c.dir.join("hold.sh");
+    // linux.uml locks its COW file with an fcntl write lock; perl (in every Debian,
+    // perl-base) takes the same kind of lock (struct flock: type, whence, start, len, pid).
+    fs::write(
+        &holder,
+        "exec perl -e 'use Fcntl; open(my $f, \"+<\", $ARGV[0]) or die; \
+         my $l = pack(\"s s x4 q q l x4\", F_WRLCK, 0, 0, 0, 0); \
+         fcntl($f, F_SETLK, $l) or die \"lock: $!\"; $|=1; print \"locked\\n\"; sleep 60' \"$1\"",
+    )
+    .unwrap();
+    let mut child = Command::new("sh")
+        .arg(&holder)
+        .arg(&c.cow)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    let info = run_ok(Command::new(our_bin("uml_moo")).arg("--info").arg(&c.cow));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        info.stdout
+            .contains(&format!("In use:         locked by pid {}", child.id())),
+        "{}",
+        info.stdout
+    );
+}

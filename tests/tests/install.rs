@@ -340,8 +340,29 @@ fn bad_arguments_are_refused_before_anything_is_built() {
 /// Runs ifup and ifdown on `stanza` in a private network and mount namespace where
 /// the staged /etc/network (the hook) is bind-mounted over /etc/network and the staged
 /// PREFIX over /usr/local, as on a system the package was installed on. Prints what
-/// the tap looked like in between.
+/// the tap looked like in between. `setup.debian_hook` also installs Debian's own
+/// uml-utilities hook under that name (run-parts runs hooks in name order);
+/// `setup.before` is a shell step run before ifup.
 fn ifup_ifdown(destdir: &Path, work: &Path, iface: &str, stanza: &str) -> tests::Output {
+    ifup_ifdown_with(destdir, work, iface, stanza, HookSetup::default())
+}
+
+#[derive(Default, Clone, Copy)]
+struct HookSetup<'a> {
+    debian_hook: Option<&'a str>,
+    before: &'a str,
+}
+
+/// Debian's uml-utilities ifupdown hook (it runs the C tunctl).
+const DEBIAN_HOOK: &str = "/etc/network/if-pre-up.d/uml-utilities";
+
+fn ifup_ifdown_with(
+    destdir: &Path,
+    work: &Path,
+    iface: &str,
+    stanza: &str,
+    setup: HookSetup<'_>,
+) -> tests::Output {
     let net = work.join("network");
     for d in ["if-pre-up.d", "if-up.d", "if-down.d", "if-post-down.d"] {
         fs::create_dir_all(net.join(d)).unwrap();
@@ -353,6 +374,13 @@ fn ifup_ifdown(destdir: &Path, work: &Path, iface: &str, stanza: &str) -> tests:
             .arg(&net),
     );
     assert!(copied.success());
+    if let Some(name) = setup.debian_hook {
+        assert!(
+            Path::new(DEBIAN_HOOK).exists(),
+            "{DEBIAN_HOOK} is missing: install the Debian package uml-utilities (scripts/setup does)"
+        );
+        fs::copy(DEBIAN_HOOK, net.join("if-pre-up.d").join(name)).unwrap();
+    }
     let interfaces = work.join("interfaces");
     fs::write(&interfaces, stanza).unwrap();
     let script = r#"
@@ -363,6 +391,7 @@ fn ifup_ifdown(destdir: &Path, work: &Path, iface: &str, stanza: &str) -> tests:
         mount --bind "$1" /etc/network
         mount -t tmpfs tmpfs /run
         mount --bind "$2" /usr/local
+        eval "$5"
         ifup -i "$3" "$4"
         echo "owner=$(cat /sys/class/net/$4/owner) group=$(cat /sys/class/net/$4/group)"
         echo "flags=$(cat /sys/class/net/$4/tun_flags)"
@@ -378,7 +407,8 @@ fn ifup_ifdown(destdir: &Path, work: &Path, iface: &str, stanza: &str) -> tests:
             .arg(&net)
             .arg(destdir.join("usr/local"))
             .arg(&interfaces)
-            .arg(iface),
+            .arg(iface)
+            .arg(setup.before),
         LIMIT,
     )
 }
@@ -419,6 +449,54 @@ fn ifupdown_hook_creates_the_tap_for_its_user_and_removes_it() {
     assert!(!out.success(), "{out:?}");
     assert!(!out.stdout.contains("owner="), "{out:?}");
     assert!(out.stderr.contains("\"umltap8\""), "{out:?}");
+}
+
+/// A tap already there and owned by root (made by hand, or left from an earlier boot)
+/// is re-owned by our hook, as Debian's hook does; with Debian's hook installed as well,
+/// in either order (as run-parts runs them: ours is `uml-tunctl`, before Debian's
+/// `uml-utilities`; and renamed to run first), the tap ends up owned by tunctl_user.
+#[test]
+fn ifupdown_hook_reowns_an_existing_tap_and_works_before_or_after_debians_hook() {
+    require_root("the ifupdown hook test (network and mount namespaces)");
+    assert!(
+        Path::new("/sbin/ifup").exists(),
+        "ifup is missing: install the Debian package ifupdown (scripts/setup does)"
+    );
+    let dir = scratch();
+    let destdir = dir.path().join("stage");
+    stage(&destdir);
+    let nobody = run_ok(Command::new("id").args(["-u", "nobody"]));
+    let owner = format!("owner={} ", nobody.stdout.trim());
+    let stanza = "iface umltap5 inet static\n    address 192.0.2.5/24\n    tunctl_user nobody\n";
+    let root_owned = format!("{} -t umltap5 -u 0 >/dev/null", our_bin("tunctl").display());
+    let cases = [
+        ("alone, tap owned by root", None, root_owned.as_str()),
+        ("before Debian's hook", Some("uml-utilities"), ""),
+        ("after Debian's hook", Some("00-uml-utilities"), ""),
+        (
+            "before Debian's, tap owned by root",
+            Some("uml-utilities"),
+            root_owned.as_str(),
+        ),
+        (
+            "after Debian's, tap owned by root",
+            Some("00-uml-utilities"),
+            root_owned.as_str(),
+        ),
+    ];
+    for (i, (what, debian_hook, before)) in cases.into_iter().enumerate() {
+        let setup = HookSetup {
+            debian_hook,
+            before,
+        };
+        let work = dir.path().join(format!("case{i}"));
+        let out = ifup_ifdown_with(&destdir, &work, "umltap5", stanza, setup);
+        assert!(out.success(), "{what}: {out:?}");
+        assert!(out.stdout.contains(&owner), "{what}: {out:?}");
+        assert!(out.stdout.contains("flags=0x1802"), "{what}: {out:?}");
+        assert!(out.stdout.contains("inet 192.0.2.5/24"), "{what}: {out:?}");
+        assert!(out.stdout.contains("after: gone"), "{what}: {out:?}");
+    }
 }
 
 #[test]

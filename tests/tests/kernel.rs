@@ -9,25 +9,32 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::pty::PtySession;
-use tests::{c_tool, fingerprint, our_bin, run, scratch, GuestImage, Output, Uml};
+use tests::{c_tool, fingerprint, our_bin, run, scratch, GuestImage, KernelRun, Output, Uml};
 use uml_proto::cow::{CowFile, CowHeader};
 use uml_proto::mconsole::{Notification, NotifyKind};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// A uml-kernel running in the background with its stdin held open; killed by pid
-/// when dropped.
-struct Kern {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    console: PathBuf,
-    home: PathBuf,
-    umid: String,
+/// A uml-kernel running in the background with its stdin held open (the harness's
+/// KernelRun); killed by pid when dropped.
+struct Kern(KernelRun);
+
+impl std::ops::Deref for Kern {
+    type Target = KernelRun;
+    fn deref(&self) -> &KernelRun {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kern {
+    fn deref_mut(&mut self) -> &mut KernelRun {
+        &mut self.0
+    }
 }
 
 impl Kern {
@@ -43,87 +50,20 @@ impl Kern {
         env: &[(&str, std::ffi::OsString)],
     ) -> Kern {
         fs::create_dir_all(home).unwrap();
-        let console = home.join(format!("{umid}.console"));
-        let out = fs::File::create(&console).unwrap();
-        let mut child = Command::new(our_bin("uml-kernel"))
-            .arg(format!("umid={umid}"))
-            .args(args)
-            .env("HOME", home)
-            .current_dir(home)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn uml-kernel");
-        let stdin = child.stdin.take();
-        let k = Kern {
-            child,
-            stdin,
-            console,
-            home: home.to_owned(),
-            umid: umid.to_owned(),
-        };
-        let start = Instant::now();
-        while !k.socket().exists() {
-            assert!(
-                start.elapsed() < LIMIT,
-                "no mconsole socket:\n{}",
-                k.output()
-            );
-            thread::sleep(Duration::from_millis(2));
-        }
+        let mut cmd = KernelRun::command(&our_bin("uml-kernel"), umid, args);
+        cmd.current_dir(home).envs(env.iter().map(|(k, v)| (k, v)));
+        let k = Kern(KernelRun::start(cmd, home, umid));
+        k.wait_socket(LIMIT);
         k
     }
 
-    fn socket(&self) -> PathBuf {
-        self.home.join(".uml").join(&self.umid).join("mconsole")
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(&self.console).unwrap_or_default()
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
     fn wait_output(&self, text: &str, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if self.output().contains(text) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        false
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return Some(s);
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
-        None
+        self.wait_from(0, text, limit).is_some()
     }
 
     /// Our client, one shot.
     fn ours(&self, cmd: &str) -> Output {
         mconsole(&our_bin("uml_mconsole"), &self.home, &self.umid, cmd)
-    }
-}
-
-impl Drop for Kern {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

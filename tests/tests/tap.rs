@@ -125,6 +125,66 @@ fn tunctl_output_and_effects_match_the_c_tool() {
     assert!(ns_ours.sh("test -e /sys/class/net/foo").code == Some(1));
 }
 
+/// What rc scripts do: run the same tunctl again on every boot (the tap is already
+/// there, maybe owned by root), delete twice, delete what never was, name a device that
+/// is no tap. Our tunctl and the C one, each in its own namespace, must give the same
+/// stdout and exit status at every step and leave the same owners behind.
+#[test]
+fn tunctl_reruns_and_missing_devices_match_the_c_tool() {
+    require_root("tunctl tests");
+    let Some(c) = c_tool("tunctl") else { return };
+    let ours = our_bin("tunctl");
+    let (ns_c, ns_ours) = (NetNs::new(), NetNs::new());
+    let steps: &[&[&str]] = &[
+        &["-t", "keep", "-u", "1000"],
+        &["-t", "keep", "-u", "1000"],
+        &["-t", "keep", "-u", "2000"],
+        &["-b", "-t", "keep", "-u", "3000"],
+        &["-t", "keep", "-g", "100"],
+        &["-t", "rooted"],
+        &["-t", "rooted", "-u", "nobody"],
+        &["-t", "rooted", "-u", "nobody", "-g", "nogroup"],
+        &["-d", "keep"],
+        &["-d", "keep"],
+        &["-d", "nosuch"],
+        &["-b", "-d", "nosuch"],
+        &["-t", "lo", "-u", "1000"],
+        &["-d", "lo"],
+        &["-u", "1000"],
+        &["-u", "1000"],
+        &["-d", "tap0"],
+        &["-d", "tap1"],
+    ];
+    for args in steps {
+        let want = in_ns(&ns_c, &c, args);
+        let got = in_ns(&ns_ours, &ours, args);
+        assert_eq!(got.stdout, want.stdout, "stdout of tunctl {args:?}");
+        assert_eq!(got.code, want.code, "exit code of tunctl {args:?}: {got:?}");
+        if let Some(first) = want.stderr.lines().next() {
+            assert!(
+                got.stderr.contains(first),
+                "stderr of tunctl {args:?}: {:?} lacks {first:?}",
+                got.stderr
+            );
+        }
+        let links = |ns: &NetNs| {
+            ns.sh_ok("for d in /sys/class/net/*; do echo \"${d##*/} $(cat $d/owner $d/group 2>/dev/null)\"; done")
+                .stdout
+        };
+        assert_eq!(
+            links(&ns_ours),
+            links(&ns_c),
+            "devices after tunctl {args:?}"
+        );
+    }
+    // What the C tool does silently, ours says on stderr.
+    let again = in_ns(&ns_ours, &ours, &["-t", "rooted", "-u", "0"]);
+    assert!(again.stderr.contains("already existed"), "{again:?}");
+    let gone = in_ns(&ns_ours, &ours, &["-d", "never"]);
+    assert!(gone.stderr.contains("no 'never'"), "{gone:?}");
+    assert_eq!(ns_ours.sh("test -e /sys/class/net/never").code, Some(1));
+}
+
 #[test]
 fn tunctl_brief_prints_only_the_name_and_owner_lands_in_sysfs() {
     require_root("tunctl tests");
@@ -183,23 +243,33 @@ fn tunctl_new_behaviours() {
     let flags =
         u32::from_str_radix(sys(&ns, "tun0", "tun_flags").trim_start_matches("0x"), 16).unwrap();
     assert_eq!(flags & 0x3, 0x1, "IFF_TUN");
-    // Deleting what is not there is an error (the C tool says it worked).
-    let out = in_ns(&ns, &ours, &["-d", "nosuch"]);
+    // With --strict, deleting what is not there is an error (the C tool says it worked,
+    // and so do we by default).
+    let out = in_ns(&ns, &ours, &["--strict", "-d", "nosuch"]);
     assert_eq!((out.code, out.stdout.as_str()), (Some(1), ""));
     assert!(out.stderr.contains("nosuch"), "{out:?}");
-    if let Some(c) = c_tool("tunctl") {
-        let c_out = in_ns(&ns, &c, &["-d", "nosuch"]);
-        assert_eq!(c_out.stdout, "Set 'nosuch' nonpersistent\n");
-    }
-    // Creating what exists is refused unless --reuse; the owner is unchanged.
+    // With --strict, creating what exists is refused unless --reuse; the owner is
+    // unchanged.
     assert!(in_ns(&ns, &ours, &["-t", "keep", "-u", "1000"]).success());
-    let out = in_ns(&ns, &ours, &["-t", "keep", "-u", "2000"]);
+    let out = in_ns(&ns, &ours, &["--strict", "-t", "keep", "-u", "2000"]);
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("already exists"), "{out:?}");
     assert_eq!(sys(&ns, "keep", "owner"), "1000");
-    let out = in_ns(&ns, &ours, &["-t", "keep", "-u", "2000", "--reuse"]);
+    let out = in_ns(
+        &ns,
+        &ours,
+        &["--strict", "-t", "keep", "-u", "2000", "--reuse"],
+    );
     assert_eq!(out.stdout, "Set 'keep' persistent and owned by uid 2000\n");
     assert_eq!(sys(&ns, "keep", "owner"), "2000");
+    // --reuse alone is accepted (it is the default behaviour).
+    let out = in_ns(&ns, &ours, &["-t", "keep", "-u", "3000", "--reuse"]);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(sys(&ns, "keep", "owner"), "3000");
+    // Our TUN devices are deleted too (the C tool has no TUN devices).
+    let out = in_ns(&ns, &ours, &["-d", "tun0"]);
+    assert_eq!(out.stdout, "Set 'tun0' nonpersistent\n", "{out:?}");
+    assert_eq!(ns.sh("test -e /sys/class/net/tun0").code, Some(1));
     // Long options and help.
     let out = in_ns(
         &ns,

@@ -10,9 +10,11 @@ use clap::{CommandFactory, Parser};
 /// Create a persistent TAP (or TUN) interface that a user or group may open, or delete
 /// one.
 ///
-/// Output and exit codes match the classic tunctl, so `TAP=$(tunctl -b -u USER)` works in
-/// rc files. Differences: -n makes a TUN device; deleting a device that does not exist
-/// is an error; creating one that exists is refused unless --reuse is given.
+/// The same invocation gives the classic tunctl's output and exit status, so
+/// `TAP=$(tunctl -b -u USER)` and rc scripts that run on every boot work: an existing
+/// device is re-owned, and deleting a missing one reports success (a note on stderr says
+/// so). Additions: -n makes a TUN device; --strict refuses to re-own an existing device
+/// (unless --reuse) and fails on -d of a missing one.
 #[derive(Parser, Debug)]
 #[command(name = "tunctl", version)]
 pub struct Args {
@@ -47,7 +49,12 @@ pub struct Args {
     /// Make a TUN (layer 3) device instead of a TAP
     #[arg(short = 'n', long = "tun")]
     pub tun: bool,
-    /// Allow re-owning a device that already exists
+    /// Fail instead of re-owning a device that already exists (unless --reuse), and on
+    /// -d of a device that does not exist
+    #[arg(long = "strict")]
+    pub strict: bool,
+    /// With --strict: allow re-owning a device that already exists (the default without
+    /// --strict)
     #[arg(long = "reuse")]
     pub reuse: bool,
 }

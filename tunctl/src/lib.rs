@@ -1,5 +1,10 @@
 //! tunctl's logic: make a persistent tap (or tun) owned by a user or group, or make an
 //! existing one nonpersistent so it goes away. Returns the text to print; main prints.
+//!
+//! By default a run does what the C tool does for the same arguments (an existing device
+//! is re-owned, `-d` of a missing one "succeeds"), so rc scripts that run twice keep
+//! working; what the C tool would not say goes into a note for stderr. `--strict` turns
+//! both cases into errors.
 
 pub mod cli;
 
@@ -11,12 +16,12 @@ use uml_proto::tap::{self, Kind, TapError};
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Make (or, with `reuse`, re-own) a persistent device.
+    /// Make (or re-own) a persistent device.
     Create {
         owner: Option<u32>,
         group: Option<u32>,
         kind: Kind,
-        /// Allow an existing device (the C tool always did, silently).
+        /// With `strict`: allow an existing device (the C tool always did, silently).
         reuse: bool,
         /// Print only the device name.
         brief: bool,
@@ -32,6 +37,17 @@ pub struct Request {
     /// Device name or template (`tap%d`); empty lets the kernel choose.
     pub name: String,
     pub clone_device: PathBuf,
+    /// Refuse an existing device (unless `reuse`) and `-d` of a missing one.
+    pub strict: bool,
+}
+
+/// What a successful run has to say.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Done {
+    /// Exactly what the C tool prints on stdout.
+    pub stdout: String,
+    /// Anything more, for stderr (the C tool says nothing there).
+    pub note: Option<String>,
 }
 
 /// Why tunctl failed.
@@ -70,8 +86,8 @@ pub fn interface_exists(name: &str) -> bool {
     !name.contains('%') && nix::net::if_::if_nametoindex(name).is_ok()
 }
 
-/// Carries out `req`; returns what goes on stdout.
-pub fn run(req: &Request) -> Result<String, Error> {
+/// Carries out `req`; returns what goes on stdout (and a note for stderr).
+pub fn run(req: &Request) -> Result<Done, Error> {
     match &req.action {
         Action::Delete => delete(req),
         Action::Create {
@@ -81,7 +97,8 @@ pub fn run(req: &Request) -> Result<String, Error> {
             reuse,
             brief,
         } => {
-            if !reuse && !req.name.is_empty() && interface_exists(&req.name) {
+            let existed = !req.name.is_empty() && interface_exists(&req.name);
+            if existed && req.strict && !reuse {
                 return Err(Error::Exists(req.name.clone()));
             }
             let dev = tap::attach(&req.clone_device, &req.name, *kind)?;
@@ -96,19 +113,31 @@ pub fn run(req: &Request) -> Result<String, Error> {
                 dev.set_group(*gid)?;
             }
             dev.set_persist(true)?;
-            Ok(created_message(&dev.name, owner, *group, *brief))
+            Ok(Done {
+                stdout: created_message(&dev.name, owner, *group, *brief),
+                note: existed.then(|| format!("'{}' already existed; re-owned it", dev.name)),
+            })
         }
     }
 }
 
-fn delete(req: &Request) -> Result<String, Error> {
-    if !interface_exists(&req.name) {
+fn delete(req: &Request) -> Result<Done, Error> {
+    let existed = interface_exists(&req.name);
+    if !existed && req.strict {
         return Err(Error::NoSuchDevice(req.name.clone()));
     }
-    let dev = tap::attach(&req.clone_device, &req.name, Kind::Tap)
-        .or_else(|_| tap::attach(&req.clone_device, &req.name, Kind::Tun))?;
+    // Like the C tool: attach (which makes a passing device when there is none) and make
+    // it nonpersistent, so it goes when the fd closes. Our own TUN devices are a tap
+    // attach's EINVAL, hence the second try.
+    let dev = match tap::attach(&req.clone_device, &req.name, Kind::Tap) {
+        Err(e) if existed => tap::attach(&req.clone_device, &req.name, Kind::Tun).map_err(|_| e),
+        other => other,
+    }?;
     dev.set_persist(false)?;
-    Ok(format!("Set '{}' nonpersistent\n", dev.name))
+    Ok(Done {
+        stdout: format!("Set '{}' nonpersistent\n", dev.name),
+        note: (!existed).then(|| format!("there was no '{}'; nothing deleted", req.name)),
+    })
 }
 
 /// The C tool's report for a created device.
@@ -147,18 +176,12 @@ pub fn parse_c_number(s: &str) -> Option<u32> {
 
 /// A user name or uid, as -u takes it.
 pub fn resolve_user(s: &str) -> Option<u32> {
-    if let Ok(Some(u)) = nix::unistd::User::from_name(s) {
-        return Some(u.uid.as_raw());
-    }
-    parse_c_number(s)
+    uml_proto::ids::uid_of(s).or_else(|| parse_c_number(s))
 }
 
 /// A group name or gid, as -g takes it.
 pub fn resolve_group(s: &str) -> Option<u32> {
-    if let Ok(Some(g)) = nix::unistd::Group::from_name(s) {
-        return Some(g.gid.as_raw());
-    }
-    parse_c_number(s)
+    uml_proto::ids::gid_of(s).or_else(|| parse_c_number(s))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `tunctl [-b] [-n] [-u owner] [-g group] [-t name] [-f clone]` / `tunctl -d name`:
 //! command line and error reporting.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,7 +10,7 @@ use tunctl::{resolve_group, resolve_user, run, Action, Request};
 use uml_proto::tap::Kind;
 
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("tunctl: {msg}");
+    let _ = writeln!(std::io::stderr(), "tunctl: {msg}");
     ExitCode::FAILURE
 }
 
@@ -46,10 +47,17 @@ fn main() -> ExitCode {
         action,
         name,
         clone_device: args.clone_device,
+        strict: args.strict,
     };
     match run(&req) {
-        Ok(text) => {
-            print!("{text}");
+        Ok(done) => {
+            // The device is made either way; like the C tool, a closed stdout does not
+            // change the exit status.
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{}", done.stdout).and_then(|()| out.flush());
+            if let Some(note) = done.note {
+                let _ = writeln!(std::io::stderr(), "tunctl: note: {note}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),

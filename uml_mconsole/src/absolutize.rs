@@ -4,22 +4,20 @@
 //! Fields are separated by `,` or `:` as the 6.1 kernel reads them; the serial field
 //! after the two file names is left alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// `path` made absolute against `cwd`, with its directory part canonicalized when it
-/// exists (the file itself may not exist yet: a COW file the kernel will create).
+/// `path` made absolute against `cwd` (uml_proto's `absolute_path`: the directory part
+/// made physical), or just joined to `cwd` when its directory does not exist; an
+/// absolute `path` is left as it is, as the C client does.
 pub fn absolute(path: &str, cwd: &Path) -> String {
     let p = Path::new(path);
     if p.is_absolute() || path.is_empty() {
         return path.to_owned();
     }
-    let joined = cwd.join(p);
-    let (dir, name) = match (joined.parent(), joined.file_name()) {
-        (Some(d), Some(n)) => (d.to_owned(), n.to_owned()),
-        _ => return joined.to_string_lossy().into_owned(),
-    };
-    let real: PathBuf = std::fs::canonicalize(&dir).unwrap_or(dir);
-    real.join(name).to_string_lossy().into_owned()
+    uml_proto::fsutil::absolute_path(p, cwd)
+        .unwrap_or_else(|_| cwd.join(p))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Rewrites `config ubd...=SPEC` with absolute file names; any other command comes

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use uml_proto::mconsole::{Reply, Request, MAX_REPLY_LEN};
+use uml_proto::mconsole::{Reply, Request};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_uml_mconsole")
@@ -56,11 +56,7 @@ fn fake(
 fn packets(err: i32, text: &[u8]) -> Vec<Vec<u8>> {
     Reply::pieces(err, text, false)
         .iter()
-        .map(|r| {
-            let mut b = [0u8; MAX_REPLY_LEN];
-            let n = r.emit(&mut b).unwrap();
-            b[..n].to_vec()
-        })
+        .map(|r| r.to_vec().unwrap())
         .collect()
 }
 

@@ -27,6 +27,18 @@ pub enum MooError {
     Locked { path: PathBuf, source: LockError },
     /// A resume journal that does not belong to this merge.
     ForeignJournal { path: PathBuf },
+    /// The backing file does not match because an interrupted `-d` left it half merged.
+    PendingJournal { cow: PathBuf, journal: PathBuf },
+    /// The backing file the header names is not there (`-b` gives its new place).
+    BackingMissing { path: PathBuf, source: io::Error },
+    /// The COW file's owner could not read (or, for `-d`, write) the backing file its
+    /// header names.
+    NotOwnersBacking {
+        path: PathBuf,
+        uid: u32,
+        write: bool,
+        source: io::Error,
+    },
 }
 
 impl MooError {
@@ -63,6 +75,32 @@ impl fmt::Display for MooError {
                 "{}: journal of an interrupted merge of another COW or backing file; \
                  finish that merge or remove the journal",
                 path.display()
+            ),
+            MooError::PendingJournal { cow, journal } => write!(
+                f,
+                "{}: an interrupted `uml_moo -d` left {} and a half-merged backing file; \
+                 run `uml_moo -d {}` again to finish it",
+                cow.display(),
+                journal.display(),
+                cow.display()
+            ),
+            MooError::BackingMissing { path, source } => write!(
+                f,
+                "{}: open: {source}; if the backing file moved, give its new path with -b BACKING",
+                path.display()
+            ),
+            MooError::NotOwnersBacking {
+                path,
+                uid,
+                write,
+                source,
+            } => write!(
+                f,
+                "{}: refused: the COW file's owner (uid {uid}) may not {} this backing file \
+                 ({}); name it with -b BACKING if you mean to merge into it",
+                path.display(),
+                if *write { "write" } else { "read" },
+                uml_proto::tap::strerror(source),
             ),
         }
     }

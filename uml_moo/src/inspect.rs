@@ -1,13 +1,15 @@
-//! `uml_moo --info`: what a COW file says, whether its backing file still matches, and
-//! how much of the disk it holds, as text for people or JSON for scripts.
+//! `uml_moo --info`: what a COW file says, whether its backing file still matches, whether
+//! a UML holds it or an interrupted `-d` left work pending, and how much of the disk it
+//! holds, as text for people or JSON for scripts.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use uml_proto::cow::{BackingInfo, CowFile, CowGeometry, CowHeader};
+use uml_proto::cow::{lock_whole_file, BackingInfo, CowFile, CowGeometry, CowHeader, LockError};
 
 use crate::error::MooError;
+use crate::journal::{self, Found};
+use crate::merge::open_backing;
 
 /// The facts `--info` reports.
 #[derive(Debug, Clone)]
@@ -21,16 +23,44 @@ pub struct CowInfo {
     pub backing: PathBuf,
     /// None when it matches; otherwise why not.
     pub backing_problem: Option<String>,
+    /// The pid holding a lock on the COW file (a running UML), if any.
+    pub locked_by: Option<i32>,
+    /// The journal of an interrupted `uml_moo -d`, if one is waiting.
+    pub pending_journal: Option<PathBuf>,
 }
 
 /// Reads a COW file and checks its backing file, changing nothing.
 pub fn inspect(cow_path: &Path, backing: Option<&Path>) -> Result<CowInfo, MooError> {
     let cow = CowFile::open(cow_path)?;
     let bitmap = cow.read_bitmap()?;
+    let locked_by = match lock_whole_file(&cow.file, false) {
+        Err(LockError::Held { pid }) => Some(pid),
+        _ => None,
+    };
+    let jpath = journal::journal_path(&cow.path);
+    let pending_journal = match journal::read(&jpath) {
+        Ok(Found::Nothing) | Err(_) => None,
+        Ok(_) => Some(jpath),
+    };
+    let explicit = backing.is_some();
     let backing = backing.map_or_else(|| cow.header.backing_path(), Path::to_owned);
-    let backing_problem = match File::open(&backing).and_then(|f| BackingInfo::of_file(&f)) {
-        Err(e) => Some(format!("cannot open: {e}")),
-        Ok(info) => cow.header.check_backing(&info).err().map(|m| m.to_string()),
+    let backing_problem = match open_backing(&cow, &backing, explicit, false)
+        .and_then(|f| BackingInfo::of_file(&f).map_err(MooError::io(&backing, "stat")))
+    {
+        Err(e) => Some(e.to_string()),
+        Ok(info) => cow
+            .header
+            .check_backing(&info)
+            .err()
+            .map(|m| match &pending_journal {
+                Some(j) => format!(
+                    "{m}: half merged by an interrupted `uml_moo -d` (journal {}); \
+                     run `uml_moo -d {}` again to finish it",
+                    j.display(),
+                    cow.path.display()
+                ),
+                None => m.to_string(),
+            }),
     };
     Ok(CowInfo {
         path: cow.path.clone(),
@@ -40,6 +70,8 @@ pub fn inspect(cow_path: &Path, backing: Option<&Path>) -> Result<CowInfo, MooEr
         dirty_sectors: bitmap.count_set(),
         backing,
         backing_problem,
+        locked_by,
+        pending_journal,
     })
 }
 
@@ -58,12 +90,12 @@ impl CowInfo {
         let h = &self.header;
         let g = &self.geometry;
         let status = self.backing_problem.as_deref().unwrap_or("matches");
-        format!(
+        let mut text = format!(
             "COW file:       {}\n\
              Version:        {}\n\
              Backing file:   {}\n\
              Backing size:   {} bytes\n\
-             Backing mtime:  {}\n\
+             Backing mtime:  {} ({})\n\
              Backing check:  {status}\n\
              Sector size:    {}\n\
              Alignment:      {}\n\
@@ -77,6 +109,7 @@ impl CowInfo {
             self.backing.display(),
             h.size,
             h.mtime,
+            crate::summary::utc_date(i64::from(h.mtime)),
             h.sectorsize,
             h.alignment,
             g.bitmap_len,
@@ -86,7 +119,20 @@ impl CowInfo {
             h.sectors(),
             self.dirty_sectors,
             self.dirty_percent(),
-        )
+        );
+        if let Some(pid) = self.locked_by {
+            text.push_str(&format!(
+                "In use:         locked by pid {pid} (a running UML?); merge after it stops\n"
+            ));
+        }
+        if let Some(j) = &self.pending_journal {
+            text.push_str(&format!(
+                "Pending merge:  {} (an interrupted `uml_moo -d`); run `uml_moo -d {}` again\n",
+                j.display(),
+                self.path.display()
+            ));
+        }
+        text
     }
 
     /// The report for scripts, one JSON object on one line.
@@ -111,6 +157,8 @@ impl CowInfo {
             "dirty_sectors": self.dirty_sectors,
             "backing_matches": self.backing_problem.is_none(),
             "backing_problem": self.backing_problem,
+            "locked_by_pid": self.locked_by,
+            "pending_journal": self.pending_journal.as_ref().map(|p| p.to_string_lossy()),
         })
         .to_string()
     }

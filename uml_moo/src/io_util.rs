@@ -3,7 +3,9 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::unistd::{lseek, Whence};
 
 /// Whether every byte is zero.
 pub fn is_zero(bytes: &[u8]) -> bool {
@@ -32,17 +34,12 @@ impl<'a> DataExtents<'a> {
         }
     }
 
-    fn seek(&self, offset: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
-        // SAFETY: lseek on an open fd has no memory effects.
-        let r = unsafe { libc::lseek(self.file.as_raw_fd(), offset as libc::off_t, whence) };
-        if r >= 0 {
-            return Ok(Some(r as u64));
+    fn seek(&self, offset: u64, whence: Whence) -> io::Result<Option<u64>> {
+        match lseek(self.file, offset as libc::off_t, whence) {
+            Ok(r) => Ok(Some(r as u64)),
+            Err(Errno::ENXIO) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ENXIO) {
-            return Ok(None);
-        }
-        Err(err)
     }
 
     /// Makes sure the known extents cover `offset`. A file system without SEEK_DATA is
@@ -52,10 +49,10 @@ impl<'a> DataExtents<'a> {
             return;
         }
         self.base = offset;
-        (self.hole_until, self.data_until) = match self.seek(offset, libc::SEEK_DATA) {
+        (self.hole_until, self.data_until) = match self.seek(offset, Whence::SeekData) {
             Ok(None) => (u64::MAX, u64::MAX),
             Ok(Some(data)) => {
-                let hole = match self.seek(data, libc::SEEK_HOLE) {
+                let hole = match self.seek(data, Whence::SeekHole) {
                     Ok(Some(hole)) => hole,
                     _ => u64::MAX,
                 };
@@ -63,6 +60,13 @@ impl<'a> DataExtents<'a> {
             }
             Err(_) => (offset, u64::MAX),
         };
+    }
+
+    /// Whether `offset..offset + len` is entirely data (no hole). Questions must move
+    /// forward.
+    pub fn is_data(&mut self, offset: u64, len: u64) -> bool {
+        self.locate(offset);
+        self.hole_until <= offset && offset + len <= self.data_until
     }
 
     /// Whether `offset..offset + len` is entirely a hole. Questions must move forward.
@@ -99,6 +103,10 @@ mod tests {
         assert!(!ext.is_hole(31 << 20, 2 << 20));
         assert!(!ext.is_hole(32 << 20, 4096));
         assert!(ext.is_hole(40 << 20, 1 << 20));
+        let mut ext = DataExtents::new(&f);
+        assert!(!ext.is_data(0, 4096));
+        assert!(ext.is_data(32 << 20, 4096));
+        assert!(!ext.is_data(32 << 20, 8192));
         assert!(ext.is_hole((32 << 20) + 4096, 1 << 20));
     }
 }

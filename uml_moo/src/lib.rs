@@ -7,9 +7,11 @@ pub mod error;
 pub mod inspect;
 pub mod io_util;
 pub mod journal;
-pub mod mapped;
 pub mod merge;
+pub mod owner;
 pub mod progress;
+pub mod summary;
+mod sys;
 
 pub use error::MooError;
 pub use inspect::{inspect, CowInfo};

@@ -1,11 +1,13 @@
 //! `uml_moo [-b BACKING] [-d] COW [NEW]` and `uml_moo --info COW`: command line and
 //! error reporting.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
 use uml_moo::cli::Args;
-use uml_moo::{inspect, merge, MergeRequest, Target};
+use uml_moo::{inspect, merge, summary, MergeRequest, Target};
 
 fn usage_error(msg: &str) -> ExitCode {
     let mut cmd = Args::command();
@@ -15,24 +17,25 @@ fn usage_error(msg: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    uml_moo::mapped::install_sigbus_exit(
-        b"uml_moo: an input file shrank during the merge; nothing complete was written\n",
-    );
     if args.info {
         if args.new.is_some() {
             return usage_error("--info takes only the COW file");
         }
         return match inspect(&args.cow, args.backing.as_deref()) {
             Ok(info) => {
-                if args.json {
-                    println!("{}", info.to_json());
+                let text = if args.json {
+                    format!("{}\n", info.to_json())
                 } else {
-                    print!("{}", info.to_text());
+                    info.to_text()
+                };
+                let mut out = std::io::stdout().lock();
+                match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::FAILURE,
                 }
-                ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("uml_moo: {e}");
+                say(&e.to_string());
                 ExitCode::FAILURE
             }
         };
@@ -49,16 +52,29 @@ fn main() -> ExitCode {
         target,
         progress: !args.quiet,
     };
+    let started = Instant::now();
     match merge(&req) {
         Ok(report) => {
-            if report.resumed {
-                eprintln!("uml_moo: finished an interrupted merge");
+            if !args.quiet {
+                say(&summary::line(
+                    &req.cow,
+                    &req.target,
+                    &report,
+                    started.elapsed(),
+                ));
+            } else if report.resumed {
+                say("finished an interrupted merge");
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("uml_moo: {e}");
+            say(&e.to_string());
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on stderr; a closed stderr is no reason to fail.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "uml_moo: {line}");
 }

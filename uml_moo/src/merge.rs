@@ -7,11 +7,12 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use uml_proto::cow::{lock_whole_file, BackingChoice, BackingInfo, CowFile};
-use uml_proto::fsutil::{new_file_mode, parent_dir, sync_parent_dir};
+use uml_proto::fsutil::{parent_dir, sync_parent_dir, umask};
 
 use crate::engine::{copy_merge, in_place_merge, LoopError};
 use crate::error::MooError;
 use crate::journal::{self, Found, JournalRecord};
+use crate::owner::{self, Owner, OwnerOpenError};
 use crate::progress::Progress;
 
 /// The largest sector size accepted (the kernel itself only uses 512).
@@ -36,9 +37,12 @@ pub struct MergeRequest {
 }
 
 /// What a merge did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeReport {
+    /// The backing file used.
+    pub backing: PathBuf,
     pub sectors: u64,
+    pub sector_size: u64,
     pub dirty_sectors: u64,
     /// An interrupted destructive merge was picked up and finished.
     pub resumed: bool,
@@ -73,10 +77,65 @@ fn open_cow(req: &MergeRequest) -> Result<(CowFile, PathBuf), MooError> {
 /// Merges as requested.
 pub fn merge(req: &MergeRequest) -> Result<MergeReport, MooError> {
     let (cow, backing_path) = open_cow(req)?;
+    let write = matches!(req.target, Target::InPlace);
+    let backing = open_backing(&cow, &backing_path, req.backing.is_some(), write)?;
     match &req.target {
-        Target::NewFile(out) => merge_to_new_file(&cow, &backing_path, out, req.progress),
-        Target::InPlace => merge_in_place(&cow, &backing_path, req.progress),
+        Target::NewFile(out) => merge_to_new_file(&cow, &backing, &backing_path, out, req.progress),
+        Target::InPlace => merge_in_place(&cow, &backing, &backing_path, req.progress),
     }
+}
+
+/// Opens the backing file, for writing too with `write`. The path a header names is
+/// the COW owner's choice: unless the caller named it (`explicit`, `-b`) or owns the COW
+/// file, it is opened with the rights of the COW's owner (see `owner`).
+pub fn open_backing(
+    cow: &CowFile,
+    path: &Path,
+    explicit: bool,
+    write: bool,
+) -> Result<File, MooError> {
+    let missing = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::NotFound && !explicit {
+            MooError::BackingMissing {
+                path: path.to_owned(),
+                source,
+            }
+        } else {
+            let op = if write { "open for writing" } else { "open" };
+            MooError::io(path, op)(source)
+        }
+    };
+    let cow_meta = cow
+        .file
+        .metadata()
+        .map_err(MooError::io(&cow.path, "stat"))?;
+    let owner = if explicit {
+        None
+    } else {
+        Owner::of_other(&cow_meta)
+    };
+    let Some(owner) = owner else {
+        return OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .map_err(missing);
+    };
+    owner::open_as(&owner, path, write).map_err(|e| match e {
+        OwnerOpenError::Denied(source) | OwnerOpenError::Caller(source)
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            missing(source)
+        }
+        OwnerOpenError::Caller(source) => missing(source),
+        OwnerOpenError::Denied(source) => MooError::NotOwnersBacking {
+            path: path.to_owned(),
+            uid: owner.uid,
+            write,
+            source,
+        },
+        OwnerOpenError::Check(source) => MooError::io(path, "open as the COW's owner")(source),
+    })
 }
 
 fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
@@ -108,14 +167,23 @@ fn check_backing(
 
 fn merge_to_new_file(
     cow: &CowFile,
+    backing: &File,
     backing_path: &Path,
     out: &Path,
     progress: bool,
 ) -> Result<MergeReport, MooError> {
-    let backing = File::open(backing_path).map_err(MooError::io(backing_path, "open"))?;
-    check_backing(cow, &backing, backing_path, false)?;
+    if let Err(e) = check_backing(cow, backing, backing_path, false) {
+        let jpath = journal::journal_path(&cow.path);
+        if matches!(journal::read(&jpath), Ok(Found::Record(_))) {
+            return Err(MooError::PendingJournal {
+                cow: cow.path.clone(),
+                journal: jpath,
+            });
+        }
+        return Err(e);
+    }
     if let Ok(out_meta) = std::fs::metadata(out) {
-        for (file, path) in [(&cow.file, &cow.path), (&backing, &backing_path.to_owned())] {
+        for (file, path) in [(&cow.file, &cow.path), (backing, &backing_path.to_owned())] {
             let meta = file.metadata().map_err(MooError::io(path, "stat"))?;
             if same_inode(&out_meta, &meta) {
                 return Err(MooError::OutputIsInput {
@@ -139,20 +207,29 @@ fn merge_to_new_file(
     let ss = u64::from(cow.header.sectorsize);
     let sectors = cow.header.sectors();
     let bar = Progress::new(progress, sectors * ss, "merging");
-    copy_merge(cow, &bitmap, &backing, tmp.as_file(), &bar)
+    copy_merge(cow, &bitmap, backing, tmp.as_file(), &bar)
         .map_err(|e| e.at(&cow.path, backing_path, out))?;
     bar.finish();
     let file = tmp.as_file();
     file.set_len(sectors * ss)
         .map_err(MooError::io(out, "truncate"))?;
-    file.set_permissions(Permissions::from_mode(new_file_mode()))
+    // The COW file's mode (its read and write bits, under the umask): a private COW
+    // file gives a private image.
+    let cow_mode = cow
+        .file
+        .metadata()
+        .map_err(MooError::io(&cow.path, "stat"))?
+        .mode();
+    file.set_permissions(Permissions::from_mode(cow_mode & 0o666 & !umask()))
         .map_err(MooError::io(out, "chmod"))?;
     file.sync_all().map_err(MooError::io(out, "fsync"))?;
     tmp.persist(out)
         .map_err(|e| MooError::io(out, "rename")(e.error))?;
     let _ = sync_parent_dir(out);
     Ok(MergeReport {
+        backing: backing_path.to_owned(),
         sectors,
+        sector_size: ss,
         dirty_sectors: bitmap.count_set(),
         resumed: false,
     })
@@ -160,14 +237,10 @@ fn merge_to_new_file(
 
 fn merge_in_place(
     cow: &CowFile,
+    backing: &File,
     backing_path: &Path,
     progress: bool,
 ) -> Result<MergeReport, MooError> {
-    let backing = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(backing_path)
-        .map_err(MooError::io(backing_path, "open for writing"))?;
     let back_meta = backing
         .metadata()
         .map_err(MooError::io(backing_path, "stat"))?;
@@ -181,7 +254,7 @@ fn merge_in_place(
             input: cow.path.clone(),
         });
     }
-    lock_whole_file(&backing, true).map_err(|source| MooError::Locked {
+    lock_whole_file(backing, true).map_err(|source| MooError::Locked {
         path: backing_path.to_owned(),
         source,
     })?;
@@ -196,11 +269,11 @@ fn merge_in_place(
     let jpath = journal::journal_path(&cow.path);
     let resumed = match journal::read(&jpath).map_err(MooError::io(&jpath, "read"))? {
         Found::Nothing => {
-            check_backing(cow, &backing, backing_path, false)?;
+            check_backing(cow, backing, backing_path, false)?;
             false
         }
         Found::Record(r) if r == record => {
-            check_backing(cow, &backing, backing_path, true)?;
+            check_backing(cow, backing, backing_path, true)?;
             true
         }
         _ => return Err(MooError::ForeignJournal { path: jpath }),
@@ -212,15 +285,18 @@ fn merge_in_place(
     let ss = u64::from(cow.header.sectorsize);
     let dirty = bitmap.count_set();
     let bar = Progress::new(progress, dirty * ss, "merging in place");
-    in_place_merge(cow, &bitmap, &backing, &bar)
+    in_place_merge(cow, &bitmap, backing, &bar)
         .map_err(|e| e.at(&cow.path, backing_path, backing_path))?;
     bar.finish();
+    // One fdatasync: the writeback was started chunk by chunk during the merge.
     backing
-        .sync_all()
-        .map_err(MooError::io(backing_path, "fsync"))?;
+        .sync_data()
+        .map_err(MooError::io(backing_path, "fdatasync"))?;
     journal::remove(&jpath).map_err(MooError::io(&jpath, "remove journal"))?;
     Ok(MergeReport {
+        backing: backing_path.to_owned(),
         sectors: cow.header.sectors(),
+        sector_size: ss,
         dirty_sectors: dirty,
         resumed,
     })

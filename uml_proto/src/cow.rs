@@ -10,7 +10,7 @@
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -463,18 +463,14 @@ impl BackingInfo {
 
 fn block_device_size(file: &File) -> io::Result<u64> {
     use std::os::fd::AsRawFd;
+    // BLKGETSIZE64 is `_IOR(0x12, 114, size_t)` on Linux.
+    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
     let mut size: u64 = 0;
     // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which points at `size`;
     // the fd is open for the duration of the call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64, &mut size as *mut u64) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }?;
     Ok(size)
 }
-
-/// `_IOR(0x12, 114, size_t)` on Linux.
-const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 
 /// A backing file that does not match its COW header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,24 +499,7 @@ impl std::error::Error for BackingMismatch {}
 /// The backing path the kernel stores: the directory part resolved to a symlink-free
 /// absolute path (as `chdir` + `getcwd` give it), the last component kept as written.
 pub fn absolute_backing_path(path: &Path) -> io::Result<PathBuf> {
-    let bytes = path.as_os_str().as_bytes();
-    match bytes.iter().rposition(|&b| b == b'/') {
-        None => Ok(std::env::current_dir()?.join(path)),
-        Some(slash) => {
-            let dir = if slash == 0 {
-                &b"/"[..]
-            } else {
-                &bytes[..slash]
-            };
-            let dir = std::fs::canonicalize(std::ffi::OsStr::from_bytes(dir))?;
-            let mut out = dir.into_os_string().into_vec();
-            if out != b"/" {
-                out.push(b'/');
-            }
-            out.extend_from_slice(&bytes[slash + 1..]);
-            Ok(PathBuf::from(std::ffi::OsString::from_vec(out)))
-        }
-    }
+    crate::fsutil::absolute_path(path, &std::env::current_dir()?)
 }
 
 /// Reads and parses the header at the start of an open file.

@@ -12,6 +12,7 @@ pub mod fdpass;
 pub mod fsutil;
 pub mod helper;
 pub mod humfs;
+pub mod ids;
 pub mod logline;
 pub mod mconsole;
 pub mod netlink;

@@ -283,6 +283,14 @@ impl Reply {
         Ok(REPLY_HEADER + len)
     }
 
+    /// The packet's bytes (what `emit` writes), for a sender without a buffer of its own.
+    pub fn to_vec(&self) -> Result<Vec<u8>, WireError> {
+        let mut buf = vec![0u8; REPLY_HEADER + self.text.len() + 1];
+        let n = self.emit(&mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
     /// Cuts a reply text into packets as the kernel does: pieces of at most 511
     /// bytes, `err` on the first only, `more` on all but the last, whose `more` is
     /// `more_after` (true while a streamed reply continues). An empty text is one
@@ -811,6 +819,12 @@ mod tests {
         assert_eq!(r.emit(&mut buf).unwrap(), 13);
         assert_eq!(&buf[..13], &[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(Reply::parse(&buf[..13]).unwrap(), r);
+        assert_eq!(r.to_vec().unwrap(), &buf[..13]);
+        let long = Reply {
+            text: vec![b'x'; 512],
+            ..r
+        };
+        assert!(long.to_vec().is_err(), "a piece over 511 bytes");
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! TUN/TAP devices: the clone-device ioctls (TUNSETIFF, TUNSETPERSIST, TUNSETOWNER,
-//! TUNSETGROUP) that tunctl and uml_net both need, and what sysfs says about an existing
-//! device (is it a tap, who owns it), also through a descriptor pinned to one device.
-//! Thin `unsafe` wrappers, each one commented.
+//! TUNSETGROUP) that tunctl, uml_net, uml_switch (`-tap`) and the kernel's tuntap
+//! transport all need, and what sysfs says about an existing device (is it a tap, who
+//! owns it), also through a descriptor pinned to one device. The ioctls are nix's
+//! wrappers, each call commented.
+//!
+//! Why not the tun-tap crate: it creates devices but cannot make them persistent or set
+//! their owner or group (tunctl's whole job), and it opens the clone device itself, so
+//! `tunctl -f` could not name another one; these four ioctls are all there is.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -117,13 +122,10 @@ pub fn attach(clone: &Path, name: &str, kind: Kind) -> Result<TapDevice, TapErro
     req.ifr_ifru.ifru_flags = kind.flag() | libc::IFF_NO_PI as libc::c_short;
     // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `req` is, and the fd is
     // an open file we own for the duration of the call.
-    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
-    if rc < 0 {
-        return Err(TapError::Ioctl {
-            which: Ioctl::SetIff,
-            err: io::Error::last_os_error(),
-        });
-    }
+    unsafe { sys::tunsetiff(file.as_raw_fd(), &mut req) }.map_err(|e| TapError::Ioctl {
+        which: Ioctl::SetIff,
+        err: e.into(),
+    })?;
     Ok(TapDevice {
         file,
         name: name_of(&req),
@@ -134,36 +136,66 @@ impl TapDevice {
     /// Makes the device outlive this fd (true) or die with it (false).
     pub fn set_persist(&self, on: bool) -> Result<(), TapError> {
         let which = if on { Ioctl::Persist } else { Ioctl::Unpersist };
-        self.int_ioctl(libc::TUNSETPERSIST, on as libc::c_ulong, which)
+        // SAFETY: TUNSETPERSIST takes its argument by value; the fd is open.
+        let r = unsafe { sys::tunsetpersist(self.file.as_raw_fd(), libc::c_int::from(on)) };
+        r.map(drop).map_err(|e| TapError::Ioctl {
+            which,
+            err: e.into(),
+        })
     }
 
     /// Lets `uid` attach to the device without privileges.
     pub fn set_owner(&self, uid: u32) -> Result<(), TapError> {
-        self.int_ioctl(libc::TUNSETOWNER, uid as libc::c_ulong, Ioctl::Owner)
+        // SAFETY: TUNSETOWNER takes its argument by value; the fd is open.
+        let r = unsafe { sys::tunsetowner(self.file.as_raw_fd(), as_int(uid)) };
+        r.map(drop).map_err(|e| TapError::Ioctl {
+            which: Ioctl::Owner,
+            err: e.into(),
+        })
     }
 
     /// Lets members of `gid` attach to the device without privileges.
     pub fn set_group(&self, gid: u32) -> Result<(), TapError> {
-        self.int_ioctl(libc::TUNSETGROUP, gid as libc::c_ulong, Ioctl::Group)
+        // SAFETY: TUNSETGROUP takes its argument by value; the fd is open.
+        let r = unsafe { sys::tunsetgroup(self.file.as_raw_fd(), as_int(gid)) };
+        r.map(drop).map_err(|e| TapError::Ioctl {
+            which: Ioctl::Group,
+            err: e.into(),
+        })
     }
 
-    fn int_ioctl(
-        &self,
-        req: libc::Ioctl,
-        arg: libc::c_ulong,
-        which: Ioctl,
-    ) -> Result<(), TapError> {
-        // SAFETY: these tun ioctls take their argument by value (an integer), not a
-        // pointer; the fd is open for the whole call.
-        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), req, arg) };
-        if rc < 0 {
-            return Err(TapError::Ioctl {
-                which,
-                err: io::Error::last_os_error(),
-            });
-        }
+    /// Makes reads and writes of frames return at once instead of waiting (for an
+    /// event loop).
+    pub fn set_nonblocking(&self) -> io::Result<()> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let flags = OFlag::from_bits_truncate(fcntl(&self.file, FcntlArg::F_GETFL)?);
+        fcntl(&self.file, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         Ok(())
     }
+}
+
+impl From<TapError> for io::Error {
+    /// The underlying error (a bad name is InvalidInput), for callers that report
+    /// their own context.
+    fn from(e: TapError) -> io::Error {
+        match e {
+            TapError::Open { err, .. } | TapError::Ioctl { err, .. } => err,
+            TapError::BadName(_) => io::Error::from(io::ErrorKind::InvalidInput),
+        }
+    }
+}
+
+/// A uid or gid as the int argument nix passes (the kernel takes the low 32 bits).
+fn as_int(id: u32) -> libc::c_int {
+    libc::c_int::from_ne_bytes(id.to_ne_bytes())
+}
+
+/// The tun ioctls, through nix's ioctl wrappers (the request numbers are libc's).
+mod sys {
+    nix::ioctl_readwrite_bad!(tunsetiff, libc::TUNSETIFF, libc::ifreq);
+    nix::ioctl_write_int_bad!(tunsetpersist, libc::TUNSETPERSIST);
+    nix::ioctl_write_int_bad!(tunsetowner, libc::TUNSETOWNER);
+    nix::ioctl_write_int_bad!(tunsetgroup, libc::TUNSETGROUP);
 }
 
 /// An ifreq with `name` in ifr_name (checked: at most 15 bytes, no NUL).

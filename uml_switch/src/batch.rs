@@ -4,7 +4,7 @@
 //! these keep every buffer preallocated and the 110-byte addresses verbatim.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use uml_proto::switch::{DataAddr, SOCKADDR_LEN};
 
@@ -119,13 +119,19 @@ impl RxBatch {
     }
 }
 
-/// One queued datagram: which port, which bytes, to where.
+/// One queued datagram: which port, which bytes, through which socket to where.
 #[derive(Clone, Copy)]
 pub struct TxEntry {
     pub port: usize,
+    /// The port's own connected socket, or the shared data socket (then `to` is set).
+    pub fd: RawFd,
     pub data: *const u8,
     pub len: usize,
-    pub to: DataAddr,
+    /// The destination, for the shared (unconnected) data socket only.
+    pub to: Option<DataAddr>,
+    /// Wait (up to the socket's send timeout) for room at a full receiver instead of
+    /// failing at once: the port's own socket, and the port is not stalled.
+    pub wait: bool,
 }
 
 /// Datagrams waiting to be sent with sendmmsg.
@@ -171,20 +177,33 @@ impl TxQueue {
         self.entries.push(e);
     }
 
-    /// Sends everything queued; `report` hears about each datagram once.
-    pub fn flush(&mut self, fd: BorrowedFd<'_>, mut report: impl FnMut(Sent<'_>)) {
+    /// Sends everything queued, one sendmmsg per socket (the order of the datagrams to
+    /// one socket is kept); `report` hears about each datagram once.
+    pub fn flush(&mut self, mut report: impl FnMut(Sent<'_>)) {
         let n = self.entries.len();
+        if n == 0 {
+            return;
+        }
         if n == 1 {
-            // One datagram: plain sendto is cheaper than sendmmsg's msghdr handling.
+            // One datagram: plain send is cheaper than sendmmsg's msghdr handling.
             let e = &self.entries[0];
             // SAFETY: e.data points at e.len bytes the caller keeps alive (see push).
             let frame = unsafe { std::slice::from_raw_parts(e.data, e.len) };
-            match uml_proto::switch::send_to(fd, frame, &e.to) {
+            match send_one(e, frame) {
                 Ok(_) => report(Sent::Ok(e)),
                 Err(err) => report(Sent::Failed(e, err)),
             }
             self.entries.clear();
             return;
+        }
+        // Group by socket, keeping each socket's order (insertion sort: the batch is
+        // small and mostly in runs already).
+        for i in 1..n {
+            let mut j = i;
+            while j > 0 && self.entries[j - 1].fd > self.entries[j].fd {
+                self.entries.swap(j - 1, j);
+                j -= 1;
+            }
         }
         for (i, e) in self.entries.iter().enumerate() {
             self.iovs[i] = libc::iovec {
@@ -192,34 +211,69 @@ impl TxQueue {
                 iov_len: e.len,
             };
             let h = &mut self.hdrs[i];
-            h.msg_hdr.msg_name = e.to.bytes.as_ptr() as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = e.to.len as libc::socklen_t;
+            match &e.to {
+                Some(to) => {
+                    h.msg_hdr.msg_name = to.bytes.as_ptr() as *mut libc::c_void;
+                    h.msg_hdr.msg_namelen = to.len as libc::socklen_t;
+                }
+                None => {
+                    h.msg_hdr.msg_name = std::ptr::null_mut();
+                    h.msg_hdr.msg_namelen = 0;
+                }
+            }
             h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
             h.msg_len = 0;
         }
         let mut at = 0;
         while at < n {
-            // SAFETY: headers at..n point at entries' addresses (owned by self.entries,
-            // unchanged during the call) and at frame bytes the caller keeps alive.
-            let r = unsafe {
-                libc::sendmmsg(
-                    fd.as_raw_fd(),
-                    self.hdrs.as_mut_ptr().add(at),
-                    (n - at) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r > 0 {
-                for e in &self.entries[at..at + r as usize] {
-                    report(Sent::Ok(e));
+            let fd = self.entries[at].fd;
+            let end = at + self.entries[at..].iter().take_while(|e| e.fd == fd).count();
+            let mut wait = self.entries[at].wait;
+            while at < end {
+                let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+                // SAFETY: headers at..end point at entries' addresses (owned by
+                // self.entries, unchanged during the call) and at frame bytes the caller
+                // keeps alive.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        self.hdrs.as_mut_ptr().add(at),
+                        (end - at) as libc::c_uint,
+                        flags,
+                    )
+                };
+                if r > 0 {
+                    for e in &self.entries[at..at + r as usize] {
+                        report(Sent::Ok(e));
+                    }
+                    at += r as usize;
+                } else {
+                    report(Sent::Failed(&self.entries[at], io::Error::last_os_error()));
+                    at += 1;
+                    // Waited already: the rest of this run fails fast.
+                    wait = false;
                 }
-                at += r as usize;
-            } else {
-                report(Sent::Failed(&self.entries[at], io::Error::last_os_error()));
-                at += 1;
             }
         }
         self.entries.clear();
+    }
+}
+
+/// Sends one queued datagram.
+fn send_one(e: &TxEntry, frame: &[u8]) -> io::Result<usize> {
+    // SAFETY: e.fd is open for the life of the queue; nix's BorrowedFd needs no more.
+    let fd = unsafe { BorrowedFd::borrow_raw(e.fd) };
+    match &e.to {
+        Some(to) => uml_proto::switch::send_to(fd, frame, to),
+        None => {
+            use nix::sys::socket::MsgFlags;
+            let flags = if e.wait {
+                MsgFlags::empty()
+            } else {
+                MsgFlags::MSG_DONTWAIT
+            };
+            nix::sys::socket::send(e.fd, frame, flags).map_err(io::Error::from)
+        }
     }
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::MsgFlags;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
@@ -61,8 +60,8 @@ const T_LISTEN_VDE: u64 = 8;
 const T_UPLINK: u64 = 1 << 16;
 /// Management clients: T_MGMT_CLIENT + fd.
 const T_MGMT_CLIENT: u64 = 1 << 33;
-/// VDE clients' own data sockets: T_VDE_PORT + port id.
-const T_VDE_PORT: u64 = 1 << 34;
+/// Ports' own data sockets (daemon and VDE clients): T_OWN_PORT + port id.
+const T_OWN_PORT: u64 = 1 << 34;
 /// Control connections: T_CONN + fd.
 const T_CONN: u64 = 1 << 32;
 
@@ -102,8 +101,8 @@ pub struct Switch {
     uplinks: Vec<(Uplink, PortId)>,
     mgmt: Option<Mgmt>,
     vde: Option<VdeDir>,
-    /// The own sockets of VDE clients' ports.
-    vde_socks: crate::fasthash::FastMap<PortId, OwnedFd>,
+    /// The ports' own sockets (see `sockets::port_socket`), by port id.
+    own: Vec<Option<OwnSock>>,
     signals: SignalFd,
     /// Fires every AGING_PERIOD_SECS: epoll then sleeps without a timeout, so no timer
     /// is armed and cancelled on every wake-up.
@@ -299,7 +298,7 @@ impl Switch {
             uplinks,
             mgmt,
             vde,
-            vde_socks: Default::default(),
+            own: Vec::new(),
             signals,
             aging,
             stdin_watched,
@@ -381,7 +380,7 @@ impl Switch {
                     m.accept(&self.epoll, T_MGMT_CLIENT);
                 }
             }
-            t if t >= T_VDE_PORT => self.forward_vde((t - T_VDE_PORT) as PortId),
+            t if t >= T_OWN_PORT => self.forward_own((t - T_OWN_PORT) as PortId),
             t if t >= T_MGMT_CLIENT => self.mgmt_event((t - T_MGMT_CLIENT) as RawFd),
             t if t >= T_CONN => self.conn_event((t - T_CONN) as RawFd, flags),
             t if t >= T_UPLINK => self.forward_uplink((t - T_UPLINK) as usize),
@@ -483,9 +482,7 @@ impl Switch {
                 Conn::Pending { stream, .. } => stream,
                 Conn::Port { stream, id, .. } => {
                     self.tables.remove_port(id);
-                    if let Some(sock) = self.vde_socks.remove(&id) {
-                        let _ = self.epoll.delete(&sock);
-                    }
+                    self.drop_own(id);
                     stream
                 }
             };
@@ -533,7 +530,9 @@ impl Switch {
                 let label = self.tables.port(*id).map_or(fd, |p| p.label);
                 // Frames the client sent before it went are still queued: forward them
                 // while its port exists.
+                let id = *id;
                 self.forward_data();
+                self.forward_own(id);
                 if n == 0 || flags.contains(EpollFlags::EPOLLHUP) {
                     info!("Disconnect from port {label}");
                 } else {
@@ -575,23 +574,34 @@ impl Switch {
                 return self.close_conn(fd);
             }
         };
-        // A VDE client gets a socket of its own, connected to its data socket now,
-        // before the reply: libvdeplug unlinks that socket's path once it has the reply.
-        let own = if vde {
+        // A client that reads the reply gets a socket of its own, connected to its data
+        // socket now, before the reply (libvdeplug unlinks that socket's path once it
+        // has the reply): its frames come and go there, with no address to resolve,
+        // and a full receiver is waited for. Not with -compat-v0, whose clients expect
+        // the data path in the reply; a daemon client whose socket cannot be reached
+        // yet is served through the shared data socket as before.
+        let own = if vde || (req.wants_reply() && self.cfg.compat_data.is_none()) {
             let to = pinned.as_ref().map_or(req.addr(), |p| &p.addr);
-            match crate::sockets::vde_port_socket(to) {
-                Ok(own) => Some(own),
-                Err(e) => {
+            match crate::sockets::port_socket(to) {
+                Ok((sock, addr, _)) => Some((sock, addr)),
+                Err(e) if vde => {
                     warn!("VDE client's data socket {}: {e}: refused", req.addr());
                     return self.close_conn(fd);
+                }
+                Err(e) => {
+                    debug!(
+                        "data socket {}: {e}: served through the shared socket",
+                        req.addr()
+                    );
+                    None
                 }
             }
         } else {
             None
         };
         let kind = match own {
-            Some(_) => PortKind::Vde { peer: *req.addr() },
-            None => PortKind::Unix {
+            Some(_) if vde => PortKind::Vde { peer: *req.addr() },
+            _ => PortKind::Unix {
                 send_to: *req.addr(),
                 learned_len: false,
                 pinned: pinned.map(Box::new),
@@ -610,13 +620,19 @@ impl Switch {
         let mut stream = stream;
         let reply_addr = match own {
             Some((sock, addr)) => {
-                let ev = EpollEvent::new(EpollFlags::EPOLLIN, T_VDE_PORT + id as u64);
+                let ev = EpollEvent::new(EpollFlags::EPOLLIN, T_OWN_PORT + id as u64);
                 if self.epoll.add(&sock, ev).is_err() {
                     self.tables.remove_port(id);
                     let _ = self.epoll.delete(&stream);
                     return;
                 }
-                self.vde_socks.insert(id, sock);
+                if self.own.len() <= id {
+                    self.own.resize_with(id + 1, || None);
+                }
+                self.own[id] = Some(OwnSock {
+                    fd: sock,
+                    stalled: None,
+                });
                 addr
             }
             None => self.data_addr,
@@ -626,9 +642,7 @@ impl Switch {
             let n = emit_reply(&reply_addr, &mut reply);
             if stream.write_all(&reply[..n]).is_err() {
                 self.tables.remove_port(id);
-                if let Some(sock) = self.vde_socks.remove(&id) {
-                    let _ = self.epoll.delete(&sock);
-                }
+                self.drop_own(id);
                 let _ = self.epoll.delete(&stream);
                 return;
             }
@@ -749,36 +763,51 @@ impl Switch {
         }
     }
 
-    /// Forwards what a VDE client sent on its own socket.
-    fn forward_vde(&mut self, src: PortId) {
-        let Some(fd) = self.vde_socks.get(&src).map(|s| s.as_raw_fd()) else {
-            return;
-        };
-        for _ in 0..BATCH_TAP {
-            let len = match nix::sys::socket::recv(
-                fd,
-                &mut self.tap_buf,
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
-            ) {
-                Ok(len) => len,
-                Err(_) => break,
+    /// Forwards what a client sent on its port's own socket: batches of recvmmsg, at
+    /// most OWN_ROUNDS of them (level-triggered: the rest wakes the loop again). The
+    /// socket is connected to the client's data socket, so only it can have sent them.
+    fn forward_own(&mut self, src: PortId) {
+        for _ in 0..OWN_ROUNDS {
+            let received = match self.own.get(src) {
+                Some(Some(own)) => self.rx.recv(own.fd.as_fd()),
+                _ => return,
             };
-            if len > MAX_FRAME_LEN {
-                self.count_oversize(src, len);
-                continue;
+            let n = match received {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            if n == 0 {
+                return;
             }
             let now = self.tables.now();
-            let (verdict, learned) = self.tables.decide(src, &self.tap_buf[..len], now);
-            if let Some(l) = learned {
-                self.log_learned(l);
+            for i in 0..n {
+                let len = self.rx.len(i);
+                if len > MAX_FRAME_LEN {
+                    self.count_oversize(src, len);
+                    continue;
+                }
+                let (verdict, learned) = self.tables.decide(src, self.rx.frame(i), now);
+                if let Some(l) = learned {
+                    self.log_learned(l);
+                }
+                self.log_limit_hit();
+                let data = self.rx.buf_ptr(i);
+                self.deliver(src, verdict, data, len);
             }
-            let data = self.tap_buf.as_ptr();
-            self.deliver(src, verdict, data, len);
-            // The buffer is reused for the next frame: send now.
             self.flush_tx();
+            if let Some(p) = &mut self.pcap {
+                p.flush();
+            }
+            if n < crate::batch::BATCH {
+                return;
+            }
         }
-        if let Some(p) = &mut self.pcap {
-            p.flush();
+    }
+
+    /// Closes the port's own socket, if it has one.
+    fn drop_own(&mut self, id: PortId) {
+        if let Some(o) = self.own.get_mut(id).and_then(Option::take) {
+            let _ = self.epoll.delete(&o.fd);
         }
     }
 
@@ -882,6 +911,21 @@ impl Switch {
             .as_ref()
             .filter(|(_, id)| *id == dst)
             .map(|(f, _)| f.as_raw_fd());
+        // A port with a socket of its own (daemon and VDE clients): no address.
+        if let Some(Some(own)) = self.own.get(dst) {
+            self.tx.push(TxEntry {
+                port: dst,
+                fd: own.fd.as_raw_fd(),
+                data,
+                len,
+                to: None,
+                wait: own.stalled.is_none(),
+            });
+            if self.tx.is_full() {
+                self.flush_tx();
+            }
+            return;
+        }
         let Some(port) = self.tables.port_mut(dst) else {
             return;
         };
@@ -895,9 +939,11 @@ impl Switch {
                 let to = pinned.as_ref().map_or(*send_to, |p| p.addr);
                 self.tx.push(TxEntry {
                     port: dst,
+                    fd: self.data.as_raw_fd(),
                     data,
                     len,
-                    to,
+                    to: Some(to),
+                    wait: false,
                 });
                 if self.tx.is_full() {
                     self.flush_tx();
@@ -921,28 +967,8 @@ impl Switch {
                 }
             }
             (PortKind::Tap { .. }, None) => {}
-            (PortKind::Vde { .. }, _) => {
-                let Some(sock) = self.vde_socks.get(&dst) else {
-                    return;
-                };
-                // SAFETY: data points at len readable bytes (see deliver).
-                let frame = unsafe { std::slice::from_raw_parts(data, len) };
-                match nix::sys::socket::send(sock.as_raw_fd(), frame, MsgFlags::MSG_DONTWAIT) {
-                    Ok(_) => {
-                        port.counters.tx_frames += 1;
-                        port.counters.tx_bytes += len as u64;
-                    }
-                    Err(e) => {
-                        port.counters.tx_errors += 1;
-                        if port.first_time(Problem::SendFailed) {
-                            warn!(
-                                "port {}: sending failed: {e} (further failures are only counted)",
-                                port.label
-                            );
-                        }
-                    }
-                }
-            }
+            // Served through its own socket above; gone with it.
+            (PortKind::Vde { .. }, _) => {}
             (PortKind::Uplink { index, .. }, _) => {
                 let Some((up, _)) = self.uplinks.get_mut(*index) else {
                     return;
@@ -973,13 +999,24 @@ impl Switch {
             return;
         }
         let tables = &mut self.tables;
-        let data = self.data.as_fd();
+        let own = &mut self.own;
         let mut retry: Vec<(TxEntry, io::Error)> = Vec::new();
-        self.tx.flush(data, |sent| match sent {
+        self.tx.flush(|sent| match sent {
             Sent::Ok(e) => {
                 if let Some(p) = tables.port_mut(e.port) {
                     p.counters.tx_frames += 1;
                     p.counters.tx_bytes += e.len as u64;
+                }
+                if !e.wait && e.to.is_none() {
+                    // Room again at a stalled port: wait for it again when full, but
+                    // not sooner than STALL_HOLD after the wait that failed (so a
+                    // client reading a frame now and then cannot keep the switch
+                    // waiting).
+                    if let Some(Some(o)) = own.get_mut(e.port) {
+                        if o.stalled.is_some_and(|t| t.elapsed() >= STALL_HOLD) {
+                            o.stalled = None;
+                        }
+                    }
                 }
             }
             Sent::Failed(e, err) => retry.push((*e, err)),
@@ -991,7 +1028,26 @@ impl Switch {
 
     /// A datagram could not be sent. A client that bound a shorter abstract name than
     /// its request said is reachable with the trimmed name: try it once.
+    /// Through a port's own socket, a send that waited in vain for room makes the port
+    /// stalled: its frames are dropped at once (counted) until it has room again.
     fn send_failed(&mut self, e: TxEntry, err: io::Error) {
+        if e.to.is_none() && e.wait && err.kind() == io::ErrorKind::WouldBlock {
+            if let Some(Some(o)) = self.own.get_mut(e.port) {
+                o.stalled = Some(std::time::Instant::now());
+            }
+            if let Some(port) = self.tables.port_mut(e.port) {
+                port.counters.tx_errors += 1;
+                if port.first_time(Problem::Stalled) {
+                    warn!(
+                        "port {}: its receive queue stayed full for {} ms: frames for it are \
+                         dropped while it is full (further drops are only counted)",
+                        port.label,
+                        crate::sockets::PORT_SEND_WAIT.as_millis()
+                    );
+                }
+            }
+            return;
+        }
         let data = self.data.as_fd();
         let Some(port) = self.tables.port_mut(e.port) else {
             return;
@@ -1133,6 +1189,19 @@ impl Switch {
 }
 
 const BATCH_TAP: usize = 32;
+/// recvmmsg batches per wake-up of a port's own socket.
+const OWN_ROUNDS: usize = 4;
+
+/// A port's own socket (see `sockets::port_socket`).
+struct OwnSock {
+    fd: OwnedFd,
+    /// When a send waited PORT_SEND_WAIT in vain: until one succeeds and STALL_HOLD
+    /// has passed, sends do not wait.
+    stalled: Option<std::time::Instant>,
+}
+
+/// How long a port whose send timed out is not waited for.
+const STALL_HOLD: Duration = Duration::from_secs(1);
 
 fn version_name(r: &Request) -> &'static str {
     match r {

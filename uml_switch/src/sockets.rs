@@ -5,7 +5,7 @@
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -186,49 +186,22 @@ pub fn bind_data(addr: &DataAddr, path: Option<&Path>) -> Result<OwnedFd, SetupE
     }
 }
 
-/// `struct ifreq` as TUNSETIFF reads it: the name and the flags.
-#[repr(C)]
-struct IfReqFlags {
-    name: [u8; libc::IFNAMSIZ],
-    flags: libc::c_short,
-    _pad: [u8; 22],
-}
-
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-
-/// Opens `/dev/net/tun` and attaches it to the tap device `name` (IFF_TAP|IFF_NO_PI),
-/// non-blocking: frames are read and written as they are.
+/// Attaches to the tap device `name` (IFF_TAP|IFF_NO_PI) through the usual clone
+/// device, non-blocking: frames are read and written as they are.
 pub fn open_tap(name: &str) -> Result<OwnedFd, SetupError> {
     let fail = |err| SetupError::Tap {
         name: name.to_owned(),
         err,
     };
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
+    if name.is_empty() {
         return Err(fail(io::Error::from(io::ErrorKind::InvalidInput)));
     }
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open("/dev/net/tun")
-        .map_err(fail)?;
-    let mut req = IfReqFlags {
-        name: [0; libc::IFNAMSIZ],
-        flags: (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short,
-        _pad: [0; 22],
-    };
-    req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: TUNSETIFF reads (and writes back) a struct ifreq, which IfReqFlags matches
-    // in size (40 bytes) and layout for the fields it uses; the fd is a tun device.
-    let r = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) };
-    if r < 0 {
-        return Err(fail(io::Error::last_os_error()));
-    }
-    // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(file)) })
+    let clone = Path::new(uml_proto::tap::DEFAULT_CLONE_DEVICE);
+    let dev = uml_proto::tap::attach(clone, name, uml_proto::tap::Kind::Tap)
+        .map_err(|e| fail(e.into()))?;
+    dev.set_nonblocking().map_err(fail)?;
+    Ok(OwnedFd::from(dev.file))
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// `--vde DIR`: the directory layout of vde_switch, whose clients (libvdeplug) connect
 /// to DIR/ctl and bind their own data sockets inside DIR. The directory is made if
@@ -282,17 +255,41 @@ impl VdeDir {
     }
 }
 
-/// A socket of its own for a VDE client's port: bound to a fresh abstract name of this
-/// process (what the reply names) and connected to the client's data socket `peer`.
-pub fn vde_port_socket(peer: &DataAddr) -> io::Result<(OwnedFd, DataAddr)> {
+/// How long a send to a port whose receive queue is full waits for room before the
+/// port counts as stalled (then its frames are dropped at once until it has room).
+pub const PORT_SEND_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A socket of its own for a client's port: bound to a fresh abstract name of this
+/// process (what the reply names) and connected to the client's data socket `peer`, so
+/// that only that socket can send to it and sends resolve no address. An abstract
+/// `peer` the client bound shorter than it said is tried trimmed too; the address that
+/// worked comes back third.
+///
+/// The socket is blocking with a send timeout of PORT_SEND_WAIT: a send to a full
+/// receiver waits for room as the C switch's does, but never for long. Receives pass
+/// MSG_DONTWAIT.
+pub fn port_socket(peer: &DataAddr) -> io::Result<(OwnedFd, DataAddr, DataAddr)> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use nix::sys::socket::{setsockopt, sockopt::SendTimeout};
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(1);
     // The names of the shared data socket use microseconds (< 1,000,000): stay above.
     let n = 1_000_000 + NEXT.fetch_add(1, Ordering::Relaxed);
     let addr = DataAddr::abstract_name(std::process::id(), n);
     let fd = uml_proto::switch::bind_dgram(&addr)?;
-    uml_proto::switch::connect_dgram(fd.as_fd(), peer)?;
-    Ok((fd, addr))
+    let to = match uml_proto::switch::connect_dgram(fd.as_fd(), peer) {
+        Ok(()) => *peer,
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) && peer.is_abstract() => {
+            let short = peer.trimmed();
+            uml_proto::switch::connect_dgram(fd.as_fd(), &short)?;
+            short
+        }
+        Err(e) => return Err(e),
+    };
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::empty())).map_err(io::Error::from)?;
+    let wait = nix::sys::time::TimeVal::new(0, PORT_SEND_WAIT.as_micros() as i64);
+    setsockopt(&fd, SendTimeout, &wait).map_err(io::Error::from)?;
+    Ok((fd, addr, to))
 }
 
 #[cfg(test)]

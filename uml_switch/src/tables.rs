@@ -76,6 +76,8 @@ pub enum Problem {
     MacLimit = 8,
     Malformed = 16,
     ReceiveFailed = 32,
+    /// A port's receive queue stayed full longer than a send waits.
+    Stalled = 64,
 }
 
 /// Frame and byte counters of one port.

@@ -8,14 +8,12 @@
 //! `target/release/kernel_net_bench [MBYTES]` (default 20). It re-runs itself inside a
 //! private network namespace (`unshare`), so the switches' abstract sockets stay there.
 
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::{linux_uml, scratch, GuestImage, Uml, UmlBoot};
+use tests::{linux_uml, scratch, GuestImage, KernelRun, Uml, UmlBoot};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const PINGS: u32 = 50;
@@ -31,70 +29,33 @@ fn sibling(name: &str) -> PathBuf {
     path
 }
 
-/// A uml-kernel with its console on a pipe and a file.
-struct Kern {
-    child: Child,
-    stdin: ChildStdin,
-    console: PathBuf,
-}
+/// A uml-kernel with its console on a pipe and a file (the test harness's KernelRun).
+struct Kern(KernelRun);
 
 impl Kern {
     fn spawn(dir: &Path, umid: &str, eth0: &str) -> Kern {
-        let console = dir.join(format!("{umid}.console"));
-        let out = fs::File::create(&console).expect("console file");
-        let mut child = Command::new(sibling("uml-kernel"))
-            .args([
-                format!("umid={umid}"),
-                "con0=fd:0,fd:1".into(),
-                format!("eth0={eth0}"),
-            ])
-            .env("HOME", dir)
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone().expect("console file"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn uml-kernel");
-        let stdin = child.stdin.take().expect("piped stdin");
-        Kern {
-            child,
-            stdin,
-            console,
-        }
+        let args = ["con0=fd:0,fd:1".to_owned(), format!("eth0={eth0}")];
+        let cmd = KernelRun::command(&sibling("uml-kernel"), umid, &args);
+        Kern(KernelRun::start(cmd, dir, umid))
     }
 
     fn output(&self) -> String {
-        fs::read_to_string(&self.console).unwrap_or_default()
+        self.0.output()
     }
 
     fn type_line(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("guest console");
-        self.stdin.flush().expect("guest console");
+        self.0.type_line(line);
     }
 
     /// Waits until the console (after byte `from`) shows `text`.
     fn wait(&self, from: usize, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.output();
-            if out[from..].contains(text) {
-                return out[from..].to_string();
-            }
-            assert!(start.elapsed() < LIMIT, "no `{text}`:\n{out}");
-            thread::sleep(Duration::from_millis(1));
-        }
+        self.0
+            .wait_from(from, text, LIMIT)
+            .unwrap_or_else(|| panic!("no `{text}`:\n{}", self.output()))
     }
 
     fn sh(&mut self, cmd: &str) -> String {
-        let from = self.output().len();
-        self.type_line(&format!("{cmd}\necho BENCH-MARK"));
-        self.wait(from, "BENCH-MARK")
-    }
-}
-
-impl Drop for Kern {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.sh(cmd, LIMIT)
     }
 }
 

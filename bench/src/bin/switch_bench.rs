@@ -4,9 +4,13 @@
 //! closed-loop frames per second (a window of frames in flight per pair, below the
 //! 10-datagram unix queue so that nothing is lost for lack of room), loss, and the
 //! switch's CPU time per forwarded frame (the switch pinned to CPU 0, the generator to
-//! CPU 1); then the median ping-pong round trip with switch and client on one CPU.
+//! CPU 1), beside the floor (socket_floor: one bare send + receive of the same datagram
+//! on a connected socket pair, on CPU 0); then the loss under an open-loop flood (one
+//! pair, 64-byte frames sent at a paced rate whatever comes back, in 1 ms bursts, the
+//! sender blocking when the switch's queue is full, so every loss is the switch's);
+//! then the median ping-pong round trip with switch and client on one CPU.
 //!
-//! Usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only]
+//! Usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only] [--flood-only] [--baseline OTHER_UML_SWITCH]
 //! Build first: cargo build --release -p uml_switch -p bench
 
 use std::io;
@@ -34,16 +38,9 @@ fn our_bin(name: &str) -> PathBuf {
 
 /// Pins process (or thread) `pid` (0: the caller) to `cpu`.
 fn pin(pid: i32, cpu: usize) -> std::io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
-    // sched_setaffinity reads it for the size given.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)?;
     Ok(())
 }
 
@@ -63,8 +60,11 @@ fn cpu_time_ns(pid: i32) -> u64 {
         .map(|x| x.parse().unwrap_or(0))
         .collect();
     let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as u64;
     ticks * 1_000_000_000 / hz
 }
 
@@ -87,6 +87,9 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// `--baseline`: another uml_switch binary to measure beside ours.
+static BASELINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Frames in flight per pair (the receiving socket queues at most 10).
 const WINDOW: u32 = 8;
 /// A pair making no progress for this long has lost what it has in flight.
@@ -97,6 +100,8 @@ const LOAD_CPU: usize = 1;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Ours,
+    /// Another build of ours (`--baseline PATH`), e.g. before a change.
+    Base,
     C,
     Vde,
 }
@@ -105,6 +110,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::Base => "baseline",
             Kind::C => "C uml_switch",
             Kind::Vde => "vde_switch",
         }
@@ -126,16 +132,18 @@ impl Drop for Running {
 
 fn start(kind: Kind, dir: &Path, ours: &Path) -> io::Result<Running> {
     let (mut cmd, ctl) = match kind {
-        Kind::Ours | Kind::C => {
+        Kind::Ours | Kind::C | Kind::Base => {
             let ctl = dir.join(format!("{kind:?}.ctl"));
             let bin = if kind == Kind::Ours {
                 ours.to_owned()
+            } else if kind == Kind::Base {
+                PathBuf::from(BASELINE.get().cloned().unwrap_or_default())
             } else {
                 PathBuf::from("/usr/bin/uml_switch")
             };
             let mut c = Command::new(bin);
             c.arg("-unix").arg(&ctl);
-            if kind == Kind::Ours {
+            if kind != Kind::C {
                 c.args(["--log-level", "warn"]);
             }
             (c, ctl)
@@ -151,7 +159,11 @@ fn start(kind: Kind, dir: &Path, ours: &Path) -> io::Result<Running> {
     let child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("SWITCH_BENCH_STDERR").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()?;
     let r = Running { child, ctl };
     let t0 = Instant::now();
@@ -309,14 +321,10 @@ fn median_of(runs: Vec<Throughput>) -> Option<Throughput> {
     })
 }
 
-fn wait_readable(c: &Client, ms: i32) -> bool {
-    let mut p = libc::pollfd {
-        fd: c.data.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+fn wait_readable(c: &Client, ms: u16) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(c.data.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|n| n > 0)
 }
 
 /// Median round trip A -> B -> A in microseconds, switch and generator on one CPU.
@@ -358,11 +366,208 @@ fn ping_pong(sw: &Running, names: &mut Names, rounds: usize) -> io::Result<f64> 
     Ok(median(&mut rtts))
 }
 
+/// The floor: socket_floor's CPU per send + receive of `size` bytes on SWITCH_CPU.
+fn floor_ns(size: usize, secs: f64) -> Option<f64> {
+    let out = Command::new(our_bin("socket_floor"))
+        .args([size.to_string(), secs.to_string(), SWITCH_CPU.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// One open-loop flood run.
+struct Flood {
+    /// Frames per second the sender managed (it blocks while the switch is full).
+    sent_fps: f64,
+    loss: f64,
+    cpu_ns_per_frame: f64,
+    /// Share of the time the switch's CPU was not busy.
+    idle: f64,
+}
+
+fn set_blocking(fd: i32, recv_timeout_ms: i64) {
+    // SAFETY: fcntl and setsockopt on our own descriptor, with a valid timeval.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: recv_timeout_ms * 1000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Floods one pair at `rate` frames/s (None: as fast as the sender can) for `secs`.
+fn flood(
+    sw: &Running,
+    names: &mut Names,
+    size: usize,
+    rate: Option<f64>,
+    secs: f64,
+) -> io::Result<Flood> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let s = names.client(&sw.ctl)?;
+    let r = names.client(&sw.ctl)?;
+    let mut buf = vec![0u8; 2048];
+    send_to(
+        r.data.as_fd(),
+        &frame(MacAddr::BROADCAST, mac(7, 2), 60),
+        &r.switch,
+    )?;
+    send_to(
+        s.data.as_fd(),
+        &frame(MacAddr::BROADCAST, mac(7, 1), 60),
+        &s.switch,
+    )?;
+    thread::sleep(Duration::from_millis(100));
+    drain(&s, &mut buf);
+    drain(&r, &mut buf);
+    set_blocking(s.data.as_raw_fd(), 0);
+    set_blocking(r.data.as_raw_fd(), 200);
+    let f = frame(mac(7, 2), mac(7, 1), size);
+    let stop = AtomicBool::new(false);
+    let received = AtomicU64::new(0);
+    let pid = sw.child.id() as i32;
+    let rfd = r.data.as_raw_fd();
+    let (sent, elapsed, cpu) = thread::scope(|sc| {
+        sc.spawn(|| {
+            let _ = pin(0, LOAD_CPU);
+            let mut b = [0u8; 2048];
+            let mut n = 0u64;
+            loop {
+                // SAFETY: b is a writable buffer of the length passed; rfd stays open.
+                let got =
+                    unsafe { libc::recv(rfd, b.as_mut_ptr() as *mut libc::c_void, b.len(), 0) };
+                if got >= 0 {
+                    n += 1;
+                } else if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            received.store(n, Ordering::Relaxed);
+        });
+        let cpu0 = cpu_time_ns(pid);
+        let t0 = Instant::now();
+        let limit = Duration::from_secs_f64(secs);
+        let mut sent = 0u64;
+        let sfd = s.data.as_fd();
+        while t0.elapsed() < limit {
+            let target = match rate {
+                Some(r) => (t0.elapsed().as_secs_f64() * r) as u64,
+                None => sent + 64,
+            };
+            while sent < target {
+                // SAFETY: f is a valid slice; the address buffer holds len bytes.
+                let r = unsafe {
+                    libc::sendto(
+                        sfd.as_raw_fd(),
+                        f.as_ptr() as *const libc::c_void,
+                        f.len(),
+                        0,
+                        s.switch.bytes.as_ptr() as *const libc::sockaddr,
+                        s.switch.len as libc::socklen_t,
+                    )
+                };
+                if r >= 0 {
+                    sent += 1;
+                } else {
+                    break;
+                }
+            }
+            if rate.is_some() {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let cpu = cpu_time_ns(pid) - cpu0;
+        stop.store(true, Ordering::Relaxed);
+        (sent, elapsed, cpu)
+    });
+    let received = received.load(Ordering::Relaxed);
+    Ok(Flood {
+        sent_fps: sent as f64 / elapsed,
+        loss: sent.saturating_sub(received) as f64 / sent.max(1) as f64,
+        cpu_ns_per_frame: cpu as f64 / received.max(1) as f64,
+        idle: 1.0 - cpu as f64 / (elapsed * 1e9),
+    })
+}
+
+/// The open-loop flood at rising loads, every peer interleaved; prints the table.
+fn flood_table(
+    kinds: &[Kind],
+    dir: &Path,
+    ours: &Path,
+    names: &mut Names,
+    secs: f64,
+    repeat: usize,
+) {
+    let loads = [
+        Some(25e3),
+        Some(50e3),
+        Some(100e3),
+        Some(150e3),
+        Some(200e3),
+        Some(300e3),
+        None,
+    ];
+    println!("\nopen-loop flood, one pair, 64-byte frames, switch on CPU {SWITCH_CPU}, sender and receiver on CPU {LOAD_CPU} (median of {repeat}):");
+    print!("{:<10}", "offered");
+    for k in kinds {
+        print!(
+            " | {:>36}",
+            format!("{}: sent/s loss ns/frame idle", k.name())
+        );
+    }
+    println!();
+    for load in loads {
+        let mut runs: Vec<Vec<Flood>> = kinds.iter().map(|_| Vec::new()).collect();
+        for _ in 0..repeat {
+            for (ki, &k) in kinds.iter().enumerate() {
+                let r = (|| {
+                    let sw = start(k, dir, ours)?;
+                    pin(sw.child.id() as i32, SWITCH_CPU)?;
+                    pin(0, LOAD_CPU)?;
+                    flood(&sw, names, 64, load, secs)
+                })();
+                match r {
+                    Ok(f) => runs[ki].push(f),
+                    Err(e) => eprintln!("{} flood: {e}", k.name()),
+                }
+            }
+        }
+        let label = load.map_or("max".to_string(), |l| format!("{:.0}k/s", l / 1e3));
+        print!("{label:<10}");
+        for r in &runs {
+            if r.is_empty() {
+                print!(" | {:>36}", "failed");
+                continue;
+            }
+            let pick = |f: fn(&Flood) -> f64| median(&mut r.iter().map(f).collect::<Vec<f64>>());
+            print!(
+                " | {:>9.0} {:>7.3}% {:>7.0} {:>6.1}%",
+                pick(|f| f.sent_fps),
+                pick(|f| f.loss) * 100.0,
+                pick(|f| f.cpu_ns_per_frame),
+                pick(|f| f.idle) * 100.0
+            );
+        }
+        println!();
+    }
+    println!("(sent/s: what the sender got into the switch; loss: sent but never received; idle: the switch's CPU not busy)");
+}
+
 /// Runs in a network namespace of its own when allowed (abstract socket names then stay
 /// out of the machine's namespace).
 fn private_netns() -> bool {
-    // SAFETY: unshare has no memory preconditions; single-threaded at this point.
-    unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
 }
 
 fn main() {
@@ -372,6 +577,8 @@ fn main() {
     let mut rounds = 2000usize;
     let mut repeat = 3usize;
     let mut rtt_only = false;
+    let mut flood_only = false;
+    let mut baseline: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -389,6 +596,8 @@ fn main() {
                     .expect("--rounds N")
             }
             "--rtt-only" => rtt_only = true,
+            "--flood-only" => flood_only = true,
+            "--baseline" => baseline = Some(args.next().expect("--baseline PATH")),
             "--repeat" => {
                 repeat = args
                     .next()
@@ -401,7 +610,7 @@ fn main() {
                     .expect("--size BYTES"),
             ),
             "--help" | "-h" => {
-                println!("usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only]");
+                println!("usage: switch_bench [--seconds S] [--only ours|c|vde]... [--size BYTES]... [--rounds N] [--repeat N] [--rtt-only] [--flood-only] [--baseline OTHER_UML_SWITCH]");
                 return;
             }
             other => {
@@ -412,7 +621,12 @@ fn main() {
     }
     let netns = private_netns();
     let ours = our_bin("uml_switch");
-    let kinds: Vec<Kind> = [Kind::Ours, Kind::C, Kind::Vde]
+    let mut all = vec![Kind::Ours, Kind::C, Kind::Vde];
+    if let Some(b) = baseline {
+        let _ = BASELINE.set(b);
+        all.insert(1, Kind::Base);
+    }
+    let kinds: Vec<Kind> = all
         .into_iter()
         .filter(|k| {
             only.is_empty()
@@ -420,6 +634,7 @@ fn main() {
                     (o == "ours" && *k == Kind::Ours)
                         || (o == "c" && *k == Kind::C)
                         || (o == "vde" && *k == Kind::Vde)
+                        || *k == Kind::Base
                 })
         })
         .collect();
@@ -431,9 +646,20 @@ fn main() {
     );
     let mut names = Names(0);
     let mut table: Vec<(String, Vec<Option<Throughput>>)> = Vec::new();
-    if sizes.is_empty() && !rtt_only {
+    if sizes.is_empty() && !rtt_only && !flood_only {
         sizes = vec![64, 512, 1500];
     }
+    if flood_only {
+        sizes.clear();
+    }
+    // The floor for each size, measured in this run on the switches' CPU.
+    let floors: Vec<(usize, f64)> = sizes
+        .iter()
+        .map(|&size| {
+            let mut v: Vec<f64> = (0..repeat).filter_map(|_| floor_ns(size, secs)).collect();
+            (size, median(&mut v))
+        })
+        .collect();
     for &size in &sizes {
         for pairs in [1usize, 4] {
             for idle in [0usize, 50] {
@@ -507,6 +733,35 @@ fn main() {
         println!();
     }
     println!("(ns/frame: switch CPU per forwarded frame; sleeps: the switch's voluntary context switches per frame;\n fps x: our frames/s divided by the peer's; cpu x: the peer's CPU per frame divided by ours; > 1 means ours is better)");
+    if !floors.is_empty() {
+        println!("\nfloor (socket_floor: one send + receive on a connected socket pair, CPU {SWITCH_CPU}), and each switch's CPU per frame over it:");
+        for (size, floor) in &floors {
+            print!("  {size:>4} B: floor {floor:>6.0} ns");
+            for (label, row) in &table {
+                if !label.starts_with(&format!("{size:>4} B,")) {
+                    continue;
+                }
+                for (k, t) in kinds.iter().zip(row) {
+                    if let Some(t) = t {
+                        print!(
+                            " | {} [{}] {:.2}x",
+                            k.name(),
+                            label[7..].trim(),
+                            t.cpu_ns_per_frame / floor
+                        );
+                    }
+                }
+            }
+            println!();
+        }
+    }
+    if !rtt_only {
+        flood_table(&kinds, &dir, &ours, &mut names, secs, repeat);
+    }
+    if flood_only {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     println!(
         "\nping-pong round trip, switch and client both on CPU {SWITCH_CPU} (64-byte frames; median of {rounds} round trips, then of {repeat} runs):"

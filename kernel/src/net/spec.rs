@@ -65,7 +65,7 @@ fn bad(arg: &str, what: &'static str, value: &str) -> SpecError {
 
 /// Parses `eth<N>=VALUE` or `vec<N>:VALUE`; the error names what is wrong.
 pub fn parse(arg: &str) -> Result<EthSpec, SpecError> {
-    if let Some((n, value)) = vec_switch(arg) {
+    if let Some((n, value)) = crate::cmdline::vec_switch(arg) {
         let n = n
             .parse::<usize>()
             .ok()
@@ -188,14 +188,6 @@ pub fn parse(arg: &str) -> Result<EthSpec, SpecError> {
         transport,
         text: value.to_owned(),
     })
-}
-
-/// `vec<N>:VALUE` split into N and VALUE.
-pub fn vec_switch(arg: &str) -> Option<(&str, &str)> {
-    let (key, value) = arg.strip_prefix("vec")?.split_once(':')?;
-    key.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then_some((key, value))
 }
 
 /// `xx:xx:xx:xx:xx:xx`, unicast.

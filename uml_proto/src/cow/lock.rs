@@ -4,7 +4,8 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+
+use nix::fcntl::{fcntl, FcntlArg};
 
 /// Who holds a conflicting lock.
 #[derive(Debug)]
@@ -40,20 +41,18 @@ fn whole_file(kind: libc::c_short) -> libc::flock {
 pub fn lock_whole_file(file: &File, write: bool) -> Result<(), LockError> {
     let kind = if write { libc::F_WRLCK } else { libc::F_RDLCK } as libc::c_short;
     let fl = whole_file(kind);
-    // SAFETY: F_SETLK reads the flock we pass by pointer; the fd is open.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
+    let err = match fcntl(file, FcntlArg::F_SETLK(&fl)) {
+        Ok(_) => return Ok(()),
+        Err(e) => io::Error::from(e),
+    };
     match err.raw_os_error() {
         Some(libc::EAGAIN) | Some(libc::EACCES) => {
             let mut probe = whole_file(kind);
-            // SAFETY: F_GETLK fills in the flock we pass by pointer; the fd is open.
-            let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) };
-            if rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short {
-                Err(LockError::Held { pid: probe.l_pid })
-            } else {
-                Err(LockError::Io(err))
+            match fcntl(file, FcntlArg::F_GETLK(&mut probe)) {
+                Ok(_) if probe.l_type != libc::F_UNLCK as libc::c_short => {
+                    Err(LockError::Held { pid: probe.l_pid })
+                }
+                _ => Err(LockError::Io(err)),
             }
         }
         _ => Err(LockError::Io(err)),

@@ -1,0 +1,146 @@
+//! uml-kernel in the background, as the tests and the benchmarks run it: console on a
+//! pipe (stdin) and a file (stdout and stderr), HOME set so its umid directory lands in
+//! a scratch directory, killed by pid when dropped. One spawn for all of them.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A running uml-kernel.
+pub struct KernelRun {
+    pub child: Child,
+    /// The console's input; None once closed.
+    pub stdin: Option<ChildStdin>,
+    /// The file holding everything the console printed.
+    pub console: PathBuf,
+    pub home: PathBuf,
+    pub umid: String,
+    marks: u32,
+}
+
+impl KernelRun {
+    /// Starts `cmd` (a uml-kernel command line with `umid=UMID`, see [`Self::command`];
+    /// maybe behind `nsenter`) with HOME=`home`, its console on a pipe and
+    /// `home/UMID.console`.
+    /// Panics (saying why) when it cannot be started.
+    pub fn start(mut cmd: Command, home: &Path, umid: &str) -> KernelRun {
+        fs::create_dir_all(home).expect("kernel home");
+        let console = home.join(format!("{umid}.console"));
+        let out = fs::File::create(&console).expect("console file");
+        let mut child = cmd
+            .env("HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(out.try_clone().expect("console file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn uml-kernel ({:?}): {e}", cmd.get_program()));
+        let stdin = child.stdin.take();
+        KernelRun {
+            child,
+            stdin,
+            console,
+            home: home.to_owned(),
+            umid: umid.to_owned(),
+            marks: 0,
+        }
+    }
+
+    /// The command line `kernel umid=UMID ARGS...`.
+    pub fn command<S: AsRef<OsStr>>(kernel: &Path, umid: &str, args: &[S]) -> Command {
+        let mut cmd = Command::new(kernel);
+        cmd.arg(format!("umid={umid}")).args(args);
+        cmd
+    }
+
+    /// Its mconsole socket (`HOME/.uml/UMID/mconsole`).
+    pub fn socket(&self) -> PathBuf {
+        self.home.join(".uml").join(&self.umid).join("mconsole")
+    }
+
+    /// Waits (at most `limit`) for its mconsole socket; panics with the console if none.
+    pub fn wait_socket(&self, limit: Duration) {
+        let start = Instant::now();
+        while !self.socket().exists() {
+            assert!(
+                start.elapsed() < limit,
+                "no mconsole socket:\n{}",
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Everything the console printed so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    /// Types `line` and Enter on the console.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("console input already closed");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("write to the guest console");
+    }
+
+    /// Waits at most `limit` for `text` after byte `from` of the console; returns the
+    /// console from `from` on, or None on timeout.
+    pub fn wait_from(&self, from: usize, text: &str, limit: Duration) -> Option<String> {
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if out.get(from..).is_some_and(|o| o.contains(text)) {
+                return Some(out[from..].to_string());
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Runs `cmd` in the guest shell and returns the console output up to an end mark
+    /// echoed after it; panics with the console after `limit`.
+    pub fn sh(&mut self, cmd: &str, limit: Duration) -> String {
+        self.marks += 1;
+        let mark = format!("END-OF-{}", self.marks);
+        let from = self.output().len();
+        self.type_line(&format!("{cmd}\necho {mark}"));
+        // The mark's own line (not the echoed command that contains it) ends the output.
+        let done = format!("\n{mark}");
+        match self.wait_from(from, &done, limit) {
+            Some(out) => out,
+            None => panic!(
+                "`{cmd}` did not finish on {}:\n{}",
+                self.umid,
+                self.output()
+            ),
+        }
+    }
+
+    /// Waits at most `limit` for it to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        None
+    }
+}
+
+impl Drop for KernelRun {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
