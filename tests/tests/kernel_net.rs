@@ -1589,12 +1589,15 @@ fn slirp_wrapper(dir: &Path) -> Option<PathBuf> {
         "cc (gcc) builds the slirp select fix: {out:?}"
     );
     let wrapper = dir.join("slirp");
+    // slirp prints its banner on stderr, which it shares with the kernel's console:
+    // the banner would land in the middle of a shell reply, so it goes to a file.
     fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nLD_PRELOAD={} exec {} \"$@\"\n",
+            "#!/bin/sh\nLD_PRELOAD={} exec {} \"$@\" 2>>{}\n",
             lib.display(),
-            slirp.display()
+            slirp.display(),
+            dir.join("slirp.stderr").display()
         ),
     )
     .unwrap();
