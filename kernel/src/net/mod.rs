@@ -553,10 +553,14 @@ impl Net {
     pub fn shell_write(&mut self, dev: usize, h: SocketHandle, text: &str, end: Option<bool>) {
         let now = self.now();
         if let Some(Some(d)) = self.devs.get_mut(dev) {
-            if d.services.iter().any(|s| s.handles.contains(&h)) {
-                Service::write(&mut d.sockets, h, text, end);
-                d.poll(now);
+            let Some(service) = d.services.iter_mut().find(|s| s.handles.contains(&h)) else {
+                return;
+            };
+            if end.is_some() {
+                service.answered(h);
             }
+            Service::write(&mut d.sockets, h, text, end);
+            d.poll(now);
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Service {
     pub handles: Vec<SocketHandle>,
     partial: HashMap<SocketHandle, Vec<u8>>,
     greeted: Vec<SocketHandle>,
+    /// Shell lines handed to the kernel whose command has not ended yet, per session:
+    /// a session half-closed by its peer stays open until they are all answered.
+    unanswered: HashMap<SocketHandle, usize>,
     /// The echo service also answers UDP datagrams on its port.
     udp: Option<SocketHandle>,
 }
@@ -51,6 +54,7 @@ impl Service {
             handles: Vec::new(),
             partial: HashMap::new(),
             greeted: Vec::new(),
+            unanswered: HashMap::new(),
             udp: None,
         };
         s.add_listener(sockets);
@@ -128,12 +132,15 @@ impl Service {
                         let part = self.partial.entry(h).or_default();
                         for &b in &buf[..n] {
                             match b {
-                                b'\n' => lines.push((
-                                    h,
-                                    String::from_utf8_lossy(&std::mem::take(part))
-                                        .trim_end_matches('\r')
-                                        .to_owned(),
-                                )),
+                                b'\n' => {
+                                    *self.unanswered.entry(h).or_default() += 1;
+                                    lines.push((
+                                        h,
+                                        String::from_utf8_lossy(&std::mem::take(part))
+                                            .trim_end_matches('\r')
+                                            .to_owned(),
+                                    ))
+                                }
                                 _ => part.push(b),
                             }
                         }
@@ -141,8 +148,8 @@ impl Service {
                 }
             }
             // The peer is done sending and has all our data: close, unless lines
-            // it sent last still wait for their answers.
-            let answering = lines.iter().any(|(lh, _)| *lh == h);
+            // it sent still wait for their answers (this call's or earlier ones').
+            let answering = self.unanswered.get(&h).is_some_and(|&n| n > 0);
             if !sock.may_recv() && sock.may_send() && sock.send_queue() == 0 && !answering {
                 sock.close();
             }
@@ -154,6 +161,7 @@ impl Service {
             sockets.remove(h);
             self.handles.retain(|&x| x != h);
             self.partial.remove(&h);
+            self.unanswered.remove(&h);
             self.greeted.retain(|&x| x != h);
         }
         let listening = self
@@ -164,6 +172,13 @@ impl Service {
             self.add_listener(sockets);
         }
         lines
+    }
+
+    /// A command typed on session `h` has ended (its prompt or the close follows).
+    pub fn answered(&mut self, h: SocketHandle) {
+        if let Some(n) = self.unanswered.get_mut(&h) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// Sends a shell command's output on `h`; when the command is over (`end` is
