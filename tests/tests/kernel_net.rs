@@ -1528,6 +1528,11 @@ fn kernel_raw_vector_carries_the_hosts_offloaded_tcp() {
     thread::sleep(Duration::from_millis(200));
     let out = k.sh("tcpsend -n 1000000 10.0.6.1 7777");
     assert!(out.contains("sent 1000000 bytes in"), "{out}");
+    // Acknowledged is not yet written out by nc: give it the time to drain.
+    let start = Instant::now();
+    while fs::metadata(&got).map(|m| m.len()).unwrap_or(0) < 1_000_000 && start.elapsed() < LIMIT {
+        thread::sleep(Duration::from_millis(20));
+    }
     let _ = listener.kill();
     let _ = listener.wait();
     assert_eq!(fs::metadata(&got).unwrap().len(), 1_000_000);
@@ -1655,7 +1660,6 @@ fn slirp_reaches_a_host_service_through_the_helper() {
         "guest -> slirp's host alias\n{out}\n{}",
         k.output()
     );
-    assert!(k.output().contains("SLiRP Ready"), "{}", k.output());
     let out = k.sh("tcpsend -n 20000 10.0.2.2 7777");
     assert!(out.contains("sent 20000 bytes in"), "{out}\n{}", k.output());
     let start = Instant::now();
