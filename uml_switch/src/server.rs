@@ -693,18 +693,7 @@ impl Switch {
                     self.unknown_sender(&from);
                     continue;
                 };
-                let len = self.rx.len(i);
-                if len > MAX_FRAME_LEN {
-                    self.count_oversize(src, len);
-                    continue;
-                }
-                let (verdict, learned) = self.tables.decide(src, self.rx.frame(i), now);
-                if let Some(l) = learned {
-                    self.log_learned(l);
-                }
-                self.log_limit_hit();
-                let data = self.rx.buf_ptr(i);
-                self.deliver(src, verdict, data, len);
+                self.forward_rx(i, src, now);
             }
             self.flush_tx();
             if let Some(p) = &mut self.pcap {
@@ -781,18 +770,7 @@ impl Switch {
             }
             let now = self.tables.now();
             for i in 0..n {
-                let len = self.rx.len(i);
-                if len > MAX_FRAME_LEN {
-                    self.count_oversize(src, len);
-                    continue;
-                }
-                let (verdict, learned) = self.tables.decide(src, self.rx.frame(i), now);
-                if let Some(l) = learned {
-                    self.log_learned(l);
-                }
-                self.log_limit_hit();
-                let data = self.rx.buf_ptr(i);
-                self.deliver(src, verdict, data, len);
+                self.forward_rx(i, src, now);
             }
             self.flush_tx();
             if let Some(p) = &mut self.pcap {
@@ -809,6 +787,22 @@ impl Switch {
         if let Some(o) = self.own.get_mut(id).and_then(Option::take) {
             let _ = self.epoll.delete(&o.fd);
         }
+    }
+
+    /// Forwards frame `i` of the receive batch, which came from port `src`.
+    fn forward_rx(&mut self, i: usize, src: PortId, now: u64) {
+        let len = self.rx.len(i);
+        if len > MAX_FRAME_LEN {
+            self.count_oversize(src, len);
+            return;
+        }
+        let (verdict, learned) = self.tables.decide(src, self.rx.frame(i), now);
+        if let Some(l) = learned {
+            self.log_learned(l);
+        }
+        self.log_limit_hit();
+        let data = self.rx.buf_ptr(i);
+        self.deliver(src, verdict, data, len);
     }
 
     /// Forwards what arrived through uplink `index` (a batch at most; level-triggered,
