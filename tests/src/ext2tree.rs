@@ -153,3 +153,17 @@ pub fn assert_same_tree(ours: &Tree, theirs: &Tree, what: &str) {
         assert!(theirs.contains_key(path), "{what}: {path} is extra in ours");
     }
 }
+
+/// Asserts that `e2fsck -fn` finds nothing wrong with `image` (`what` names the case).
+pub fn e2fsck_clean(image: &Path, what: &str) {
+    let out = run(
+        Command::new("e2fsck").arg("-fn").arg(image),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.success(),
+        "{what}: e2fsck -fn is not clean:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+}

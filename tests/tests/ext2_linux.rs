@@ -13,7 +13,7 @@ use std::time::Duration;
 use kernel::fs::ext2::Ext2Fs;
 use kernel::fs::oflag::*;
 use kernel::fs::{FileKind, Loc, NewNode, SetAttr, Vfs};
-use tests::ext2tree::{assert_same_tree, debugfs_tree, our_tree, Tree};
+use tests::ext2tree::{assert_same_tree, debugfs_tree, e2fsck_clean, our_tree, Tree};
 use tests::{run, scratch, GuestImage, Uml};
 
 fn mkfs(image: &Path, bs: &str) {
@@ -25,19 +25,6 @@ fn mkfs(image: &Path, bs: &str) {
         Duration::from_secs(30),
     );
     assert!(out.success(), "mkfs.ext2: {}", out.stderr);
-}
-
-fn e2fsck_clean(image: &Path, what: &str) {
-    let out = run(
-        Command::new("e2fsck").arg("-fn").arg(image),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.success(),
-        "{what}: e2fsck -fn is not clean:\n{}{}",
-        out.stdout,
-        out.stderr
-    );
 }
 
 fn mount(image: &Path) -> Vfs {

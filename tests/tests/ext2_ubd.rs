@@ -14,7 +14,7 @@ use kernel::fs::blockdev::Sectors;
 use kernel::fs::ext2::Ext2Fs;
 use kernel::fs::oflag::*;
 use kernel::fs::Vfs;
-use tests::ext2tree::debugfs_tree;
+use tests::ext2tree::{debugfs_tree, e2fsck_clean};
 use tests::{c_tool, fingerprint, our_bin, run, scratch};
 
 fn mkfs(image: &Path) {
@@ -26,19 +26,6 @@ fn mkfs(image: &Path) {
         Duration::from_secs(30),
     );
     assert!(out.success(), "mkfs.ext2: {}", out.stderr);
-}
-
-fn e2fsck_clean(image: &Path, what: &str) {
-    let out = run(
-        Command::new("e2fsck").arg("-fn").arg(image),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.success(),
-        "{what}: e2fsck -fn is not clean:\n{}{}",
-        out.stdout,
-        out.stderr
-    );
 }
 
 fn mount_ubd(switch: &str) -> Vfs {

@@ -13,6 +13,7 @@ use kernel::fs::ext2::Ext2Fs;
 use kernel::fs::oflag::*;
 use kernel::fs::tmpfs::Tmpfs;
 use kernel::fs::{Errno, FileKind, Loc, NewNode, SetAttr, Vfs};
+use tests::ext2tree::e2fsck_clean;
 use tests::{run, scratch};
 
 fn write_file(vfs: &mut Vfs, cwd: Loc, path: &str, data: &[u8], flags: u32) -> Result<(), Errno> {
@@ -304,19 +305,6 @@ fn mkfs(image: &Path, args: &[&str]) {
         Duration::from_secs(30),
     );
     assert!(out.success(), "mkfs.ext2 {args:?}: {}", out.stderr);
-}
-
-fn e2fsck_clean(image: &Path, what: &str) {
-    let out = run(
-        Command::new("e2fsck").arg("-fn").arg(image),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.success(),
-        "{what}: e2fsck -fn is not clean:\n{}{}",
-        out.stdout,
-        out.stderr
-    );
 }
 
 fn mount_ext2(image: &Path, read_only: bool, cache: usize) -> Vfs {
