@@ -78,6 +78,12 @@ fn uml_args(umid: &str) -> Vec<String> {
     .collect()
 }
 
+/// The last `n` lines of a console log (the end is where a boot stopped).
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// The kernel's /proc/PID/status fields of interest.
 #[derive(Debug)]
 struct Status {
@@ -139,7 +145,7 @@ fn boot(jail_uml: &Path, extra: &[&str], jail: &Path, umid: &str) -> Boot {
             let _ = child.wait();
             panic!(
                 "the jailed UML never got through init:\n{}\n{}",
-                console(),
+                tail(&console(), 40),
                 fs::read_to_string(log.with_extension("err")).unwrap_or_default()
             );
         }
@@ -443,14 +449,17 @@ fn the_supervisor_passes_signals_on_and_takes_the_uml_with_it() {
         return;
     }
     require_root("the jail_uml tests (chroot)");
-    let dir = scratch();
-    let jail = make_jail_with(
-        dir.path(),
-        "#!/bin/sh\nmount -t proc proc /proc\necho JAIL-READY\nwhile true; do sleep 1; done\n",
-    );
     for signal in [libc::SIGTERM, libc::SIGKILL] {
+        // Each round boots its own jail and image: nothing the first UML left behind
+        // (an unclean image, its temp files) reaches the second.
+        let dir = scratch();
+        let jail = make_jail_with(
+            dir.path(),
+            "#!/bin/sh\nmount -t proc proc /proc\necho JAIL-READY\nwhile true; do sleep 1; done\n",
+        );
         let umid = format!("jail-sig{signal}");
         let log = dir.path().join(format!("{umid}.console"));
+        let errors = log.with_extension("err");
         let mut child = Command::new(our_bin("jail_uml"))
             .arg("--namespaces")
             .arg(&jail)
@@ -459,7 +468,7 @@ fn the_supervisor_passes_signals_on_and_takes_the_uml_with_it() {
             .env("HOME", "/home")
             .stdin(Stdio::null())
             .stdout(fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(&errors).unwrap())
             .spawn()
             .unwrap();
         let start = Instant::now();
@@ -467,11 +476,20 @@ fn the_supervisor_passes_signals_on_and_takes_the_uml_with_it() {
             .unwrap_or_default()
             .contains("JAIL-READY")
         {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no boot: {}",
-                fs::read_to_string(&log).unwrap_or_default()
-            );
+            let ended = child.try_wait().unwrap();
+            if ended.is_some() || start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "signal {signal} round: the jailed UML never got through init ({}):\n{}\n{}",
+                    match ended {
+                        Some(st) => format!("jail_uml ended with {st:?}"),
+                        None => "still booting after 60 s".to_owned(),
+                    },
+                    tail(&fs::read_to_string(&log).unwrap_or_default(), 40),
+                    fs::read_to_string(&errors).unwrap_or_default()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         let me = tests::proc_dir(child.id() as i32).unwrap();
