@@ -1440,20 +1440,23 @@ fn kernel_raw_vector_carries_the_hosts_offloaded_tcp() {
 
 #[test]
 fn kernel_vector_bad_options_are_refused_at_boot() {
+    refused_at_boot(
+        "vec0:transport=l2tpv3,dst=10.0.0.1",
+        "vec0",
+        "vec0:transport=l2tpv3,dst=10.0.0.1: rx_session=N is required",
+    );
+}
+
+/// A uml-kernel given the device `arg` says `message` at boot and has no `dev`.
+fn refused_at_boot(arg: &str, dev: &str, message: &str) {
     let dir = scratch();
-    let mut k = Kern::spawn(
-        &dir.path().join("k"),
-        "kvbad",
-        &["vec0:transport=l2tpv3,dst=10.0.0.1".to_string()],
-    );
+    let mut k = Kern::spawn(&dir.path().join("k"), "kbad", &[arg.to_string()]);
+    assert!(k.output().contains(message), "{}", k.output());
+    let out = k.sh(&format!("ifconfig {dev}"));
     assert!(
-        k.output()
-            .contains("vec0:transport=l2tpv3,dst=10.0.0.1: rx_session=N is required"),
-        "{}",
-        k.output()
+        out.contains("Device not found"),
+        "no {dev} after `{arg}`: {out}"
     );
-    let out = k.sh("ifconfig vec0");
-    assert!(out.contains("Device not found"), "{out}");
 }
 
 // ---- uml-kernel's slirp transport ----
@@ -1578,22 +1581,10 @@ fn slirp_reaches_a_host_service_through_the_helper() {
 
 #[test]
 fn slirp_without_its_helper_is_reported_at_boot() {
-    let dir = scratch();
-    let mut k = Kern::spawn(
-        &dir.path().join("k"),
-        "ksbad",
-        &["eth0=slirp,,/nonexistent/slirp".to_string()],
-    );
-    assert!(
-        k.output()
-            .contains("slirp_tramp : failed to run /nonexistent/slirp: No such file"),
-        "{}",
-        k.output()
-    );
-    let out = k.sh("ifconfig eth0");
-    assert!(
-        out.contains("Device not found"),
-        "no eth0 without its helper: {out}"
+    refused_at_boot(
+        "eth0=slirp,,/nonexistent/slirp",
+        "eth0",
+        "slirp_tramp : failed to run /nonexistent/slirp: No such file",
     );
 }
 
