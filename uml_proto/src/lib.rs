@@ -17,6 +17,7 @@ pub mod logline;
 pub mod mconsole;
 pub mod netlink;
 pub mod overlay;
+pub mod packet;
 pub mod switch;
 pub mod tap;
 pub mod umid;
