@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod helper;
 pub mod humfs;
 pub mod ids;
+pub mod legacy_args;
 pub mod logline;
 pub mod mconsole;
 pub mod netlink;
