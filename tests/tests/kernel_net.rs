@@ -830,23 +830,11 @@ fn switch_report(sw: &Switch, dir: &Path) -> String {
     fs::read_to_string(dir.join("sw.log")).unwrap_or_default()
 }
 
-/// Two "hosts": namespaces joined by a veth pair, 10.9.0.1 (a) and 10.9.0.2 (b).
-fn two_hosts() -> (NetNs, NetNs) {
-    let (a, b) = (NetNs::new(), NetNs::new());
-    a.sh_ok(&format!(
-        "ip link add va type veth peer name vb && ip link set vb netns /proc/{}/ns/net && \
-         ip addr add 10.9.0.1/24 dev va && ip link set va up",
-        b.pid()
-    ));
-    b.sh_ok("ip addr add 10.9.0.2/24 dev vb && ip link set vb up");
-    (a, b)
-}
-
 /// Host a: a uml-kernel on our switch with `uplink`; host b: the Linux kernel's own
 /// vxlan device (made by `linux_dev`, named ov0) in a bridge that has an address. The
 /// guest and b's bridge ping each other: ARP and unicast are learned across.
 fn uplink_meets_linux_bridge(uplink: &str, linux_dev: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     uplink_meets_linux_bridge_on(&a, &b, uplink, linux_dev);
 }
 
@@ -900,7 +888,7 @@ fn vxlan_uplink_meets_a_linux_vxlan_on_its_default_port() {
 /// Two of our switches on two hosts joined by `uplink_a`/`uplink_b`, a uml-kernel on
 /// each: ping both ways and a 2 MB TCP transfer, acknowledged to the last byte.
 fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
     fs::create_dir_all(&da).unwrap();
@@ -1021,7 +1009,7 @@ fn linux_uml_vector_guest_meets_our_uplink(vec: &str, uplink: &str) {
     let Some(_) = linux_uml() else {
         return;
     };
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let d = dir.path();
     let sw = our_switch_in(&a, d, &["--uplink", uplink]);
@@ -1146,7 +1134,7 @@ fn vde_clients_and_daemon_clients_share_the_lan() {
 fn vxlan_uplink_joins_a_multicast_group_and_learns_the_remote_endpoint() {
     // Frames to the group reach b's Linux vxlan device; its replies come back unicast
     // from its own address, which the uplink learns for the guest's replies.
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     a.sh_ok("ip route add 224.0.0.0/4 dev va");
     uplink_meets_linux_bridge_on(
         &a,
@@ -1158,7 +1146,7 @@ fn vxlan_uplink_joins_a_multicast_group_and_learns_the_remote_endpoint() {
 
 #[test]
 fn vxlan_uplink_over_ipv6() {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     a.sh_ok("ip addr add fd00:9::1/64 dev va nodad");
     b.sh_ok("ip addr add fd00:9::2/64 dev vb nodad");
     uplink_meets_linux_bridge_on(
@@ -1174,7 +1162,7 @@ fn vxlan_uplink_over_ipv6() {
 /// Host a: a uml-kernel on our switch with `uplink`; host b: a uml-kernel whose `vec0`
 /// is `vec` aimed at host a (no switch on b). They ping both ways.
 fn kernel_vector_meets_our_uplink(vec: &str, uplink: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let d = dir.path();
     let sw = our_switch_in(&a, d, &["--uplink", uplink]);
@@ -1241,7 +1229,7 @@ fn kernel_vector_meets_linux_uml_vector(ours: &str, theirs: &str) {
     let Some(_) = linux_uml() else {
         return;
     };
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let d = dir.path();
     let mut k = Kern::spawn_in(Some(&a), &d.join("k"), "kvl", &[format!("vec0:{ours}")]);
@@ -1291,7 +1279,7 @@ fn kernel_l2tpv3_over_ip_vector_meets_linux_uml() {
 /// Two uml-kernels on two hosts joined over an IPv6 underlay by `vec_a`/`vec_b` (no
 /// switch): ping both ways.
 fn kernel_vectors_over_ipv6(vec_a: &str, vec_b: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     a.sh_ok("ip -6 addr add fd09::1/64 dev va nodad");
     b.sh_ok("ip -6 addr add fd09::2/64 dev vb nodad");
     let dir = scratch();
