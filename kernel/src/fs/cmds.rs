@@ -479,13 +479,17 @@ impl FileShell<'_> {
             return out;
         }
         let mut fs_type = None;
+        let mut data = None;
         let mut read_only = false;
         let mut rest = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match *a {
                 "-t" => fs_type = it.next().copied(),
-                "-o" => read_only = it.next().is_some_and(|o| o.split(',').any(|x| x == "ro")),
+                "-o" => {
+                    data = it.next().copied();
+                    read_only = data.is_some_and(|o| o.split(',').any(|x| x == "ro"));
+                }
                 "-r" => read_only = true,
                 _ => rest.push(*a),
             }
@@ -494,13 +498,14 @@ impl FileShell<'_> {
             return "mount: need a source and a directory\n".into();
         };
         let fs_type = fs_type.unwrap_or("ext2");
-        let fs: Box<dyn FileSystem> = if fs_type == "tmpfs" {
-            Box::new(Tmpfs::new(0))
-        } else {
-            match self.mounter.make(fs_type, source, read_only) {
-                Ok(fs) => fs,
-                Err(e) => return format!("mount: mounting {source} on {dir} failed: {e}\n"),
-            }
+        let made = match fs_type {
+            "tmpfs" => Ok(Box::new(Tmpfs::new(0)) as Box<dyn FileSystem>),
+            "humfs" => super::humfs::HumFs::mount(data, read_only),
+            _ => self.mounter.make(fs_type, source, read_only),
+        };
+        let fs = match made {
+            Ok(fs) => fs,
+            Err(e) => return format!("mount: mounting {source} on {dir} failed: {e}\n"),
         };
         match self.vfs.mount(*self.cwd, dir.as_bytes(), fs, source) {
             Ok(()) => String::new(),

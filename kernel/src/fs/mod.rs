@@ -7,6 +7,7 @@ pub mod chardev;
 pub mod cmds;
 pub mod errno;
 pub mod ext2;
+pub mod humfs;
 pub mod node;
 pub mod procfs;
 pub mod tmpfs;
