@@ -5,6 +5,7 @@ pub mod blockdev;
 pub mod boot;
 pub mod chardev;
 pub mod cmds;
+pub mod cmds_attr;
 pub mod errno;
 pub mod ext2;
 pub mod humfs;
