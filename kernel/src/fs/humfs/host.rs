@@ -144,8 +144,30 @@ impl Top {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => self.create_file(rel)?,
             Err(e) => return Err(e),
         };
-        file.set_len(0)?;
-        file.write_all_at(bytes, 0)
+        // Written over the old text, then cut: a crash in between leaves no empty file.
+        file.write_all_at(bytes, 0)?;
+        file.set_len(bytes.len() as u64)
+    }
+
+    /// Replaces regular file `rel` (not shared by hard links) with one holding
+    /// `bytes`, atomically: written beside it under a temporary name, then renamed.
+    pub fn replace_small(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        let (dir, name) = split(rel)?;
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(".humfs-new");
+        let tmp = dir.join(tmp_name);
+        match self.unlink(&tmp) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+            _ => {}
+        }
+        let file = self.create_file(&tmp)?;
+        let written = file.write_all_at(bytes, 0).and_then(|()| file.sync_data());
+        let renamed = written.and_then(|()| self.rename(&tmp, rel));
+        if renamed.is_err() {
+            let _ = self.unlink(&tmp);
+        }
+        renamed
     }
 
     /// Creates regular file `rel` (it must not exist).

@@ -8,6 +8,7 @@ use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use super::*;
+use crate::fs::node::{NewNode, SetAttr};
 use crate::fs::vfs::{oflag::*, Vfs};
 
 /// A version 2 tree: data/ with `f` (0644 7:8 in the metadata), `dev` (a placeholder
@@ -283,4 +284,50 @@ fn symlinks_planted_in_the_tree_are_not_followed_on_the_host() {
     assert!(!outside.join("x").exists());
     assert!(!top.join("data/d/x").exists(), "data left without metadata");
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 2);
+}
+
+#[test]
+fn version_1_trees_mount_with_the_data_files_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path();
+    fs::create_dir_all(top.join("data/d")).unwrap();
+    fs::create_dir_all(top.join("metadata/d")).unwrap();
+    fs::write(top.join("data/f"), b"v1\n").unwrap();
+    fs::set_permissions(top.join("data/f"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::write(top.join("metadata/f"), b"7 8 0\n").unwrap();
+    fs::write(top.join("metadata/metadata"), b"0 0 0\n").unwrap();
+    fs::write(top.join("metadata/d/metadata"), b"3 4 0\n").unwrap();
+    fs::write(top.join("superblock"), b"version 1\nused 0\ntotal 65536\n").unwrap();
+    let mut vfs = mounted(top);
+    let root = vfs.root();
+    let f = vfs.stat(root, b"/f", false).unwrap();
+    assert_eq!((f.perm, f.uid, f.gid), (0o640, 7, 8));
+    assert_eq!(vfs.stat(root, b"/d", false).unwrap().uid, 3);
+    assert_eq!(write_file(&mut vfs, b"/d/g", b"x"), Ok(1));
+    assert_eq!(meta(top, "metadata/d/g"), "5 6 0\n");
+    vfs.mkdir(root, b"/e", 0o755, 9, 9).unwrap();
+    assert_eq!(meta(top, "metadata/e/metadata"), "9 9 0\n");
+    let chown = SetAttr {
+        uid: Some(1),
+        ..SetAttr::default()
+    };
+    vfs.setattr(root, b"/f", true, &chown).unwrap();
+    assert_eq!(meta(top, "metadata/f"), "1 8 0\n");
+    let chmod = SetAttr {
+        perm: Some(0o600),
+        ..SetAttr::default()
+    };
+    assert_eq!(
+        vfs.setattr(root, b"/f", true, &chmod).err(),
+        Some(Errno::EOPNOTSUPP)
+    );
+    // Files and directory metadata share one tree: no node may be called metadata.
+    assert_eq!(
+        write_file(&mut vfs, b"/d/metadata", b"x"),
+        Err(Errno::EINVAL)
+    );
+    vfs.unmount_all().unwrap();
+    assert!(meta(top, "superblock").starts_with("version 1\nmetadata shadow_fs\nused 4097\n"));
+    assert!(!top.join(".superblock.humfs-new").exists());
 }
