@@ -117,20 +117,24 @@ impl Top {
         Ok(File::from(fd))
     }
 
-    /// The whole of small regular file `rel`; None when it does not exist.
+    /// The whole of small regular file `rel`; None when it does not exist, EFBIG when
+    /// it is over [`SMALL_FILE_MAX`] bytes.
     pub fn read_small(&self, rel: &Path) -> io::Result<Option<Vec<u8>>> {
         let file = match self.open_file(rel, false) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut buf = vec![0u8; SMALL_FILE_MAX];
+        let mut buf = vec![0u8; SMALL_FILE_MAX + 1];
         let mut len = 0;
         while len < buf.len() {
             match file.read_at(&mut buf[len..], len as u64)? {
                 0 => break,
                 n => len += n,
             }
+        }
+        if len > SMALL_FILE_MAX {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
         }
         buf.truncate(len);
         Ok(Some(buf))

@@ -33,12 +33,32 @@ impl HumFs {
         let mut line = Vec::with_capacity(48);
         record.emit(self.version(), &mut line);
         let path = layout::metadata_path(self.version(), rel, is_dir);
-        self.top
-            .write_small(&path, &line)
-            .map_err(|e| match errno(e) {
-                Errno::ENOSPC => Errno::ENOSPC,
-                _ => Errno::EIO,
-            })
+        let mut written = self.top.write_small(&path, &line);
+        if written
+            .as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::ENOENT))
+        {
+            // A directory made on the host after humfsify has no metadata directory
+            // yet: make the missing ones (beneath the tree, as everything) and retry.
+            if let Some(parent) = path.parent() {
+                self.make_dirs(parent);
+            }
+            written = self.top.write_small(&path, &line);
+        }
+        written.map_err(|e| match errno(e) {
+            Errno::ENOSPC => Errno::ENOSPC,
+            _ => Errno::EIO,
+        })
+    }
+
+    /// Makes each missing directory of `path` (relative to the top); failures show
+    /// when the caller uses it.
+    fn make_dirs(&self, path: &Path) {
+        let mut at = std::path::PathBuf::new();
+        for c in path.components() {
+            at.push(c);
+            let _ = self.top.mkdir(&at);
+        }
     }
 
     /// What the guest sees: the host file's type, size, links and times with the

@@ -162,6 +162,17 @@ fn what_the_guest_makes_is_recorded_in_the_same_format() {
     vfs.unlink(root, b"/d/moved/link").unwrap();
     vfs.rmdir(root, b"/d/moved").unwrap();
     assert!(!top.join("dir_metadata/d/moved").exists() && !top.join("data/d/moved").exists());
+    // chmod of a device keeps its kind and numbers in the metadata.
+    let set = SetAttr {
+        perm: Some(0o600),
+        ..SetAttr::default()
+    };
+    vfs.setattr(root, b"/dev", false, &set).unwrap();
+    assert_eq!(meta(top, "file_metadata/dev"), "384 0 0 c 1 3\n");
+    // A directory made on the host after humfsify gets its metadata directory on use.
+    fs::create_dir(top.join("data/hostmade")).unwrap();
+    assert_eq!(write_file(&mut vfs, b"/hostmade/g", b"g"), Ok(1));
+    assert_eq!(meta(top, "file_metadata/hostmade/g"), "416 5 6\n");
     // `metadata` cannot be a directory's name (its own metadata file has it).
     assert_eq!(
         vfs.mkdir(root, b"/metadata", 0o755, 0, 0),
@@ -240,6 +251,9 @@ fn damaged_trees_are_refused_or_fail_with_eio() {
         .iter()
         .any(|e| e.name == b"f"));
     assert_eq!(vfs.stat(root, b"/dev", false).unwrap().kind, FileKind::Char);
+    // A metadata file too big to be one is damage.
+    fs::write(top.join("file_metadata/dev"), "438 0 0 c 1 3\n".repeat(400)).unwrap();
+    assert_eq!(vfs.stat(root, b"/dev", false), Err(Errno::EIO));
     // A device kind on a directory is damage too.
     fs::write(top.join("dir_metadata/d/metadata"), b"493 0 0 c 1 1\n").unwrap();
     assert_eq!(vfs.stat(root, b"/d", false), Err(Errno::EIO));
