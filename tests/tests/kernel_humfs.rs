@@ -396,3 +396,49 @@ fn damaged_trees_are_refused_or_fail_with_eio_and_the_kernel_goes_on() {
     assert_shown(&out, "shadow", "-rw-r-----", 0, 42);
     halt(&mut k);
 }
+
+#[test]
+fn directories_swapped_for_symlinks_while_the_guest_writes_lead_nowhere() {
+    require_root("kernel humfs tests");
+    let dir = scratch();
+    let top = dir.path().join("tree");
+    fs::create_dir_all(top.join("data/d")).unwrap();
+    humfsify_for_nobody(&top, "1M");
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    chown(&outside, Some(NOBODY), Some(NOBODY)).unwrap();
+    // The tree's owner swaps data/d and file_metadata/d for links to OUTSIDE and back,
+    // as fast as it can, while the guest writes into d.
+    let script = format!(
+        "cd '{}' || exit 1; while :; do for t in data file_metadata; do \
+         mv $t/d $t/d.real && ln -s '{}' $t/d; rm -f $t/d; mv $t/d.real $t/d; done; done",
+        top.display(),
+        outside.display()
+    );
+    let mut swapper = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .spawn()
+        .unwrap();
+    let mut k = kernel(&dir.path().join("home"), "swap");
+    let out = k.sh(
+        &format!("mount none /mnt -t humfs -o {}", top.display()),
+        LIMIT,
+    );
+    assert!(!out.contains("failed"), "mount: {out}");
+    for i in 0..200 {
+        k.sh(&format!("echo {i} > /mnt/d/f{i}"), LIMIT);
+        k.sh(&format!("chmod 4777 /mnt/d/f{i}"), LIMIT);
+    }
+    let _ = swapper.kill();
+    let _ = swapper.wait();
+    halt(&mut k);
+    let made: Vec<_> = fs::read_dir(&outside).unwrap().collect();
+    assert!(made.is_empty(), "files made outside the tree: {made:?}");
+}
