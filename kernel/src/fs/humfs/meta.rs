@@ -53,7 +53,7 @@ impl HumFs {
 
     /// Makes each missing directory of `path` (relative to the top); failures show
     /// when the caller uses it.
-    fn make_dirs(&self, path: &Path) {
+    pub(super) fn make_dirs(&self, path: &Path) {
         let mut at = std::path::PathBuf::new();
         for c in path.components() {
             at.push(c);

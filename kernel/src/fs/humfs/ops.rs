@@ -35,6 +35,11 @@ impl FileSystem for HumFs {
         self.writable()?;
         let (st, meta) = self.state(ino)?;
         let rel = self.node(ino)?.rel.clone();
+        let shown_perm = meta.and_then(|m| m.mode).unwrap_or(st.st_mode & 0o7777);
+        if self.version() == 1 && set.perm.is_some_and(|p| p != shown_perm) {
+            // Version 1 records no mode: it is the data file's own.
+            return Err(Errno::EOPNOTSUPP);
+        }
         if let Some(size) = set.size {
             let old = st.st_size as u64;
             if size > old {
@@ -73,12 +78,10 @@ impl FileSystem for HumFs {
                 gid: set.gid.unwrap_or(before.gid),
                 kind,
             };
-            let rel = rel.as_ref().ok_or(Errno::ENOENT)?;
-            if self.version() == 1 && set.perm.is_some_and(|p| p != before.perm) {
-                // Version 1 records no mode: it is the data file's own.
-                return Err(Errno::EOPNOTSUPP);
+            // An open file whose last name is gone keeps its metadata in memory only.
+            if let Some(rel) = &rel {
+                self.write_meta(rel, before.kind == FileKind::Dir, &record)?;
             }
-            self.write_meta(rel, before.kind == FileKind::Dir, &record)?;
             if let Some(n) = self.nodes.get_mut(&ino) {
                 n.meta = Some(record);
             }
@@ -209,6 +212,10 @@ impl FileSystem for HumFs {
             .link(&Self::data(&from), &Self::data(&to))
             .map_err(errno)?;
         let v = self.version();
+        let meta_to = layout::metadata_path(v, &to, false);
+        if let Some(parent) = meta_to.parent() {
+            self.make_dirs(parent);
+        }
         let linked = match self.top.link(
             &layout::metadata_path(v, &from, false),
             &layout::metadata_path(v, &to, false),
@@ -238,14 +245,13 @@ impl FileSystem for HumFs {
         self.writable()?;
         let rel = self.child(dir, name)?;
         let st = self.lstat(&rel)?;
-        self.remove_file_meta(&rel)?;
         self.top.unlink(&Self::data(&rel)).map_err(errno)?;
         let last = st.st_nlink <= 1;
         if last {
             self.refund(Self::cost(&st));
         }
         self.forget_name(&rel, last);
-        Ok(())
+        self.remove_file_meta(&rel)
     }
 
     fn rmdir(&mut self, dir: Ino, name: &[u8]) -> FsResult<()> {
@@ -277,6 +283,15 @@ impl FileSystem for HumFs {
             .rename(&Self::data(&from), &Self::data(&to))
             .map_err(errno)?;
         let v = self.version();
+        // The destination's metadata directory may be missing (made on the host).
+        if is_dir {
+            let dest_parent = to.parent().unwrap_or(Path::new(""));
+            for root in layout::metadata_roots(v) {
+                self.make_dirs(&under(root, dest_parent));
+            }
+        } else if let Some(parent) = layout::metadata_path(v, &to, false).parent() {
+            self.make_dirs(parent);
+        }
         let moved = if is_dir {
             // The replaced directory was empty: its metadata goes first.
             if replaced.is_some() {

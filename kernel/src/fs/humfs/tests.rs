@@ -173,6 +173,19 @@ fn what_the_guest_makes_is_recorded_in_the_same_format() {
     fs::create_dir(top.join("data/hostmade")).unwrap();
     assert_eq!(write_file(&mut vfs, b"/hostmade/g", b"g"), Ok(1));
     assert_eq!(meta(top, "file_metadata/hostmade/g"), "416 5 6\n");
+    fs::create_dir(top.join("data/hostmade2")).unwrap();
+    vfs.rename(root, b"/hostmade/g", b"/hostmade2/g").unwrap();
+    assert_eq!(meta(top, "file_metadata/hostmade2/g"), "416 5 6\n");
+    fs::create_dir(top.join("data/hostmade3")).unwrap();
+    vfs.rename(root, b"/hostmade2", b"/hostmade3/in").unwrap();
+    assert_eq!(meta(top, "file_metadata/hostmade3/in/g"), "416 5 6\n");
+    fs::create_dir(top.join("data/hostmade4")).unwrap();
+    vfs.link(root, b"/hostmade3/in/g", b"/hostmade4/g").unwrap();
+    let (a, b) = (
+        fs::metadata(top.join("file_metadata/hostmade3/in/g")).unwrap(),
+        fs::metadata(top.join("file_metadata/hostmade4/g")).unwrap(),
+    );
+    assert_eq!(a.ino(), b.ino());
     // `metadata` cannot be a directory's name (its own metadata file has it).
     assert_eq!(
         vfs.mkdir(root, b"/metadata", 0o755, 0, 0),
