@@ -165,3 +165,15 @@ impl HumFs {
         }
     }
 }
+
+/// How the metadata records a node of `kind` (devices with their numbers; files,
+/// directories, symlinks and fifos are what data/ holds).
+pub(super) fn node_kind(kind: FileKind, rdev: (u32, u32)) -> NodeKind {
+    let (major, minor) = rdev;
+    match kind {
+        FileKind::Char => NodeKind::Char { major, minor },
+        FileKind::Block => NodeKind::Block { major, minor },
+        FileKind::Socket => NodeKind::Socket,
+        _ => NodeKind::Plain,
+    }
+}

@@ -9,6 +9,7 @@ use uml_proto::humfs::layout;
 use uml_proto::humfs::{NodeKind, Record};
 
 use super::host::{self, kind, under};
+use super::meta::node_kind;
 use super::{errno, host_kind, name_path, HumFs, BLOCK, DIR_BYTES, HUMFS_MAGIC, ROOT};
 use crate::fs::errno::{Errno, FsResult};
 use crate::fs::node::{Attr, DirEntry, FileKind, FileSystem, Ino, NewNode, SetAttr, StatFs};
@@ -60,23 +61,11 @@ impl FileSystem for HumFs {
         }
         if set.perm.is_some() || set.uid.is_some() || set.gid.is_some() {
             let before = self.attr_of(ino, &st, meta)?;
-            let kind = match before.kind {
-                FileKind::Char => NodeKind::Char {
-                    major: before.rdev.0,
-                    minor: before.rdev.1,
-                },
-                FileKind::Block => NodeKind::Block {
-                    major: before.rdev.0,
-                    minor: before.rdev.1,
-                },
-                FileKind::Socket => NodeKind::Socket,
-                _ => NodeKind::Plain,
-            };
             let record = Record {
                 mode: Some(set.perm.unwrap_or(before.perm)),
                 uid: set.uid.unwrap_or(before.uid),
                 gid: set.gid.unwrap_or(before.gid),
-                kind,
+                kind: node_kind(before.kind, before.rdev),
             };
             // An open file whose last name is gone keeps its metadata in memory only.
             if let Some(rel) = &rel {
@@ -129,23 +118,11 @@ impl FileSystem for HumFs {
             self.refund(cost);
             return Err(errno(e));
         }
-        let kind = match node.kind {
-            FileKind::Char => NodeKind::Char {
-                major: node.rdev.0,
-                minor: node.rdev.1,
-            },
-            FileKind::Block => NodeKind::Block {
-                major: node.rdev.0,
-                minor: node.rdev.1,
-            },
-            FileKind::Socket => NodeKind::Socket,
-            _ => NodeKind::Plain,
-        };
         let record = Record {
             mode: Some(node.perm & 0o7777),
             uid: node.uid,
             gid: node.gid,
-            kind,
+            kind: node_kind(node.kind, node.rdev),
         };
         let recorded = if is_dir {
             self.make_dir_meta(&rel, &record)
