@@ -104,49 +104,10 @@ impl KernelRun {
         }
     }
 
-    /// Runs `cmd` in the guest shell and returns what it printed: the console output up
-    /// to an end mark echoed after it, without the shell's `# ` prompts; panics with the
-    /// console after `limit`.
-    pub fn sh(&mut self, cmd: &str, limit: Duration) -> String {
-        self.marks += 1;
-        let mark = format!("END-OF-{}", self.marks);
-        let from = self.output().len();
-        self.type_line(&format!("{cmd}\necho {mark}"));
-        let start = Instant::now();
-        loop {
-            let out = self.output();
-            let lines: Vec<&str> = out
-                .get(from..)
-                .unwrap_or("")
-                .split_inclusive('\n')
-                .collect();
-            let unprompted = |l: &str| {
-                let mut l = l;
-                while let Some(rest) = l.strip_prefix("# ") {
-                    l = rest;
-                }
-                l.to_string()
-            };
-            // The mark's own line (not an echoed command containing it) ends the output.
-            if let Some(end) = lines
-                .iter()
-                .position(|l| unprompted(l) == format!("{mark}\n"))
-            {
-                return lines[..end].iter().map(|l| unprompted(l)).collect();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "`{cmd}` did not finish on {}:\n{out}",
-                self.umid
-            );
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
-
     /// Runs `cmd` in the guest shell and returns only what it printed: the console
     /// between the typed line and an end mark echoed after it, without the shell's
     /// prompts; panics with the console after `limit`.
-    pub fn command_output(&mut self, cmd: &str, limit: Duration) -> String {
+    pub fn sh(&mut self, cmd: &str, limit: Duration) -> String {
         self.marks += 1;
         let mark = format!("END-OF-{}", self.marks);
         let from = self.output().len();

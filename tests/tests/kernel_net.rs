@@ -80,7 +80,7 @@ impl Kern {
 
     /// Runs a shell command and returns what it printed.
     fn sh(&mut self, cmd: &str) -> String {
-        self.command_output(cmd, LIMIT)
+        self.0.sh(cmd, LIMIT)
     }
 
     /// Brings `dev` up as `addr`/24 (ifconfig prints nothing when it works).
