@@ -8,14 +8,16 @@ use super::node::{Attr, FileKind, FileSystem, SetAttr};
 use super::tmpfs::Tmpfs;
 use super::vfs::{oflag::*, Loc, Vfs};
 
-/// Makes the filesystem for `mount -t TYPE [-o ro] SOURCE DIR` (tmpfs is built in; the
-/// kernel supplies the rest, e.g. ext2 on a ubd device).
+/// Makes the filesystem for `mount -t TYPE [-o OPTIONS] SOURCE DIR` (tmpfs is built in;
+/// the kernel supplies the rest, e.g. ext2 on a ubd device). `options` is the `-o` text
+/// as given (`ro` in it also sets `read_only`).
 pub trait Mounter {
     fn make(
         &mut self,
         fs_type: &str,
         source: &str,
         read_only: bool,
+        options: &str,
     ) -> Result<Box<dyn FileSystem>, String>;
 }
 
@@ -23,7 +25,13 @@ pub trait Mounter {
 pub struct NoDevices;
 
 impl Mounter for NoDevices {
-    fn make(&mut self, fs_type: &str, _: &str, _: bool) -> Result<Box<dyn FileSystem>, String> {
+    fn make(
+        &mut self,
+        fs_type: &str,
+        _: &str,
+        _: bool,
+        _: &str,
+    ) -> Result<Box<dyn FileSystem>, String> {
         Err(format!("unknown filesystem type '{fs_type}'"))
     }
 }
@@ -480,12 +488,16 @@ impl FileShell<'_> {
         }
         let mut fs_type = None;
         let mut read_only = false;
+        let mut options = "";
         let mut rest = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match *a {
                 "-t" => fs_type = it.next().copied(),
-                "-o" => read_only = it.next().is_some_and(|o| o.split(',').any(|x| x == "ro")),
+                "-o" => {
+                    options = it.next().copied().unwrap_or("");
+                    read_only = options.split(',').any(|x| x == "ro");
+                }
                 "-r" => read_only = true,
                 _ => rest.push(*a),
             }
@@ -497,7 +509,7 @@ impl FileShell<'_> {
         let fs: Box<dyn FileSystem> = if fs_type == "tmpfs" {
             Box::new(Tmpfs::new(0))
         } else {
-            match self.mounter.make(fs_type, source, read_only) {
+            match self.mounter.make(fs_type, source, read_only, options) {
                 Ok(fs) => fs,
                 Err(e) => return format!("mount: mounting {source} on {dir} failed: {e}\n"),
             }

@@ -15,7 +15,7 @@ use super::vfs::Vfs;
 pub const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 /// /proc/filesystems as this kernel has them.
 pub const FILESYSTEMS: &str =
-    "nodev\tproc\nnodev\ttmpfs\nnodev\tdevtmpfs\n\text2\n\text3\n\text4\n";
+    "nodev\tproc\nnodev\ttmpfs\nnodev\tdevtmpfs\n\text2\n\text3\n\text4\nnodev\thostfs\n";
 
 /// The files of a /proc: path (without a leading `/`) to contents.
 #[derive(Debug, Default)]
