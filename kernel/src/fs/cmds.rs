@@ -487,16 +487,16 @@ impl FileShell<'_> {
             return out;
         }
         let mut fs_type = None;
+        let mut data = None;
         let mut read_only = false;
-        let mut options = "";
         let mut rest = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match *a {
                 "-t" => fs_type = it.next().copied(),
                 "-o" => {
-                    options = it.next().copied().unwrap_or("");
-                    read_only = options.split(',').any(|x| x == "ro");
+                    data = it.next().copied();
+                    read_only = data.is_some_and(|o| o.split(',').any(|x| x == "ro"));
                 }
                 "-r" => read_only = true,
                 _ => rest.push(*a),
@@ -506,13 +506,15 @@ impl FileShell<'_> {
             return "mount: need a source and a directory\n".into();
         };
         let fs_type = fs_type.unwrap_or("ext2");
-        let fs: Box<dyn FileSystem> = if fs_type == "tmpfs" {
-            Box::new(Tmpfs::new(0))
-        } else {
-            match self.mounter.make(fs_type, source, read_only, options) {
-                Ok(fs) => fs,
-                Err(e) => return format!("mount: mounting {source} on {dir} failed: {e}\n"),
-            }
+        let made = match fs_type {
+            "tmpfs" => Ok(Box::new(Tmpfs::new(0)) as Box<dyn FileSystem>),
+            _ => self
+                .mounter
+                .make(fs_type, source, read_only, data.unwrap_or("")),
+        };
+        let fs = match made {
+            Ok(fs) => fs,
+            Err(e) => return format!("mount: mounting {source} on {dir} failed: {e}\n"),
         };
         match self.vfs.mount(*self.cwd, dir.as_bytes(), fs, source) {
             Ok(()) => String::new(),
