@@ -33,8 +33,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{
-    fchmod, fchmodat, fstat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, FileStat, Mode,
-    SFlag, UtimensatFlags,
+    fchmod, fstat, fstatat, mkdirat, mknodat, utimensat, FileStat, Mode, SFlag, UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
@@ -349,7 +348,7 @@ impl HostFs {
             return fchmod(&h.file, mode).map_err(errno);
         }
         let (dfd, name) = self.at(ino)?;
-        fchmodat(&dfd, osname(&name), mode, FchmodatFlags::NoFollowSymlink).map_err(errno)
+        sys::chmod_nofollow(&dfd, &name, mode)
     }
 
     fn utimes(&self, ino: Ino, atime: Option<i64>, mtime: Option<i64>) -> FsResult<()> {
@@ -439,7 +438,7 @@ impl FileSystem for HostFs {
             }
             FileKind::Dir => {
                 mkdirat(&dfd, n, mode).map_err(errno)?;
-                fchmodat(&dfd, n, mode, FchmodatFlags::NoFollowSymlink).map_err(errno)?;
+                sys::chmod_nofollow(&dfd, name, mode)?;
             }
             FileKind::Fifo | FileKind::Socket => {
                 let kind = if node.kind == FileKind::Fifo {
@@ -448,7 +447,7 @@ impl FileSystem for HostFs {
                     SFlag::S_IFSOCK
                 };
                 mknodat(&dfd, n, kind, mode, 0).map_err(errno)?;
-                fchmodat(&dfd, n, mode, FchmodatFlags::NoFollowSymlink).map_err(errno)?;
+                sys::chmod_nofollow(&dfd, name, mode)?;
             }
             FileKind::Char | FileKind::Block => return Err(Errno::EPERM),
             FileKind::Symlink => return Err(Errno::EINVAL),
