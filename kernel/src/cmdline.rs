@@ -2,8 +2,8 @@
 //!
 //! The kernel takes the same switches as linux.uml (`umid=`, `uml_dir=`, `mem=`,
 //! `ubd<N><flags>=FILE[,BACKING]`, `con[N]=`, `ssl[N]=`, `mconsole=notify:SOCK`, `root=`,
-//! `init=`, `hostfs=`, `quiet`, `--help`, `--version`, `--showconfig`). A malformed value is an
-//! error naming the switch; a switch this kernel does not know is kept in
+//! `init=`, `hostfs=`, `quiet`, `--help`, `--version`, `--showconfig`). A malformed
+//! value is an error naming the switch; a switch this kernel does not know is kept in
 //! [`Config::unknown`] so the boot log can report it as Linux 6.x does. The ubd syntax
 //! and its error texts follow `shared/reference/cow.md` §5, because `config ubdN=` over
 //! mconsole uses the same parser and must answer with the same words.
