@@ -312,3 +312,69 @@ fn read_only_mounts_and_missing_directories() {
         "{err}"
     );
 }
+
+#[test]
+fn fifos_times_links_and_statfs_reach_the_host_and_devices_are_refused() {
+    use std::os::unix::fs::FileTypeExt;
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    let mut g = Guest::new(confined(h, false));
+    assert_eq!(g.sh("mount none /mnt -t hostfs"), "");
+    let root = g.vfs.root();
+    let node = |kind, perm| NewNode {
+        kind,
+        perm,
+        uid: 0,
+        gid: 0,
+        rdev: (1, 3),
+    };
+    g.vfs
+        .mknod(root, b"/mnt/pipe", &node(FileKind::Fifo, 0o640))
+        .unwrap();
+    let m = fs::symlink_metadata(h.join("pipe")).unwrap();
+    assert!(m.file_type().is_fifo() && m.permissions().mode() & 0o777 == 0o640);
+    for kind in [FileKind::Char, FileKind::Block] {
+        assert_eq!(
+            g.vfs.mknod(root, b"/mnt/dev", &node(kind, 0o666)),
+            Err(Errno::EPERM)
+        );
+    }
+    assert!(fs::symlink_metadata(h.join("dev")).is_err());
+    // Opening a host fifo from the guest does not hang the kernel; reading it fails.
+    let f = g.vfs.open(root, b"/mnt/pipe", oflag(), 0, 0, 0).unwrap();
+    let mut buf = [0u8; 4];
+    assert!(g.vfs.pread(&f, 0, &mut buf).is_err());
+    g.vfs.close(f).unwrap();
+    // Times set by the guest land on the host.
+    assert_eq!(g.sh("touch /mnt/t"), "");
+    let set = SetAttr {
+        atime: Some(1_000_000_000),
+        mtime: Some(1_234_567_890),
+        ..SetAttr::default()
+    };
+    let a = g.vfs.setattr(root, b"/mnt/t", true, &set).unwrap();
+    assert_eq!((a.atime, a.mtime), (1_000_000_000, 1_234_567_890));
+    assert_eq!(fs::metadata(h.join("t")).unwrap().mtime(), 1_234_567_890);
+    // A chown to other ids needs a kernel running as root.
+    let chown = SetAttr {
+        uid: Some(4242),
+        ..SetAttr::default()
+    };
+    let r = g.vfs.setattr(root, b"/mnt/t", true, &chown);
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(r.unwrap().uid, 4242);
+        assert_eq!(fs::metadata(h.join("t")).unwrap().uid(), 4242);
+    } else {
+        assert_eq!(r, Err(Errno::EPERM));
+    }
+    // A host symlink reads as written, relative or absolute.
+    symlink("/etc/passwd", h.join("abs")).unwrap();
+    assert_eq!(g.vfs.readlink(root, b"/mnt/abs").unwrap(), b"/etc/passwd");
+    let s = g.vfs.statfs(root, b"/mnt").unwrap();
+    assert_eq!(s.fs_type, HOSTFS_SUPER_MAGIC);
+    let host_st = nix::sys::statvfs::statvfs(h).unwrap();
+    assert_eq!(
+        s.blocks * u64::from(s.bsize),
+        host_st.blocks() * host_st.fragment_size()
+    );
+}
