@@ -599,6 +599,7 @@ impl FileSystem for HostFs {
     }
 
     fn hold(&mut self, ino: Ino) {
+        self.nodes.pin(ino);
         if self.held.contains_key(&ino) {
             return;
         }
@@ -617,6 +618,7 @@ impl FileSystem for HostFs {
 
     fn release(&mut self, ino: Ino) -> FsResult<()> {
         self.held.remove(&ino);
+        self.nodes.unpin(ino);
         Ok(())
     }
 }

@@ -3,18 +3,26 @@
 //! mount's directory (resolved beneath it by `sys::open_beneath`). Paths are made only of
 //! names the VFS looked up, one component each; a guest rename moves one entry and every
 //! descendant follows.
+//!
+//! The table is bounded: past [`MAX_ENTRIES`] the least recently looked-up half goes,
+//! except inodes pinned by open files and the directories on their paths (the VFS looks
+//! names up again on every walk, so what is in use stays).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::fs::errno::{Errno, FsResult};
 use crate::fs::node::Ino;
 use crate::fs::vfs::{NAME_MAX, PATH_MAX};
 
-/// Where an inode was last seen.
+/// Most entries kept before the oldest half is dropped.
+pub const MAX_ENTRIES: usize = 1 << 16;
+
+/// Where an inode was last seen, and when (a count of lookups).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     parent: Ino,
     name: Vec<u8>,
+    seen: u64,
 }
 
 /// The inodes seen so far, by number and by (directory, name).
@@ -23,6 +31,10 @@ pub struct Nodes {
     root: Ino,
     by_ino: HashMap<Ino, Entry>,
     by_name: HashMap<(Ino, Vec<u8>), Ino>,
+    /// Inodes kept whatever their age (open files), with a count each.
+    pinned: HashMap<Ino, usize>,
+    clock: u64,
+    limit: usize,
 }
 
 /// Checks that `name` is one ordinary component.
@@ -41,11 +53,57 @@ pub fn check_name(name: &[u8]) -> FsResult<()> {
 
 impl Nodes {
     pub fn new(root: Ino) -> Nodes {
+        Nodes::with_limit(root, MAX_ENTRIES)
+    }
+
+    fn with_limit(root: Ino, limit: usize) -> Nodes {
         Nodes {
             root,
             by_ino: HashMap::new(),
             by_name: HashMap::new(),
+            pinned: HashMap::new(),
+            clock: 0,
+            limit,
         }
+    }
+
+    /// Keeps `ino` (and the directories above it) until `unpin`.
+    pub fn pin(&mut self, ino: Ino) {
+        *self.pinned.entry(ino).or_insert(0) += 1;
+    }
+
+    pub fn unpin(&mut self, ino: Ino) {
+        if let Some(n) = self.pinned.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                self.pinned.remove(&ino);
+            }
+        }
+    }
+
+    /// Drops the least recently seen half, keeping pinned inodes and every directory on
+    /// the path of an entry kept.
+    fn evict(&mut self) {
+        let mut ages: Vec<(u64, Ino)> = self.by_ino.iter().map(|(i, e)| (e.seen, *i)).collect();
+        ages.sort_unstable_by(|a, b| b.cmp(a));
+        let mut keep: HashSet<Ino> = ages.iter().take(self.limit / 2).map(|a| a.1).collect();
+        keep.extend(self.pinned.keys().copied());
+        let mut ancestors = Vec::new();
+        for &ino in &keep {
+            let mut cur = ino;
+            let mut depth = 0;
+            while let Some(e) = self.by_ino.get(&cur) {
+                if e.parent == self.root || keep.contains(&e.parent) || depth > PATH_MAX {
+                    break;
+                }
+                ancestors.push(e.parent);
+                cur = e.parent;
+                depth += 1;
+            }
+        }
+        keep.extend(ancestors);
+        self.by_ino.retain(|ino, _| keep.contains(ino));
+        self.by_name.retain(|_, ino| keep.contains(ino));
     }
 
     /// `ino` was found as `name` in `dir`.
@@ -64,15 +122,20 @@ impl Nodes {
                 self.by_ino.remove(&old);
             }
         }
+        self.clock += 1;
         let entry = Entry {
             parent: dir,
             name: name.to_vec(),
+            seen: self.clock,
         };
         if let Some(prev) = self.by_ino.insert(ino, entry) {
             let prev_key = (prev.parent, prev.name);
             if prev_key != key && self.by_name.get(&prev_key) == Some(&ino) {
                 self.by_name.remove(&prev_key);
             }
+        }
+        if self.by_ino.len() > self.limit {
+            self.evict();
         }
     }
 
@@ -181,5 +244,28 @@ mod tests {
         n.record(7, 6, b"y");
         assert_eq!(n.path(6), Err(Errno::ENAMETOOLONG));
         assert_eq!(n.parent(1).unwrap(), 1);
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_keeps_what_is_open_and_its_directories() {
+        let mut n = Nodes::with_limit(1, 100);
+        // An open file deep down, looked up long ago.
+        n.record(2, 1, b"d");
+        n.record(3, 2, b"e");
+        n.record(4, 3, b"open");
+        n.pin(4);
+        for i in 0..10_000u64 {
+            n.record(1000 + i, 1, format!("f{i}").as_bytes());
+            assert!(n.by_ino.len() <= 100 && n.by_name.len() <= 100);
+        }
+        assert_eq!(n.path(4).unwrap(), b"d/e/open");
+        // The newest are there, the oldest gone.
+        assert_eq!(n.path(10_999).unwrap(), b"f9999");
+        assert_eq!(n.path(1000), Err(Errno::ENOENT));
+        n.unpin(4);
+        for i in 0..200u64 {
+            n.record(20_000 + i, 1, format!("g{i}").as_bytes());
+        }
+        assert_eq!(n.path(4), Err(Errno::ENOENT));
     }
 }
