@@ -263,7 +263,8 @@ impl HostFs {
 
     /// Opens the regular file `ino` for reading (and writing; appending only in append
     /// mode). Its type is checked on an O_PATH descriptor first, so a fifo or device
-    /// planted on the host is never opened.
+    /// planted on the host is not opened, and again once open (one swapped in between
+    /// is closed unread).
     fn open_file(&self, ino: Ino, write: bool) -> FsResult<File> {
         let probe = fstat(self.open_node(ino, OFlag::O_PATH)?).map_err(errno)?;
         match sys::kind(&probe) {
