@@ -11,8 +11,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::fs::hostfs::HostfsSwitch;
-
 /// Number of ubd devices (ubd0..ubd15, ubda..ubdp).
 pub const MAX_UBD: usize = 16;
 /// Number of virtual consoles (con0..).
@@ -182,6 +180,44 @@ impl fmt::Display for LineSpec {
     }
 }
 
+/// The `hostfs=DIR[,append]` switch: where every hostfs mount is confined (None: the
+/// whole host) and whether they are append-only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostfsSwitch {
+    pub dir: Option<PathBuf>,
+    pub append: bool,
+}
+
+impl HostfsSwitch {
+    /// Parses the switch's value: `DIR`, `DIR,append` or `,append`.
+    pub fn parse(value: &str) -> Result<HostfsSwitch, HostfsOptionError> {
+        let mut parts = value.split(',');
+        let dir = parts.next().unwrap_or("");
+        let mut switch = HostfsSwitch {
+            dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
+            append: false,
+        };
+        for opt in parts {
+            match opt {
+                "append" => switch.append = true,
+                "" => {}
+                other => return Err(HostfsOptionError(other.to_owned())),
+            }
+        }
+        Ok(switch)
+    }
+}
+
+/// A `hostfs=` option other than `append`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostfsOptionError(pub String);
+
+impl fmt::Display for HostfsOptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown option '{}' (only 'append')", self.0)
+    }
+}
+
 /// The typed configuration of one boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -303,7 +339,9 @@ fn apply(config: &mut Config, arg: &str, global_sync: &mut bool) -> Result<(), C
         ("init", Some(v)) => config.init = Some(nonempty(arg, v)?.to_owned()),
         ("xterm", Some(v)) => config.xterm = Some(nonempty(arg, v)?.to_owned()),
         ("quiet", None) => config.quiet = true,
-        ("hostfs", Some(v)) => config.hostfs = HostfsSwitch::parse(v).map_err(|e| bad(arg, e))?,
+        ("hostfs", Some(v)) => {
+            config.hostfs = HostfsSwitch::parse(v).map_err(|e| bad(arg, e.to_string()))?
+        }
         ("ubd", Some("sync")) => *global_sync = true,
         ("ubd", Some(_)) => {} // "fake major not supported any more": ignored, as Linux does
         _ if key.starts_with("ubd") => {

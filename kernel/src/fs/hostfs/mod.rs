@@ -38,6 +38,8 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+pub use crate::cmdline::HostfsSwitch;
+
 use super::errno::{Errno, FsResult};
 use super::node::{Attr, DirEntry, FileKind, FileSystem, Ino, NewNode, SetAttr, StatFs};
 use nodes::{check_name, Nodes};
@@ -45,34 +47,6 @@ use sys::{errno, io_errno};
 
 /// statfs's f_type for hostfs (Linux's HOSTFS_SUPER_MAGIC).
 pub const HOSTFS_SUPER_MAGIC: u64 = 0x00c0_ffee;
-
-/// The `hostfs=DIR[,append]` switch: where every hostfs mount is confined (None: the
-/// whole host) and whether they are append-only.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HostfsSwitch {
-    pub dir: Option<PathBuf>,
-    pub append: bool,
-}
-
-impl HostfsSwitch {
-    /// Parses the switch's value: `DIR`, `DIR,append` or `,append`.
-    pub fn parse(value: &str) -> Result<HostfsSwitch, String> {
-        let mut parts = value.split(',');
-        let dir = parts.next().unwrap_or("");
-        let mut switch = HostfsSwitch {
-            dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
-            append: false,
-        };
-        for opt in parts {
-            match opt {
-                "append" => switch.append = true,
-                "" => {}
-                other => return Err(format!("unknown option '{other}' (only 'append')")),
-            }
-        }
-        Ok(switch)
-    }
-}
 
 /// Why a hostfs mount failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
