@@ -8,14 +8,16 @@ use super::node::{Attr, FileKind, FileSystem, SetAttr};
 use super::tmpfs::Tmpfs;
 use super::vfs::{oflag::*, Loc, Vfs};
 
-/// Makes the filesystem for `mount -t TYPE [-o ro] SOURCE DIR` (tmpfs is built in; the
-/// kernel supplies the rest, e.g. ext2 on a ubd device).
+/// Makes the filesystem for `mount -t TYPE [-o OPTIONS] SOURCE DIR` (tmpfs is built in;
+/// the kernel supplies the rest, e.g. ext2 on a ubd device). `options` is the `-o` text
+/// as given (`ro` in it also sets `read_only`).
 pub trait Mounter {
     fn make(
         &mut self,
         fs_type: &str,
         source: &str,
         read_only: bool,
+        options: &str,
     ) -> Result<Box<dyn FileSystem>, String>;
 }
 
@@ -23,7 +25,13 @@ pub trait Mounter {
 pub struct NoDevices;
 
 impl Mounter for NoDevices {
-    fn make(&mut self, fs_type: &str, _: &str, _: bool) -> Result<Box<dyn FileSystem>, String> {
+    fn make(
+        &mut self,
+        fs_type: &str,
+        _: &str,
+        _: bool,
+        _: &str,
+    ) -> Result<Box<dyn FileSystem>, String> {
         Err(format!("unknown filesystem type '{fs_type}'"))
     }
 }
@@ -511,7 +519,9 @@ impl FileShell<'_> {
         let made = match fs_type {
             "tmpfs" => Ok(Box::new(Tmpfs::new(0)) as Box<dyn FileSystem>),
             "humfs" => super::humfs::HumFs::mount(data, read_only),
-            _ => self.mounter.make(fs_type, source, read_only),
+            _ => self
+                .mounter
+                .make(fs_type, source, read_only, data.unwrap_or("")),
         };
         let fs = match made {
             Ok(fs) => fs,

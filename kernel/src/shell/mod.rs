@@ -23,7 +23,7 @@ Built-in commands:
   touch FILE..., mkdir [-p] DIR..., rmdir DIR...
   rm [-r] [-f] PATH..., mv FROM TO, ln [-s] TARGET NAME
   stat PATH..., df
-  mount [-t ext2|tmpfs] [-o ro] SOURCE DIR, umount DIR
+  mount [-t ext2|tmpfs|hostfs] [-o ro|HOSTDIR] SOURCE DIR, umount DIR
   dmesg                        the kernel log
   uname [-a|-s|-n|-r|-v|-m]
   uptime, free, ps, sync
@@ -128,6 +128,7 @@ fn file_command(cmd: &str, args: &[&str], m: &mut Machine) -> Option<String> {
     let mut mounter = UbdMounter {
         disks: &m.disks,
         cache_bytes: usize::try_from(m.config.mem / 4).unwrap_or(usize::MAX),
+        hostfs: &m.config.hostfs,
     };
     m.files.shell(&words, &mut mounter)
 }
