@@ -592,7 +592,8 @@ usage: uml-kernel [SWITCH...]
                          CHAN: fd:N, null, none, pty, pts, tty:DEV, port:PORT, xterm
   mconsole=notify:SOCK   send mconsole notifications to the unix socket SOCK
   root=DEV               root device (default /dev/ubda)
-  init=PATH              recorded; the built-in init shell always runs
+  init=PATH              run PATH from the root filesystem as init (pid 1);
+                         init=builtin or none: the built-in shell
   xterm=EMU[,TITLE_SW[,EXEC_SW]]
                          terminal emulator for xterm channels (default x-terminal-emulator,-T,-e)
   quiet                  print only warnings on the console during boot
