@@ -640,7 +640,8 @@ usage: uml-kernel [SWITCH...]
                          root mount: read-only or not, ext2 (default) or hostfs (then
                          rootflags=HOSTDIR, and root=/dev/root as in Linux)
   hostfs=[DIR][,append]  confine every hostfs mount under DIR; append: append-only
-  init=PATH              recorded; the built-in init shell always runs
+  init=PATH              run PATH from the root filesystem as init (pid 1);
+                         init=builtin or none: the built-in shell
   xterm=EMU[,TITLE_SW[,EXEC_SW]]
                          terminal emulator for xterm channels (default x-terminal-emulator,-T,-e)
   quiet                  print only warnings on the console during boot

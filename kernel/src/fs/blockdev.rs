@@ -104,6 +104,18 @@ pub struct UbdMounter<'a> {
     pub hostfs: &'a HostfsSwitch,
 }
 
+impl<'a> UbdMounter<'a> {
+    /// The kernel's mounter: its disks, a quarter of `mem=` as each mount's block cache,
+    /// its `hostfs=` switch.
+    pub fn new(disks: &'a Disks, config: &'a crate::cmdline::Config) -> UbdMounter<'a> {
+        UbdMounter {
+            disks,
+            cache_bytes: usize::try_from(config.mem / 4).unwrap_or(usize::MAX),
+            hostfs: &config.hostfs,
+        }
+    }
+}
+
 impl Mounter for UbdMounter<'_> {
     fn make(
         &mut self,
@@ -116,6 +128,9 @@ impl Mounter for UbdMounter<'_> {
             return HostFs::mount(self.hostfs, options, read_only)
                 .map(|fs| Box::new(fs) as Box<dyn FileSystem>)
                 .map_err(|e| e.to_string());
+        }
+        if fs_type == "humfs" {
+            return super::humfs::HumFs::mount(options, read_only);
         }
         if !matches!(fs_type, "ext2" | "ext3" | "ext4") {
             return Err(format!("unknown filesystem type '{fs_type}'"));

@@ -518,7 +518,6 @@ impl FileShell<'_> {
         let fs_type = fs_type.unwrap_or("ext2");
         let made = match fs_type {
             "tmpfs" => Ok(Box::new(Tmpfs::new(0)) as Box<dyn FileSystem>),
-            "humfs" => super::humfs::HumFs::mount(data, read_only),
             _ => self
                 .mounter
                 .make(fs_type, source, read_only, data.unwrap_or("")),

@@ -125,11 +125,7 @@ fn file_command(cmd: &str, args: &[&str], m: &mut Machine) -> Option<String> {
     }
     proc::refresh(m);
     let words: Vec<&str> = std::iter::once(cmd).chain(args.iter().copied()).collect();
-    let mut mounter = UbdMounter {
-        disks: &m.disks,
-        cache_bytes: usize::try_from(m.config.mem / 4).unwrap_or(usize::MAX),
-        hostfs: &m.config.hostfs,
-    };
+    let mut mounter = UbdMounter::new(&m.disks, &m.config);
     m.files.shell(&words, &mut mounter)
 }
 

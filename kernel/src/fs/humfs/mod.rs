@@ -99,10 +99,9 @@ fn host_kind(st: &FileStat) -> FsResult<FileKind> {
 
 impl HumFs {
     /// Mounts the tree named by the mount's options (`-o /host/tree[,ro]`).
-    pub fn mount(options: Option<&str>, read_only: bool) -> Result<Box<dyn FileSystem>, String> {
+    pub fn mount(options: &str, read_only: bool) -> Result<Box<dyn FileSystem>, String> {
         let path = options
-            .into_iter()
-            .flat_map(|o| o.split(','))
+            .split(',')
             .find(|o| !matches!(*o, "ro" | "rw" | ""))
             .ok_or("humfs: no host directory given (-o /host/tree)")?;
         Ok(Box::new(HumFs::open(Path::new(path), read_only)?))
