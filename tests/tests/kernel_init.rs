@@ -280,3 +280,40 @@ fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn an_interactive_busybox_sh_on_the_console_and_ctrl_c() {
+    let dir = tests::scratch();
+    let img = GuestImage::build(
+        &dir.path().join("sh.img"),
+        "#!/bin/sh\necho ready\nexec sh\n",
+    );
+    let mut k = uml_kernel(&dir.path().join("home"), "initsh", &img.path, &[]);
+    assert!(
+        k.wait_from(0, "ready", LIMIT).is_some(),
+        "init never ran:\n{}",
+        k.output()
+    );
+    let out = k.sh("echo $((6 * 7)); cd /tmp && pwd", LIMIT);
+    assert!(out.contains("\n42") && out.contains("\n/tmp"), "{out}");
+    // A foreground job interrupted from the console: the shell comes back.
+    let from = k.output().len();
+    k.type_line("sleep 100; echo not-interrupted");
+    thread::sleep(Duration::from_millis(500));
+    {
+        use std::io::Write;
+        let stdin = k.stdin.as_mut().unwrap();
+        stdin.write_all(b"\x03").unwrap();
+        stdin.flush().unwrap();
+    }
+    let out = k.sh("echo back", Duration::from_secs(10));
+    assert!(out.contains("\nback"), "{out}");
+    assert!(
+        !k.output()[from..].contains("\nnot-interrupted"),
+        "^C did not stop the job:\n{}",
+        k.output()
+    );
+    k.type_line("poweroff -f");
+    let status = k.wait_exit(LIMIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", k.output());
+}
