@@ -317,3 +317,79 @@ fn an_interactive_busybox_sh_on_the_console_and_ctrl_c() {
     let status = k.wait_exit(LIMIT);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", k.output());
 }
+
+/// A static C init: turns Ctrl-Alt-Del off (reboot(2) CAD_OFF, as busybox init does),
+/// waits in pause() for SIGINT, reports it and powers off.
+const CAD_INIT: &str = r#"
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/reboot.h>
+static void on_int(int sig) {
+    (void)sig;
+    const char msg[] = "cad-seen\n";
+    write(1, msg, sizeof msg - 1);
+    sync();
+    reboot(RB_POWER_OFF);
+}
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_int;
+    sigaction(SIGINT, &sa, 0);
+    reboot(RB_DISABLE_CAD);
+    const char msg[] = "cad-ready\n";
+    write(1, msg, sizeof msg - 1);
+    for (;;) pause();
+}
+"#;
+
+#[test]
+fn mconsole_cad_signals_an_init_that_turned_ctrl_alt_del_off() {
+    let dir = tests::scratch();
+    let src = dir.path().join("cadinit.c");
+    let bin = dir.path().join("cadinit");
+    fs::write(&src, CAD_INIT).unwrap();
+    let cc = run(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(&src),
+        LIMIT,
+    );
+    assert!(
+        cc.success(),
+        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
+    );
+    let elf = fs::read(&bin).unwrap();
+    let img = GuestImage::build_with(
+        &dir.path().join("cad.img"),
+        "#!/bin/sh\npoweroff -f\n",
+        32,
+        &[("sbin/cadinit", &elf, 0o755)],
+    );
+    let mut k = KernelRun::start(
+        KernelRun::command(
+            &our_bin("uml-kernel"),
+            "initcad2",
+            &[
+                format!("ubd0={}", img.path.display()),
+                "init=/sbin/cadinit".into(),
+                "con0=fd:0,fd:1".into(),
+            ],
+        ),
+        &dir.path().join("home2"),
+        "initcad2",
+    );
+    assert!(
+        k.wait_from(0, "cad-ready", LIMIT).is_some(),
+        "the C init did not start:\n{}",
+        k.output()
+    );
+    let r = mconsole(&k, "cad");
+    assert!(r.success(), "{r:?}");
+    let status = k.wait_exit(LIMIT);
+    let console = k.output();
+    assert!(console.contains("cad-seen"), "{console}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{console}");
+}
