@@ -246,6 +246,7 @@ impl Kernel {
         };
         match sentry.start_init(&mut self.m, path, &argv, &envp) {
             Ok(()) => {
+                self.consoles.guest_ttys = true;
                 self.events.register(sentry.fd(), Token::Guests);
                 self.sentry = Some(sentry);
             }
@@ -515,6 +516,9 @@ impl Kernel {
         if let Some(s) = self.sentry.as_mut() {
             // init is a guest program: typed lines are the console tty's input.
             if typed.slot == 0 {
+                if typed.interrupted {
+                    s.tty_interrupt(&mut self.m);
+                }
                 for line in typed.lines {
                     let mut bytes = line.into_bytes();
                     bytes.push(b'\n');
@@ -576,6 +580,12 @@ impl Kernel {
                 self.m.sync_disks();
                 self.m.log.info("reboot: System halted");
                 self.m.action = Some(Action::Halt(0));
+                mconsole::answer(0, "")
+            }
+            Command::Cad if self.sentry.as_ref().is_some_and(|s| !s.cad_reboots) => {
+                if let Some(s) = self.sentry.as_mut() {
+                    s.cad(&mut self.m);
+                }
                 mconsole::answer(0, "")
             }
             Command::Reboot | Command::Cad => {

@@ -285,3 +285,116 @@ fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn an_interactive_busybox_sh_on_the_console_and_ctrl_c() {
+    let dir = tests::scratch();
+    let img = GuestImage::build(
+        &dir.path().join("sh.img"),
+        "#!/bin/sh\necho ready\nexec sh\n",
+    );
+    let mut k = uml_kernel(&dir.path().join("home"), "initsh", &img.path, &[]);
+    assert!(
+        k.wait_from(0, "ready", LIMIT).is_some(),
+        "init never ran:\n{}",
+        k.output()
+    );
+    let out = k.sh("echo $((6 * 7)); cd /tmp && pwd", LIMIT);
+    assert!(out.contains("\n42") && out.contains("\n/tmp"), "{out}");
+    // A foreground job interrupted from the console: the shell comes back.
+    let from = k.output().len();
+    k.type_line("sleep 100; echo not-interrupted");
+    thread::sleep(Duration::from_millis(500));
+    {
+        use std::io::Write;
+        let stdin = k.stdin.as_mut().unwrap();
+        stdin.write_all(b"\x03").unwrap();
+        stdin.flush().unwrap();
+    }
+    let out = k.sh("echo back", Duration::from_secs(10));
+    assert!(out.contains("\nback"), "{out}");
+    assert!(
+        !k.output()[from..].contains("\nnot-interrupted"),
+        "^C did not stop the job:\n{}",
+        k.output()
+    );
+    k.type_line("poweroff -f");
+    let status = k.wait_exit(LIMIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", k.output());
+}
+
+/// A static C init: turns Ctrl-Alt-Del off (reboot(2) CAD_OFF, as busybox init does),
+/// waits in pause() for SIGINT, reports it and powers off.
+const CAD_INIT: &str = r#"
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/reboot.h>
+static void on_int(int sig) {
+    (void)sig;
+    const char msg[] = "cad-seen\n";
+    write(1, msg, sizeof msg - 1);
+    sync();
+    reboot(RB_POWER_OFF);
+}
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_int;
+    sigaction(SIGINT, &sa, 0);
+    reboot(RB_DISABLE_CAD);
+    const char msg[] = "cad-ready\n";
+    write(1, msg, sizeof msg - 1);
+    for (;;) pause();
+}
+"#;
+
+#[test]
+fn mconsole_cad_signals_an_init_that_turned_ctrl_alt_del_off() {
+    let dir = tests::scratch();
+    let src = dir.path().join("cadinit.c");
+    let bin = dir.path().join("cadinit");
+    fs::write(&src, CAD_INIT).unwrap();
+    let cc = run(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(&src),
+        LIMIT,
+    );
+    assert!(
+        cc.success(),
+        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
+    );
+    let elf = fs::read(&bin).unwrap();
+    let img = GuestImage::build_with(
+        &dir.path().join("cad.img"),
+        "#!/bin/sh\npoweroff -f\n",
+        32,
+        &[("sbin/cadinit", &elf, 0o755)],
+    );
+    let mut k = KernelRun::start(
+        KernelRun::command(
+            &our_bin("uml-kernel"),
+            "initcad2",
+            &[
+                format!("ubd0={}", img.path.display()),
+                "init=/sbin/cadinit".into(),
+                "con0=fd:0,fd:1".into(),
+            ],
+        ),
+        &dir.path().join("home2"),
+        "initcad2",
+    );
+    assert!(
+        k.wait_from(0, "cad-ready", LIMIT).is_some(),
+        "the C init did not start:\n{}",
+        k.output()
+    );
+    let r = mconsole(&k, "cad");
+    assert!(r.success(), "{r:?}");
+    let status = k.wait_exit(LIMIT);
+    let console = k.output();
+    assert!(console.contains("cad-seen"), "{console}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{console}");
+}

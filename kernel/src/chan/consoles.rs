@@ -37,6 +37,8 @@ pub struct Typed {
     /// The line's user went away (a telnet or xterm session ended): its shell's work
     /// is dropped.
     pub hung_up: bool,
+    /// Ctrl-C was typed (the line being typed was dropped).
+    pub interrupted: bool,
 }
 
 /// A line with the shell running on it.
@@ -58,6 +60,9 @@ pub struct Consoles {
     umid: String,
     /// The `xterm=` switch.
     xterm: Option<String>,
+    /// Guest programs own the ttys (init is a program of the root disk): the built-in
+    /// shell's prompt is not shown.
+    pub guest_ttys: bool,
 }
 
 /// The slot of line `index` of `family`.
@@ -109,6 +114,7 @@ impl Consoles {
             ports: Vec::new(),
             umid: umid.to_owned(),
             xterm,
+            guest_ttys: false,
         }
     }
 
@@ -265,13 +271,14 @@ impl Consoles {
         }
         let edited = c.editor.feed(&bytes);
         c.line.write_output(&edited.echo);
-        if edited.interrupted {
+        if edited.interrupted && !self.guest_ttys {
             c.line.write_output(PROMPT.as_bytes());
         }
         Some(Typed {
             lines: edited.lines,
             slot,
             hung_up: false,
+            interrupted: edited.interrupted,
         })
     }
 
@@ -358,6 +365,9 @@ impl Consoles {
 
     /// The shell's prompt on a line that has input.
     pub fn prompt(&mut self, slot: usize) {
+        if self.guest_ttys {
+            return;
+        }
         if let Some(Some(c)) = self.slots.get_mut(slot) {
             if c.line.input_fd().is_some() {
                 c.line.write_output(PROMPT.as_bytes());

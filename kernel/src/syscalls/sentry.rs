@@ -116,6 +116,8 @@ pub struct Sentry {
     pub(super) nodename: String,
     /// UML_SENTRY_TRACE set: every syscall and event is written to stderr.
     trace: bool,
+    /// Ctrl-Alt-Del reboots at once (reboot(2) CAD_ON, the default) or signals init.
+    pub cad_reboots: bool,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -158,6 +160,7 @@ impl Sentry {
             more: false,
             nodename: crate::machine::NODENAME.to_string(),
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
+            cad_reboots: true,
         })
     }
 
@@ -235,6 +238,28 @@ impl Sentry {
     /// Typed console input (a complete line, or bytes in raw mode).
     pub fn tty_input(&mut self, m: &mut Machine, bytes: &[u8]) {
         self.tty.input.extend(bytes);
+        self.retry_blocked(m);
+    }
+
+    /// Ctrl-Alt-Del with CAD off (mconsole `cad` after init's reboot(CAD_OFF)):
+    /// SIGINT to init, as Linux does.
+    pub fn cad(&mut self, m: &mut Machine) {
+        self.send_signal(1, libc::SIGINT);
+        self.retry_blocked(m);
+    }
+
+    /// Ctrl-C on the console: SIGINT to the tty's foreground process group.
+    pub fn tty_interrupt(&mut self, m: &mut Machine) {
+        let pgrp = self.tty.pgrp;
+        let group: Vec<u32> = self
+            .procs
+            .values()
+            .filter(|p| p.pgid == pgrp && p.zombie.is_none())
+            .map(|p| p.pid)
+            .collect();
+        for pid in group {
+            self.send_signal(pid, libc::SIGINT);
+        }
         self.retry_blocked(m);
     }
 
@@ -587,7 +612,7 @@ impl Sentry {
         let Ok(signal) = Signal::try_from(sig) else {
             return;
         };
-        if sig == libc::SIGKILL {
+        if sig == libc::SIGKILL && pid != 1 {
             let _ = self.platform.kill(host);
             return;
         }
@@ -598,7 +623,9 @@ impl Sentry {
             return; // no job control stops yet
         }
         let (handler, flags) = p.actions[sig as usize - 1];
-        if handler == SIG_IGN || (handler == 0 && abi::ignored_by_default(sig)) {
+        // init only gets the signals it has a handler for, as in Linux.
+        let init_default = pid == 1 && handler == 0;
+        if handler == SIG_IGN || init_default || (handler == 0 && abi::ignored_by_default(sig)) {
             return;
         }
         let masked = p.mask & abi::sigbit(sig) != 0;
@@ -729,7 +756,8 @@ impl Sentry {
                 m.log.info("reboot: Restarting system");
                 m.action = Some(Action::Reboot);
             }
-            0x89ab_cdef | 0 => {}
+            0x89ab_cdef => self.cad_reboots = true,
+            0 => self.cad_reboots = false,
             _ => return -EINVAL,
         }
         0
