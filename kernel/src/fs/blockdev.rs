@@ -13,7 +13,7 @@ use crate::block::ubd::{Ubd, SECTOR};
 use crate::block::Disks;
 
 use super::cmds::Mounter;
-use super::ext2::Ext2Fs;
+use super::ext2::{CacheBudget, Ext2Fs};
 use super::node::FileSystem;
 
 /// A device of 512-byte sectors.
@@ -98,8 +98,8 @@ impl<T: SectorDevice> BlockDevice for Sectors<T> {
 /// block layer.
 pub struct UbdMounter<'a> {
     pub disks: &'a Disks,
-    /// The block cache each mounted filesystem may keep.
-    pub cache_bytes: usize,
+    /// The block cache allowance all mounted filesystems share.
+    pub cache: CacheBudget,
 }
 
 impl Mounter for UbdMounter<'_> {
@@ -117,7 +117,7 @@ impl Mounter for UbdMounter<'_> {
             .disks
             .shared(n)
             .ok_or_else(|| format!("{source}: device not present"))?;
-        let fs = Ext2Fs::mount(Box::new(Sectors(dev)), read_only, self.cache_bytes)
+        let fs = Ext2Fs::mount_with(Box::new(Sectors(dev)), read_only, self.cache.clone())
             .map_err(|e| e.to_string())?;
         Ok(Box::new(fs))
     }

@@ -11,7 +11,7 @@
 use super::blockdev::{SectorDevice, Sectors};
 use super::chardev::{devfs, UBD_MAJOR};
 use super::cmds::{FileShell, Mounter};
-use super::ext2::{Ext2Fs, MountError};
+use super::ext2::{CacheBudget, Ext2Fs, MountError};
 use super::node::FileKind;
 use super::procfs::{proc_mounts, ProcHandle, FILESYSTEMS};
 use super::tmpfs::Tmpfs;
@@ -61,8 +61,12 @@ pub struct Files {
     pub cwd: Loc,
     /// The contents of /proc (mounted on the root's /proc): the kernel sets its files.
     pub proc: ProcHandle,
+    /// The block cache allowance every ext2 mount shares (a quarter of `mem=`).
+    pub cache: CacheBudget,
     /// When the filesystems were last written back (for the periodic write-back).
     last_sync: std::time::Instant,
+    /// How often they are written back without a `sync` (`fs_writeback=`).
+    writeback: std::time::Duration,
 }
 
 /// How often dirty cached blocks are written back without a `sync` (Linux's
@@ -84,6 +88,7 @@ impl Files {
         disks: &[usize],
     ) -> (Files, Vec<String>) {
         let mut log = Vec::new();
+        let cache = CacheBudget::new(cache_bytes);
         let mounted = match disk {
             None => {
                 log.push(
@@ -91,7 +96,7 @@ impl Files {
                 );
                 None
             }
-            Some((n, dev)) => Self::mount_root(n, dev, opts, cache_bytes, &mut log),
+            Some((n, dev)) => Self::mount_root(n, dev, opts, &cache, &mut log),
         };
         let fresh = mounted.is_none();
         let vfs = match mounted {
@@ -103,7 +108,9 @@ impl Files {
             vfs,
             cwd,
             proc: ProcHandle::new(),
+            cache,
             last_sync: std::time::Instant::now(),
+            writeback: WRITEBACK_INTERVAL,
         };
         if fresh {
             for d in ["/dev", "/proc", "/tmp", "/mnt"] {
@@ -150,7 +157,7 @@ impl Files {
         n: usize,
         dev: Box<dyn SectorDevice>,
         opts: &RootOptions,
-        cache_bytes: usize,
+        cache: &CacheBudget,
         log: &mut Vec<String>,
     ) -> Option<(Vfs, bool)> {
         let name = disk_name(n);
@@ -166,10 +173,10 @@ impl Files {
         let source = format!("/dev/{name}");
         let shared = std::rc::Rc::new(std::cell::RefCell::new(dev));
         let attempt = |ro: bool| {
-            Ext2Fs::mount(
+            Ext2Fs::mount_with(
                 Box::new(Sectors(BoxedSectors(shared.clone()))),
                 ro,
-                cache_bytes,
+                cache.clone(),
             )
         };
         let result = match attempt(opts.read_only) {
@@ -218,10 +225,16 @@ impl Files {
         out
     }
 
-    /// The periodic write-back: call from the event loop; syncs when
-    /// [`WRITEBACK_INTERVAL`] has passed since the last write-back. Returns log lines.
+    /// Sets how often the periodic write-back runs (`fs_writeback=SECONDS`; the
+    /// default is [`WRITEBACK_INTERVAL`]).
+    pub fn set_writeback_interval(&mut self, every: std::time::Duration) {
+        self.writeback = every;
+    }
+
+    /// The periodic write-back: call from the event loop; syncs when the write-back
+    /// interval has passed since the last write-back. Returns log lines.
     pub fn tick(&mut self, now: std::time::Instant) -> Vec<String> {
-        if now.duration_since(self.last_sync) < WRITEBACK_INTERVAL {
+        if now.duration_since(self.last_sync) < self.writeback {
             return Vec::new();
         }
         self.last_sync = now;
@@ -233,7 +246,7 @@ impl Files {
 
     /// When the next periodic write-back is due (for the loop's timeout).
     pub fn next_writeback(&self) -> std::time::Instant {
-        self.last_sync + WRITEBACK_INTERVAL
+        self.last_sync + self.writeback
     }
 
     /// Writes everything back and marks the filesystems clean (halt, reboot); returns

@@ -132,7 +132,7 @@ fn file_command(cmd: &str, args: &[&str], m: &mut Machine) -> Option<String> {
     let words: Vec<&str> = std::iter::once(cmd).chain(args.iter().copied()).collect();
     let mut mounter = UbdMounter {
         disks: &m.disks,
-        cache_bytes: usize::try_from(m.config.mem / 4).unwrap_or(usize::MAX),
+        cache: m.files.cache.clone(),
     };
     m.files.shell(&words, &mut mounter)
 }

@@ -20,7 +20,7 @@ use uml_proto::ext2::{
 
 use super::errno::{Errno, FsResult};
 use super::node::{now, Attr, DirEntry, FileKind, FileSystem, Ino, NewNode, SetAttr, StatFs};
-pub use cache::BlockCache;
+pub use cache::{BlockCache, CacheBudget};
 
 /// statfs's f_type for ext2.
 pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
@@ -100,15 +100,25 @@ impl Ext2Fs {
     /// for a read-only mount; a filesystem with features we cannot write refuses a
     /// read-write one (the caller may retry read-only, as Linux's mount does).
     pub fn mount(
-        mut dev: Box<dyn BlockDevice>,
+        dev: Box<dyn BlockDevice>,
         read_only: bool,
         cache_bytes: usize,
+    ) -> Result<Ext2Fs, MountError> {
+        Self::mount_with(dev, read_only, CacheBudget::new(cache_bytes))
+    }
+
+    /// Mounts as [`Ext2Fs::mount`] with a block cache drawing on `budget`, which other
+    /// mounts may share (the machine's whole cache allowance).
+    pub fn mount_with(
+        mut dev: Box<dyn BlockDevice>,
+        read_only: bool,
+        budget: CacheBudget,
     ) -> Result<Ext2Fs, MountError> {
         let mut raw = vec![0u8; SUPERBLOCK_SIZE];
         dev.read_at(SUPERBLOCK_OFFSET, &mut raw)
             .map_err(|e| MountError::Format(Ext2Error::Io(SUPERBLOCK_OFFSET, e.kind())))?;
         let sb = Superblock::parse(&raw).map_err(MountError::Format)?;
-        let cache = BlockCache::new(dev, sb.block_size() as usize, cache_bytes);
+        let cache = BlockCache::with_budget(dev, sb.block_size() as usize, budget);
         let img = Image::open(cache).map_err(MountError::Format)?;
         if !read_only && img.access != Access::ReadWrite {
             return Err(MountError::ReadOnly(img.access));
