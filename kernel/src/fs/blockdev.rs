@@ -20,6 +20,12 @@ use super::node::FileSystem;
 pub trait SectorDevice {
     fn sectors(&self) -> u64;
     fn read_sectors(&self, first: u64, count: u64) -> io::Result<Vec<u8>>;
+    /// Fills `buf` (whole sectors) from sector `first`.
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+        let data = self.read_sectors(first, buf.len() as u64 / SECTOR)?;
+        buf.copy_from_slice(&data);
+        Ok(())
+    }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> io::Result<()>;
     fn flush(&self) -> io::Result<()>;
 }
@@ -30,6 +36,9 @@ impl SectorDevice for Ubd {
     }
     fn read_sectors(&self, first: u64, count: u64) -> io::Result<Vec<u8>> {
         self.read(first, count)
+    }
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+        Ubd::read_into(self, first, buf)
     }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
         self.write(first, data)
@@ -45,6 +54,9 @@ impl<T: SectorDevice> SectorDevice for Rc<RefCell<T>> {
     }
     fn read_sectors(&self, first: u64, count: u64) -> io::Result<Vec<u8>> {
         self.borrow().read_sectors(first, count)
+    }
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.borrow().read_into(first, buf)
     }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
         self.borrow_mut().write_sectors(first, data)
@@ -63,6 +75,9 @@ impl<T: SectorDevice> BlockDevice for Sectors<T> {
             return Ok(());
         }
         let first = offset / SECTOR;
+        if offset.is_multiple_of(SECTOR) && (buf.len() as u64).is_multiple_of(SECTOR) {
+            return self.0.read_into(first, buf);
+        }
         let end = (offset + buf.len() as u64).div_ceil(SECTOR);
         let data = self.0.read_sectors(first, end - first)?;
         let skip = (offset - first * SECTOR) as usize;

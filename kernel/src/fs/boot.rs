@@ -269,6 +269,9 @@ impl SectorDevice for BoxedSectors {
     fn read_sectors(&self, first: u64, count: u64) -> std::io::Result<Vec<u8>> {
         self.0.borrow().read_sectors(first, count)
     }
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.borrow().read_into(first, buf)
+    }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> std::io::Result<()> {
         self.0.borrow_mut().write_sectors(first, data)
     }
