@@ -34,7 +34,7 @@ pub fn find_zero_from(map: &[u8], goal: usize, limit: usize) -> Option<usize> {
 fn first_zero(map: &[u8], from: usize, to: usize) -> Option<usize> {
     let mut n = from;
     while n < to {
-        if n % 8 == 0 && map[n / 8] == 0xff {
+        if n.is_multiple_of(8) && map[n / 8] == 0xff {
             n += 8;
             continue;
         }
@@ -60,7 +60,11 @@ mod tests {
         assert_eq!(find_zero_from(&map, 4, 64), Some(41));
         assert_eq!(find_zero_from(&map, 42, 64), Some(3), "wraps to the start");
         assert_eq!(find_zero_from(&map, 4, 41), Some(3), "not past the limit");
-        assert_eq!(find_zero_from(&map, 100, 64), Some(3), "a goal past the limit");
+        assert_eq!(
+            find_zero_from(&map, 100, 64),
+            Some(3),
+            "a goal past the limit"
+        );
         bit_clear(&mut map, 63);
         assert_eq!(find_zero_from(&map, 42, 64), Some(63));
     }

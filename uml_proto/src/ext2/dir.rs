@@ -105,7 +105,12 @@ impl<'a> Iterator for BlockEntries<'a> {
             return None;
         }
         let at = self.off;
-        match DirEntry::view(&self.block[at..], self.filetype, self.dir, self.base + at as u64) {
+        match DirEntry::view(
+            &self.block[at..],
+            self.filetype,
+            self.dir,
+            self.base + at as u64,
+        ) {
             Ok(mut e) => {
                 e.off = at;
                 self.off = at + usize::from(e.rec_len);
@@ -139,7 +144,12 @@ impl DirEntry {
     }
 
     /// Views the entry at the start of `buf` in place (its `off` is 0).
-    pub fn view(buf: &[u8], filetype: bool, dir: u32, at: u64) -> Result<DirEntryRef<'_>, Ext2Error> {
+    pub fn view(
+        buf: &[u8],
+        filetype: bool,
+        dir: u32,
+        at: u64,
+    ) -> Result<DirEntryRef<'_>, Ext2Error> {
         let bad = Err(Ext2Error::BadDirEntry(dir, at));
         if buf.len() < DIRENT_HEADER_LEN {
             return bad;

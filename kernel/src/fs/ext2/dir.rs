@@ -106,20 +106,23 @@ impl Ext2Fs {
             let slot = self
                 .img
                 .dev
-                .with(b, |raw| -> FsResult<Option<(usize, usize, Option<usize>)>> {
-                    for e in DirEntry::entries(raw, filetype, dir, lblk * bs) {
-                        let e = e.map_err(Self::eio)?;
-                        let rec = usize::from(e.rec_len);
-                        if e.inode == 0 && rec >= need {
-                            return Ok(Some((e.off, rec, None)));
+                .with(
+                    b,
+                    |raw| -> FsResult<Option<(usize, usize, Option<usize>)>> {
+                        for e in DirEntry::entries(raw, filetype, dir, lblk * bs) {
+                            let e = e.map_err(Self::eio)?;
+                            let rec = usize::from(e.rec_len);
+                            if e.inode == 0 && rec >= need {
+                                return Ok(Some((e.off, rec, None)));
+                            }
+                            let used = dir_rec_len(e.name.len());
+                            if e.inode != 0 && rec - used >= need {
+                                return Ok(Some((e.off, rec, Some(used))));
+                            }
                         }
-                        let used = dir_rec_len(e.name.len());
-                        if e.inode != 0 && rec - used >= need {
-                            return Ok(Some((e.off, rec, Some(used))));
-                        }
-                    }
-                    Ok(None)
-                })
+                        Ok(None)
+                    },
+                )
                 .map_err(|_| Errno::EIO)??;
             let added = slot.is_some();
             if let Some((off, rec, split)) = slot {

@@ -143,7 +143,10 @@ impl Ext2Fs {
                 .map_err(|_| MountError::Io(std::io::ErrorKind::Other))?;
             // Written through to the image, as Linux's ext2 does at mount, but not
             // synced: nothing else has changed yet (one fdatasync less at boot).
-            fs.img.dev.write_dirty().map_err(|e| MountError::Io(e.kind()))?;
+            fs.img
+                .dev
+                .write_dirty()
+                .map_err(|e| MountError::Io(e.kind()))?;
         }
         Ok(fs)
     }
