@@ -556,3 +556,50 @@ fn the_block_cache_stays_within_mem_and_the_data_survives_a_remount() {
         );
     }
 }
+
+#[test]
+fn mconsole_answers_while_dd_and_fsbench_run() {
+    let dir = scratch();
+    let home = dir.path();
+    let data = data_disk(home, 64);
+    let mut k = Kern::spawn(home, "busy", &["ubd1=data.img"]);
+    assert!(k.wait_output("Run the built-in shell"), "{}", k.output());
+    assert_eq!(k.shell("mount -t ext2 /dev/ubdb /mnt"), "");
+    assert_eq!(k.shell("mkdir /mnt/d"), "");
+    for (cmd, done) in [
+        ("fsbench files /mnt/d 8000", "created 8000 files"),
+        (
+            "dd if=/dev/zero of=/mnt/big bs=4k count=10000",
+            "40960000 bytes",
+        ),
+    ] {
+        let before = k.output().len();
+        writeln!(k.stdin, "{cmd}").unwrap();
+        k.stdin.flush().unwrap();
+        thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        let out = k.mconsole("version");
+        let took = start.elapsed();
+        assert!(out.success(), "{out:?}");
+        assert!(
+            !k.output()[before..].contains(done),
+            "`{cmd}` was over before mconsole answered: too short to show anything"
+        );
+        // The uml_mconsole process itself takes most of this; a blocked loop would
+        // answer only when the command is over.
+        assert!(took < Duration::from_secs(2), "mconsole took {took:?}");
+        let start = Instant::now();
+        while !k.output()[before..].contains(done) {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "`{cmd}` did not finish:\n{}",
+                k.output()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(k.shell("umount /mnt"), "");
+    k.halt();
+    let out = run(Command::new("e2fsck").arg("-fn").arg(&data), LIMIT);
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
