@@ -241,6 +241,9 @@ pub struct Config {
     pub unsupported: Vec<String>,
     /// Switches this kernel does not know, reported in the boot log.
     pub unknown: Vec<String>,
+    /// `fs_writeback=SECONDS`: how often dirty filesystem blocks are written back
+    /// without a `sync` (default 30 s, Linux's dirty_expire).
+    pub fs_writeback: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -266,6 +269,7 @@ impl Default for Config {
             hostfs: HostfsSwitch::default(),
             unsupported: Vec::new(),
             unknown: Vec::new(),
+            fs_writeback: None,
         }
     }
 }
@@ -342,6 +346,7 @@ fn apply(config: &mut Config, arg: &str, global_sync: &mut bool) -> Result<(), C
         ("hostfs", Some(v)) => {
             config.hostfs = HostfsSwitch::parse(v).map_err(|e| bad(arg, e.to_string()))?
         }
+        ("fs_writeback", Some(v)) => config.fs_writeback = Some(parse_writeback(arg, v)?),
         ("ubd", Some("sync")) => *global_sync = true,
         ("ubd", Some(_)) => {} // "fake major not supported any more": ignored, as Linux does
         _ if key.starts_with("ubd") => {
@@ -395,6 +400,14 @@ fn parse_umid(arg: &str, v: &str) -> Result<String, CmdlineError> {
         return Err(bad(arg, "a umid may not contain '/' or be '.' or '..'"));
     }
     Ok(v.to_owned())
+}
+
+/// `fs_writeback=SECONDS`: a whole number of seconds from 1 to a day.
+fn parse_writeback(arg: &str, v: &str) -> Result<std::time::Duration, CmdlineError> {
+    match v.parse::<u64>() {
+        Ok(s) if (1..=86_400).contains(&s) => Ok(std::time::Duration::from_secs(s)),
+        _ => Err(bad(arg, "expected a number of seconds from 1 to 86400")),
+    }
 }
 
 /// `mem=`: a number of bytes with an optional K, M or G suffix (as memparse reads it).
@@ -645,6 +658,7 @@ usage: uml-kernel [SWITCH...]
   xterm=EMU[,TITLE_SW[,EXEC_SW]]
                          terminal emulator for xterm channels (default x-terminal-emulator,-T,-e)
   quiet                  print only warnings on the console during boot
+  fs_writeback=SECONDS   write dirty filesystem blocks back every SECONDS (default 30)
   --help, --version, --showconfig
 "
     .to_owned()
@@ -696,6 +710,23 @@ mod tests {
         match parse(&args)? {
             Invocation::Boot(c) => Ok(*c),
             other => panic!("not a boot: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fs_writeback_takes_whole_seconds() {
+        let c = boot(&["fs_writeback=5"]).unwrap();
+        assert_eq!(c.fs_writeback, Some(std::time::Duration::from_secs(5)));
+        assert!(c.unknown.is_empty());
+        assert_eq!(boot(&[]).unwrap().fs_writeback, None);
+        for bad in [
+            "fs_writeback=0",
+            "fs_writeback=x",
+            "fs_writeback=",
+            "fs_writeback=1.5",
+        ] {
+            let e = boot(&[bad]).unwrap_err();
+            assert_eq!(e.switch, bad);
         }
     }
 

@@ -135,7 +135,10 @@ impl Machine {
         let mut opts = RootOptions::from_args(self.config.unknown.iter().map(String::as_str));
         opts.hostfs = self.config.hostfs.clone();
         let cache = usize::try_from(self.config.mem / 4).unwrap_or(usize::MAX);
-        let (files, lines) = Files::boot(root, &opts, cache, &self.disks.open_indexes());
+        let (mut files, lines) = Files::boot(root, &opts, cache, &self.disks.open_indexes());
+        if let Some(every) = self.config.fs_writeback {
+            files.set_writeback_interval(every);
+        }
         self.files = files;
         for line in lines {
             self.log.info(line);
@@ -151,7 +154,7 @@ impl Machine {
     }
 
     /// Used and free guest memory in kB (the guest is tiny: a fixed kernel share plus
-    /// the log and disk bitmaps).
+    /// the disk bitmaps and the filesystems' block cache).
     pub fn memory_kb(&self) -> (u64, u64) {
         let total = self.config.mem / 1024;
         let bitmaps: u64 = self
@@ -162,7 +165,8 @@ impl Machine {
             .filter_map(|s| s.open.as_ref())
             .filter_map(|d| d.borrow().cow().map(|c| c.image.geometry.bitmap_len / 1024))
             .sum();
-        let used = (2048 + bitmaps).min(total);
+        let cache = (self.files.cache.used() / 1024) as u64;
+        let used = (2048 + bitmaps + cache).min(total);
         (used, total - used)
     }
 }

@@ -128,7 +128,7 @@ fn meminfo(m: &Machine) -> String {
         used + free,
         free,
         free,
-        0,
+        m.files.cache.used() / 1024,
         0,
         0,
         0

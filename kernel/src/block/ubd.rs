@@ -226,7 +226,10 @@ impl Ubd {
             )]));
         }
         lock(spec, &file, &spec.file, true, &mut notes)?;
-        if let Err(e) = write_new_cow(&file, &new.header).and_then(|_| file.sync_all()) {
+        // Not synced here: until the guest writes, the COW holds nothing the backing
+        // file lacks, and the first write's data sync (before its bitmap bit) makes
+        // the header durable with it. One fsync less at boot.
+        if let Err(e) = write_new_cow(&file, &new.header) {
             let _ = std::fs::remove_file(&spec.file);
             return Err(fail(vec![format!(
                 "Failed to write COW header of \"{cow_name}\": {e}"
@@ -366,23 +369,42 @@ impl Ubd {
         }
     }
 
-    /// Reads `count` sectors from `first`.
+    /// Reads `count` sectors from `first`: one read per run of sectors that come from
+    /// the same file (the image, or the COW file or its backing file).
     pub fn read(&self, first: u64, count: u64) -> io::Result<Vec<u8>> {
-        self.check_range(first, count)?;
         let mut out = vec![0u8; (count * SECTOR) as usize];
-        for (i, buf) in out.chunks_mut(SECTOR as usize).enumerate() {
-            let sector = first + i as u64;
-            match self.cow() {
-                Some(c) if c.bitmap.is_set(sector) => read_fully_at(
+        self.read_into(first, &mut out)?;
+        Ok(out)
+    }
+
+    /// Fills `out` (whole sectors) from sector `first`, as [`Ubd::read`].
+    pub fn read_into(&self, first: u64, out: &mut [u8]) -> io::Result<()> {
+        let count = out.len() as u64 / SECTOR;
+        self.check_range(first, count)?;
+        let Some(c) = self.cow() else {
+            return read_fully_at(self.file(), out, first * SECTOR);
+        };
+        let mut i = 0;
+        while i < count {
+            let in_cow = c.bitmap.is_set(first + i);
+            let mut j = i + 1;
+            while j < count && c.bitmap.is_set(first + j) == in_cow {
+                j += 1;
+            }
+            let buf = &mut out[(i * SECTOR) as usize..(j * SECTOR) as usize];
+            let sector = first + i;
+            if in_cow {
+                read_fully_at(
                     &c.image.file,
                     buf,
                     c.image.geometry.data_offset + sector * SECTOR,
-                )?,
-                Some(c) => read_fully_at(&c.backing, buf, sector * SECTOR)?,
-                None => read_fully_at(self.file(), buf, sector * SECTOR)?,
+                )?;
+            } else {
+                read_fully_at(&c.backing, buf, sector * SECTOR)?;
             }
+            i = j;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Writes whole sectors from `first`; the backing file is never written.

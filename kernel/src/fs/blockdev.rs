@@ -13,7 +13,7 @@ use crate::block::ubd::{Ubd, SECTOR};
 use crate::block::Disks;
 
 use super::cmds::Mounter;
-use super::ext2::Ext2Fs;
+use super::ext2::{CacheBudget, Ext2Fs};
 use super::hostfs::{HostFs, HostfsSwitch};
 use super::node::FileSystem;
 
@@ -21,6 +21,12 @@ use super::node::FileSystem;
 pub trait SectorDevice {
     fn sectors(&self) -> u64;
     fn read_sectors(&self, first: u64, count: u64) -> io::Result<Vec<u8>>;
+    /// Fills `buf` (whole sectors) from sector `first`.
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+        let data = self.read_sectors(first, buf.len() as u64 / SECTOR)?;
+        buf.copy_from_slice(&data);
+        Ok(())
+    }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> io::Result<()>;
     fn flush(&self) -> io::Result<()>;
 }
@@ -31,6 +37,9 @@ impl SectorDevice for Ubd {
     }
     fn read_sectors(&self, first: u64, count: u64) -> io::Result<Vec<u8>> {
         self.read(first, count)
+    }
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+        Ubd::read_into(self, first, buf)
     }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
         self.write(first, data)
@@ -46,6 +55,9 @@ impl<T: SectorDevice> SectorDevice for Rc<RefCell<T>> {
     }
     fn read_sectors(&self, first: u64, count: u64) -> io::Result<Vec<u8>> {
         self.borrow().read_sectors(first, count)
+    }
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.borrow().read_into(first, buf)
     }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
         self.borrow_mut().write_sectors(first, data)
@@ -64,6 +76,9 @@ impl<T: SectorDevice> BlockDevice for Sectors<T> {
             return Ok(());
         }
         let first = offset / SECTOR;
+        if offset.is_multiple_of(SECTOR) && (buf.len() as u64).is_multiple_of(SECTOR) {
+            return self.0.read_into(first, buf);
+        }
         let end = (offset + buf.len() as u64).div_ceil(SECTOR);
         let data = self.0.read_sectors(first, end - first)?;
         let skip = (offset - first * SECTOR) as usize;
@@ -99,18 +114,22 @@ impl<T: SectorDevice> BlockDevice for Sectors<T> {
 /// block layer; `mount none DIR -t hostfs [-o HOSTDIR]` under the `hostfs=` switch.
 pub struct UbdMounter<'a> {
     pub disks: &'a Disks,
-    /// The block cache each mounted filesystem may keep.
-    pub cache_bytes: usize,
+    /// The block cache allowance all mounted filesystems share.
+    pub cache: CacheBudget,
     pub hostfs: &'a HostfsSwitch,
 }
 
 impl<'a> UbdMounter<'a> {
-    /// The kernel's mounter: its disks, a quarter of `mem=` as each mount's block cache,
-    /// its `hostfs=` switch.
-    pub fn new(disks: &'a Disks, config: &'a crate::cmdline::Config) -> UbdMounter<'a> {
+    /// The kernel's mounter: its disks, the cache every ext2 mount shares (a quarter of
+    /// `mem=`), its `hostfs=` switch.
+    pub fn new(
+        disks: &'a Disks,
+        config: &'a crate::cmdline::Config,
+        cache: CacheBudget,
+    ) -> UbdMounter<'a> {
         UbdMounter {
             disks,
-            cache_bytes: usize::try_from(config.mem / 4).unwrap_or(usize::MAX),
+            cache,
             hostfs: &config.hostfs,
         }
     }
@@ -140,7 +159,7 @@ impl Mounter for UbdMounter<'_> {
             .disks
             .shared(n)
             .ok_or_else(|| format!("{source}: device not present"))?;
-        let fs = Ext2Fs::mount(Box::new(Sectors(dev)), read_only, self.cache_bytes)
+        let fs = Ext2Fs::mount_with(Box::new(Sectors(dev)), read_only, self.cache.clone())
             .map_err(|e| e.to_string())?;
         Ok(Box::new(fs))
     }

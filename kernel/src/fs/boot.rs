@@ -12,7 +12,7 @@
 use super::blockdev::{SectorDevice, Sectors};
 use super::chardev::{devfs, UBD_MAJOR};
 use super::cmds::{FileShell, Mounter};
-use super::ext2::{Ext2Fs, MountError};
+use super::ext2::{CacheBudget, Ext2Fs, MountError};
 use super::hostfs::{HostFs, HostfsSwitch};
 use super::node::FileKind;
 use super::procfs::{proc_mounts, ProcHandle, FILESYSTEMS};
@@ -65,8 +65,12 @@ pub struct Files {
     pub cwd: Loc,
     /// The contents of /proc (mounted on the root's /proc): the kernel sets its files.
     pub proc: ProcHandle,
+    /// The block cache allowance every ext2 mount shares (a quarter of `mem=`).
+    pub cache: CacheBudget,
     /// When the filesystems were last written back (for the periodic write-back).
     last_sync: std::time::Instant,
+    /// How often they are written back without a `sync` (`fs_writeback=`).
+    writeback: std::time::Duration,
 }
 
 /// How often dirty cached blocks are written back without a `sync` (Linux's
@@ -89,6 +93,7 @@ impl Files {
     ) -> (Files, Vec<String>) {
         let mut log = Vec::new();
         let hostfs_root = opts.fs_type.as_deref() == Some("hostfs");
+        let cache = CacheBudget::new(cache_bytes);
         let mounted = match disk {
             _ if hostfs_root => Self::mount_hostfs_root(opts, &mut log),
             None => {
@@ -97,7 +102,7 @@ impl Files {
                 );
                 None
             }
-            Some((n, dev)) => Self::mount_root(n, dev, opts, cache_bytes, &mut log),
+            Some((n, dev)) => Self::mount_root(n, dev, opts, &cache, &mut log),
         };
         let fresh = mounted.is_none();
         let vfs = match mounted {
@@ -109,7 +114,9 @@ impl Files {
             vfs,
             cwd,
             proc: ProcHandle::new(),
+            cache,
             last_sync: std::time::Instant::now(),
+            writeback: WRITEBACK_INTERVAL,
         };
         if fresh {
             for d in ["/dev", "/proc", "/tmp", "/mnt"] {
@@ -181,7 +188,7 @@ impl Files {
         n: usize,
         dev: Box<dyn SectorDevice>,
         opts: &RootOptions,
-        cache_bytes: usize,
+        cache: &CacheBudget,
         log: &mut Vec<String>,
     ) -> Option<(Vfs, bool)> {
         let name = disk_name(n);
@@ -211,10 +218,10 @@ impl Files {
         let source = format!("/dev/{name}");
         let shared = std::rc::Rc::new(std::cell::RefCell::new(dev));
         let attempt = |ro: bool| {
-            Ext2Fs::mount(
+            Ext2Fs::mount_with(
                 Box::new(Sectors(BoxedSectors(shared.clone()))),
                 ro,
-                cache_bytes,
+                cache.clone(),
             )
         };
         let result = match attempt(read_only) {
@@ -263,10 +270,16 @@ impl Files {
         out
     }
 
-    /// The periodic write-back: call from the event loop; syncs when
-    /// [`WRITEBACK_INTERVAL`] has passed since the last write-back. Returns log lines.
+    /// Sets how often the periodic write-back runs (`fs_writeback=SECONDS`; the
+    /// default is [`WRITEBACK_INTERVAL`]).
+    pub fn set_writeback_interval(&mut self, every: std::time::Duration) {
+        self.writeback = every;
+    }
+
+    /// The periodic write-back: call from the event loop; syncs when the write-back
+    /// interval has passed since the last write-back. Returns log lines.
     pub fn tick(&mut self, now: std::time::Instant) -> Vec<String> {
-        if now.duration_since(self.last_sync) < WRITEBACK_INTERVAL {
+        if now.duration_since(self.last_sync) < self.writeback {
             return Vec::new();
         }
         self.last_sync = now;
@@ -278,7 +291,7 @@ impl Files {
 
     /// When the next periodic write-back is due (for the loop's timeout).
     pub fn next_writeback(&self) -> std::time::Instant {
-        self.last_sync + WRITEBACK_INTERVAL
+        self.last_sync + self.writeback
     }
 
     /// Writes everything back and marks the filesystems clean (halt, reboot); returns
@@ -315,6 +328,9 @@ impl SectorDevice for BoxedSectors {
     }
     fn read_sectors(&self, first: u64, count: u64) -> std::io::Result<Vec<u8>> {
         self.0.borrow().read_sectors(first, count)
+    }
+    fn read_into(&self, first: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.borrow().read_into(first, buf)
     }
     fn write_sectors(&mut self, first: u64, data: &[u8]) -> std::io::Result<()> {
         self.0.borrow_mut().write_sectors(first, data)

@@ -4,6 +4,7 @@
 //! then the rest; it also reads and writes disk sectors so COW behaviour can be proved
 //! from inside the guest.
 
+mod files;
 mod net;
 
 use crate::block::{BlockError, SECTOR};
@@ -23,6 +24,8 @@ Built-in commands:
   touch FILE..., mkdir [-p] DIR..., rmdir DIR...
   rm [-r] [-f] PATH..., mv FROM TO, ln [-s] TARGET NAME
   stat PATH..., df
+  dd if=IN of=OUT [bs=N] [count=N]   copy through the VFS (busybox dd's report)
+  fsbench files DIR COUNT      benchmark only: COUNT files DIR/fN holding x and a newline
   mount [-t ext2|tmpfs|hostfs] [-o ro|HOSTDIR] SOURCE DIR, umount DIR
   dmesg                        the kernel log
   uname [-a|-s|-n|-r|-v|-m]
@@ -53,6 +56,8 @@ pub fn execute(line: &str, m: &mut Machine) -> Run {
         "ping" => net::ping(&mut m.net, args),
         "ifconfig" => net::ifconfig(m, args),
         "tcpsend" => net::tcpsend(&mut m.net, args),
+        "dd" => files::dd(args, m),
+        "fsbench" => files::fsbench(args),
         _ => Run::Done(run_now(cmd, args, m)),
     }
 }
@@ -125,7 +130,7 @@ fn file_command(cmd: &str, args: &[&str], m: &mut Machine) -> Option<String> {
     }
     proc::refresh(m);
     let words: Vec<&str> = std::iter::once(cmd).chain(args.iter().copied()).collect();
-    let mut mounter = UbdMounter::new(&m.disks, &m.config);
+    let mut mounter = UbdMounter::new(&m.disks, &m.config, m.files.cache.clone());
     m.files.shell(&words, &mut mounter)
 }
 

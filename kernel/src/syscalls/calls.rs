@@ -563,7 +563,7 @@ impl Sentry {
                         String::from_utf8_lossy(&self.path_arg(host, a[4])?).into_owned()
                     };
                     use crate::fs::cmds::Mounter;
-                    crate::fs::blockdev::UbdMounter::new(&m.disks, &m.config)
+                    crate::fs::blockdev::UbdMounter::new(&m.disks, &m.config, m.files.cache.clone())
                         .make(&fstype, &source, a[3] & MS_RDONLY != 0, &data)
                         .map_err(|_| -EINVAL)?
                 }

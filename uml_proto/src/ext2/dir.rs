@@ -64,10 +64,92 @@ pub struct DirEntry {
     pub name: Vec<u8>,
 }
 
+/// One directory entry seen in place in its block (the name is not copied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirEntryRef<'a> {
+    /// Offset of the entry in its block.
+    pub off: usize,
+    pub inode: u32,
+    pub rec_len: u16,
+    pub file_type: FileType,
+    /// Empty for an unused entry (`inode == 0`).
+    pub name: &'a [u8],
+}
+
+impl DirEntryRef<'_> {
+    pub fn to_owned(&self) -> DirEntry {
+        DirEntry {
+            inode: self.inode,
+            rec_len: self.rec_len,
+            file_type: self.file_type,
+            name: self.name.to_vec(),
+        }
+    }
+}
+
+/// The entries of one directory block in order, each checked as [`DirEntry::parse`]
+/// checks it; a bad entry ends the walk with its error.
+pub struct BlockEntries<'a> {
+    block: &'a [u8],
+    filetype: bool,
+    dir: u32,
+    base: u64,
+    off: usize,
+}
+
+impl<'a> Iterator for BlockEntries<'a> {
+    type Item = Result<DirEntryRef<'a>, Ext2Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.off >= self.block.len() {
+            return None;
+        }
+        let at = self.off;
+        match DirEntry::view(
+            &self.block[at..],
+            self.filetype,
+            self.dir,
+            self.base + at as u64,
+        ) {
+            Ok(mut e) => {
+                e.off = at;
+                self.off = at + usize::from(e.rec_len);
+                Some(Ok(e))
+            }
+            Err(err) => {
+                self.off = self.block.len();
+                Some(Err(err))
+            }
+        }
+    }
+}
+
 impl DirEntry {
+    /// Walks one directory block in place; `base` is the block's byte offset in the
+    /// directory (for errors).
+    pub fn entries(block: &[u8], filetype: bool, dir: u32, base: u64) -> BlockEntries<'_> {
+        BlockEntries {
+            block,
+            filetype,
+            dir,
+            base,
+            off: 0,
+        }
+    }
+
     /// Parses the entry at the start of `buf` (the rest of its block). `dir` and `at`
     /// name the directory and offset for errors.
     pub fn parse(buf: &[u8], filetype: bool, dir: u32, at: u64) -> Result<DirEntry, Ext2Error> {
+        Self::view(buf, filetype, dir, at).map(|e| e.to_owned())
+    }
+
+    /// Views the entry at the start of `buf` in place (its `off` is 0).
+    pub fn view(
+        buf: &[u8],
+        filetype: bool,
+        dir: u32,
+        at: u64,
+    ) -> Result<DirEntryRef<'_>, Ext2Error> {
         let bad = Err(Ext2Error::BadDirEntry(dir, at));
         if buf.len() < DIRENT_HEADER_LEN {
             return bad;
@@ -86,12 +168,13 @@ impl DirEntry {
         if inode != 0 && DIRENT_HEADER_LEN + name_len > rl {
             return bad;
         }
-        let name = if inode != 0 {
-            buf[DIRENT_HEADER_LEN..DIRENT_HEADER_LEN + name_len].to_vec()
+        let name: &[u8] = if inode != 0 {
+            &buf[DIRENT_HEADER_LEN..DIRENT_HEADER_LEN + name_len]
         } else {
-            Vec::new()
+            &[]
         };
-        Ok(DirEntry {
+        Ok(DirEntryRef {
+            off: 0,
             inode,
             rec_len,
             file_type: ft,
@@ -121,14 +204,8 @@ impl DirEntry {
         dir: u32,
         base: u64,
     ) -> Result<Vec<(usize, DirEntry)>, Ext2Error> {
-        let mut out = Vec::new();
-        let mut off = 0;
-        while off < block.len() {
-            let e = DirEntry::parse(&block[off..], filetype, dir, base + off as u64)?;
-            let next = off + usize::from(e.rec_len);
-            out.push((off, e));
-            off = next;
-        }
-        Ok(out)
+        Self::entries(block, filetype, dir, base)
+            .map(|e| e.map(|e| (e.off, e.to_owned())))
+            .collect()
     }
 }

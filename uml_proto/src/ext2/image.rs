@@ -233,6 +233,10 @@ impl<D: BlockDevice> Image<D> {
             let in_block = (pos % bs) as usize;
             let take = (bs as usize - in_block).min(n - done);
             match self.map_block(ino, inode, pos / bs)? {
+                // A whole block goes straight into the caller's buffer.
+                Some(b) if take == bs as usize => {
+                    self.read_block(b, &mut buf[done..done + take])?
+                }
                 Some(b) => {
                     self.read_block(b, &mut block)?;
                     buf[done..done + take].copy_from_slice(&block[in_block..in_block + take]);

@@ -24,7 +24,7 @@ mod superblock;
 pub use bitmap::{bit_clear, bit_set, bit_test, find_zero_from};
 pub use blockmap::{BlockPath, ADDR_LEN, N_DIRECT};
 pub use device::BlockDevice;
-pub use dir::{dir_rec_len, DirEntry, FileType, DIRENT_HEADER_LEN};
+pub use dir::{dir_rec_len, BlockEntries, DirEntry, DirEntryRef, FileType, DIRENT_HEADER_LEN};
 pub use error::Ext2Error;
 pub use extent::{Extent, ExtentHeader, ExtentIndex, EXTENT_MAGIC};
 pub use group::GroupDesc;

@@ -37,12 +37,18 @@ impl Ext2Fs {
             let start = if k == 0 { (goal - first) as usize } else { 0 };
             let nblocks = self.img.sb.group_blocks(g) as usize;
             let bm_block = self.img.groups[g as usize].block_bitmap;
-            let mut bm = self.img.read_bitmap(bm_block).map_err(Self::eio)?;
-            let Some(i) = find_zero_from(&bm, start, nblocks) else {
+            let found = self
+                .img
+                .dev
+                .with(bm_block, |bm| find_zero_from(bm, start, nblocks))
+                .map_err(|_| Errno::EIO)?;
+            let Some(i) = found else {
                 continue;
             };
-            bit_set(&mut bm, i);
-            self.cache_write(bm_block, 0, &bm)?;
+            self.img
+                .dev
+                .modify(bm_block, |bm| bit_set(bm, i))
+                .map_err(|_| Errno::EIO)?;
             self.img.groups[g as usize].free_blocks_count -= 1;
             self.img.sb.free_blocks_count = self.img.sb.free_blocks_count.saturating_sub(1);
             let b = first + i as u64;
@@ -102,18 +108,23 @@ impl Ext2Fs {
                 continue;
             }
             let bm_block = self.img.groups[g as usize].inode_bitmap;
-            let mut bm = self.img.read_bitmap(bm_block).map_err(Self::eio)?;
             let reserved = if g == 0 {
                 self.img.sb.first_ino as usize - 1
             } else {
                 0
             };
-            let Some(i) = find_zero_from(&bm, reserved, ipg as usize).filter(|&i| i >= reserved)
-            else {
+            let found = self
+                .img
+                .dev
+                .with(bm_block, |bm| find_zero_from(bm, reserved, ipg as usize))
+                .map_err(|_| Errno::EIO)?;
+            let Some(i) = found.filter(|&i| i >= reserved) else {
                 continue;
             };
-            bit_set(&mut bm, i);
-            self.cache_write(bm_block, 0, &bm)?;
+            self.img
+                .dev
+                .modify(bm_block, |bm| bit_set(bm, i))
+                .map_err(|_| Errno::EIO)?;
             let gd = &mut self.img.groups[g as usize];
             gd.free_inodes_count -= 1;
             if dir {

@@ -1,7 +1,9 @@
 //! Directory blocks: finding, adding (in a free record, by splitting a record with room
 //! to spare, or in a new block) and removing entries (merged into the record before
 //! them, as ext2 does). A directory we change loses its hashed-index flag, so e2fsck
-//! and Linux read it linearly.
+//! and Linux read it linearly. Blocks are searched in place in the cache, and each
+//! directory remembers the first block where its last entry went in (`dir_room`), so
+//! adding many names does not search the full blocks again.
 
 use uml_proto::ext2::{dir_rec_len, DirEntry, FileType, INDEX_FL};
 
@@ -23,7 +25,8 @@ impl Ext2Fs {
         Ok(raw)
     }
 
-    /// The entry named `name` in directory `dir`.
+    /// The entry named `name` in directory `dir` (each block is searched in place in
+    /// the cache).
     pub(super) fn find_entry(&mut self, dir: u32, name: &[u8]) -> FsResult<Option<Found>> {
         let inode = self.inode(dir)?;
         let bs = u64::from(self.img.block_size());
@@ -34,20 +37,29 @@ impl Ext2Fs {
                 .map_block(dir, &inode, lblk)
                 .map_err(Self::eio)?
                 .ok_or(Errno::EIO)?;
-            let raw = self.dir_block(b)?;
-            let entries =
-                DirEntry::parse_block(&raw, filetype, dir, lblk * bs).map_err(Self::eio)?;
-            let mut prev = None;
-            for (off, e) in entries {
-                if e.inode != 0 && e.name == name {
-                    return Ok(Some(Found {
-                        block: b,
-                        off,
-                        entry: e,
-                        prev,
-                    }));
-                }
-                prev = Some(off);
+            let hit = self
+                .img
+                .dev
+                .with(b, |raw| -> FsResult<Option<Found>> {
+                    let mut prev = None;
+                    for e in DirEntry::entries(raw, filetype, dir, lblk * bs) {
+                        let e = e.map_err(Self::eio)?;
+                        // The last byte first: names of one length often share a prefix.
+                        if e.inode != 0 && e.name.last() == name.last() && e.name == name {
+                            return Ok(Some(Found {
+                                block: b,
+                                off: e.off,
+                                entry: e.to_owned(),
+                                prev,
+                            }));
+                        }
+                        prev = Some(e.off);
+                    }
+                    Ok(None)
+                })
+                .map_err(|_| Errno::EIO)??;
+            if hit.is_some() {
+                return Ok(hit);
             }
         }
         Ok(None)
@@ -80,31 +92,53 @@ impl Ext2Fs {
             file_type: ft,
             name: name.to_vec(),
         };
-        for lblk in 0..inode.size / bs {
+        // Blocks before the hint had no room for an entry this size.
+        let first = match self.dir_room.get(&dir) {
+            Some(&(lblk, size)) if size <= need => lblk,
+            _ => 0,
+        };
+        for lblk in first..inode.size / bs {
             let b = self
                 .img
                 .map_block(dir, &inode, lblk)
                 .map_err(Self::eio)?
                 .ok_or(Errno::EIO)?;
-            let mut raw = self.dir_block(b)?;
-            let entries =
-                DirEntry::parse_block(&raw, filetype, dir, lblk * bs).map_err(Self::eio)?;
-            for (off, e) in entries {
-                let rec = usize::from(e.rec_len);
-                if e.inode == 0 && rec >= need {
-                    new(rec).emit(&mut raw[off..], filetype);
-                } else if e.inode != 0 && rec - dir_rec_len(e.name.len()) >= need {
-                    let used = dir_rec_len(e.name.len());
-                    DirEntry {
-                        rec_len: used as u16,
-                        ..e
-                    }
-                    .emit(&mut raw[off..], filetype);
-                    new(rec - used).emit(&mut raw[off + used..], filetype);
-                } else {
-                    continue;
-                }
-                self.cache_write(b, 0, &raw)?;
+            let slot = self
+                .img
+                .dev
+                .with(
+                    b,
+                    |raw| -> FsResult<Option<(usize, usize, Option<usize>)>> {
+                        for e in DirEntry::entries(raw, filetype, dir, lblk * bs) {
+                            let e = e.map_err(Self::eio)?;
+                            let rec = usize::from(e.rec_len);
+                            if e.inode == 0 && rec >= need {
+                                return Ok(Some((e.off, rec, None)));
+                            }
+                            let used = dir_rec_len(e.name.len());
+                            if e.inode != 0 && rec - used >= need {
+                                return Ok(Some((e.off, rec, Some(used))));
+                            }
+                        }
+                        Ok(None)
+                    },
+                )
+                .map_err(|_| Errno::EIO)??;
+            let added = slot.is_some();
+            if let Some((off, rec, split)) = slot {
+                self.img
+                    .dev
+                    .modify(b, |raw| match split {
+                        None => new(rec).emit(&mut raw[off..], filetype),
+                        Some(used) => {
+                            raw[off + 4..off + 6].copy_from_slice(&(used as u16).to_le_bytes());
+                            new(rec - used).emit(&mut raw[off + used..], filetype);
+                        }
+                    })
+                    .map_err(|_| Errno::EIO)?;
+            }
+            if added {
+                self.dir_room.insert(dir, (lblk, need));
                 return self.dir_changed(dir);
             }
         }
@@ -114,6 +148,7 @@ impl Ext2Fs {
         let mut raw = vec![0u8; bs as usize];
         new(bs as usize).emit(&mut raw, filetype);
         self.cache_write(b, 0, &raw)?;
+        self.dir_room.insert(dir, (lblk, need));
         inode.size += bs;
         self.put_inode(dir, &inode)?;
         self.dir_changed(dir)
@@ -124,6 +159,7 @@ impl Ext2Fs {
         let f = self.find_entry(dir, name)?.ok_or(Errno::ENOENT)?;
         let filetype = self.img.sb.has_filetype();
         let mut raw = self.dir_block(f.block)?;
+        self.dir_room.remove(&dir);
         match f.prev {
             Some(p) => {
                 let prev =
