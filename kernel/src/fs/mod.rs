@@ -1,5 +1,6 @@
 //! Filesystems: the VFS (mounts, path walks, open files), the errno values operations
-//! fail with, and the filesystems themselves: tmpfs and ext2 (over `uml_proto::ext2`).
+//! fail with, and the filesystems themselves: tmpfs and ext2 (over `uml_proto::ext2`);
+//! `fuse` serves the whole tree to the host (umlfs).
 
 pub mod blockdev;
 pub mod boot;
@@ -7,6 +8,7 @@ pub mod chardev;
 pub mod cmds;
 pub mod errno;
 pub mod ext2;
+pub mod fuse;
 pub mod node;
 pub mod procfs;
 pub mod tmpfs;
