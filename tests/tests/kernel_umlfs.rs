@@ -482,3 +482,65 @@ fn other_host_users_get_the_guests_permissions() {
     s.halt_from_console();
     s.assert_disconnected();
 }
+
+/// `stop` pauses the guest, umlfs included: a host `ls` on the mount waits until `go`,
+/// while mconsole keeps answering. A reboot cuts the mount off like a halt, and the
+/// rebooted guest can be mounted again.
+#[test]
+fn stop_pauses_umlfs_and_reboot_ends_it() {
+    require_root("the umlfs tests (FUSE mounts)");
+    let dir = scratch();
+    let mut s = Setup::boot(dir.path(), "stop", &[]);
+    s.mount_ok(&[]);
+    s.host("echo before > \"$MNT/tmp/f\"");
+    let mconsole = |s: &Setup, cmd: &str| {
+        run(
+            Command::new(our_bin("uml_mconsole"))
+                .args([&s.k.umid, cmd])
+                .env("HOME", &s.home),
+            LIMIT,
+        )
+    };
+    assert!(mconsole(&s, "stop").success());
+    let mut waiting =
+        s.ns.command("cat")
+            .arg(s.mnt.join("tmp/f"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "the host read went through while the guest was stopped"
+    );
+    let start = Instant::now();
+    let v = mconsole(&s, "version");
+    assert!(v.success(), "{v:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(mconsole(&s, "go").success());
+    let (status, timed_out) = tests::command::wait_bounded(&mut waiting, LIMIT);
+    assert!(!timed_out && status.success(), "{status:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut waiting.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "before\n");
+
+    // Reboot: the old mount is cut off; the new guest serves a new one.
+    assert!(mconsole(&s, "reboot").success());
+    s.k.wait_socket(LIMIT);
+    assert!(
+        s.k.wait_from(0, "Run the built-in shell as init process\n", LIMIT)
+            .is_some_and(|o| o.matches("Run the built-in shell").count() == 2),
+        "{}",
+        s.k.output()
+    );
+    s.assert_disconnected();
+    s.mount_ok(&[]);
+    s.host("echo after > \"$MNT/tmp/f2\"");
+    assert_eq!(s.guest("cat /tmp/f2"), "after\n");
+    s.halt_from_console();
+    s.assert_disconnected();
+}
