@@ -142,27 +142,28 @@ impl Session {
         }
         who.check(&attr, R)?;
         self.handles.room()?;
-        let entries = vfs.readdir_at(loc)?;
         let fh = self.handles.insert(Handle::Dir {
-            mount: loc.mount,
-            entries,
+            loc,
+            entries: Vec::new(),
         });
         Ok(open_out(fh))
     }
 
-    /// READDIR: the entries from index `offset` on, as many as fit `size` bytes.
-    pub(super) fn readdir(&mut self, a: &ReadIn) -> Op<Vec<u8>> {
-        let Some(Handle::Dir { mount, entries }) = self.handles.get_mut(a.fh) else {
+    /// READDIR: the entries from index `offset` on, as many as fit `size` bytes; from
+    /// offset 0 (a new listing, or a rewind) they are read afresh.
+    pub(super) fn readdir(&mut self, vfs: &mut Vfs, a: &ReadIn) -> Op<Vec<u8>> {
+        let Some(Handle::Dir { loc, entries }) = self.handles.get_mut(a.fh) else {
             return Err(Errno::EBADF.into());
         };
+        if a.offset == 0 {
+            *entries = vfs.readdir_at(*loc)?;
+        }
+        let mount = loc.mount;
         let mut out = Vec::new();
         let start = usize::try_from(a.offset).unwrap_or(usize::MAX);
         for (i, e) in entries.iter().enumerate().skip(start) {
             let d = Dirent {
-                ino: host_ino(Loc {
-                    mount: *mount,
-                    ino: e.ino,
-                }),
+                ino: host_ino(Loc { mount, ino: e.ino }),
                 off: i as u64 + 1,
                 kind: e.kind.mode_bits() >> 12,
                 name: &e.name,

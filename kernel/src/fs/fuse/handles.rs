@@ -1,12 +1,13 @@
 //! The host's open handles on umlfs: an open file is the VFS's own `OpenFile` (so the
 //! guest sees it open: an unlinked file stays until the host closes it, a mount with
-//! open files cannot be unmounted); an open directory is a snapshot of its entries,
-//! read on by index as READDIR's offsets.
+//! open files cannot be unmounted); an open directory is a snapshot of its entries
+//! (taken again whenever the host reads from the start), read on by index as
+//! READDIR's offsets.
 
 use std::collections::HashMap;
 
 use super::session::Fail;
-use crate::fs::{DirEntry, OpenFile};
+use crate::fs::{DirEntry, Loc, OpenFile};
 
 /// Most handles one connection may hold.
 pub const MAX_HANDLES: usize = 65536;
@@ -14,9 +15,9 @@ pub const MAX_HANDLES: usize = 65536;
 #[derive(Debug)]
 pub enum Handle {
     File(OpenFile),
-    /// A directory's entries and the mount they are in.
+    /// A directory and its entries as last read.
     Dir {
-        mount: usize,
+        loc: Loc,
         entries: Vec<DirEntry>,
     },
 }

@@ -200,7 +200,7 @@ impl Session {
             Operation::Release(a) => self.release(vfs, a.fh),
             Operation::Fsync(_) | Operation::Fsyncdir(_) => self.fsync(vfs, id),
             Operation::Opendir(_) => self.opendir(vfs, who, id),
-            Operation::Readdir(a) => self.readdir(a),
+            Operation::Readdir(a) => self.readdir(vfs, a),
             Operation::Releasedir(a) => self.release(vfs, a.fh),
             Operation::Destroy => {
                 self.close(vfs);

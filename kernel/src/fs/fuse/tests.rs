@@ -601,3 +601,43 @@ fn directories_are_read_in_pages_and_mounts_are_crossed() {
     assert_eq!(h.guest_read("/mnt/on-mnt"), b"mounted");
     assert_eq!(h.list(m.nodeid, ROOT, 4096).unwrap(), [".", "..", "on-mnt"]);
 }
+
+#[test]
+fn a_rewound_listing_shows_what_changed_meanwhile() {
+    let mut h = Host::new();
+    let out = h
+        .call(ROOT_ID, ROOT, Operation::Opendir(OpenIn::default()))
+        .unwrap();
+    let fh = OpenOut::from_bytes(&out).unwrap().fh;
+    let names = |h: &mut Host| {
+        let arg = ReadIn {
+            fh,
+            size: 4096,
+            ..ReadIn::default()
+        };
+        let page = h.call(ROOT_ID, ROOT, Operation::Readdir(arg)).unwrap();
+        let list: Vec<String> = Dirent::parse_all(&page)
+            .unwrap()
+            .iter()
+            .map(|d| String::from_utf8_lossy(d.name).into_owned())
+            .collect();
+        list
+    };
+    assert_eq!(names(&mut h), [".", ".."]);
+    h.guest_write("/new", b"");
+    assert_eq!(names(&mut h), [".", "..", "new"]);
+    // A directory that went away while open: the next listing says so.
+    let d = h.mkdir(ROOT_ID, ROOT, b"d", 0o755).unwrap();
+    let out = h
+        .call(d.nodeid, ROOT, Operation::Opendir(OpenIn::default()))
+        .unwrap();
+    let dfh = OpenOut::from_bytes(&out).unwrap().fh;
+    let root = h.vfs.root();
+    h.vfs.rmdir(root, b"/d").unwrap();
+    let arg = ReadIn {
+        fh: dfh,
+        size: 4096,
+        ..ReadIn::default()
+    };
+    assert!(h.call(d.nodeid, ROOT, Operation::Readdir(arg)).is_err());
+}
