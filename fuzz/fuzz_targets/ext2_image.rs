@@ -9,37 +9,9 @@ use std::collections::HashSet;
 use libfuzzer_sys::fuzz_target;
 use uml_proto::ext2::{Image, InodeKind, Superblock, ROOT_INO};
 
-const MAX_IMAGE: usize = 4 << 20;
-
-fn image(data: &[u8]) -> Option<Vec<u8>> {
-    let size = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
-    let mut img = vec![0u8; size.min(MAX_IMAGE)];
-    let mut rest = &data[4..];
-    while rest.len() >= 6 {
-        let off = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
-        let len = u16::from_le_bytes(rest[4..6].try_into().ok()?) as usize;
-        rest = &rest[6..];
-        if len & 0x8000 != 0 {
-            let (&b, tail) = rest.split_first()?;
-            rest = tail;
-            let end = (off + (len & 0x7fff)).min(img.len());
-            if off < end {
-                img[off..end].fill(b);
-            }
-        } else {
-            let bytes = rest.get(..len)?;
-            rest = &rest[len..];
-            let end = (off + len).min(img.len());
-            if off < end {
-                img[off..end].copy_from_slice(&bytes[..end - off]);
-            }
-        }
-    }
-    Some(img)
-}
 
 fuzz_target!(|data: &[u8]| {
-    let Some(bytes) = image(data) else {
+    let Some(bytes) = uml_fuzz::sparse_image(data) else {
         return;
     };
     if let Some(raw) = bytes.get(1024..2048) {

@@ -9,34 +9,6 @@ use kernel::fs::ext2::Ext2Fs;
 use kernel::fs::oflag::*;
 use kernel::fs::{FileKind, Loc, Vfs};
 
-const MAX_IMAGE: usize = 4 << 20;
-
-fn image(data: &[u8]) -> Option<Vec<u8>> {
-    let size = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
-    let mut img = vec![0u8; size.min(MAX_IMAGE)];
-    let mut rest = &data[4..];
-    while rest.len() >= 6 {
-        let off = u32::from_le_bytes(rest[..4].try_into().ok()?) as usize;
-        let len = u16::from_le_bytes(rest[4..6].try_into().ok()?) as usize;
-        rest = &rest[6..];
-        if len & 0x8000 != 0 {
-            let (&b, tail) = rest.split_first()?;
-            rest = tail;
-            let end = (off + (len & 0x7fff)).min(img.len());
-            if off < end {
-                img[off..end].fill(b);
-            }
-        } else {
-            let bytes = rest.get(..len)?;
-            rest = &rest[len..];
-            let end = (off + len).min(img.len());
-            if off < end {
-                img[off..end].copy_from_slice(&bytes[..end - off]);
-            }
-        }
-    }
-    Some(img)
-}
 
 fn walk(vfs: &mut Vfs, dir: Loc, depth: usize, budget: &mut usize) {
     let Ok(entries) = vfs.readdir_at(dir) else {
@@ -67,7 +39,7 @@ fn walk(vfs: &mut Vfs, dir: Loc, depth: usize, budget: &mut usize) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(bytes) = image(data) else {
+    let Some(bytes) = uml_fuzz::sparse_image(data) else {
         return;
     };
     let Ok(fs) = Ext2Fs::mount(Box::new(bytes), false, 64 << 10) else {

@@ -26,12 +26,9 @@ use crate::at::{self, Id, Tree};
 use crate::error::{HumfsifyError, Result};
 use crate::scan::{scan, Entry};
 
-pub const DATA: &str = "data";
-pub const FILE_METADATA: &str = "file_metadata";
-pub const DIR_METADATA: &str = "dir_metadata";
-pub const SUPERBLOCK: &str = "superblock";
-/// The name of a directory's own metadata file inside dir_metadata/.
-pub const DIR_METADATA_FILE: &str = "metadata";
+pub use uml_proto::humfs::layout::{
+    DATA, DIR_METADATA, DIR_METADATA_FILE, FILE_METADATA, SUPERBLOCK,
+};
 
 /// What to humfsify.
 #[derive(Debug, Clone)]
@@ -117,10 +114,11 @@ pub fn humfsify(req: &Request, bar: &ProgressBar) -> Result<Summary> {
 
 /// No directory may be called `metadata` (see [`HumfsifyError::Unrepresentable`]).
 fn check_representable(data: &Path, entries: &[Entry]) -> Result<()> {
-    match entries
-        .iter()
-        .find(|e| e.is_dir() && e.rel.file_name().is_some_and(|n| n == DIR_METADATA_FILE))
-    {
+    match entries.iter().find(|e| {
+        e.rel.file_name().is_some_and(|n| {
+            !uml_proto::humfs::layout::representable(2, n.as_encoded_bytes(), e.is_dir())
+        })
+    }) {
         Some(e) => Err(HumfsifyError::Unrepresentable(data.join(&e.rel))),
         None => Ok(()),
     }

@@ -25,8 +25,7 @@ use crate::error::{HumfsifyError, Result};
 use crate::forward::{DATA, DIR_METADATA, DIR_METADATA_FILE, FILE_METADATA, SUPERBLOCK};
 use crate::scan::scan;
 
-/// The version 1 metadata tree.
-pub const V1_METADATA: &str = "metadata";
+pub use uml_proto::humfs::layout::V1_METADATA;
 
 /// What to do to one data node.
 #[derive(Debug, Clone)]
@@ -54,10 +53,11 @@ pub fn revert(top: &Path, bar: &ProgressBar) -> Result<usize> {
         path: sb_path.clone(),
         source,
     })?;
-    let (plan, metadata_dirs) = match sb.version {
-        1 => (plan_v1(&top_fd, top)?, vec![V1_METADATA]),
-        _ => (plan_v2(&top_fd, top)?, vec![FILE_METADATA, DIR_METADATA]),
+    let plan = match sb.version {
+        1 => plan_v1(&top_fd, top)?,
+        _ => plan_v2(&top_fd, top)?,
     };
+    let metadata_dirs = uml_proto::humfs::layout::metadata_roots(sb.version);
     let data = top.join(DATA);
     let mut tree =
         Tree::new(&top_fd, OsStr::new(DATA)).map_err(HumfsifyError::io(&data, "open"))?;
@@ -68,7 +68,7 @@ pub fn revert(top: &Path, bar: &ProgressBar) -> Result<usize> {
     if !problems.is_empty() {
         return Err(HumfsifyError::RevertProblems(problems));
     }
-    for name in metadata_dirs {
+    for &name in metadata_dirs {
         at::remove_tree(&top_fd, OsStr::new(name))
             .map_err(HumfsifyError::io(top.join(name), "remove"))?;
     }

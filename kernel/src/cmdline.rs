@@ -2,8 +2,8 @@
 //!
 //! The kernel takes the same switches as linux.uml (`umid=`, `uml_dir=`, `mem=`,
 //! `ubd<N><flags>=FILE[,BACKING]`, `con[N]=`, `ssl[N]=`, `mconsole=notify:SOCK`, `root=`,
-//! `init=`, `quiet`, `--help`, `--version`, `--showconfig`). A malformed value is an
-//! error naming the switch; a switch this kernel does not know is kept in
+//! `init=`, `hostfs=`, `quiet`, `--help`, `--version`, `--showconfig`). A malformed
+//! value is an error naming the switch; a switch this kernel does not know is kept in
 //! [`Config::unknown`] so the boot log can report it as Linux 6.x does. The ubd syntax
 //! and its error texts follow `shared/reference/cow.md` §5, because `config ubdN=` over
 //! mconsole uses the same parser and must answer with the same words.
@@ -180,6 +180,44 @@ impl fmt::Display for LineSpec {
     }
 }
 
+/// The `hostfs=DIR[,append]` switch: where every hostfs mount is confined (None: the
+/// whole host) and whether they are append-only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostfsSwitch {
+    pub dir: Option<PathBuf>,
+    pub append: bool,
+}
+
+impl HostfsSwitch {
+    /// Parses the switch's value: `DIR`, `DIR,append` or `,append`.
+    pub fn parse(value: &str) -> Result<HostfsSwitch, HostfsOptionError> {
+        let mut parts = value.split(',');
+        let dir = parts.next().unwrap_or("");
+        let mut switch = HostfsSwitch {
+            dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
+            append: false,
+        };
+        for opt in parts {
+            match opt {
+                "append" => switch.append = true,
+                "" => {}
+                other => return Err(HostfsOptionError(other.to_owned())),
+            }
+        }
+        Ok(switch)
+    }
+}
+
+/// A `hostfs=` option other than `append`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostfsOptionError(pub String);
+
+impl fmt::Display for HostfsOptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown option '{}' (only 'append')", self.0)
+    }
+}
+
 /// The typed configuration of one boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -197,6 +235,8 @@ pub struct Config {
     pub init: Option<String>,
     pub quiet: bool,
     pub xterm: Option<String>,
+    /// `hostfs=DIR[,append]`: where hostfs mounts are confined, and append-only.
+    pub hostfs: HostfsSwitch,
     /// `eth<N>=` switches, set up by `net` (the name predates networking).
     pub unsupported: Vec<String>,
     /// Switches this kernel does not know, reported in the boot log.
@@ -223,6 +263,7 @@ impl Default for Config {
             init: None,
             quiet: false,
             xterm: None,
+            hostfs: HostfsSwitch::default(),
             unsupported: Vec::new(),
             unknown: Vec::new(),
         }
@@ -298,6 +339,9 @@ fn apply(config: &mut Config, arg: &str, global_sync: &mut bool) -> Result<(), C
         ("init", Some(v)) => config.init = Some(nonempty(arg, v)?.to_owned()),
         ("xterm", Some(v)) => config.xterm = Some(nonempty(arg, v)?.to_owned()),
         ("quiet", None) => config.quiet = true,
+        ("hostfs", Some(v)) => {
+            config.hostfs = HostfsSwitch::parse(v).map_err(|e| bad(arg, e.to_string()))?
+        }
         ("ubd", Some("sync")) => *global_sync = true,
         ("ubd", Some(_)) => {} // "fake major not supported any more": ignored, as Linux does
         _ if key.starts_with("ubd") => {
@@ -592,7 +636,12 @@ usage: uml-kernel [SWITCH...]
                          CHAN: fd:N, null, none, pty, pts, tty:DEV, port:PORT, xterm
   mconsole=notify:SOCK   send mconsole notifications to the unix socket SOCK
   root=DEV               root device (default /dev/ubda)
-  init=PATH              recorded; the built-in init shell always runs
+  ro, rw, rootfstype=TYPE, rootflags=OPTS
+                         root mount: read-only or not, ext2 (default) or hostfs (then
+                         rootflags=HOSTDIR, and root=/dev/root as in Linux)
+  hostfs=[DIR][,append]  confine every hostfs mount under DIR; append: append-only
+  init=PATH              run PATH from the root filesystem as init (pid 1);
+                         init=builtin or none: the built-in shell
   xterm=EMU[,TITLE_SW[,EXEC_SW]]
                          terminal emulator for xterm channels (default x-terminal-emulator,-T,-e)
   quiet                  print only warnings on the console during boot
@@ -621,6 +670,7 @@ CONFIG_PORT_CHAN=y
 CONFIG_XTERM_CHAN=y
 CONFIG_UML_NET=n
 CONFIG_PROC_FS=y
+CONFIG_HOSTFS=y
 CONFIG_NR_UBD={MAX_UBD}
 CONFIG_NR_CON={MAX_CON}
 CONFIG_NR_SSL={MAX_SSL}

@@ -27,6 +27,7 @@ use crate::klog::KernelLog;
 use crate::machine::{self, Action, Machine, Notifier};
 use crate::mconsole::{self, Command, Incoming, Server};
 use crate::proc;
+use crate::syscalls::sentry::{Sentry, StartError};
 use crate::sysrq;
 use crate::task::Tasks;
 
@@ -49,6 +50,8 @@ enum Token {
     Job,
     /// Requests waiting on umlfs connection N.
     Fuse(usize),
+    /// A guest process stopped or ended (SIGCHLD).
+    Guests,
 }
 
 pub struct Kernel {
@@ -65,6 +68,8 @@ pub struct Kernel {
     jobs: Jobs,
     /// The FUSE connections serving the guest's files to the host (mconsole `umlfs`).
     umlfs: Umlfs,
+    /// The guest processes, when init is a program of the root disk (`init=PATH`).
+    sentry: Option<Sentry>,
 }
 
 /// A boot that could not complete: the message names the switch or file.
@@ -198,6 +203,7 @@ impl Kernel {
             init,
             jobs: Jobs::default(),
             umlfs: Umlfs::default(),
+            sentry: None,
         };
         k.attach_disks()?;
         k.m.mount_root();
@@ -207,13 +213,75 @@ impl Kernel {
         k.consoles
             .start_all(&mut k.events.scope(Token::Chan), &mut k.m.log)
             .map_err(BootError::Chan)?;
-        k.m.log.info(format!(
-            "Run {} as init process",
-            k.m.config.init.as_deref().unwrap_or("the built-in shell")
-        ));
-        k.consoles.prompt_all();
+        match k.m.config.init.clone().filter(|i| i != "builtin") {
+            Some(path) => k.start_init(&path),
+            None => {
+                k.m.log.info("Run the built-in shell as init process");
+                k.consoles.prompt_all();
+            }
+        }
         k.flush_log();
         Ok(k)
+    }
+
+    /// Starts `init=PATH` from the root filesystem as pid 1, with the command line's
+    /// plain words as its arguments and its unknown `key=value` words in its
+    /// environment, as Linux does. A missing or broken init panics (halts with 1).
+    fn start_init(&mut self, path: &str) {
+        let mut argv = vec![path.to_string()];
+        let mut envp = vec!["HOME=/".to_string(), "TERM=linux".to_string()];
+        for word in &self.m.config.unknown {
+            if RootOptions::is_root_arg(word) {
+                continue;
+            }
+            match word.contains('=') {
+                true => envp.push(word.clone()),
+                false => argv.push(word.clone()),
+            }
+        }
+        self.m.log.info(format!("Run {path} as init process"));
+        self.flush_log();
+        let mut sentry = match Sentry::new() {
+            Ok(s) => s,
+            Err(e) => {
+                self.m
+                    .log
+                    .err(format!("Kernel panic - not syncing: sentry: {e}"));
+                self.m.action = Some(Action::Halt(1));
+                return;
+            }
+        };
+        match sentry.start_init(&mut self.m, path, &argv, &envp) {
+            Ok(()) => {
+                self.events.register(sentry.fd(), Token::Guests);
+                self.sentry = Some(sentry);
+            }
+            Err(StartError::NotFound(errno)) => {
+                self.m.log.err(format!(
+                    "Kernel panic - not syncing: Requested init {path} failed (error {errno})."
+                ));
+                self.m.action = Some(Action::Halt(1));
+            }
+            Err(StartError::Failed(e)) => {
+                self.m.log.err(format!(
+                    "Kernel panic - not syncing: Requested init {path} failed ({e})."
+                ));
+                self.m.action = Some(Action::Halt(1));
+            }
+        }
+    }
+
+    /// Serves the guest processes and writes what they printed to con0.
+    fn serve_guests(&mut self) {
+        let Some(s) = self.sentry.as_mut() else {
+            return;
+        };
+        s.service(&mut self.m);
+        let out = s.take_output();
+        self.flush_log();
+        if !out.is_empty() {
+            self.consoles.write(0, &out);
+        }
     }
 
     fn attach_disks(&mut self) -> Result<(), BootError> {
@@ -338,6 +406,10 @@ impl Kernel {
 
     /// Runs until halt or reboot.
     pub fn run(&mut self) -> Exit {
+        if let Some(exit) = self.take_action() {
+            self.flush_log();
+            return exit;
+        }
         loop {
             let stopped = self.stopped;
             let busy = self.jobs.busy_consoles();
@@ -354,7 +426,8 @@ impl Kernel {
                 .files
                 .next_writeback()
                 .saturating_duration_since(Instant::now());
-            let timeout = [self.m.net.poll_delay(), job_delay, Some(writeback)]
+            let guests = self.sentry.as_ref().and_then(Sentry::timeout);
+            let timeout = [self.m.net.poll_delay(), job_delay, Some(writeback), guests]
                 .into_iter()
                 .flatten()
                 .min();
@@ -381,7 +454,8 @@ impl Kernel {
                     Token::Chan(ChanToken::Line(_)) if self.stopped => {}
                     Token::Chan(t) => self.on_chan(t),
                     Token::Net(n) => self.m.net.service(n),
-                    Token::Job => {} // the jobs are polled below
+                    Token::Job => {}    // the jobs are polled below
+                    Token::Guests => {} // served below, every turn
                     Token::Fuse(slot) => self.serve_umlfs(slot),
                 }
                 if let Some(exit) = self.take_action() {
@@ -391,6 +465,11 @@ impl Kernel {
             }
             for line in self.m.files.tick(Instant::now()) {
                 self.m.log.err(line);
+            }
+            self.serve_guests();
+            if let Some(exit) = self.take_action() {
+                self.flush_log();
+                return exit;
             }
             self.m.net.poll_all();
             self.serve_net_shells();
@@ -443,6 +522,17 @@ impl Kernel {
             &mut self.m.tasks,
         );
         let Some(typed) = typed else { return };
+        if let Some(s) = self.sentry.as_mut() {
+            // init is a guest program: typed lines are the console tty's input.
+            if typed.slot == 0 {
+                for line in typed.lines {
+                    let mut bytes = line.into_bytes();
+                    bytes.push(b'\n');
+                    s.tty_input(&mut self.m, &bytes);
+                }
+            }
+            return;
+        }
         if typed.hung_up {
             self.drop_sink(Sink::Console(typed.slot));
         }

@@ -14,6 +14,8 @@ pub enum Level {
     Err,
     Warning,
     Info,
+    /// Only in the ring buffer (`dmesg`), never on the console.
+    Debug,
 }
 
 #[derive(Debug)]
@@ -45,6 +47,10 @@ impl KernelLog {
         self.print(Level::Warning, text.as_ref());
     }
 
+    pub fn debug(&mut self, text: impl AsRef<str>) {
+        self.print(Level::Debug, text.as_ref());
+    }
+
     pub fn err(&mut self, text: impl AsRef<str>) {
         self.print(Level::Err, text.as_ref());
     }
@@ -54,7 +60,7 @@ impl KernelLog {
         let t = self.start.elapsed();
         for line in text.lines() {
             let stamped = format!("[{:5}.{:06}] {}", t.as_secs(), t.subsec_micros(), line);
-            if level <= Level::Warning || !self.quiet {
+            if level <= Level::Warning || (!self.quiet && level == Level::Info) {
                 self.console.extend_from_slice(line.as_bytes());
                 self.console.push(b'\n');
             }

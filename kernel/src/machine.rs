@@ -132,7 +132,8 @@ impl Machine {
             .root
             .and_then(|n| Some((n, self.disks.shared(n)?)))
             .map(|(n, d)| (n, Box::new(d) as Box<dyn crate::fs::blockdev::SectorDevice>));
-        let opts = RootOptions::from_args(self.config.unknown.iter().map(String::as_str));
+        let mut opts = RootOptions::from_args(self.config.unknown.iter().map(String::as_str));
+        opts.hostfs = self.config.hostfs.clone();
         let cache = usize::try_from(self.config.mem / 4).unwrap_or(usize::MAX);
         let (files, lines) = Files::boot(root, &opts, cache, &self.disks.open_indexes());
         self.files = files;

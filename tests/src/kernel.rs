@@ -104,22 +104,26 @@ impl KernelRun {
         }
     }
 
-    /// Runs `cmd` in the guest shell and returns the console output up to an end mark
-    /// echoed after it; panics with the console after `limit`.
+    /// Runs `cmd` in the guest shell and returns only what it printed: the console
+    /// between the typed line and an end mark echoed after it, without the shell's
+    /// prompts; panics with the console after `limit`.
     pub fn sh(&mut self, cmd: &str, limit: Duration) -> String {
         self.marks += 1;
         let mark = format!("END-OF-{}", self.marks);
         let from = self.output().len();
         self.type_line(&format!("{cmd}\necho {mark}"));
-        // The mark's own line (not the echoed command that contains it) ends the output.
-        let done = format!("\n{mark}");
-        match self.wait_from(from, &done, limit) {
-            Some(out) => out,
-            None => panic!(
-                "`{cmd}` did not finish on {}:\n{}",
-                self.umid,
-                self.output()
-            ),
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if let Some(end) = out.get(from..).and_then(|o| mark_line(o, &mark)) {
+                return strip_prompts(&out[from..from + end]);
+            }
+            assert!(
+                start.elapsed() < limit,
+                "`{cmd}` did not finish on {}:\n{out}",
+                self.umid
+            );
+            thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -143,4 +147,33 @@ impl Drop for KernelRun {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Where the line that is exactly `mark` (after any prompts) starts in `out`, if the
+/// shell printed it yet; the typed command line that contains the mark does not count.
+fn mark_line(out: &str, mark: &str) -> Option<usize> {
+    let want = format!("{mark}\n");
+    let mut at = 0;
+    while let Some(i) = out[at..].find(&want) {
+        let pos = at + i;
+        let line_start = out[..pos].rfind('\n').map_or(0, |n| n + 1);
+        if strip_prompts(&out[line_start..pos]).is_empty() {
+            return Some(pos);
+        }
+        at = pos + want.len();
+    }
+    None
+}
+
+/// `text` without the shell prompts ("# ") that start its lines.
+fn strip_prompts(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let mut line = line;
+            while let Some(rest) = line.strip_prefix("# ") {
+                line = rest;
+            }
+            line
+        })
+        .collect()
 }

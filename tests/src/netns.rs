@@ -95,6 +95,19 @@ impl NetNs {
         )
     }
 
+    /// Two "hosts": namespaces joined by a veth pair, a with 10.9.0.1/24 on `va`, b with
+    /// 10.9.0.2/24 on `vb`.
+    pub fn two_hosts() -> (NetNs, NetNs) {
+        let (a, b) = (NetNs::new(), NetNs::new());
+        a.sh_ok(&format!(
+            "ip link add va type veth peer name vb && ip link set vb netns /proc/{}/ns/net && \
+             ip addr add 10.9.0.1/24 dev va && ip link set va up",
+            b.pid()
+        ));
+        b.sh_ok("ip addr add 10.9.0.2/24 dev vb && ip link set vb up");
+        (a, b)
+    }
+
     /// Runs a shell script inside the namespace and panics unless it succeeds.
     pub fn sh_ok(&self, script: &str) -> Output {
         let out = self.sh(script);

@@ -16,19 +16,26 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::{c_tool, linux_uml, our_bin, run, scratch, GuestImage, NetNs, Uml, UmlBoot};
+use tests::{c_tool, linux_uml, our_bin, run, scratch, GuestImage, KernelRun, NetNs, Uml, UmlBoot};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const BOOT: Duration = Duration::from_secs(30);
 
-/// A uml-kernel in the background, console on a pipe and a file; killed when dropped.
-struct Kern {
-    child: Child,
-    stdin: ChildStdin,
-    console: PathBuf,
-    home: PathBuf,
-    umid: String,
-    marks: u32,
+/// A uml-kernel in the background (the harness's KernelRun: console on a pipe and a
+/// file, killed by pid when dropped), booted to its shell.
+struct Kern(KernelRun);
+
+impl std::ops::Deref for Kern {
+    type Target = KernelRun;
+    fn deref(&self) -> &KernelRun {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kern {
+    fn deref_mut(&mut self) -> &mut KernelRun {
+        &mut self.0
+    }
 }
 
 impl Kern {
@@ -50,9 +57,6 @@ impl Kern {
         umid: &str,
         args: &[String],
     ) -> Kern {
-        fs::create_dir_all(home).unwrap();
-        let console = home.join(format!("{umid}.console"));
-        let out = fs::File::create(&console).unwrap();
         let kernel = our_bin("uml-kernel");
         let mut cmd = match ns {
             Some(ns) => ns.command(&kernel),
@@ -65,100 +69,44 @@ impl Kern {
             bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut child = cmd
-            .env("PATH", path)
+        cmd.env("PATH", path)
             .arg(format!("umid={umid}"))
             .arg("con0=fd:0,fd:1")
-            .args(args)
-            .env("HOME", home)
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawn uml-kernel");
-        let stdin = child.stdin.take().unwrap();
-        let mut k = Kern {
-            child,
-            stdin,
-            console,
-            home: home.to_owned(),
-            umid: umid.to_owned(),
-            marks: 0,
-        };
+            .args(args);
+        let mut k = Kern(KernelRun::start(cmd, home, umid));
         k.sh("echo booted");
         k
     }
 
-    fn output(&self) -> String {
-        fs::read_to_string(&self.console).unwrap_or_default()
-    }
-
     /// Runs a shell command and returns what it printed.
     fn sh(&mut self, cmd: &str) -> String {
-        self.marks += 1;
-        let mark = format!("END-OF-{}", self.marks);
-        let before = self.output().len();
-        writeln!(self.stdin, "{cmd}\necho {mark}").unwrap();
-        self.stdin.flush().unwrap();
-        let start = Instant::now();
-        loop {
-            let out = self.output();
-            if let Some(end) = mark_line(&out[before..], &mark) {
-                // Drop the prompts the shell printed before and after the command.
-                return out[before..before + end].replace("# ", "");
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "`{cmd}` did not finish on {}:\n{out}",
-                self.umid
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
+        self.0.sh(cmd, LIMIT)
+    }
+
+    /// Brings `dev` up as `addr`/24 (ifconfig prints nothing when it works).
+    fn up(&mut self, dev: &str, addr: &str) {
+        let out = self.sh(&format!("ifconfig {dev} {addr} netmask 255.255.255.0 up"));
+        assert_eq!(out, "", "ifconfig {dev} {addr} on {}", self.umid);
     }
 
     /// Types a command without waiting for it to finish.
     fn start(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
+        self.type_line(cmd);
     }
 
     /// Waits until the console shows `text` after byte `from`.
     fn wait_for(&self, from: usize, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.output();
-            if out[from..].contains(text) {
-                return out;
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "no `{text}` on {}:\n{out}",
-                self.umid
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn mconsole_path(&self) -> PathBuf {
-        self.home.join(".uml").join(&self.umid).join("mconsole")
+        self.wait_from(from, text, LIMIT)
+            .unwrap_or_else(|| panic!("no `{text}` on {}:\n{}", self.umid, self.output()))
     }
 
     fn mconsole(&self, cmd: &str) -> tests::Output {
         run(
             Command::new(our_bin("uml_mconsole"))
-                .arg(self.mconsole_path())
+                .arg(self.socket())
                 .arg(cmd),
             LIMIT,
         )
-    }
-}
-
-impl Drop for Kern {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -294,8 +242,8 @@ fn lan(kind: SwitchKind) {
     assert_eq!(first & 3, 2, "{ifc}");
     assert!(ifc.contains("BROADCAST MULTICAST  MTU:1500"), "{ifc}");
 
-    assert_eq!(a.sh("ifconfig eth0 10.0.0.1 netmask 255.255.255.0 up"), "");
-    assert_eq!(b.sh("ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up"), "");
+    a.up("eth0", "10.0.0.1");
+    b.up("eth0", "10.0.0.2");
     let ifc = a.sh("ifconfig eth0");
     assert!(ifc.contains("HWaddr FE:FD:0A:00:00:01"), "{ifc}");
     assert!(ifc.contains("inet addr:10.0.0.1  Bcast:10.0.0.255  Mask:255.255.255.0"));
@@ -464,7 +412,7 @@ fn hot_plug(a: &mut Kern, b: &mut Kern, ctl: &str) {
 fn version_round_trips(k: &Kern, n: usize) -> Vec<Duration> {
     use std::os::unix::net::UnixDatagram;
     use uml_proto::mconsole::{Reply, Request, REQUEST_LEN};
-    let me = k.home.join(format!("client-{}.sock", k.marks));
+    let me = k.home.join(format!("client-{}.sock", k.output().len()));
     let _ = fs::remove_file(&me);
     let sock = UnixDatagram::bind(&me).unwrap();
     sock.set_read_timeout(Some(LIMIT)).unwrap();
@@ -474,7 +422,7 @@ fn version_round_trips(k: &Kern, n: usize) -> Vec<Duration> {
     let mut times: Vec<Duration> = (0..n)
         .map(|_| {
             let t = Instant::now();
-            sock.send_to(&req[..len], k.mconsole_path()).unwrap();
+            sock.send_to(&req[..len], k.socket()).unwrap();
             let got = sock.recv(&mut buf).unwrap();
             let took = t.elapsed();
             let r = Reply::parse(&buf[..got]).unwrap();
@@ -534,8 +482,8 @@ fn mconsole_answers_while_a_guest_command_runs() {
     let ctl = sw.ctl.display().to_string();
     let mut a = Kern::spawn(&d.join("a"), "a", &[format!("eth0=daemon,,unix,{ctl}")]);
     let mut b = Kern::spawn(&d.join("b"), "b", &[format!("eth0=daemon,,unix,{ctl}")]);
-    assert_eq!(a.sh("ifconfig eth0 10.0.0.1 netmask 255.255.255.0 up"), "");
-    assert_eq!(b.sh("ifconfig eth0 10.0.0.2 netmask 255.255.255.0 up"), "");
+    a.up("eth0", "10.0.0.1");
+    b.up("eth0", "10.0.0.2");
     assert!(b.sh("discard").contains("port 9"));
     let from = a.output().len();
     a.start("ping -c 15 -i 0.2 10.0.0.2");
@@ -623,7 +571,7 @@ fn tuntap_on_a_tunctl_device() {
         "{}",
         k.output()
     );
-    assert_eq!(k.sh("ifconfig eth0 10.0.5.2 netmask 255.255.255.0 up"), "");
+    k.up("eth0", "10.0.5.2");
     let out = k.sh("ping -c 3 -i 0.2 10.0.5.1");
     assert_eq!(received(&out), 3, "guest -> host tap\n{out}");
     let out = ns.sh("busybox ping -c 2 -W 2 10.0.5.2");
@@ -695,7 +643,7 @@ fn tuntap_through_our_uml_net() {
         .sh_ok("ip route show 10.0.6.2")
         .stdout
         .contains("dev tap0"));
-    writeln!(k.stdin, "halt").unwrap();
+    k.type_line("halt");
     let start = Instant::now();
     while k.child.try_wait().unwrap().is_none() && start.elapsed() < LIMIT {
         thread::sleep(Duration::from_millis(10));
@@ -843,22 +791,6 @@ fn pcap_sees_only_what_the_filter_passes() {
     assert!(all >= 7, "eth1 (no filter) saw only {all} frames");
 }
 
-/// Where the line the shell printed for `echo MARK` starts in `out`: a line that is the
-/// mark alone (after a prompt), never the echoed `echo MARK` command line itself.
-fn mark_line(out: &str, mark: &str) -> Option<usize> {
-    let want = format!("{mark}\n");
-    let mut at = 0;
-    while let Some(i) = out[at..].find(&want) {
-        let pos = at + i;
-        let line_start = out[..pos].rfind('\n').map_or(0, |n| n + 1);
-        if out[line_start..pos].trim_start_matches("# ").is_empty() {
-            return Some(pos);
-        }
-        at = pos + want.len();
-    }
-    None
-}
-
 /// Our uml_switch inside `ns` with extra arguments (uplinks); killed when dropped.
 fn our_switch_in(ns: &NetNs, dir: &Path, args: &[&str]) -> Switch {
     let ctl = dir.join("sw.ctl");
@@ -898,23 +830,11 @@ fn switch_report(sw: &Switch, dir: &Path) -> String {
     fs::read_to_string(dir.join("sw.log")).unwrap_or_default()
 }
 
-/// Two "hosts": namespaces joined by a veth pair, 10.9.0.1 (a) and 10.9.0.2 (b).
-fn two_hosts() -> (NetNs, NetNs) {
-    let (a, b) = (NetNs::new(), NetNs::new());
-    a.sh_ok(&format!(
-        "ip link add va type veth peer name vb && ip link set vb netns /proc/{}/ns/net && \
-         ip addr add 10.9.0.1/24 dev va && ip link set va up",
-        b.pid()
-    ));
-    b.sh_ok("ip addr add 10.9.0.2/24 dev vb && ip link set vb up");
-    (a, b)
-}
-
 /// Host a: a uml-kernel on our switch with `uplink`; host b: the Linux kernel's own
 /// vxlan device (made by `linux_dev`, named ov0) in a bridge that has an address. The
 /// guest and b's bridge ping each other: ARP and unicast are learned across.
 fn uplink_meets_linux_bridge(uplink: &str, linux_dev: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     uplink_meets_linux_bridge_on(&a, &b, uplink, linux_dev);
 }
 
@@ -932,10 +852,7 @@ fn uplink_meets_linux_bridge_on(a: &NetNs, b: &NetNs, uplink: &str, linux_dev: &
         "up",
         &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
     );
-    assert_eq!(
-        k.sh("ifconfig eth0 192.168.77.1 netmask 255.255.255.0 up"),
-        ""
-    );
+    k.up("eth0", "192.168.77.1");
     let out = k.sh("ping -c 3 -i 0.2 192.168.77.2");
     assert_eq!(received(&out), 3, "{uplink}: guest -> Linux bridge\n{out}");
     let out = b.sh("busybox ping -c 2 -W 2 192.168.77.1");
@@ -971,7 +888,7 @@ fn vxlan_uplink_meets_a_linux_vxlan_on_its_default_port() {
 /// Two of our switches on two hosts joined by `uplink_a`/`uplink_b`, a uml-kernel on
 /// each: ping both ways and a 2 MB TCP transfer, acknowledged to the last byte.
 fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let (da, db) = (dir.path().join("a"), dir.path().join("b"));
     fs::create_dir_all(&da).unwrap();
@@ -986,14 +903,8 @@ fn switches_joined_by(uplink_a: &str, uplink_b: &str) {
     let eth = |sw: &Switch| format!("eth0=daemon,,unix,{}", sw.ctl.display());
     let mut ka = Kern::spawn_in(Some(&a), &da.join("k"), "ka", &[eth(&swa)]);
     let mut kb = Kern::spawn_in(Some(&b), &db.join("k"), "kb", &[eth(&swb)]);
-    assert_eq!(
-        ka.sh("ifconfig eth0 192.168.78.1 netmask 255.255.255.0 up"),
-        ""
-    );
-    assert_eq!(
-        kb.sh("ifconfig eth0 192.168.78.2 netmask 255.255.255.0 up"),
-        ""
-    );
+    ka.up("eth0", "192.168.78.1");
+    kb.up("eth0", "192.168.78.2");
     let out = ka.sh("ping -c 3 -i 0.2 192.168.78.2");
     assert_eq!(received(&out), 3, "{uplink_a}: a -> b\n{out}");
     let out = kb.sh("ping -c 2 -i 0.2 192.168.78.1");
@@ -1075,11 +986,30 @@ fn switches_joined_by_l2tpv3_over_ip() {
 
 /// Host a: a uml-kernel on our switch with `uplink`; host b: a linux.uml guest whose
 /// `vec0` is one of its vector transports (`vec`) aimed at host a. They ping both ways.
+/// A linux.uml guest in `ns` (the busybox image through a COW in `dir`) with
+/// `vec0:{vec}`, its vec0 up as `addr`/24.
+fn linux_vector_guest(ns: &NetNs, dir: &Path, vec: &str, addr: &str) -> UmlBoot {
+    let img = dir.join("root.img");
+    GuestImage::build(&img, INIT);
+    let cow = dir.join("lx.cow");
+    let mut l = Uml::new(&dir.join("lxhome"), &format!("vec-{}", std::process::id()))
+        .expect("linux.uml")
+        .root(&format!("{},{}", cow.display(), img.display()))
+        .arg(format!("vec0:{vec}"))
+        .wrapped(ns.prefix())
+        .boot_until("GUEST-READY", BOOT);
+    linux_sh(
+        &mut l,
+        &format!("ifconfig vec0 {addr} netmask 255.255.255.0 up"),
+    );
+    l
+}
+
 fn linux_uml_vector_guest_meets_our_uplink(vec: &str, uplink: &str) {
     let Some(_) = linux_uml() else {
         return;
     };
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let d = dir.path();
     let sw = our_switch_in(&a, d, &["--uplink", uplink]);
@@ -1089,23 +1019,8 @@ fn linux_uml_vector_guest_meets_our_uplink(vec: &str, uplink: &str) {
         "vk",
         &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
     );
-    assert_eq!(
-        k.sh("ifconfig eth0 192.168.79.1 netmask 255.255.255.0 up"),
-        ""
-    );
-    let img = d.join("root.img");
-    GuestImage::build(&img, INIT);
-    let cow = d.join("lx.cow");
-    let mut l = Uml::new(&d.join("lxhome"), &format!("vec-{}", std::process::id()))
-        .expect("linux.uml")
-        .root(&format!("{},{}", cow.display(), img.display()))
-        .arg(format!("vec0:{vec}"))
-        .wrapped(b.prefix())
-        .boot_until("GUEST-READY", BOOT);
-    linux_sh(
-        &mut l,
-        "ifconfig vec0 192.168.79.2 netmask 255.255.255.0 up",
-    );
+    k.up("eth0", "192.168.79.1");
+    let mut l = linux_vector_guest(&b, d, vec, "192.168.79.2");
     let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 192.168.79.1");
     assert_eq!(
         received(&out),
@@ -1185,7 +1100,7 @@ fn vde_clients_and_daemon_clients_share_the_lan() {
         "vdek",
         &[format!("eth0=daemon,,unix,{}", sw.ctl.display())],
     );
-    assert_eq!(k.sh("ifconfig eth0 10.0.8.1 netmask 255.255.255.0 up"), "");
+    k.up("eth0", "10.0.8.1");
     let Some(mut l) = linux_guest(d, &format!("vde,{}", vde_dir.display())) else {
         return;
     };
@@ -1219,7 +1134,7 @@ fn vde_clients_and_daemon_clients_share_the_lan() {
 fn vxlan_uplink_joins_a_multicast_group_and_learns_the_remote_endpoint() {
     // Frames to the group reach b's Linux vxlan device; its replies come back unicast
     // from its own address, which the uplink learns for the guest's replies.
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     a.sh_ok("ip route add 224.0.0.0/4 dev va");
     uplink_meets_linux_bridge_on(
         &a,
@@ -1231,7 +1146,7 @@ fn vxlan_uplink_joins_a_multicast_group_and_learns_the_remote_endpoint() {
 
 #[test]
 fn vxlan_uplink_over_ipv6() {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     a.sh_ok("ip addr add fd00:9::1/64 dev va nodad");
     b.sh_ok("ip addr add fd00:9::2/64 dev vb nodad");
     uplink_meets_linux_bridge_on(
@@ -1247,7 +1162,7 @@ fn vxlan_uplink_over_ipv6() {
 /// Host a: a uml-kernel on our switch with `uplink`; host b: a uml-kernel whose `vec0`
 /// is `vec` aimed at host a (no switch on b). They ping both ways.
 fn kernel_vector_meets_our_uplink(vec: &str, uplink: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let d = dir.path();
     let sw = our_switch_in(&a, d, &["--uplink", uplink]);
@@ -1264,14 +1179,8 @@ fn kernel_vector_meets_our_uplink(vec: &str, uplink: &str) {
         "{}",
         kb.output()
     );
-    assert_eq!(
-        ka.sh("ifconfig eth0 192.168.81.1 netmask 255.255.255.0 up"),
-        ""
-    );
-    assert_eq!(
-        kb.sh("ifconfig vec0 192.168.81.2 netmask 255.255.255.0 up"),
-        ""
-    );
+    ka.up("eth0", "192.168.81.1");
+    kb.up("vec0", "192.168.81.2");
     let out = kb.sh("ping -c 3 -i 0.2 192.168.81.1");
     assert_eq!(
         received(&out),
@@ -1320,27 +1229,12 @@ fn kernel_vector_meets_linux_uml_vector(ours: &str, theirs: &str) {
     let Some(_) = linux_uml() else {
         return;
     };
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     let dir = scratch();
     let d = dir.path();
     let mut k = Kern::spawn_in(Some(&a), &d.join("k"), "kvl", &[format!("vec0:{ours}")]);
-    assert_eq!(
-        k.sh("ifconfig vec0 192.168.82.1 netmask 255.255.255.0 up"),
-        ""
-    );
-    let img = d.join("root.img");
-    GuestImage::build(&img, INIT);
-    let cow = d.join("lx.cow");
-    let mut l = Uml::new(&d.join("lxhome"), &format!("kvl-{}", std::process::id()))
-        .expect("linux.uml")
-        .root(&format!("{},{}", cow.display(), img.display()))
-        .arg(format!("vec0:{theirs}"))
-        .wrapped(b.prefix())
-        .boot_until("GUEST-READY", BOOT);
-    linux_sh(
-        &mut l,
-        "ifconfig vec0 192.168.82.2 netmask 255.255.255.0 up",
-    );
+    k.up("vec0", "192.168.82.1");
+    let mut l = linux_vector_guest(&b, d, theirs, "192.168.82.2");
     let out = linux_sh(&mut l, "ping -c 3 -i 0.2 -W 3 192.168.82.1");
     assert_eq!(
         received(&out),
@@ -1385,21 +1279,15 @@ fn kernel_l2tpv3_over_ip_vector_meets_linux_uml() {
 /// Two uml-kernels on two hosts joined over an IPv6 underlay by `vec_a`/`vec_b` (no
 /// switch): ping both ways.
 fn kernel_vectors_over_ipv6(vec_a: &str, vec_b: &str) {
-    let (a, b) = two_hosts();
+    let (a, b) = NetNs::two_hosts();
     a.sh_ok("ip -6 addr add fd09::1/64 dev va nodad");
     b.sh_ok("ip -6 addr add fd09::2/64 dev vb nodad");
     let dir = scratch();
     let d = dir.path();
     let mut ka = Kern::spawn_in(Some(&a), &d.join("a"), "k6a", &[format!("vec0:{vec_a}")]);
     let mut kb = Kern::spawn_in(Some(&b), &d.join("b"), "k6b", &[format!("vec0:{vec_b}")]);
-    assert_eq!(
-        ka.sh("ifconfig vec0 192.168.83.1 netmask 255.255.255.0 up"),
-        ""
-    );
-    assert_eq!(
-        kb.sh("ifconfig vec0 192.168.83.2 netmask 255.255.255.0 up"),
-        ""
-    );
+    ka.up("vec0", "192.168.83.1");
+    kb.up("vec0", "192.168.83.2");
     let out = ka.sh("ping -c 3 -i 0.2 192.168.83.2");
     assert_eq!(received(&out), 3, "{vec_a} -> {vec_b}\n{out}");
     let out = kb.sh("ping -c 3 -i 0.2 192.168.83.1");
@@ -1439,7 +1327,7 @@ fn kernel_vector_reaches_the_host(ns: &NetNs, vec: &str) {
         "mac= is used:\n{}",
         k.output()
     );
-    assert_eq!(k.sh("ifconfig vec0 10.0.6.2 netmask 255.255.255.0 up"), "");
+    k.up("vec0", "10.0.6.2");
     let shown = k.sh("ifconfig vec0");
     assert!(shown.contains("HWaddr FE:FD:00:00:06:02"), "{shown}");
     let out = k.sh("ping -c 3 -i 0.2 10.0.6.1");
@@ -1494,7 +1382,7 @@ fn kernel_raw_vector_carries_the_hosts_offloaded_tcp() {
         "kvt",
         &["vec0:transport=raw,ifname=vg".to_string()],
     );
-    assert_eq!(k.sh("ifconfig vec0 10.0.6.2 netmask 255.255.255.0 up"), "");
+    k.up("vec0", "10.0.6.2");
     assert!(k.sh("discard").contains("port 9"));
     // Host -> guest: 2 MB into the guest's discard service.
     let out = ns.sh("head -c 2000000 /dev/zero | timeout 20 busybox nc 10.0.6.2 9; echo rc=$?");
@@ -1540,20 +1428,23 @@ fn kernel_raw_vector_carries_the_hosts_offloaded_tcp() {
 
 #[test]
 fn kernel_vector_bad_options_are_refused_at_boot() {
+    refused_at_boot(
+        "vec0:transport=l2tpv3,dst=10.0.0.1",
+        "vec0",
+        "vec0:transport=l2tpv3,dst=10.0.0.1: rx_session=N is required",
+    );
+}
+
+/// A uml-kernel given the device `arg` says `message` at boot and has no `dev`.
+fn refused_at_boot(arg: &str, dev: &str, message: &str) {
     let dir = scratch();
-    let mut k = Kern::spawn(
-        &dir.path().join("k"),
-        "kvbad",
-        &["vec0:transport=l2tpv3,dst=10.0.0.1".to_string()],
-    );
+    let mut k = Kern::spawn(&dir.path().join("k"), "kbad", &[arg.to_string()]);
+    assert!(k.output().contains(message), "{}", k.output());
+    let out = k.sh(&format!("ifconfig {dev}"));
     assert!(
-        k.output()
-            .contains("vec0:transport=l2tpv3,dst=10.0.0.1: rx_session=N is required"),
-        "{}",
-        k.output()
+        out.contains("Device not found"),
+        "no {dev} after `{arg}`: {out}"
     );
-    let out = k.sh("ifconfig vec0");
-    assert!(out.contains("Device not found"), "{out}");
 }
 
 // ---- uml-kernel's slirp transport ----
@@ -1652,7 +1543,7 @@ fn slirp_reaches_a_host_service_through_the_helper() {
         )),
         "{boot}"
     );
-    assert_eq!(k.sh("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up"), "");
+    k.up("eth0", "10.0.2.15");
     let out = k.sh("ping -c 3 -i 0.2 10.0.2.2");
     assert_eq!(
         received(&out),
@@ -1678,22 +1569,10 @@ fn slirp_reaches_a_host_service_through_the_helper() {
 
 #[test]
 fn slirp_without_its_helper_is_reported_at_boot() {
-    let dir = scratch();
-    let mut k = Kern::spawn(
-        &dir.path().join("k"),
-        "ksbad",
-        &["eth0=slirp,,/nonexistent/slirp".to_string()],
-    );
-    assert!(
-        k.output()
-            .contains("slirp_tramp : failed to run /nonexistent/slirp: No such file"),
-        "{}",
-        k.output()
-    );
-    let out = k.sh("ifconfig eth0");
-    assert!(
-        out.contains("Device not found"),
-        "no eth0 without its helper: {out}"
+    refused_at_boot(
+        "eth0=slirp,,/nonexistent/slirp",
+        "eth0",
+        "slirp_tramp : failed to run /nonexistent/slirp: No such file",
     );
 }
 
@@ -1707,11 +1586,11 @@ fn slirp_helper_that_exits_leaves_the_kernel_idle() {
         "ksquit",
         &["eth0=slirp,,/bin/true".to_string()],
     );
-    assert_eq!(k.sh("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up"), "");
+    k.up("eth0", "10.0.2.15");
     thread::sleep(Duration::from_secs(1));
     let out = k.sh("ping -c 1 -W 1 10.0.2.2");
     assert_eq!(received(&out), 0, "{out}");
-    writeln!(k.stdin, "halt").unwrap();
+    k.type_line("halt");
     let start = Instant::now();
     while k.child.try_wait().unwrap().is_none() {
         assert!(start.elapsed() < LIMIT, "uml-kernel did not halt");

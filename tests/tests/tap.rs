@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use uml_proto::helper::{self, TuntapUpReply};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn in_ns(ns: &NetNs, prog: &PathBuf, args: &[&str]) -> Output {
+fn in_ns(ns: &NetNs, prog: &Path, args: &[&str]) -> Output {
     run(ns.command(prog).args(args), LIMIT)
 }
 
@@ -98,18 +98,7 @@ fn tunctl_output_and_effects_match_the_c_tool() {
         &["-f", "/nonexistent/tun"],
     ];
     for args in steps {
-        let want = in_ns(&ns_c, &c, args);
-        let got = in_ns(&ns_ours, &ours, args);
-        assert_eq!(got.stdout, want.stdout, "stdout of tunctl {args:?}");
-        assert_eq!(got.code, want.code, "exit code of tunctl {args:?}");
-        if !want.stderr.is_empty() {
-            let first = want.stderr.lines().next().unwrap();
-            assert!(
-                got.stderr.contains(first),
-                "stderr of tunctl {args:?}: {:?} lacks {first:?}",
-                got.stderr
-            );
-        }
+        same_as_the_c_tool((&ns_c, &c), (&ns_ours, &ours), args);
     }
     for dev in ["tap0", "baz", "tap1", "tap2", "tap3", "abcdefghijklmno"] {
         for attr in ["owner", "group", "tun_flags"] {
@@ -123,6 +112,22 @@ fn tunctl_output_and_effects_match_the_c_tool() {
     assert_eq!(sys(&ns_ours, "tap0", "owner"), "0");
     assert_eq!(sys(&ns_ours, "baz", "group"), "100");
     assert!(ns_ours.sh("test -e /sys/class/net/foo").code == Some(1));
+}
+
+/// Runs tunctl `args` with the C tool in one namespace and ours in another: the same
+/// stdout and exit status, and our stderr says at least the C tool's first line.
+fn same_as_the_c_tool(c: (&NetNs, &Path), ours: (&NetNs, &Path), args: &[&str]) {
+    let want = in_ns(c.0, c.1, args);
+    let got = in_ns(ours.0, ours.1, args);
+    assert_eq!(got.stdout, want.stdout, "stdout of tunctl {args:?}");
+    assert_eq!(got.code, want.code, "exit code of tunctl {args:?}: {got:?}");
+    if let Some(first) = want.stderr.lines().next() {
+        assert!(
+            got.stderr.contains(first),
+            "stderr of tunctl {args:?}: {:?} lacks {first:?}",
+            got.stderr
+        );
+    }
 }
 
 /// What rc scripts do: run the same tunctl again on every boot (the tap is already
@@ -156,17 +161,7 @@ fn tunctl_reruns_and_missing_devices_match_the_c_tool() {
         &["-d", "tap1"],
     ];
     for args in steps {
-        let want = in_ns(&ns_c, &c, args);
-        let got = in_ns(&ns_ours, &ours, args);
-        assert_eq!(got.stdout, want.stdout, "stdout of tunctl {args:?}");
-        assert_eq!(got.code, want.code, "exit code of tunctl {args:?}: {got:?}");
-        if let Some(first) = want.stderr.lines().next() {
-            assert!(
-                got.stderr.contains(first),
-                "stderr of tunctl {args:?}: {:?} lacks {first:?}",
-                got.stderr
-            );
-        }
+        same_as_the_c_tool((&ns_c, &c), (&ns_ours, &ours), args);
         let links = |ns: &NetNs| {
             ns.sh_ok("for d in /sys/class/net/*; do echo \"${d##*/} $(cat $d/owner $d/group 2>/dev/null)\"; done")
                 .stdout

@@ -12,7 +12,6 @@ pub mod host;
 pub mod policy;
 pub mod privs;
 pub mod probe;
-mod sys;
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;

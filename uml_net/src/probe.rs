@@ -10,8 +10,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, MsgFlags};
 use std::os::fd::{AsFd, AsRawFd};
 use uml_proto::arp::{self, ArpPacket};
-
-use crate::sys;
+use uml_proto::packet::{self as af_packet, ETH_P_ARP};
 
 /// How long answers are awaited after the first probe.
 pub const LISTEN: Duration = Duration::from_millis(1000);
@@ -22,7 +21,7 @@ const GAP: Duration = Duration::from_millis(300);
 /// Probes `addr` on the Ethernet interface `index` (whose MAC is `mac`); Some(MAC of
 /// the host that answered) when the address is taken. Needs CAP_NET_RAW.
 pub fn probe(index: u32, mac: [u8; 6], addr: Ipv4Addr) -> io::Result<Option<[u8; 6]>> {
-    let sock = sys::arp_socket(index)?;
+    let sock = af_packet::open(index, ETH_P_ARP, af_packet::Kind::Datagram, false)?;
     let mut frame = [0u8; arp::LEN];
     ArpPacket::probe(mac, addr).emit(&mut frame);
     let start = Instant::now();
@@ -31,7 +30,7 @@ pub fn probe(index: u32, mac: [u8; 6], addr: Ipv4Addr) -> io::Result<Option<[u8;
     loop {
         let elapsed = start.elapsed();
         if sent < PROBES && elapsed >= GAP * sent {
-            match sys::send_broadcast(&sock, index, &frame) {
+            match af_packet::send_to(sock.as_fd(), index, ETH_P_ARP, Some([0xff; 6]), &frame) {
                 // A link that is down has nobody on it to answer.
                 Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => return Ok(None),
                 r => r?,

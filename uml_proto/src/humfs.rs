@@ -285,6 +285,109 @@ fn emit_kind(kind: NodeKind, out: &mut Vec<u8>) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// The layout of a humfs tree: where data and metadata live, by superblock version.
+pub mod layout {
+    use std::path::{Path, PathBuf};
+
+    /// The files as the guest sees them (owned by the user running UML).
+    pub const DATA: &str = "data";
+    /// The superblock file beside data/.
+    pub const SUPERBLOCK: &str = "superblock";
+    /// Version 2: one metadata file per non-directory, at the same relative path.
+    pub const FILE_METADATA: &str = "file_metadata";
+    /// Version 2: `dir_metadata/REL/metadata` per directory.
+    pub const DIR_METADATA: &str = "dir_metadata";
+    /// The name of a directory's own metadata file (both versions).
+    pub const DIR_METADATA_FILE: &str = "metadata";
+    /// Version 1: one tree holding files' and directories' metadata.
+    pub const V1_METADATA: &str = "metadata";
+
+    /// The metadata trees of a version, each mirroring data/'s directories.
+    pub fn metadata_roots(version: u64) -> &'static [&'static str] {
+        if version == 1 {
+            &[V1_METADATA]
+        } else {
+            &[FILE_METADATA, DIR_METADATA]
+        }
+    }
+
+    /// Where the metadata of data/`rel` lives, relative to the tree's top.
+    pub fn metadata_path(version: u64, rel: &Path, is_dir: bool) -> PathBuf {
+        let root = if version == 1 {
+            V1_METADATA
+        } else if is_dir {
+            DIR_METADATA
+        } else {
+            FILE_METADATA
+        };
+        let path = Path::new(root).join(rel);
+        if is_dir {
+            path.join(DIR_METADATA_FILE)
+        } else {
+            path
+        }
+    }
+
+    /// Whether a node called `name` can be recorded: a directory's own metadata file
+    /// is called `metadata`, so no directory may be (version 2), and in version 1,
+    /// where files and directory metadata share one tree, no node at all.
+    pub fn representable(version: u64, name: &[u8], is_dir: bool) -> bool {
+        name != DIR_METADATA_FILE.as_bytes() || (version != 1 && !is_dir)
+    }
+}
+
+/// One node's metadata in either version's line format (version 1 has no mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// Permission bits; None in version 1.
+    pub mode: Option<u32>,
+    pub uid: u32,
+    pub gid: u32,
+    pub kind: NodeKind,
+}
+
+impl Record {
+    /// Parses a metadata file of superblock `version`.
+    pub fn parse(version: u64, bytes: &[u8]) -> Result<Record, HumfsError> {
+        if version == 1 {
+            let m = MetadataV1::parse(bytes)?;
+            return Ok(Record {
+                mode: None,
+                uid: m.uid,
+                gid: m.gid,
+                kind: m.kind,
+            });
+        }
+        let m = Metadata::parse(bytes)?;
+        Ok(Record {
+            mode: Some(m.mode),
+            uid: m.uid,
+            gid: m.gid,
+            kind: m.kind,
+        })
+    }
+
+    /// Appends the line for superblock `version` (a missing mode is written as 0).
+    pub fn emit(&self, version: u64, out: &mut Vec<u8>) {
+        if version == 1 {
+            MetadataV1 {
+                uid: self.uid,
+                gid: self.gid,
+                kind: self.kind,
+            }
+            .emit(out)
+        } else {
+            Metadata {
+                mode: self.mode.unwrap_or(0),
+                uid: self.uid,
+                gid: self.gid,
+                kind: self.kind,
+            }
+            .emit(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,5 +511,54 @@ mod tests {
         let mut out = Vec::new();
         MetadataV1::parse(b"5 6 0\n").unwrap().emit(&mut out);
         assert_eq!(out, b"5 6 0\n");
+    }
+
+    #[test]
+    fn layout_places_metadata_per_version() {
+        use layout::*;
+        use std::path::Path;
+        let rel = Path::new("a/b");
+        assert_eq!(metadata_path(2, rel, false), Path::new("file_metadata/a/b"));
+        assert_eq!(
+            metadata_path(2, rel, true),
+            Path::new("dir_metadata/a/b/metadata")
+        );
+        assert_eq!(
+            metadata_path(2, Path::new(""), true),
+            Path::new("dir_metadata/metadata")
+        );
+        assert_eq!(metadata_path(1, rel, false), Path::new("metadata/a/b"));
+        assert_eq!(
+            metadata_path(1, rel, true),
+            Path::new("metadata/a/b/metadata")
+        );
+        assert_eq!(metadata_roots(2), &["file_metadata", "dir_metadata"]);
+        assert!(representable(2, b"metadata", false));
+        assert!(!representable(2, b"metadata", true));
+        assert!(!representable(1, b"metadata", false));
+        assert!(representable(1, b"other", true));
+    }
+
+    #[test]
+    fn records_round_trip_in_both_versions() {
+        let r = Record::parse(2, b"1517 5 6 b 8 1\n").unwrap();
+        assert_eq!(
+            r,
+            Record {
+                mode: Some(0o2755),
+                uid: 5,
+                gid: 6,
+                kind: NodeKind::Block { major: 8, minor: 1 }
+            }
+        );
+        let mut out = Vec::new();
+        r.emit(2, &mut out);
+        assert_eq!(out, b"1517 5 6 b 8 1\n");
+        let r = Record::parse(1, b"7 8 0 c 1 3\n").unwrap();
+        assert_eq!((r.mode, r.uid, r.gid), (None, 7, 8));
+        out.clear();
+        r.emit(1, &mut out);
+        assert_eq!(out, b"7 8 0 c 1 3\n");
+        assert!(Record::parse(2, b"7 8\n").is_err());
     }
 }

@@ -60,12 +60,7 @@ const LEGACY: [&str; 5] = ["-unix", "-hub", "-tap", "-compat-v0", "-daemon"];
 
 /// Turns the C tool's single-dash long options into GNU ones for clap.
 pub fn rewrite_legacy(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
-    args.enumerate()
-        .map(|(i, a)| match a.to_str() {
-            Some(s) if i > 0 && LEGACY.contains(&s) => OsString::from(format!("-{s}")),
-            _ => a,
-        })
-        .collect()
+    uml_proto::legacy_args::gnu_spelling(args, &LEGACY)
 }
 
 /// The switch configuration the arguments ask for (paths as given).

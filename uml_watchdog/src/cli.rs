@@ -40,14 +40,9 @@ pub struct Args {
 
 const LEGACY: [&str; 2] = ["-pid", "-mconsole"];
 
-/// Turns the C tool's single-dash options into GNU ones for clap.
+/// Turns the C tool's single-dash long options into GNU ones for clap.
 pub fn rewrite_legacy(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
-    args.enumerate()
-        .map(|(i, a)| match a.to_str() {
-            Some(s) if i > 0 && LEGACY.contains(&s) => OsString::from(format!("-{s}")),
-            _ => a,
-        })
-        .collect()
+    uml_proto::legacy_args::gnu_spelling(args, &LEGACY)
 }
 
 /// The command-line definition (for --help, man pages and completions).

@@ -9,16 +9,6 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec for clock_gettime to fill in.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(size), Some(secs)) = (
@@ -47,7 +37,7 @@ fn main() {
     let frame = vec![0x55u8; size];
     let mut buf = vec![0u8; 2048];
     let limit = Duration::from_secs_f64(secs);
-    let (t0, c0) = (Instant::now(), thread_cpu_ns());
+    let (t0, c0) = (Instant::now(), bench::thread_cpu_ns());
     let mut n = 0u64;
     while t0.elapsed() < limit {
         for _ in 0..256 {
@@ -58,5 +48,5 @@ fn main() {
         }
         n += 256;
     }
-    println!("{:.1}", (thread_cpu_ns() - c0) as f64 / n as f64);
+    println!("{:.1}", (bench::thread_cpu_ns() - c0) as f64 / n as f64);
 }

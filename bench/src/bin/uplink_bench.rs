@@ -58,16 +58,6 @@ fn cpu_time_ns(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec for clock_gettime to fill in.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Moves the calling thread into `ns`'s network namespace.
 fn enter(ns: &NetNs) {
     let f = File::open(format!("/proc/{}/ns/net", ns.pid())).expect("netns file");
@@ -303,7 +293,7 @@ fn kernel_rate(a: &NetNs, b: &NetNs, secs: f64, rate: Option<f64>) -> Rate {
     let (elapsed, cpu, sent) = thread::scope(|s| {
         s.spawn(|| {
             pin(0, SWITCH_CPU);
-            let c0 = thread_cpu_ns();
+            let c0 = bench::thread_cpu_ns();
             let t0 = Instant::now();
             let limit = Duration::from_secs_f64(secs);
             let mut sent = 0u64;
@@ -314,7 +304,11 @@ fn kernel_rate(a: &NetNs, b: &NetNs, secs: f64, rate: Option<f64>) -> Rate {
                 }
                 tick(rate);
             }
-            (t0.elapsed().as_secs_f64(), thread_cpu_ns() - c0, sent)
+            (
+                t0.elapsed().as_secs_f64(),
+                bench::thread_cpu_ns() - c0,
+                sent,
+            )
         })
         .join()
         .expect("tap thread")

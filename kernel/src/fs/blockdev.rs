@@ -14,6 +14,7 @@ use crate::block::Disks;
 
 use super::cmds::Mounter;
 use super::ext2::Ext2Fs;
+use super::hostfs::{HostFs, HostfsSwitch};
 use super::node::FileSystem;
 
 /// A device of 512-byte sectors.
@@ -95,11 +96,24 @@ impl<T: SectorDevice> BlockDevice for Sectors<T> {
 }
 
 /// `mount -t ext2|ext3|ext4 /dev/ubdX DIR`: ext2 on an open ubd disk, shared with the
-/// block layer.
+/// block layer; `mount none DIR -t hostfs [-o HOSTDIR]` under the `hostfs=` switch.
 pub struct UbdMounter<'a> {
     pub disks: &'a Disks,
     /// The block cache each mounted filesystem may keep.
     pub cache_bytes: usize,
+    pub hostfs: &'a HostfsSwitch,
+}
+
+impl<'a> UbdMounter<'a> {
+    /// The kernel's mounter: its disks, a quarter of `mem=` as each mount's block cache,
+    /// its `hostfs=` switch.
+    pub fn new(disks: &'a Disks, config: &'a crate::cmdline::Config) -> UbdMounter<'a> {
+        UbdMounter {
+            disks,
+            cache_bytes: usize::try_from(config.mem / 4).unwrap_or(usize::MAX),
+            hostfs: &config.hostfs,
+        }
+    }
 }
 
 impl Mounter for UbdMounter<'_> {
@@ -108,7 +122,16 @@ impl Mounter for UbdMounter<'_> {
         fs_type: &str,
         source: &str,
         read_only: bool,
+        options: &str,
     ) -> Result<Box<dyn FileSystem>, String> {
+        if fs_type == "hostfs" {
+            return HostFs::mount(self.hostfs, options, read_only)
+                .map(|fs| Box::new(fs) as Box<dyn FileSystem>)
+                .map_err(|e| e.to_string());
+        }
+        if fs_type == "humfs" {
+            return super::humfs::HumFs::mount(options, read_only);
+        }
         if !matches!(fs_type, "ext2" | "ext3" | "ext4") {
             return Err(format!("unknown filesystem type '{fs_type}'"));
         }

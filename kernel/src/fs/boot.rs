@@ -1,5 +1,6 @@
 //! The filesystem side of boot and halt: mount the root filesystem from the root disk
-//! (`root=`, `ro`/`rw`, `rootfstype=`, `rootflags=`), falling back to an empty tmpfs
+//! (`root=`, `ro`/`rw`, `rootfstype=`, `rootflags=`) or a host directory
+//! (`rootfstype=hostfs rootflags=DIR`), falling back to an empty tmpfs
 //! root (saying why) so the built-in shell still runs; /dev and /proc on the root's; the
 //! shell's file commands; everything written back and marked clean at halt.
 //!
@@ -12,6 +13,7 @@ use super::blockdev::{SectorDevice, Sectors};
 use super::chardev::{devfs, UBD_MAJOR};
 use super::cmds::{FileShell, Mounter};
 use super::ext2::{Ext2Fs, MountError};
+use super::hostfs::{HostFs, HostfsSwitch};
 use super::node::FileKind;
 use super::procfs::{proc_mounts, ProcHandle, FILESYSTEMS};
 use super::tmpfs::Tmpfs;
@@ -23,6 +25,8 @@ pub struct RootOptions {
     pub read_only: bool,
     pub fs_type: Option<String>,
     pub flags: Option<String>,
+    /// The `hostfs=` switch, for a root on hostfs.
+    pub hostfs: HostfsSwitch,
 }
 
 impl RootOptions {
@@ -84,7 +88,9 @@ impl Files {
         disks: &[usize],
     ) -> (Files, Vec<String>) {
         let mut log = Vec::new();
+        let hostfs_root = opts.fs_type.as_deref() == Some("hostfs");
         let mounted = match disk {
+            _ if hostfs_root => Self::mount_hostfs_root(opts, &mut log),
             None => {
                 log.push(
                     "VFS: no root disk: running the built-in shell on an empty tmpfs root".into(),
@@ -146,6 +152,31 @@ impl Files {
         self.proc.set("mounts", proc_mounts(&self.vfs));
     }
 
+    /// `rootfstype=hostfs rootflags=DIR`: the root is the host directory DIR (under the
+    /// `hostfs=` switch; without `rootflags=`, that directory or the host's `/`).
+    fn mount_hostfs_root(opts: &RootOptions, log: &mut Vec<String>) -> Option<(Vfs, bool)> {
+        let data = opts.flags.as_deref().unwrap_or("");
+        match HostFs::mount(&opts.hostfs, data, opts.read_only) {
+            Ok(fs) => {
+                let ro = super::node::FileSystem::read_only(&fs);
+                log.push(format!(
+                    "VFS: Mounted root (hostfs filesystem){}.",
+                    if ro { " readonly" } else { "" }
+                ));
+                Some((Vfs::new(Box::new(fs), "/dev/root"), ro))
+            }
+            Err(e) => {
+                log.push(e.to_string());
+                log.push(format!(
+                    "VFS: Cannot open root device \"root\" or unknown-block(0,0): error -{}: \
+                     running the built-in shell on an empty tmpfs root",
+                    e.errno().code()
+                ));
+                None
+            }
+        }
+    }
+
     fn mount_root(
         n: usize,
         dev: Box<dyn SectorDevice>,
@@ -163,6 +194,20 @@ impl Files {
             return None;
         }
         let device = (UBD_MAJOR, 16 * n as u32);
+        let read_only = match ext2_flags(opts) {
+            Ok(ro) => ro,
+            Err(flag) => {
+                log.push(format!(
+                    "EXT2-fs ({name}): error: unrecognized mount option \"{flag}\" or missing value"
+                ));
+                log.push(format!(
+                    "VFS: Cannot open root device \"{name}\" or unknown-block({}:{}): error -22: \
+                     running the built-in shell on an empty tmpfs root",
+                    device.0, device.1
+                ));
+                return None;
+            }
+        };
         let source = format!("/dev/{name}");
         let shared = std::rc::Rc::new(std::cell::RefCell::new(dev));
         let attempt = |ro: bool| {
@@ -172,8 +217,8 @@ impl Files {
                 cache_bytes,
             )
         };
-        let result = match attempt(opts.read_only) {
-            Err(MountError::ReadOnly(_)) if !opts.read_only => {
+        let result = match attempt(read_only) {
+            Err(MountError::ReadOnly(_)) if !read_only => {
                 log.push(format!(
                     "EXT2-fs ({name}): warning: unsupported features for writing: mounting read-only"
                 ));
@@ -246,6 +291,21 @@ impl Files {
     }
 }
 
+/// Whether `rootflags=` (with `ro`/`rw`) makes an ext2 root read-only; the first flag
+/// ext2 does not know otherwise.
+fn ext2_flags(opts: &RootOptions) -> Result<bool, String> {
+    let mut read_only = opts.read_only;
+    for flag in opts.flags.as_deref().unwrap_or("").split(',') {
+        match flag {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "" => {}
+            other => return Err(other.to_string()),
+        }
+    }
+    Ok(read_only)
+}
+
 /// A boxed sector device shared between attempts.
 struct BoxedSectors(std::rc::Rc<std::cell::RefCell<Box<dyn SectorDevice>>>);
 
@@ -276,7 +336,8 @@ mod tests {
             RootOptions {
                 read_only: true,
                 fs_type: Some("ext4".into()),
-                flags: Some("noatime".into())
+                flags: Some("noatime".into()),
+                hostfs: HostfsSwitch::default(),
             }
         );
         assert!(!RootOptions::from_args(["ro", "rw"]).read_only);

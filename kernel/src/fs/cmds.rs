@@ -1,5 +1,5 @@
 //! The built-in shell's file commands over the VFS (`ls [-l] [-a]`, `cat`, `echo ... >`
-//! / `>>`, `touch`, `mkdir [-p]`, `rm [-r] [-f]`, `rmdir`, `mv`, `ln [-s]`, `stat`,
+//! / `>>`, `touch`, `chmod`, `chown`, `mknod` (in `cmds_attr`), `mkdir [-p]`, `rm [-r] [-f]`, `rmdir`, `mv`, `ln [-s]`, `stat`,
 //! `mount`, `umount`, `df`, `sync`, `cd`, `pwd`), with busybox's messages. The shell
 //! hands a command here first; `None` means "not a file command".
 
@@ -8,14 +8,16 @@ use super::node::{Attr, FileKind, FileSystem, SetAttr};
 use super::tmpfs::Tmpfs;
 use super::vfs::{oflag::*, Loc, Vfs};
 
-/// Makes the filesystem for `mount -t TYPE [-o ro] SOURCE DIR` (tmpfs is built in; the
-/// kernel supplies the rest, e.g. ext2 on a ubd device).
+/// Makes the filesystem for `mount -t TYPE [-o OPTIONS] SOURCE DIR` (tmpfs is built in;
+/// the kernel supplies the rest, e.g. ext2 on a ubd device). `options` is the `-o` text
+/// as given (`ro` in it also sets `read_only`).
 pub trait Mounter {
     fn make(
         &mut self,
         fs_type: &str,
         source: &str,
         read_only: bool,
+        options: &str,
     ) -> Result<Box<dyn FileSystem>, String>;
 }
 
@@ -23,7 +25,13 @@ pub trait Mounter {
 pub struct NoDevices;
 
 impl Mounter for NoDevices {
-    fn make(&mut self, fs_type: &str, _: &str, _: bool) -> Result<Box<dyn FileSystem>, String> {
+    fn make(
+        &mut self,
+        fs_type: &str,
+        _: &str,
+        _: bool,
+        _: &str,
+    ) -> Result<Box<dyn FileSystem>, String> {
         Err(format!("unknown filesystem type '{fs_type}'"))
     }
 }
@@ -93,6 +101,7 @@ impl FileShell<'_> {
             "cat" => self.cat(args),
             "echo" => self.echo(args),
             "touch" => self.each(args, "touch", |s, p| s.touch(p)),
+            "chmod" | "chown" | "mknod" => super::cmds_attr::run(self, cmd, args),
             "mkdir" => self.mkdir(args),
             "rm" => self.rm(args),
             "rmdir" => self.each(args, "rmdir", |s, p| s.vfs.rmdir(*s.cwd, p.as_bytes())),
@@ -258,9 +267,18 @@ impl FileShell<'_> {
         let mut f = self
             .vfs
             .open(*self.cwd, path.as_bytes(), flags, 0o644, 0, 0)?;
-        let r = self.vfs.write(&mut f, data);
+        let mut r = Ok(0);
+        let mut done = 0;
+        // A short write (a full filesystem) is retried: the next one says why.
+        while done < data.len() {
+            r = self.vfs.write(&mut f, &data[done..]);
+            match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
+        }
         let closed = self.vfs.close(f);
-        r.and(closed)
+        r.map(drop).and(closed)
     }
 
     fn echo(&mut self, args: &[&str]) -> String {
@@ -479,13 +497,17 @@ impl FileShell<'_> {
             return out;
         }
         let mut fs_type = None;
+        let mut data = None;
         let mut read_only = false;
         let mut rest = Vec::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match *a {
                 "-t" => fs_type = it.next().copied(),
-                "-o" => read_only = it.next().is_some_and(|o| o.split(',').any(|x| x == "ro")),
+                "-o" => {
+                    data = it.next().copied();
+                    read_only = data.is_some_and(|o| o.split(',').any(|x| x == "ro"));
+                }
                 "-r" => read_only = true,
                 _ => rest.push(*a),
             }
@@ -494,13 +516,15 @@ impl FileShell<'_> {
             return "mount: need a source and a directory\n".into();
         };
         let fs_type = fs_type.unwrap_or("ext2");
-        let fs: Box<dyn FileSystem> = if fs_type == "tmpfs" {
-            Box::new(Tmpfs::new(0))
-        } else {
-            match self.mounter.make(fs_type, source, read_only) {
-                Ok(fs) => fs,
-                Err(e) => return format!("mount: mounting {source} on {dir} failed: {e}\n"),
-            }
+        let made = match fs_type {
+            "tmpfs" => Ok(Box::new(Tmpfs::new(0)) as Box<dyn FileSystem>),
+            _ => self
+                .mounter
+                .make(fs_type, source, read_only, data.unwrap_or("")),
+        };
+        let fs = match made {
+            Ok(fs) => fs,
+            Err(e) => return format!("mount: mounting {source} on {dir} failed: {e}\n"),
         };
         match self.vfs.mount(*self.cwd, dir.as_bytes(), fs, source) {
             Ok(()) => String::new(),

@@ -14,8 +14,15 @@ use super::vfs::Vfs;
 /// statfs's f_type for proc.
 pub const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 /// /proc/filesystems as this kernel has them.
-pub const FILESYSTEMS: &str =
-    "nodev\tproc\nnodev\ttmpfs\nnodev\tdevtmpfs\n\text2\n\text3\n\text4\n";
+pub const FILESYSTEMS: &str = "nodev	proc
+nodev	tmpfs
+nodev	devtmpfs
+	ext2
+	ext3
+	ext4
+nodev	hostfs
+nodev	humfs
+";
 
 /// The files of a /proc: path (without a leading `/`) to contents.
 #[derive(Debug, Default)]

@@ -23,7 +23,7 @@ Built-in commands:
   touch FILE..., mkdir [-p] DIR..., rmdir DIR...
   rm [-r] [-f] PATH..., mv FROM TO, ln [-s] TARGET NAME
   stat PATH..., df
-  mount [-t ext2|tmpfs] [-o ro] SOURCE DIR, umount DIR
+  mount [-t ext2|tmpfs|hostfs] [-o ro|HOSTDIR] SOURCE DIR, umount DIR
   dmesg                        the kernel log
   uname [-a|-s|-n|-r|-v|-m]
   uptime, free, ps, sync
@@ -125,10 +125,7 @@ fn file_command(cmd: &str, args: &[&str], m: &mut Machine) -> Option<String> {
     }
     proc::refresh(m);
     let words: Vec<&str> = std::iter::once(cmd).chain(args.iter().copied()).collect();
-    let mut mounter = UbdMounter {
-        disks: &m.disks,
-        cache_bytes: usize::try_from(m.config.mem / 4).unwrap_or(usize::MAX),
-    };
+    let mut mounter = UbdMounter::new(&m.disks, &m.config);
     m.files.shell(&words, &mut mounter)
 }
 

@@ -60,6 +60,10 @@ impl DemoSentry {
                 Ok(None)
             }
             Event::Forked { .. } => Ok(None),
+            Event::ForkReturned { pid: at, ret } => {
+                platform.reply(at, ret)?;
+                Ok(None)
+            }
             Event::Signal { pid: at, signal } => {
                 platform.resume(at, Some(signal))?;
                 Ok(None)

@@ -46,7 +46,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use seccompiler::BpfProgram;
 
-pub use spawn::Image;
+pub use spawn::{Image, SignalState};
 
 /// The guest's registers at a stop (x86_64).
 pub type Regs = libc::user_regs_struct;
@@ -109,6 +109,10 @@ pub enum Event {
     Forked { parent: Pid, child: Pid },
     /// Stopped before a signal is delivered to it; resume with or without it.
     Signal { pid: Pid, signal: Signal },
+    /// With fork exit stops on ([`Platform::stop_at_fork_exit`]): the guest that forked
+    /// is stopped at the exit of its fork, vfork or clone, which returned `ret` (the
+    /// child's host pid, or -errno); answer with reply (e.g. the child's guest pid).
+    ForkReturned { pid: Pid, ret: i64 },
     /// Exited with this status; it is gone.
     Exited { pid: Pid, code: i32 },
     /// Killed by this signal; it is gone.
@@ -196,6 +200,8 @@ enum State {
     Newborn,
     /// A new child reported to the sentry, its first stop still to come.
     Expected,
+    /// Its fork was reported; resumed to stop at the fork's exit.
+    ForkExit,
 }
 
 /// The guest processes of one kernel and the calls that stop and resume them.
@@ -208,6 +214,12 @@ pub struct Platform {
     guests: HashMap<Pid, State>,
     /// The host process group every guest joins (the first guest's pid).
     pgid: Option<Pid>,
+    /// Stop a forking guest at its fork's exit (seccomp mode).
+    fork_exit_stops: bool,
+    /// rdi and rsi to put back after a fork the sentry rewrote, per forking guest...
+    fork_regs: HashMap<Pid, (u64, u64)>,
+    /// ...and per child, before its first instruction.
+    child_regs: HashMap<Pid, (u64, u64)>,
     /// ptrace belongs to the tracing thread.
     _not_send: PhantomData<*const ()>,
 }
@@ -221,6 +233,9 @@ impl Platform {
             filter: filter::compile()?,
             guests: HashMap::new(),
             pgid: None,
+            fork_exit_stops: false,
+            fork_regs: HashMap::new(),
+            child_regs: HashMap::new(),
             _not_send: PhantomData,
         })
     }
@@ -230,6 +245,31 @@ impl Platform {
     /// mmap and brk, which run on the host, cannot take the host's memory.
     pub fn limit_address_space(&mut self, bytes: u64) {
         self.address_space = Some(bytes);
+    }
+
+    /// Stops a guest that forked at the exit of its fork (seccomp mode only), reported
+    /// as [`Event::ForkReturned`], so the sentry can return the child's guest pid.
+    pub fn stop_at_fork_exit(&mut self, on: bool) {
+        self.fork_exit_stops = on && self.mode == Mode::Seccomp;
+    }
+
+    /// The sentry rewrote the arguments of the fork `pid` is stopped at (vfork and fork
+    /// become clone): rdi and rsi get these values back in the parent at the fork's
+    /// exit and in the child before its first instruction (glibc's vfork keeps its
+    /// return address in rdi across the syscall).
+    pub fn restore_after_fork(&mut self, pid: Pid, rdi: u64, rsi: u64) {
+        self.fork_regs.insert(pid, (rdi, rsi));
+    }
+
+    /// Resumes a new child from its first stop, with its registers put back.
+    fn release_child(&mut self, child: Pid) -> Result<(), Error> {
+        if let Some((rdi, rsi)) = self.child_regs.remove(&child) {
+            let mut regs = ptrace::getregs(child).map_err(trace_err("PTRACE_GETREGS", child))?;
+            regs.rdi = rdi;
+            regs.rsi = rsi;
+            ptrace::setregs(child, regs).map_err(trace_err("PTRACE_SETREGS", child))?;
+        }
+        self.resume_raw(child, None)
     }
 
     pub fn mode(&self) -> Mode {
@@ -287,6 +327,21 @@ impl Platform {
                     call: Syscall::from_regs(&regs),
                 }))
             }
+            WaitStatus::PtraceSyscall(pid)
+                if matches!(self.guests.get(&pid), Some(State::ForkExit)) =>
+            {
+                let mut regs = ptrace::getregs(pid).map_err(trace_err("PTRACE_GETREGS", pid))?;
+                if let Some((rdi, rsi)) = self.fork_regs.remove(&pid) {
+                    regs.rdi = rdi;
+                    regs.rsi = rsi;
+                    ptrace::setregs(pid, regs).map_err(trace_err("PTRACE_SETREGS", pid))?;
+                }
+                self.guests.insert(pid, State::AtSyscall(regs));
+                Ok(Some(Event::ForkReturned {
+                    pid,
+                    ret: regs.rax as i64,
+                }))
+            }
             WaitStatus::PtraceSyscall(pid) => self.on_sysemu_stop(pid),
             WaitStatus::PtraceEvent(pid, _, ev)
                 if ev == libc::PTRACE_EVENT_FORK
@@ -306,7 +361,7 @@ impl Platform {
                 // A new child's first stop (auto-attached by PTRACE_O_TRACEFORK/CLONE).
                 let reported = matches!(self.guests.get(&pid), Some(State::Expected));
                 if reported {
-                    self.resume_raw(pid, None)?;
+                    self.release_child(pid)?;
                 } else {
                     self.guests.insert(pid, State::Newborn);
                 }
@@ -334,9 +389,17 @@ impl Platform {
     fn on_fork(&mut self, parent: Pid) -> Result<Event, Error> {
         let raw = ptrace::getevent(parent).map_err(trace_err("PTRACE_GETEVENTMSG", parent))?;
         let child = Pid::from_raw(raw as libc::pid_t);
-        self.continue_after_event(parent)?;
+        if let Some(&saved) = self.fork_regs.get(&parent) {
+            self.child_regs.insert(child, saved);
+        }
+        if self.fork_exit_stops {
+            ptrace::syscall(parent, None).map_err(trace_err("PTRACE_SYSCALL", parent))?;
+            self.guests.insert(parent, State::ForkExit);
+        } else {
+            self.continue_after_event(parent)?;
+        }
         match self.guests.get(&child) {
-            Some(State::Newborn) => self.resume_raw(child, None)?,
+            Some(State::Newborn) => self.release_child(child)?,
             _ => {
                 self.guests.insert(child, State::Expected);
             }
@@ -356,6 +419,8 @@ impl Platform {
 
     fn forget(&mut self, pid: Pid) {
         self.guests.remove(&pid);
+        self.fork_regs.remove(&pid);
+        self.child_regs.remove(&pid);
         if self.guests.is_empty() {
             self.pgid = None;
         }

@@ -21,6 +21,13 @@ use nix::unistd::{pipe2, Pid};
 use super::sys::{self, ChildPlan};
 use super::{trace_err, Creds, Error, Platform, State};
 
+/// Signal state a new guest program starts with (bit N-1 stands for signal N).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalState {
+    pub mask: u64,
+    pub ignored: u64,
+}
+
 /// A guest program image: an ELF in a sealed-off memfd.
 pub struct Image {
     fd: OwnedFd,
@@ -77,6 +84,18 @@ impl Platform {
         argv: &[A],
         envp: &[E],
     ) -> Result<Pid, Error> {
+        self.spawn_with(image, argv, envp, SignalState::default())
+    }
+
+    /// [`Platform::spawn`] with the signal mask and ignored signals the new program
+    /// keeps from the one it replaces (an execve).
+    pub fn spawn_with<A: AsRef<OsStr>, E: AsRef<OsStr>>(
+        &mut self,
+        image: &Image,
+        argv: &[A],
+        envp: &[E],
+        signals: SignalState,
+    ) -> Result<Pid, Error> {
         let args = cstrings(argv)?;
         let env = cstrings(envp)?;
         let (argv_ptrs, envp_ptrs) = (null_terminated(&args), null_terminated(&env));
@@ -97,6 +116,8 @@ impl Platform {
             address_space: self.address_space.unwrap_or(libc::RLIM_INFINITY),
             parent: std::process::id() as libc::pid_t,
             filter: self.filter.clone(),
+            sigmask: signals.mask,
+            ignored: signals.ignored,
             _strings: strings,
             argv: argv_ptrs,
             envp: envp_ptrs,

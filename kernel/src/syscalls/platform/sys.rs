@@ -26,6 +26,7 @@ pub enum Step {
     ParentDied,
     Traceme,
     Sigstop,
+    Signals,
     Seccomp,
     Execveat,
 }
@@ -44,6 +45,7 @@ const STEP_NAMES: &[&str] = &[
     "parent died",
     "ptrace(PTRACE_TRACEME)",
     "raise(SIGSTOP)",
+    "signal mask and dispositions",
     "seccomp(SECCOMP_SET_MODE_FILTER)",
     "execveat",
 ];
@@ -72,6 +74,10 @@ pub struct ChildPlan {
     /// The process that forks (the kernel), checked after PR_SET_PDEATHSIG.
     pub parent: libc::pid_t,
     pub filter: BpfProgram,
+    /// The guest's signal mask (bit N-1 for signal N), kept across exec as Linux does.
+    pub sigmask: u64,
+    /// Signals the guest ignores (bit N-1 for signal N), kept ignored across exec.
+    pub ignored: u64,
     /// Keep the strings alive: the pointer arrays below point into them.
     pub _strings: Vec<CString>,
     /// NULL-terminated.
@@ -187,6 +193,29 @@ fn child(plan: &ChildPlan) -> ! {
             Step::Traceme,
         );
         check(libc::raise(libc::SIGSTOP) as libc::c_long, Step::Sigstop);
+        // The kernel blocks signals it reads through signalfd: the guest starts with its
+        // own mask instead (the kernel's sigset is one 64-bit word).
+        check(
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &plan.sigmask as *const u64,
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            ),
+            Step::Signals,
+        );
+        for sig in 1..=64 {
+            if plan.ignored & (1u64 << (sig - 1)) != 0
+                && sig != libc::SIGKILL
+                && sig != libc::SIGSTOP
+            {
+                check(
+                    libc::signal(sig, libc::SIG_IGN) as libc::c_long,
+                    Step::Signals,
+                );
+            }
+        }
         let prog = libc::sock_fprog {
             len: plan.filter.len() as u16,
             filter: plan.filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),

@@ -1,0 +1,773 @@
+//! The sentry: guest processes running the root disk's programs. Each guest process is a
+//! host process under the [`platform`](super::platform) (seccomp + ptrace); every
+//! syscall outside the allow-list stops it, and the sentry performs it against the
+//! kernel's own state — the VFS (`fs/`), its pipes and the console tty — and writes the
+//! result back. The guest sees its own pids (init is 1), parents, process groups and
+//! sessions, exit statuses and wait4, descriptors, cwd, umask and uid 0, none of them
+//! the host's.
+//!
+//! Where it runs: inside the kernel's one event loop, on the loop's thread (the
+//! Platform and the VFS are both tied to it: ptrace belongs to the tracing thread, the
+//! VFS holds `Rc`s). The host tells the loop that a guest stopped through SIGCHLD, read
+//! from a signalfd the loop polls; the sentry then drains the stops with waitpid(WNOHANG),
+//! at most [`EVENTS_PER_TURN`] per turn so mconsole and the consoles are served in
+//! between. A syscall that has to wait (read of the tty or an empty pipe, wait4,
+//! nanosleep, poll) is not answered: the guest stays stopped and the call is kept in a
+//! list that is tried again whenever anything changed (and at its deadline), so nothing
+//! ever blocks the loop.
+//!
+//! Process forms: fork, vfork and clone without CLONE_VM (or with CLONE_VFORK) run on
+//! the host with CLONE_PARENT added, so every guest process is a host child of the
+//! kernel (reaped by the platform, no host zombies under guest parents); the fork's
+//! return value is rewritten to the child's guest pid at its exit stop. execve loads the
+//! program from the VFS (`#!` scripts too) into a memfd and replaces the host process
+//! by a fresh one (the guest pid, descriptors, cwd, signal mask and ignored signals
+//! carry over). Signals between guest processes are host signals the sentry sends
+//! (handlers, masks and sigreturn run on the host, recorded here); host-made SIGCHLDs
+//! are dropped (the sentry sends its own). Threads (CLONE_VM without CLONE_VFORK), job
+//! control stops and sockets are not implemented yet (ENOSYS / refused).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+
+use super::abi::{self, errno::*};
+use super::fdtable::{desc, Fd, FdTable, Object, Tty};
+use super::platform::{self, Creds, Event, Mode, Platform, Syscall};
+use crate::fs::vfs::{oflag, Loc};
+use crate::machine::{Action, Machine};
+
+/// Guest events handled per loop turn before the loop serves its other devices.
+pub const EVENTS_PER_TURN: usize = 256;
+/// Most guest processes (zombies included): fork beyond fails with EAGAIN.
+pub const MAX_PROCS: usize = 256;
+/// Address space of each guest process (RLIMIT_AS on the host).
+const ADDRESS_SPACE: u64 = 1 << 30;
+
+const SIG_IGN: u64 = 1;
+const SA_NOCLDWAIT: u64 = 2;
+const SA_RESTART: u64 = 0x1000_0000;
+
+/// A guest process.
+pub struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    pub pgid: u32,
+    pub sid: u32,
+    /// The host process running it now (it changes at execve).
+    pub host: Pid,
+    /// Its wait status once it ended (a zombie until its parent waits).
+    pub zombie: Option<i32>,
+    pub fds: FdTable,
+    pub cwd: Loc,
+    pub umask: u32,
+    /// The absolute path of the program it runs (/proc/self/exe).
+    pub exe: Vec<u8>,
+    pub comm: String,
+    /// rt_sigaction's handler and flags per signal (index signal - 1).
+    pub actions: [(u64, u64); 64],
+    /// The blocked signals (bit signal - 1), as rt_sigprocmask left them.
+    pub mask: u64,
+    /// Signals the sentry sent that the host has not delivered yet.
+    pub sent: u64,
+    /// The guest pid of the child its last fork made (returned at the fork's exit).
+    pub fork_child: Option<u32>,
+}
+
+/// A syscall that waits: tried again whenever something changes.
+struct Blocked {
+    pid: u32,
+    call: Syscall,
+    deadline: Option<Instant>,
+}
+
+/// What handling a syscall gave.
+pub enum Ret {
+    /// The result (a value or -errno) to write back.
+    Val(i64),
+    /// It must wait (until the deadline, if any); tried again later.
+    Block(Option<Instant>),
+    /// The guest was resumed already (passed to the host, or replaced by execve).
+    Resumed,
+}
+
+pub struct Sentry {
+    pub(super) platform: Platform,
+    sigchld: SignalFd,
+    pub(super) procs: BTreeMap<u32, Proc>,
+    by_host: HashMap<Pid, u32>,
+    next_pid: u32,
+    blocked: Vec<Blocked>,
+    pub(super) tty: Tty,
+    /// What guests wrote to the console, for the loop to write out.
+    pub(super) out: Vec<u8>,
+    pub(super) next_pipe: u64,
+    pub(super) images: HashMap<Loc, super::exec::CachedImage>,
+    /// Unknown syscalls already logged.
+    logged: HashSet<i64>,
+    /// Events may be waiting (the last turn stopped at its cap).
+    more: bool,
+    pub(super) nodename: String,
+    /// UML_SENTRY_TRACE set: every syscall and event is written to stderr.
+    trace: bool,
+}
+
+/// Whether a failed start of init is worth trying the next candidate.
+pub enum StartError {
+    /// The file is not there or not executable (Linux tries the next default).
+    NotFound(i64),
+    /// Anything else (the platform failed).
+    Failed(String),
+}
+
+fn host_err(e: platform::Error) -> String {
+    e.to_string()
+}
+
+impl Sentry {
+    /// A sentry with no process yet; SIGCHLD is read through a signalfd from now on.
+    pub fn new() -> Result<Sentry, String> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.thread_block()
+            .map_err(|e| format!("cannot block SIGCHLD: {e}"))?;
+        let sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| format!("signalfd: {e}"))?;
+        let mut platform =
+            Platform::new(Mode::Seccomp, Creds::default_for_host()).map_err(host_err)?;
+        platform.stop_at_fork_exit(true);
+        platform.limit_address_space(ADDRESS_SPACE);
+        Ok(Sentry {
+            platform,
+            sigchld,
+            procs: BTreeMap::new(),
+            by_host: HashMap::new(),
+            next_pid: 1,
+            blocked: Vec::new(),
+            tty: Tty::default(),
+            out: Vec::new(),
+            next_pipe: 1,
+            images: HashMap::new(),
+            logged: HashSet::new(),
+            more: false,
+            nodename: crate::machine::NODENAME.to_string(),
+            trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
+        })
+    }
+
+    /// The descriptor the loop polls: readable when a guest stopped or ended.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.sigchld.as_raw_fd()
+    }
+
+    /// Starts init (pid 1) running `path` with `argv` and `envp`, its descriptors 0, 1
+    /// and 2 on the console tty.
+    pub fn start_init(
+        &mut self,
+        m: &mut Machine,
+        path: &str,
+        argv: &[String],
+        envp: &[String],
+    ) -> Result<(), StartError> {
+        let root = m.files.vfs.root();
+        let argv: Vec<Vec<u8>> = argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let envp: Vec<Vec<u8>> = envp.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let (image, exe, argv) = self
+            .load(m, root, &[], path.as_bytes(), argv)
+            .map_err(StartError::NotFound)?;
+        let host = self
+            .platform
+            .spawn(&image, &argv_os(&argv), &argv_os(&envp))
+            .map_err(|e| StartError::Failed(host_err(e)))?;
+        let tty = desc(Object::Tty, oflag::O_RDWR);
+        let mut fds = FdTable::default();
+        for _ in 0..3 {
+            fds.insert(Fd {
+                desc: tty.clone(),
+                cloexec: false,
+            });
+        }
+        let comm = basename(&exe);
+        self.procs.insert(
+            1,
+            Proc {
+                pid: 1,
+                ppid: 0,
+                pgid: 1,
+                sid: 1,
+                host,
+                zombie: None,
+                fds,
+                cwd: root,
+                umask: 0o022,
+                exe,
+                comm,
+                actions: [(0, 0); 64],
+                mask: 0,
+                sent: 0,
+                fork_child: None,
+            },
+        );
+        self.by_host.insert(host, 1);
+        self.next_pid = 2;
+        Ok(())
+    }
+
+    /// How soon the loop must call [`Sentry::service`] even without SIGCHLD.
+    pub fn timeout(&self) -> Option<Duration> {
+        if self.more {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        self.blocked
+            .iter()
+            .filter_map(|b| b.deadline)
+            .min()
+            .map(|d| d.saturating_duration_since(now))
+    }
+
+    /// Typed console input (a complete line, or bytes in raw mode).
+    pub fn tty_input(&mut self, m: &mut Machine, bytes: &[u8]) {
+        self.tty.input.extend(bytes);
+        self.retry_blocked(m);
+    }
+
+    /// Takes what guests wrote to the console.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Whether any guest process is left.
+    pub fn alive(&self) -> bool {
+        self.procs.values().any(|p| p.zombie.is_none())
+    }
+
+    /// Serves the guests: drains SIGCHLD and the stops that are ready (up to
+    /// [`EVENTS_PER_TURN`]), then retries the waiting calls.
+    pub fn service(&mut self, m: &mut Machine) {
+        while let Ok(Some(_)) = self.sigchld.read_signal() {}
+        self.more = false;
+        for _ in 0..EVENTS_PER_TURN {
+            match self.platform.try_wait() {
+                Ok(Some(ev)) => self.on_event(m, ev),
+                Ok(None) | Err(platform::Error::NoGuests) => {
+                    self.retry_blocked(m);
+                    return;
+                }
+                Err(e) => {
+                    m.log.err(format!("sentry: {e}"));
+                    self.retry_blocked(m);
+                    return;
+                }
+            }
+            if m.action.is_some() {
+                return;
+            }
+        }
+        self.more = true;
+        self.retry_blocked(m);
+    }
+
+    fn on_event(&mut self, m: &mut Machine, ev: Event) {
+        if self.trace && !matches!(ev, Event::Syscall { .. }) {
+            let _ = writeln!(std::io::stderr(), "sentry: {ev:?}");
+        }
+        let result = match ev {
+            Event::Syscall { pid: host, call } => self.on_syscall(m, host, call),
+            Event::Forked { parent, child } => {
+                self.on_forked(parent, child);
+                Ok(())
+            }
+            Event::ForkReturned { pid: host, ret } => {
+                let child = self
+                    .by_host
+                    .get(&host)
+                    .and_then(|g| self.procs.get_mut(g))
+                    .and_then(|p| p.fork_child.take());
+                let v = match (ret, child) {
+                    (r, _) if r < 0 => r,
+                    (_, Some(c)) => c as i64,
+                    (r, None) => r,
+                };
+                self.platform.reply(host, v)
+            }
+            Event::Signal { pid: host, signal } => self.on_host_signal(host, signal),
+            Event::Exited { pid: host, code } => {
+                self.on_exit(m, host, abi::exited(code));
+                Ok(())
+            }
+            Event::Killed { pid: host, signal } => {
+                self.on_exit(m, host, signal as i32);
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            // A guest that died meanwhile: its exit event follows.
+            m.log.debug(format!("sentry: {e}"));
+        }
+    }
+
+    fn on_syscall(
+        &mut self,
+        m: &mut Machine,
+        host: Pid,
+        call: Syscall,
+    ) -> Result<(), platform::Error> {
+        let Some(&pid) = self.by_host.get(&host) else {
+            return self.platform.reply(host, -ENOSYS);
+        };
+        let ret = self.syscall(m, pid, host, call, None);
+        if std::env::var_os("SENTRY_TRACE").is_some() {
+            let shown = match &ret {
+                Ret::Val(v) => v.to_string(),
+                Ret::Block(_) => "block".into(),
+                Ret::Resumed => "resumed".into(),
+            };
+            eprintln!("[{pid}] {} {:x?} = {shown}", call.nr, call.args);
+        }
+        self.finish(pid, host, call, ret)
+    }
+
+    fn finish(
+        &mut self,
+        pid: u32,
+        host: Pid,
+        call: Syscall,
+        ret: Ret,
+    ) -> Result<(), platform::Error> {
+        match ret {
+            Ret::Val(v) => self.platform.reply(host, v),
+            Ret::Block(deadline) => {
+                self.blocked.push(Blocked {
+                    pid,
+                    call,
+                    deadline,
+                });
+                Ok(())
+            }
+            Ret::Resumed => Ok(()),
+        }
+    }
+
+    /// Tries every waiting call again until none completes.
+    pub fn retry_blocked(&mut self, m: &mut Machine) {
+        loop {
+            let mut progressed = false;
+            let waiting = std::mem::take(&mut self.blocked);
+            let mut still = Vec::new();
+            for b in waiting {
+                let Some(host) = self
+                    .procs
+                    .get(&b.pid)
+                    .filter(|p| p.zombie.is_none())
+                    .map(|p| p.host)
+                else {
+                    continue;
+                };
+                match self.syscall(m, b.pid, host, b.call, Some(b.deadline)) {
+                    Ret::Block(deadline) => still.push(Blocked { deadline, ..b }),
+                    other => {
+                        progressed = true;
+                        let _ = self.finish(b.pid, host, b.call, other);
+                    }
+                }
+            }
+            still.append(&mut self.blocked);
+            self.blocked = still;
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Logs an unknown syscall once per number (kernel log only) and answers ENOSYS.
+    pub(super) fn unknown(&mut self, m: &mut Machine, pid: u32, nr: i64) -> Ret {
+        if self.logged.insert(nr) {
+            let comm = self.procs.get(&pid).map_or("?", |p| p.comm.as_str());
+            m.log.debug(format!(
+                "sentry: {comm}[{pid}]: unknown syscall {nr} (ENOSYS)"
+            ));
+        }
+        Ret::Val(-ENOSYS)
+    }
+
+    fn alloc_pid(&mut self) -> u32 {
+        loop {
+            let pid = self.next_pid;
+            self.next_pid = if pid >= 32767 { 2 } else { pid + 1 };
+            if !self.procs.contains_key(&pid)
+                && !self.procs.values().any(|p| p.pgid == pid || p.sid == pid)
+            {
+                return pid;
+            }
+        }
+    }
+
+    /// fork, vfork, clone: checked, CLONE_PARENT added (every guest is a host child of
+    /// the kernel), passed to the host.
+    pub(super) fn fork(&mut self, host: Pid, call: Syscall) -> Ret {
+        if self.procs.len() >= MAX_PROCS {
+            return Ret::Val(-EAGAIN);
+        }
+        let Ok(mut regs) = self.platform.regs(host) else {
+            return Ret::Val(-ESRCH);
+        };
+        let (rdi, rsi) = (regs.rdi, regs.rsi);
+        let sigchld = libc::SIGCHLD as u64;
+        let parent = libc::CLONE_PARENT as u64;
+        match call.nr {
+            libc::SYS_fork => {
+                regs.orig_rax = libc::SYS_clone as u64;
+                regs.rdi = sigchld | parent;
+                regs.rsi = 0;
+            }
+            libc::SYS_vfork => {
+                regs.orig_rax = libc::SYS_clone as u64;
+                regs.rdi = (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | sigchld | parent;
+                regs.rsi = 0;
+            }
+            _ => {
+                let flags = call.args[0];
+                let vm = flags & libc::CLONE_VM as u64 != 0;
+                let vfork = flags & libc::CLONE_VFORK as u64 != 0;
+                if flags & libc::CLONE_THREAD as u64 != 0 || (vm && !vfork) {
+                    return Ret::Val(-ENOSYS);
+                }
+                if !platform::filter::clone_is_host_safe(flags) {
+                    return Ret::Val(-EPERM);
+                }
+                // Sharing the descriptor table, fs or handlers with a child process is
+                // not modelled: refused rather than half done.
+                let shared = (libc::CLONE_FILES | libc::CLONE_FS | libc::CLONE_SIGHAND) as u64;
+                if flags & shared != 0 {
+                    return Ret::Val(-EINVAL);
+                }
+                regs.rdi = flags | parent;
+            }
+        }
+        self.platform.restore_after_fork(host, rdi, rsi);
+        if self.platform.set_regs(host, regs).is_err() || self.platform.pass(host).is_err() {
+            return Ret::Val(-ESRCH);
+        }
+        Ret::Resumed
+    }
+
+    fn on_forked(&mut self, parent_host: Pid, child_host: Pid) {
+        let Some(&ppid) = self.by_host.get(&parent_host) else {
+            let _ = self.platform.kill(child_host);
+            return;
+        };
+        let pid = self.alloc_pid();
+        let Some(parent) = self.procs.get_mut(&ppid) else {
+            return;
+        };
+        parent.fork_child = Some(pid);
+        let child = Proc {
+            pid,
+            ppid,
+            pgid: parent.pgid,
+            sid: parent.sid,
+            host: child_host,
+            zombie: None,
+            fds: parent.fds.clone(),
+            cwd: parent.cwd,
+            umask: parent.umask,
+            exe: parent.exe.clone(),
+            comm: parent.comm.clone(),
+            actions: parent.actions,
+            mask: parent.mask,
+            sent: 0,
+            fork_child: None,
+        };
+        self.procs.insert(pid, child);
+        self.by_host.insert(child_host, pid);
+    }
+
+    /// A signal-delivery stop: signals the sentry sent, and faults, go through; the
+    /// host's own (SIGCHLD of host children, stops) are dropped.
+    fn on_host_signal(&mut self, host: Pid, signal: Signal) -> Result<(), platform::Error> {
+        let bit = abi::sigbit(signal as i32);
+        let ours = match self.by_host.get(&host).and_then(|g| self.procs.get_mut(g)) {
+            Some(p) if p.sent & bit != 0 => {
+                p.sent &= !bit;
+                true
+            }
+            _ => false,
+        };
+        let fault = matches!(
+            signal,
+            Signal::SIGSEGV
+                | Signal::SIGBUS
+                | Signal::SIGILL
+                | Signal::SIGFPE
+                | Signal::SIGTRAP
+                | Signal::SIGSYS
+                | Signal::SIGXCPU
+                | Signal::SIGXFSZ
+                | Signal::SIGKILL
+        );
+        self.platform
+            .resume(host, (ours || fault).then_some(signal))
+    }
+
+    /// A host process ended: its guest process becomes a zombie (unless execve replaced
+    /// it), its descriptors close, its children go to init, its parent hears of it.
+    fn on_exit(&mut self, m: &mut Machine, host: Pid, status: i32) {
+        let Some(pid) = self.by_host.remove(&host) else {
+            return;
+        };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.host != host || p.zombie.is_some() {
+            return;
+        }
+        p.zombie = Some(status);
+        let fds = p.fds.take_all();
+        let ppid = p.ppid;
+        for fd in fds {
+            self.release(m, fd);
+        }
+        self.blocked.retain(|b| b.pid != pid);
+        if pid == 1 {
+            m.log.err(format!(
+                "Kernel panic - not syncing: Attempted to kill init! exitcode=0x{status:08x}"
+            ));
+            m.action = Some(Action::Halt(1));
+            return;
+        }
+        let orphans: Vec<u32> = self
+            .procs
+            .values()
+            .filter(|c| c.ppid == pid)
+            .map(|c| c.pid)
+            .collect();
+        for c in orphans {
+            if let Some(c) = self.procs.get_mut(&c) {
+                c.ppid = 1;
+            }
+        }
+        let Some(parent) = self.procs.get(&ppid) else {
+            self.procs.remove(&pid);
+            return;
+        };
+        let (handler, flags) = parent.actions[libc::SIGCHLD as usize - 1];
+        if handler == SIG_IGN || flags & SA_NOCLDWAIT != 0 {
+            self.procs.remove(&pid);
+        } else if handler > SIG_IGN {
+            self.send_signal(ppid, libc::SIGCHLD);
+        }
+    }
+
+    /// Closes a descriptor: the last one of a description releases it.
+    pub(super) fn release(&mut self, m: &mut Machine, fd: Fd) {
+        if Rc::strong_count(&fd.desc) != 1 {
+            return;
+        }
+        if let Ok(cell) = Rc::try_unwrap(fd.desc) {
+            if let Object::File(of) = cell.into_inner().object {
+                let _ = m.files.vfs.close(of);
+            }
+        }
+    }
+
+    /// Sends `sig` to guest process `pid`; a waiting call it interrupts returns EINTR
+    /// (or restarts after the handler with SA_RESTART).
+    pub(super) fn send_signal(&mut self, pid: u32, sig: i32) {
+        let Some(p) = self.procs.get(&pid).filter(|p| p.zombie.is_none()) else {
+            return;
+        };
+        let host = p.host;
+        let Ok(signal) = Signal::try_from(sig) else {
+            return;
+        };
+        if sig == libc::SIGKILL {
+            let _ = self.platform.kill(host);
+            return;
+        }
+        if matches!(
+            signal,
+            Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU | Signal::SIGCONT
+        ) {
+            return; // no job control stops yet
+        }
+        let (handler, flags) = p.actions[sig as usize - 1];
+        if handler == SIG_IGN || (handler == 0 && abi::ignored_by_default(sig)) {
+            return;
+        }
+        let masked = p.mask & abi::sigbit(sig) != 0;
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.sent |= abi::sigbit(sig);
+        }
+        if nix::sys::signal::kill(host, signal).is_err() {
+            return;
+        }
+        if masked {
+            return;
+        }
+        if let Some(i) = self.blocked.iter().position(|b| b.pid == pid) {
+            let b = self.blocked.remove(i);
+            let restart = handler > SIG_IGN
+                && flags & SA_RESTART != 0
+                && matches!(
+                    b.call.nr,
+                    libc::SYS_read
+                        | libc::SYS_readv
+                        | libc::SYS_write
+                        | libc::SYS_writev
+                        | libc::SYS_wait4
+                );
+            if restart {
+                if let Ok(mut regs) = self.platform.regs(host) {
+                    regs.rip -= 2;
+                    let _ = self.platform.set_regs(host, regs);
+                    let _ = self.platform.reply(host, b.call.nr);
+                }
+            } else {
+                let _ = self.platform.reply(host, -EINTR);
+            }
+        }
+    }
+
+    /// kill(2) and friends: `target` as kill reads it.
+    pub(super) fn kill(&mut self, from: u32, target: i32, sig: i32) -> i64 {
+        if !(0..=64).contains(&sig) {
+            return -EINVAL;
+        }
+        let my_pgid = self.procs.get(&from).map_or(0, |p| p.pgid);
+        let victims: Vec<u32> = self
+            .procs
+            .values()
+            .filter(|p| p.zombie.is_none())
+            .filter(|p| match target {
+                t if t > 0 => p.pid == t as u32,
+                0 => p.pgid == my_pgid,
+                -1 => p.pid != 1 && p.pid != from,
+                t => p.pgid == t.unsigned_abs(),
+            })
+            .map(|p| p.pid)
+            .collect();
+        if victims.is_empty() {
+            return -ESRCH;
+        }
+        if sig != 0 {
+            for v in victims {
+                self.send_signal(v, sig);
+            }
+        }
+        0
+    }
+
+    /// wait4: a zombie child's pid and status, 0 (WNOHANG), or wait.
+    pub(super) fn wait4(
+        &mut self,
+        pid: u32,
+        host: Pid,
+        target: i32,
+        status: u64,
+        options: u64,
+        rusage: u64,
+    ) -> Ret {
+        let my_pgid = self.procs.get(&pid).map_or(0, |p| p.pgid);
+        let children: Vec<(u32, Option<i32>)> = self
+            .procs
+            .values()
+            .filter(|c| c.ppid == pid)
+            .filter(|c| match target {
+                t if t > 0 => c.pid == t as u32,
+                0 => c.pgid == my_pgid,
+                -1 => true,
+                t => c.pgid == t.unsigned_abs(),
+            })
+            .map(|c| (c.pid, c.zombie))
+            .collect();
+        if children.is_empty() {
+            return Ret::Val(-ECHILD);
+        }
+        if let Some(&(child, Some(st))) = children.iter().find(|(_, z)| z.is_some()) {
+            if status != 0
+                && self
+                    .platform
+                    .write_mem(host, status, &st.to_ne_bytes())
+                    .is_err()
+            {
+                return Ret::Val(-EFAULT);
+            }
+            if rusage != 0 {
+                let _ = self.platform.write_mem(host, rusage, &[0u8; 144]);
+            }
+            self.procs.remove(&child);
+            return Ret::Val(child as i64);
+        }
+        if options & libc::WNOHANG as u64 != 0 {
+            return Ret::Val(0);
+        }
+        Ret::Block(None)
+    }
+
+    /// reboot(2): power off and halt stop the kernel with 0, restart reboots it.
+    pub(super) fn reboot(&mut self, m: &mut Machine, args: [u64; 6]) -> i64 {
+        if args[0] as u32 != 0xfee1_dead {
+            return -EINVAL;
+        }
+        match args[2] as u32 {
+            0x4321_fedc => {
+                m.log.info("reboot: Power down");
+                m.action = Some(Action::Halt(0));
+            }
+            0xcdef_0123 => {
+                m.log.info("reboot: System halted");
+                m.action = Some(Action::Halt(0));
+            }
+            0x0123_4567 => {
+                m.log.info("reboot: Restarting system");
+                m.action = Some(Action::Reboot);
+            }
+            0x89ab_cdef | 0 => {}
+            _ => return -EINVAL,
+        }
+        0
+    }
+
+    /// The processes as `ps` would list them (SysRq t).
+    pub fn listing(&self) -> String {
+        let mut out = String::from("  PID  PPID COMMAND\n");
+        for p in self.procs.values() {
+            let state = if p.zombie.is_some() { " <defunct>" } else { "" };
+            out.push_str(&format!("{:>5} {:>5} {}{}\n", p.pid, p.ppid, p.comm, state));
+        }
+        out
+    }
+
+    /// Replaces process `pid`'s host process by `new` (execve).
+    pub(super) fn replace_host(&mut self, pid: u32, new: Pid) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        let old = std::mem::replace(&mut p.host, new);
+        p.sent = 0;
+        self.by_host.remove(&old);
+        self.by_host.insert(new, pid);
+        let _ = self.platform.kill(old);
+    }
+}
+
+/// The last component of a path, as a 15-byte comm.
+pub(super) fn basename(path: &[u8]) -> String {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned()
+}
+
+pub(super) fn argv_os(items: &[Vec<u8>]) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    items
+        .iter()
+        .map(|a| std::ffi::OsString::from_vec(a.clone()))
+        .collect()
+}

@@ -1,0 +1,282 @@
+//! uml-kernel runs the root disk's programs: the busybox image linux.uml boots, with
+//! `init=/sbin/init` (a shell script of busybox commands), runs under uml-kernel as
+//! guest processes, and what the script prints is compared line by line with
+//! linux.uml running the same script on the same image (only the lines between the
+//! script's markers; a line starting `KERNEL:` names the kernel and may differ).
+//! `poweroff -f` ends the kernel with 0, e2fsck finds the image clean and debugfs reads
+//! the files the guest wrote. Hostile guests (a fork bomb, host paths) are contained
+//! and mconsole keeps answering.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tests::{descendants, our_bin, run, GuestImage, KernelRun, Output, Uml};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// The script both kernels run as /sbin/init.
+const SCRIPT: &str = r#"#!/bin/sh
+echo "=== begin"
+echo hello world
+echo "args: $# env: $HOME $TERM"
+cd /tmp
+mkdir -p work/sub && cd work
+pwd
+echo one > a.txt
+echo two >> a.txt
+cat a.txt
+cp a.txt b.txt && mv b.txt c.txt && ls
+ls -l c.txt | awk '{print $1, $2, $5, $NF}'
+rm c.txt; ls
+wc -l < a.txt
+cat a.txt | sort -r | head -n 1
+x=$(echo nested $(echo deep)); echo "$x"
+i=0; while [ $i -lt 25 ]; do i=$((i+1)); done; echo "i=$i"
+for w in x y z; do printf '%s-' $w; done; echo
+(exit 3); echo "status $?"
+false || echo "or works"
+true && echo "and works"
+sh -c 'exit 7'; echo "sh status $?"
+sleep 0.2 & pid=$!; wait $pid; echo "waited $?"
+( sleep 0.1; echo background ) &
+wait
+echo "after wait"
+sleep 10 & victim=$!; kill $victim; wait $victim; echo "killed status $?"
+echo data > /root/file1
+mkdir /root/dir1
+echo nested > /root/dir1/f2
+ln -s file1 /root/link1
+cat /root/link1; readlink /root/link1
+stat -c '%s %F %a' /root/file1 /root/dir1 /root/link1
+test -d /root/dir1 && echo isdir
+test -x /bin/busybox && echo executable
+echo "KERNEL: $(uname -r)"
+uname -s -m
+seq 1 5 | tr '\n' ' '; echo
+echo abc | sed s/b/X/
+echo "a:b:c" | cut -d: -f2
+grep -c o /tmp/work/a.txt
+basename /a/b/c; dirname /a/b/c
+expr 6 \* 7
+echo $((3 + 4 * 2))
+md5sum /tmp/work/a.txt
+find /root | sort
+id -u
+umask
+sh -c "trap 'echo bye' EXIT; echo hi"
+echo one two three | while read a b c; do echo "$c $b $a"; done
+cat /nonexistent 2>&1 | sed 's/^cat: //'
+/bin/nonexistent-command 2>/dev/null; echo "missing $?"
+printf 'x\ny\n' > /tmp/work/lines; while read l; do echo "line $l"; done < /tmp/work/lines
+head -c 5 /dev/zero | od -An -c | tr -s ' '
+cd /; rm -r /tmp/work; ls /tmp
+sync
+echo "=== end"
+poweroff -f
+"#;
+
+/// The lines between the markers, without carriage returns.
+fn between_markers(console: &str) -> Vec<String> {
+    let lines: Vec<String> = console
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    let start = lines.iter().position(|l| l == "=== begin");
+    let end = lines.iter().position(|l| l == "=== end");
+    match (start, end) {
+        (Some(s), Some(e)) if s < e => lines[s + 1..e].to_vec(),
+        _ => panic!("the script's markers are missing from the console:\n{console}"),
+    }
+}
+
+fn uml_kernel(home: &Path, umid: &str, image: &Path, extra: &[&str]) -> KernelRun {
+    let mut args = vec![
+        format!("ubd0={}", image.display()),
+        "root=/dev/ubda".to_string(),
+        "rw".into(),
+        "init=/sbin/init".into(),
+        "con0=fd:0,fd:1".into(),
+        "con=null".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    KernelRun::start(
+        KernelRun::command(&our_bin("uml-kernel"), umid, &args),
+        home,
+        umid,
+    )
+}
+
+fn debugfs_cat(image: &Path, path: &str) -> String {
+    let out = run(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("cat {path}"))
+            .arg(image),
+        LIMIT,
+    );
+    out.stdout
+}
+
+#[test]
+fn busybox_init_script_prints_what_linux_uml_prints() {
+    let dir = tests::scratch();
+    let base = GuestImage::build(&dir.path().join("base.img"), SCRIPT);
+    let ours_img = dir.path().join("ours.img");
+    fs::copy(&base.path, &ours_img).unwrap();
+
+    let mut k = uml_kernel(&dir.path().join("home"), "initdiff", &ours_img, &[]);
+    let status = k.wait_exit(LIMIT);
+    let console = k.output();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "uml-kernel did not power off with 0:\n{console}"
+    );
+    let ours = between_markers(&console);
+
+    tests::ext2tree::e2fsck_clean(&ours_img, "the image uml-kernel's guest wrote");
+    assert_eq!(debugfs_cat(&ours_img, "/root/file1"), "data\n");
+    assert_eq!(debugfs_cat(&ours_img, "/root/dir1/f2"), "nested\n");
+
+    let Some(uml) = Uml::new(&dir.path().join("uml-home"), "initdiff-uml") else {
+        return; // UML_SKIP_INTEROP=1
+    };
+    let theirs_img = dir.path().join("theirs.img");
+    fs::copy(&base.path, &theirs_img).unwrap();
+    let out: Output = uml
+        .root(&theirs_img.display().to_string())
+        .boot_to_poweroff(LIMIT);
+    let theirs = between_markers(&out.stdout);
+
+    let names_kernel = |l: &String| l.starts_with("KERNEL:");
+    let ours_cmp: Vec<&String> = ours.iter().filter(|l| !names_kernel(l)).collect();
+    let theirs_cmp: Vec<&String> = theirs.iter().filter(|l| !names_kernel(l)).collect();
+    assert!(ours_cmp.len() > 40, "too little output: {ours:#?}");
+    assert_eq!(
+        ours_cmp, theirs_cmp,
+        "uml-kernel (left) and linux.uml (right) printed different lines"
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l == &format!("KERNEL: {}", kernel::machine::RELEASE)),
+        "uname -r is not this kernel's release: {ours:#?}"
+    );
+}
+
+#[test]
+fn init_gets_the_command_lines_words_and_a_missing_init_panics() {
+    let dir = tests::scratch();
+    let script = "#!/bin/sh\necho \"argv: $*\"\necho \"env: $greeting\"\npoweroff -f\n";
+    let img = GuestImage::build(&dir.path().join("args.img"), script);
+    let mut k = uml_kernel(
+        &dir.path().join("home"),
+        "initargs",
+        &img.path,
+        &["single", "greeting=hi"],
+    );
+    let status = k.wait_exit(LIMIT);
+    let console = k.output();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{console}");
+    assert!(console.contains("argv: single\n"), "{console}");
+    assert!(console.contains("env: hi\n"), "{console}");
+
+    let args = [
+        format!("ubd0={}", img.path.display()),
+        "init=/sbin/no-such-init".to_string(),
+        "con0=fd:0,fd:1".into(),
+    ];
+    let mut k = KernelRun::start(
+        KernelRun::command(&our_bin("uml-kernel"), "initmissing", &args),
+        &dir.path().join("home2"),
+        "initmissing",
+    );
+    let status = k.wait_exit(LIMIT);
+    let console = k.output();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{console}");
+    assert!(
+        console.contains("Requested init /sbin/no-such-init failed (error -2)"),
+        "{console}"
+    );
+}
+
+fn mconsole(k: &KernelRun, cmd: &str) -> Output {
+    run(
+        Command::new(our_bin("uml_mconsole"))
+            .arg(&k.umid)
+            .args(cmd.split(' '))
+            .env("HOME", &k.home),
+        Duration::from_secs(10),
+    )
+}
+
+#[test]
+fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
+    let dir = tests::scratch();
+    let secret = dir.path().join("host-secret");
+    fs::write(&secret, "host data\n").unwrap();
+    let script = format!(
+        "#!/bin/sh\n\
+         cat {secret} 2>/dev/null && echo LEAKED || echo no-host-file\n\
+         ls /proc/1/root/{secret} 2>/dev/null && echo LEAKED2 || echo no-host-root\n\
+         echo bomb-start\n\
+         b() {{ b | b & }}\n\
+         b 2>/dev/null\n\
+         sleep 1000\n",
+        secret = secret.display()
+    );
+    let img = GuestImage::build(&dir.path().join("bomb.img"), &script);
+    let mut k = uml_kernel(&dir.path().join("home"), "initbomb", &img.path, &[]);
+    k.wait_socket(LIMIT);
+    let start = Instant::now();
+    while !k.output().contains("bomb-start") {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the guest never started:\n{}",
+            k.output()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_secs(2));
+    let v = mconsole(&k, "version");
+    assert!(
+        v.success() && v.stdout.contains("OK"),
+        "mconsole did not answer during the fork bomb: {v:?}\n{}",
+        k.output()
+    );
+    let guests = descendants(k.child.id() as i32);
+    assert!(
+        !guests.is_empty() && guests.len() <= kernel::syscalls::sentry::MAX_PROCS + 4,
+        "{} host processes under the kernel",
+        guests.len()
+    );
+    let console = k.output();
+    assert!(
+        console.contains("no-host-file") && console.contains("no-host-root"),
+        "{console}"
+    );
+    assert!(!console.contains("LEAKED"), "{console}");
+    let h = mconsole(&k, "halt");
+    assert!(h.success(), "{h:?}");
+    assert!(k.wait_exit(LIMIT).is_some(), "halt did not end the kernel");
+    // Every guest dies with the kernel (PTRACE_O_EXITKILL, the platform's drop).
+    let start = Instant::now();
+    let alive = |pid: i32| {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // A live process that is not a zombie (pid reuse aside, within the bound).
+        !stat.is_empty()
+            && !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    };
+    while guests.iter().any(|&p| alive(p)) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "guest processes outlived the kernel"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
