@@ -259,20 +259,25 @@ fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
         "{console}"
     );
     assert!(!console.contains("LEAKED"), "{console}");
+    // Their /proc directories, found now (under scripts/test /proc is an outer pid
+    // namespace's, where the pids we see name other processes).
+    let guest_dirs: Vec<std::path::PathBuf> =
+        guests.iter().filter_map(|&p| tests::proc_dir(p)).collect();
+    assert!(!guest_dirs.is_empty(), "no guest process in /proc");
     let h = mconsole(&k, "halt");
     assert!(h.success(), "{h:?}");
     assert!(k.wait_exit(LIMIT).is_some(), "halt did not end the kernel");
     // Every guest dies with the kernel (PTRACE_O_EXITKILL, the platform's drop).
     let start = Instant::now();
-    let alive = |pid: i32| {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let alive = |dir: &std::path::PathBuf| {
+        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
         // A live process that is not a zombie (pid reuse aside, within the bound).
         !stat.is_empty()
             && !stat
                 .rsplit_once(')')
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
     };
-    while guests.iter().any(|&p| alive(p)) {
+    while guest_dirs.iter().any(alive) {
         assert!(
             start.elapsed() < LIMIT,
             "guest processes outlived the kernel"
