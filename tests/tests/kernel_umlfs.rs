@@ -41,24 +41,30 @@ fn our_path() -> String {
 }
 
 impl Setup {
-    /// Boots uml-kernel `umid` with `args` in `dir`, and makes the mount point.
+    /// Boots uml-kernel `umid` with `args` in `dir` (its built-in shell on the console),
+    /// and makes the mount point.
     fn boot(dir: &Path, umid: &str, args: &[String]) -> Setup {
+        let mut s = Self::start(dir, umid, args);
+        // (the boot messages may still be on their way)
+        assert!(s.guest("echo booted").ends_with("booted\n"));
+        s
+    }
+
+    /// Starts uml-kernel `umid` with `args` in `dir`, and makes the mount point.
+    fn start(dir: &Path, umid: &str, args: &[String]) -> Setup {
         let home = dir.join("home");
         let cmd = KernelRun::command(&our_bin("uml-kernel"), umid, args);
         let k = KernelRun::start(cmd, &home, umid);
         k.wait_socket(LIMIT);
         let mnt = dir.join("mnt");
         fs::create_dir_all(&mnt).unwrap();
-        let mut s = Setup {
+        Setup {
             k,
             ns: MountNs::new(),
             mnt,
             home,
             marks: 0,
-        };
-        // (the boot messages may still be on their way)
-        assert!(s.guest("echo booted").ends_with("booted\n"));
-        s
+        }
     }
 
     /// `uml_mount UMID MNT [extra...]` in the namespace.
@@ -542,4 +548,60 @@ fn stop_pauses_umlfs_and_reboot_ends_it() {
     assert_eq!(s.guest("cat /tmp/f2"), "after\n");
     s.halt_from_console();
     s.assert_disconnected();
+}
+
+/// The root disk's own programs (busybox under the sentry, `init=/sbin/init`) and the
+/// host share the files: the host reads what a guest program wrote, a guest program
+/// waits for the host's file and shows its contents, owner and mode, then powers the
+/// guest off with the mount in place.
+#[test]
+fn guest_programs_and_the_host_share_files() {
+    require_root("the umlfs tests (FUSE mounts)");
+    let dir = scratch();
+    let path = dir.path().join("root.img");
+    let init = "#!/bin/sh\n\
+        echo 'written by busybox' > /tmp/prog.txt\n\
+        echo UMLFS-READY\n\
+        i=0\n\
+        while [ ! -f /tmp/from-host ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n\
+        echo \"GOT: $(cat /tmp/from-host)\"\n\
+        ls -ln /tmp/from-host | awk '{print \"OWNER:\", $1, $3, $4}'\n\
+        poweroff -f\n";
+    GuestImage::build(&path, init);
+    let args: Vec<String> = [
+        format!("ubd0={}", path.display()),
+        "root=/dev/ubda".into(),
+        "rw".into(),
+        "init=/sbin/init".into(),
+        "con0=fd:0,fd:1".into(),
+        "con=null".into(),
+    ]
+    .into();
+    let mut s = Setup::start(dir.path(), "prog", &args);
+    assert!(
+        s.k.wait_from(0, "UMLFS-READY", LIMIT).is_some(),
+        "{}",
+        s.k.output()
+    );
+    s.mount_ok(&[]);
+    assert_eq!(s.host("cat \"$MNT/tmp/prog.txt\""), "written by busybox\n");
+    // Made under another name and moved into place, so the guest sees it whole.
+    s.host(
+        "set -e; cd \"$MNT/tmp\"; echo from the host > .new; chown 1000:100 .new; \
+         chmod 640 .new; mv .new from-host",
+    );
+    let status = s.k.wait_exit(LIMIT);
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "{status:?}\n{}",
+        s.k.output()
+    );
+    let console = s.k.output();
+    assert!(console.contains("GOT: from the host\n"), "{console}");
+    assert!(
+        console.contains("OWNER: -rw-r----- 1000 100\n"),
+        "{console}"
+    );
+    s.assert_disconnected();
+    e2fsck_clean(&path, "the root disk after busybox and umlfs");
 }
