@@ -2,7 +2,8 @@
 //! root filesystem and the consoles, then serve every registered descriptor from one
 //! poll loop (which also writes dirty filesystem blocks back every 30 s) until the
 //! guest halts or reboots, when the filesystems are written back and marked clean. `stop` freezes the guest (console input is no longer read)
-//! while mconsole keeps answering.
+//! while mconsole keeps answering. mconsole `umlfs` hands over a FUSE connection that
+//! the loop then serves (`fs::fuse`); halt and reboot close them.
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use crate::chan::ChanError;
 use crate::cmdline::Config;
 use crate::event::EventLoop;
 use crate::fs::boot::{Files, RootOptions};
+use crate::fs::fuse::Umlfs;
 use crate::host::{self, UmidHome};
 use crate::job::{Interpreter, Jobs, Run, Sink};
 use crate::klog::KernelLog;
@@ -46,6 +48,8 @@ enum Token {
     Net(usize),
     /// An answer a job waits for (a helper's reply).
     Job,
+    /// Requests waiting on umlfs connection N.
+    Fuse(usize),
     /// A guest process stopped or ended (SIGCHLD).
     Guests,
 }
@@ -62,6 +66,8 @@ pub struct Kernel {
     init: Interpreter,
     /// Commands still running, and lines typed meanwhile.
     jobs: Jobs,
+    /// The FUSE connections serving the guest's files to the host (mconsole `umlfs`).
+    umlfs: Umlfs,
     /// The guest processes, when init is a program of the root disk (`init=PATH`).
     sentry: Option<Sentry>,
 }
@@ -196,6 +202,7 @@ impl Kernel {
             home,
             init,
             jobs: Jobs::default(),
+            umlfs: Umlfs::default(),
             sentry: None,
         };
         k.attach_disks()?;
@@ -432,7 +439,7 @@ impl Kernel {
             }
             let ready = match self.events.wait(timeout, |t| match t {
                 Token::Chan(ChanToken::Line(slot)) => !stopped && !busy.contains(&slot),
-                Token::Job => !stopped,
+                Token::Job | Token::Fuse(_) => !stopped,
                 _ => true,
             }) {
                 Ok(r) => r,
@@ -450,6 +457,7 @@ impl Kernel {
                     Token::Net(n) => self.m.net.service(n),
                     Token::Job => {}    // the jobs are polled below
                     Token::Guests => {} // served below, every turn
+                    Token::Fuse(slot) => self.serve_umlfs(slot),
                 }
                 if let Some(exit) = self.take_action() {
                     self.flush_log();
@@ -479,10 +487,12 @@ impl Kernel {
     fn take_action(&mut self) -> Option<Exit> {
         match self.m.action.take()? {
             Action::Halt(code) => {
+                self.close_umlfs();
                 self.m.unmount_all();
                 Some(Exit::Halt(code))
             }
             Action::Reboot => {
+                self.close_umlfs();
                 self.m.unmount_all();
                 Some(Exit::Reboot)
             }
@@ -538,8 +548,44 @@ impl Kernel {
         }
     }
 
+    /// Answers the requests waiting on umlfs connection `slot` (the guest's /proc is
+    /// brought up to date first, as for the shell); a connection that ended is let go.
+    fn serve_umlfs(&mut self, slot: usize) {
+        proc::refresh(&self.m);
+        if let Some(why) = self.umlfs.service(slot, &mut self.m.files.vfs) {
+            self.events.unregister(Token::Fuse(slot));
+            self.m
+                .log
+                .info(format!("umlfs: connection {slot} ended: {why}"));
+        }
+    }
+
+    /// mconsole `umlfs`: takes the FUSE descriptor that came with the request.
+    fn accept_umlfs(&mut self, fd: Option<std::os::fd::OwnedFd>) -> Vec<Reply> {
+        match self.umlfs.accept(fd, &mut self.m.files.vfs) {
+            Ok((slot, text)) => {
+                if let Some(raw) = self.umlfs.fd(slot) {
+                    self.events.register(raw, Token::Fuse(slot));
+                }
+                self.m.log.info(text.clone());
+                mconsole::answer(0, &text)
+            }
+            Err(text) => mconsole::error(&text),
+        }
+    }
+
+    /// Ends every umlfs connection (halt, reboot): the host's mounts answer ENOTCONN.
+    fn close_umlfs(&mut self) {
+        for slot in self.umlfs.close_all(&mut self.m.files.vfs) {
+            self.events.unregister(Token::Fuse(slot));
+            self.m.log.info(format!(
+                "umlfs: connection {slot} closed: the guest is going down"
+            ));
+        }
+    }
+
     fn serve_mconsole(&mut self) {
-        while let Some((datagram, from)) = self.server.receive() {
+        while let Some((datagram, from, fd)) = self.server.receive() {
             match mconsole::classify(&datagram) {
                 Incoming::Version0 => self.server.send_version0(&from),
                 Incoming::Refuse(r) => self.server.send(&from, &r),
@@ -555,6 +601,7 @@ impl Kernel {
                         );
                     }
                     let replies = match command {
+                        Some(Command::Umlfs(_)) => self.accept_umlfs(fd),
                         Some(c) => self.run_command(c, &from),
                         None => mconsole::error("Unknown command"),
                     };
@@ -626,6 +673,7 @@ impl Kernel {
                 let (err, text) = self.remove(&arg);
                 mconsole::answer(err, &text)
             }
+            Command::Umlfs(_) => self.accept_umlfs(None),
         }
     }
 

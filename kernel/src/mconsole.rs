@@ -1,10 +1,12 @@
 //! The mconsole server: the socket in the umid directory, request validation and the
 //! replies as linux.uml sends them (reference mconsole.md §3-§6), and the command table
-//! matched by prefix in the kernel's order. What each command does to the machine is
-//! decided by the kernel loop (`kernel.rs`); this module speaks the protocol.
+//! matched by prefix in the kernel's order, plus `umlfs` (uml_mount's hand-over of a
+//! /dev/fuse descriptor, which comes with the request as SCM_RIGHTS). What each
+//! command does to the machine is decided by the kernel loop (`kernel.rs`); this
+//! module speaks the protocol.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 
@@ -32,11 +34,14 @@ pub enum Command {
     Log(Vec<u8>),
     Proc(String),
     Stack(String),
+    /// `umlfs FD`: serve the filesystem over the FUSE descriptor sent with it (the
+    /// text is the sender's descriptor number, meaningless here).
+    Umlfs(String),
 }
 
-const TABLE: [&str; 13] = [
+const TABLE: [&str; 14] = [
     "version", "halt", "reboot", "config", "remove", "sysrq", "help", "cad", "stop", "go", "log",
-    "proc", "stack",
+    "proc", "stack", "umlfs",
 ];
 
 /// The first table entry that is a prefix of the request, as the kernel matches.
@@ -61,6 +66,7 @@ pub fn lookup(data: &[u8]) -> Option<Command> {
         "go" => Command::Go,
         "log" => Command::Log(data.get(4..).unwrap_or_default().to_vec()),
         "proc" => Command::Proc(args),
+        "umlfs" => Command::Umlfs(args),
         _ => Command::Stack(args),
     })
 }
@@ -81,18 +87,9 @@ pub enum Incoming {
     Ignore,
 }
 
-/// The answer to `umlfs FD` (uml_mount's hand-over of a /dev/fuse descriptor): this
-/// kernel cannot serve its filesystem over FUSE yet. The descriptor itself never
-/// reaches the kernel: requests are read without room for SCM_RIGHTS, so the host
-/// closes it, and uml_mount unmounts.
-pub const UMLFS_UNSUPPORTED: &str = "umlfs: this kernel cannot serve its filesystem over FUSE";
-
 /// Classifies a request datagram as the kernel does.
 pub fn classify(datagram: &[u8]) -> Incoming {
     match Request::parse(datagram) {
-        Ok(req) if req.version == VERSION && req.command.starts_with(b"umlfs") => {
-            Incoming::Refuse(error(UMLFS_UNSUPPORTED))
-        }
         Ok(req) => Incoming::Run {
             command: lookup(&req.command),
             wrong_version: req.version != VERSION,
@@ -152,12 +149,26 @@ impl Server {
         self.sock.as_raw_fd()
     }
 
-    /// The next waiting request, if any.
-    pub fn receive(&self) -> Option<(Vec<u8>, SocketAddr)> {
+    /// The next waiting request, if any, with the descriptor that came with it
+    /// (SCM_RIGHTS: `umlfs` sends one; any other is closed by the caller dropping
+    /// it). An unbound sender gets an unnamed address, which is never answered.
+    pub fn receive(&self) -> Option<(Vec<u8>, SocketAddr, Option<OwnedFd>)> {
         let mut buf = [0u8; REQUEST_LEN];
-        match self.sock.recv_from(&mut buf) {
-            Ok((n, from)) => Some((buf[..n].to_vec(), from)),
-            Err(_) => None,
+        loop {
+            let (n, from, fd) = match uml_proto::fdpass::recv_fd_from(self.sock.as_fd(), &mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            };
+            let from = match from {
+                Some(a) => a,
+                // std has no constructor for an unnamed address: an unbound socket's own.
+                None => match UnixDatagram::unbound().and_then(|s| s.local_addr()) {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                },
+            };
+            return Some((buf[..n].to_vec(), from, fd));
         }
     }
 
@@ -238,7 +249,10 @@ mod tests {
         assert_eq!(classify(&big), Incoming::Refuse(error("Request too large")));
         assert_eq!(
             classify(&req(b"umlfs 7", 2)),
-            Incoming::Refuse(error(UMLFS_UNSUPPORTED))
+            Incoming::Run {
+                command: Some(Command::Umlfs("7".into())),
+                wrong_version: false
+            }
         );
     }
 

@@ -11,6 +11,7 @@ pub mod ext2tree;
 pub mod guest;
 pub mod humtree;
 pub mod kernel;
+pub mod mountns;
 pub mod netns;
 pub mod peers;
 pub mod pty;
@@ -18,6 +19,7 @@ pub mod pty;
 pub use command::{run, run_input, run_ok, Output};
 pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};
 pub use kernel::KernelRun;
+pub use mountns::MountNs;
 pub use netns::NetNs;
 pub use peers::{c_tool, linux_uml, our_bin, require_root, slirp};
 

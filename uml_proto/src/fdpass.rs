@@ -86,6 +86,60 @@ pub fn recv_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Optio
     Ok((len, first))
 }
 
+/// Receives one datagram into `buf` as `recv_fd` does, with the sender's address
+/// (None for an unbound sender, which cannot be answered).
+pub fn recv_fd_from(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(
+    usize,
+    Option<std::os::unix::net::SocketAddr>,
+    Option<OwnedFd>,
+)> {
+    use nix::sys::socket::UnixAddr;
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let len = msg.bytes;
+    let from = msg.address.as_ref().and_then(std_addr);
+    let mut first = None;
+    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel just installed this descriptor in our table and
+                // nobody else owns it; wrapping it once in an OwnedFd is sound (the
+                // ones beyond the first are closed when dropped).
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if first.is_none() {
+                    first = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((len, from, first))
+}
+
+/// A unix address as std names it (a path or an abstract name).
+fn std_addr(a: &nix::sys::socket::UnixAddr) -> Option<std::os::unix::net::SocketAddr> {
+    use nix::sys::socket::SockaddrLike;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr;
+    // An unbound sender's address is 0 bytes long: nix's path() would panic on it.
+    if (a.len() as usize) <= std::mem::size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    if let Some(p) = a.path() {
+        return SocketAddr::from_pathname(p).ok();
+    }
+    SocketAddr::from_abstract_name(a.as_abstract()?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +186,45 @@ mod tests {
         for bad in ["", "x", "-1", "999999", "2x"] {
             assert!(inherited_fd(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_senders_address_comes_with_the_descriptor() {
+        use std::os::linux::net::SocketAddrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let server = UnixDatagram::bind(dir.path().join("server")).unwrap();
+        let named = UnixDatagram::bind(dir.path().join("client")).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        send_fd_to(
+            named.as_fd(),
+            &dir.path().join("server"),
+            b"umlfs 7",
+            file.as_fd(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from, fd) = recv_fd_from(server.as_fd(), &mut buf).unwrap();
+        assert_eq!((&buf[..n], fd.is_some()), (&b"umlfs 7"[..], true));
+        let from = from.expect("a named sender");
+        assert_eq!(
+            from.as_pathname(),
+            Some(dir.path().join("client").as_path())
+        );
+        server.send_to_addr(b"ok", &from).unwrap();
+        let abs = std::os::unix::net::SocketAddr::from_abstract_name(b"umltest-fdpass").unwrap();
+        let abstract_client = UnixDatagram::bind_addr(&abs).unwrap();
+        abstract_client
+            .send_to(b"no fd", dir.path().join("server"))
+            .unwrap();
+        let (_, from, fd) = recv_fd_from(server.as_fd(), &mut buf).unwrap();
+        assert!(fd.is_none());
+        assert_eq!(
+            from.unwrap().as_abstract_name(),
+            Some(&b"umltest-fdpass"[..])
+        );
+        let unbound = UnixDatagram::unbound().unwrap();
+        unbound.send_to(b"x", dir.path().join("server")).unwrap();
+        assert!(recv_fd_from(server.as_fd(), &mut buf).unwrap().1.is_none());
     }
 
     #[test]

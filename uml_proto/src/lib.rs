@@ -10,6 +10,7 @@ pub mod ether;
 pub mod ext2;
 pub mod fdpass;
 pub mod fsutil;
+pub mod fuse;
 pub mod helper;
 pub mod humfs;
 pub mod ids;

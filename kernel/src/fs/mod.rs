@@ -1,6 +1,6 @@
 //! Filesystems: the VFS (mounts, path walks, open files), the errno values operations
 //! fail with, and the filesystems themselves: tmpfs, ext2 (over `uml_proto::ext2`) and
-//! hostfs (a host directory).
+//! hostfs (a host directory); `fuse` serves the whole tree to the host (umlfs).
 
 pub mod blockdev;
 pub mod boot;
@@ -9,6 +9,7 @@ pub mod cmds;
 pub mod cmds_attr;
 pub mod errno;
 pub mod ext2;
+pub mod fuse;
 pub mod hostfs;
 pub mod humfs;
 pub mod node;
