@@ -496,9 +496,14 @@ impl Kernel {
                 self.m.unmount_all();
                 Some(Exit::Reboot)
             }
-            Action::KillTasks => {
-                self.jobs.drop_where(&mut self.m, |_| true);
-                self.consoles.restart_shells();
+            Action::KillTasks(sig) => {
+                match self.sentry.as_mut() {
+                    Some(s) => s.signal_all_but_init(&mut self.m, sig),
+                    None => {
+                        self.jobs.drop_where(&mut self.m, |_| true);
+                        self.consoles.restart_shells();
+                    }
+                }
                 None
             }
         }
@@ -678,6 +683,12 @@ impl Kernel {
     }
 
     fn sysrq(&mut self, key: Option<char>, from: &std::os::unix::net::SocketAddr) -> Vec<Reply> {
+        // With guest programs running, SysRq t lists them rather than the built-in tasks.
+        if let (Some('t'), Some(s)) = (key, self.sentry.as_ref()) {
+            let out = format!("sysrq: Show State\n{}", s.listing());
+            self.m.log.info(&out);
+            return mconsole::streamed(b"", out.as_bytes());
+        }
         match sysrq::run(key, &mut self.m) {
             sysrq::Outcome::Reset => {
                 let ok = Reply {

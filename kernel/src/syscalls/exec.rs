@@ -101,7 +101,8 @@ impl Sentry {
         let closed = match self.procs.get_mut(&pid) {
             Some(p) => {
                 p.exe = exe;
-                p.comm = basename(&p.exe);
+                // The name exec was given (a script's, not its interpreter's), as Linux.
+                p.comm = basename(&path);
                 for a in p.actions.iter_mut() {
                     if a.0 > 1 {
                         *a = (0, 0);

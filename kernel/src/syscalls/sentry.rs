@@ -202,7 +202,9 @@ impl Sentry {
                 cloexec: false,
             });
         }
-        let comm = basename(&exe);
+        // As Linux: the name exec was given, a script's own name rather than its
+        // interpreter's (which /proc/PID/exe shows).
+        let comm = basename(path.as_bytes());
         self.procs.insert(
             1,
             Proc {
@@ -251,6 +253,20 @@ impl Sentry {
     /// SIGINT to init, as Linux does.
     pub fn cad(&mut self, m: &mut Machine) {
         self.send_signal(1, libc::SIGINT);
+        self.retry_blocked(m);
+    }
+
+    /// SysRq e and i: `sig` to every guest process but init, as Linux does.
+    pub fn signal_all_but_init(&mut self, m: &mut Machine, sig: i32) {
+        let victims: Vec<u32> = self
+            .procs
+            .values()
+            .filter(|p| p.pid != 1 && p.zombie.is_none())
+            .map(|p| p.pid)
+            .collect();
+        for pid in victims {
+            self.send_signal(pid, sig);
+        }
         self.retry_blocked(m);
     }
 
@@ -487,7 +503,7 @@ impl Sentry {
                 regs.rdi = flags | parent;
             }
         }
-        self.platform.restore_after_fork(host, rdi, rsi);
+        self.platform.restore_after_fork(host, call.nr, rdi, rsi);
         if self.platform.set_regs(host, regs).is_err() || self.platform.pass(host).is_err() {
             return Ret::Val(-ESRCH);
         }
