@@ -184,6 +184,31 @@ impl Sentry {
                 };
                 self.poll(m, pid, host, a[0], a[1], deadline, a[2] == 0)
             }
+            libc::SYS_select | libc::SYS_pselect6 => {
+                let deadline = match retry {
+                    Some(d) => d,
+                    None if a[4] == 0 => None,
+                    None => {
+                        let t = match call.nr {
+                            libc::SYS_select => self.get(host, a[4], 16).map(|raw| {
+                                let mut b = raw.clone();
+                                // A timeval: microseconds to nanoseconds.
+                                let us =
+                                    i64::from_ne_bytes(raw[8..16].try_into().unwrap_or([0; 8]));
+                                b[8..16]
+                                    .copy_from_slice(&(us.clamp(0, 999_999) * 1000).to_ne_bytes());
+                                timespec(&b)
+                            }),
+                            _ => self.read_timespec(host, a[4]),
+                        };
+                        match t {
+                            Ok(t) => Some(Instant::now() + t),
+                            Err(e) => return val(e),
+                        }
+                    }
+                };
+                self.select(m, pid, host, a[0], [a[1], a[2], a[3]], deadline, a[4] == 0)
+            }
             libc::SYS_nanosleep | libc::SYS_clock_nanosleep => {
                 let deadline = match retry {
                     Some(Some(d)) => d,

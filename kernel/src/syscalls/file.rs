@@ -1186,6 +1186,72 @@ impl Sentry {
         }
     }
 
+    /// select and pselect6: the three descriptor sets filled from the same readiness
+    /// as poll, or wait until one is ready (or the deadline).
+    pub(super) fn select(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        host: Pid,
+        nfds: u64,
+        sets: [u64; 3],
+        deadline: Option<Instant>,
+        forever: bool,
+    ) -> Ret {
+        if nfds > super::fdtable::MAX_FDS as u64 {
+            return Ret::Val(-EINVAL);
+        }
+        let bytes = (nfds as usize).div_ceil(64) * 8;
+        let mut inp = [Vec::new(), Vec::new(), Vec::new()];
+        for (i, &addr) in sets.iter().enumerate() {
+            if addr != 0 {
+                match self.get(host, addr, bytes) {
+                    Ok(b) => inp[i] = b,
+                    Err(e) => return Ret::Val(e),
+                }
+            }
+        }
+        let mut out = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+        let mut ready = 0;
+        for fd in 0..nfds as usize {
+            let (byte, bit) = (fd / 8, 1u8 << (fd % 8));
+            let wanted: Vec<usize> = (0..3)
+                .filter(|&i| inp[i].get(byte).is_some_and(|b| b & bit != 0))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let d = match self.desc_of(pid, fd as i64) {
+                Ok(d) => d,
+                Err(e) => return Ret::Val(e),
+            };
+            let r = self.readiness(m, &d);
+            for i in wanted {
+                let hit = match i {
+                    0 => r & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+                    1 => r & (libc::POLLOUT | libc::POLLERR) != 0,
+                    _ => r & libc::POLLPRI != 0,
+                };
+                if hit {
+                    out[i][byte] |= bit;
+                    ready += 1;
+                }
+            }
+        }
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        if ready == 0 && (forever || !expired) {
+            return Ret::Block(deadline);
+        }
+        for (i, &addr) in sets.iter().enumerate() {
+            if addr != 0 {
+                if let Err(e) = self.put(host, addr, &out[i]) {
+                    return Ret::Val(e);
+                }
+            }
+        }
+        Ret::Val(ready)
+    }
+
     fn readiness(&mut self, m: &mut Machine, d: &DescRef) -> i16 {
         if matches!(d.borrow().object, Object::Socket(_)) {
             return self.sock_readiness(m, d);
