@@ -285,6 +285,19 @@ impl Kernel {
         }
     }
 
+    /// Tries the guests' waiting calls again after the network stacks ran (a socket may
+    /// have become ready) and writes what they printed.
+    fn retry_guests(&mut self) {
+        let Some(s) = self.sentry.as_mut() else {
+            return;
+        };
+        s.retry_blocked(&mut self.m);
+        let out = s.take_output();
+        if !out.is_empty() {
+            self.consoles.write(0, &out);
+        }
+    }
+
     fn attach_disks(&mut self) -> Result<(), BootError> {
         let specs: Vec<_> = self.m.config.ubd.iter().flatten().cloned().collect();
         for spec in specs {
@@ -473,6 +486,7 @@ impl Kernel {
                 return exit;
             }
             self.m.net.poll_all();
+            self.retry_guests();
             self.serve_net_shells();
             self.poll_jobs();
             if let Some(exit) = self.take_action() {

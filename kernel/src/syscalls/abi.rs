@@ -95,6 +95,15 @@ pub fn statx(attr: &Attr, dev: (u32, u32)) -> [u8; 256] {
     b
 }
 
+/// The attributes a socket shows (`srwxrwxrwx`, inode `id`).
+pub fn socket_attr(id: u64) -> Attr {
+    Attr {
+        kind: FileKind::Socket,
+        perm: 0o777,
+        ..pipe_attr(id)
+    }
+}
+
 /// The attributes a console tty shows (`crw--w---- root tty 5,1`).
 pub fn tty_attr() -> Attr {
     Attr {

@@ -8,5 +8,8 @@ mod calls;
 mod exec;
 mod fdtable;
 mod file;
+mod netdev;
 pub mod platform;
 pub mod sentry;
+mod socket;
+mod unix;

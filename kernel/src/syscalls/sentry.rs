@@ -24,8 +24,11 @@
 //! by a fresh one (the guest pid, descriptors, cwd, signal mask and ignored signals
 //! carry over). Signals between guest processes are host signals the sentry sends
 //! (handlers, masks and sigreturn run on the host, recorded here); host-made SIGCHLDs
-//! are dropped (the sentry sends its own). Threads (CLONE_VM without CLONE_VFORK), job
-//! control stops and sockets are not implemented yet (ENOSYS / refused).
+//! are dropped (the sentry sends its own); ITIMER_REAL (alarm, setitimer) is the
+//! sentry's own timer. Sockets are the sentry's too (`socket`, `unix`): AF_INET ones
+//! sit on the kernel's smoltcp stacks, so the loop tries waiting calls again after the
+//! stacks ran. Threads (CLONE_VM without CLONE_VFORK) and job control stops are not
+//! implemented yet (ENOSYS / refused).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -84,6 +87,8 @@ pub struct Proc {
     pub sent: u64,
     /// The guest pid of the child its last fork made (returned at the fork's exit).
     pub fork_child: Option<u32>,
+    /// ITIMER_REAL (alarm, setitimer): when SIGALRM is due, and its reload interval.
+    pub alarm: Option<(Instant, Duration)>,
 }
 
 /// A syscall that waits: tried again whenever something changes.
@@ -124,6 +129,8 @@ pub struct Sentry {
     trace: bool,
     /// Ctrl-Alt-Del reboots at once (reboot(2) CAD_ON, the default) or signals init.
     pub cad_reboots: bool,
+    /// The names unix sockets are bound to.
+    pub(super) unix: super::unix::Registry,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -167,6 +174,7 @@ impl Sentry {
             nodename: crate::machine::NODENAME.to_string(),
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
             cad_reboots: true,
+            unix: super::unix::Registry::default(),
         })
     }
 
@@ -223,6 +231,7 @@ impl Sentry {
                 mask: 0,
                 sent: 0,
                 fork_child: None,
+                alarm: None,
             },
         );
         self.by_host.insert(host, 1);
@@ -236,9 +245,15 @@ impl Sentry {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
+        let alarms = self
+            .procs
+            .values()
+            .filter(|p| p.zombie.is_none())
+            .filter_map(|p| p.alarm.map(|a| a.0));
         self.blocked
             .iter()
             .filter_map(|b| b.deadline)
+            .chain(alarms)
             .min()
             .map(|d| d.saturating_duration_since(now))
     }
@@ -300,6 +315,7 @@ impl Sentry {
     pub fn service(&mut self, m: &mut Machine) {
         while let Ok(Some(_)) = self.sigchld.read_signal() {}
         self.more = false;
+        self.fire_alarms();
         for _ in 0..EVENTS_PER_TURN {
             match self.platform.try_wait() {
                 Ok(Some(ev)) => self.on_event(m, ev),
@@ -438,6 +454,45 @@ impl Sentry {
         }
     }
 
+    /// Sends SIGALRM to the processes whose ITIMER_REAL expired (reloading it).
+    fn fire_alarms(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u32> = self
+            .procs
+            .values_mut()
+            .filter(|p| p.zombie.is_none())
+            .filter_map(|p| match p.alarm {
+                Some((at, every)) if at <= now => {
+                    p.alarm = (!every.is_zero()).then(|| (now + every, every));
+                    Some(p.pid)
+                }
+                _ => None,
+            })
+            .collect();
+        for pid in due {
+            self.send_signal(pid, libc::SIGALRM);
+        }
+    }
+
+    /// alarm and setitimer(ITIMER_REAL): sets process `pid`'s timer (a zero value
+    /// stops it) and gives the time that was left and the old interval.
+    pub(super) fn set_alarm(
+        &mut self,
+        pid: u32,
+        value: Duration,
+        every: Duration,
+    ) -> (Duration, Duration) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return (Duration::ZERO, Duration::ZERO);
+        };
+        let now = Instant::now();
+        let old = p.alarm.map_or((Duration::ZERO, Duration::ZERO), |(at, e)| {
+            (at.saturating_duration_since(now), e)
+        });
+        p.alarm = (!value.is_zero()).then(|| (now + value, every));
+        old
+    }
+
     /// Logs an unknown syscall once per number (kernel log only) and answers ENOSYS.
     pub(super) fn unknown(&mut self, m: &mut Machine, pid: u32, nr: i64) -> Ret {
         if self.logged.insert(nr) {
@@ -536,6 +591,7 @@ impl Sentry {
             mask: parent.mask,
             sent: 0,
             fork_child: None,
+            alarm: None,
         };
         self.procs.insert(pid, child);
         self.by_host.insert(child_host, pid);
@@ -623,8 +679,12 @@ impl Sentry {
             return;
         }
         if let Ok(cell) = Rc::try_unwrap(fd.desc) {
-            if let Object::File(of) = cell.into_inner().object {
-                let _ = m.files.vfs.close(of);
+            match cell.into_inner().object {
+                Object::File(of) => {
+                    let _ = m.files.vfs.close(of);
+                }
+                Object::Socket(mut s) => s.release(&mut m.net, &mut self.unix),
+                _ => {}
             }
         }
     }
@@ -676,6 +736,12 @@ impl Sentry {
                         | libc::SYS_write
                         | libc::SYS_writev
                         | libc::SYS_wait4
+                        | libc::SYS_recvfrom
+                        | libc::SYS_recvmsg
+                        | libc::SYS_sendto
+                        | libc::SYS_sendmsg
+                        | libc::SYS_accept
+                        | libc::SYS_accept4
                 );
             if restart {
                 if let Ok(mut regs) = self.platform.regs(host) {
