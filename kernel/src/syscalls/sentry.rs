@@ -111,6 +111,9 @@ pub struct Sentry {
     pub(super) images: HashMap<Loc, super::exec::CachedImage>,
     /// Unknown syscalls already logged.
     logged: HashSet<i64>,
+    /// Guests whose fork the host is performing: their children count against
+    /// [`MAX_PROCS`] before they are known, so a fork bomb cannot overshoot it.
+    forking: HashSet<Pid>,
     /// Events may be waiting (the last turn stopped at its cap).
     more: bool,
     pub(super) nodename: String,
@@ -157,6 +160,7 @@ impl Sentry {
             next_pipe: 1,
             images: HashMap::new(),
             logged: HashSet::new(),
+            forking: HashSet::new(),
             more: false,
             nodename: crate::machine::NODENAME.to_string(),
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
@@ -310,6 +314,7 @@ impl Sentry {
                 Ok(())
             }
             Event::ForkReturned { pid: host, ret } => {
+                self.forking.remove(&host);
                 let child = self
                     .by_host
                     .get(&host)
@@ -437,7 +442,7 @@ impl Sentry {
     /// fork, vfork, clone: checked, CLONE_PARENT added (every guest is a host child of
     /// the kernel), passed to the host.
     pub(super) fn fork(&mut self, host: Pid, call: Syscall) -> Ret {
-        if self.procs.len() >= MAX_PROCS {
+        if self.procs.len() + self.forking.len() >= MAX_PROCS {
             return Ret::Val(-EAGAIN);
         }
         let Ok(mut regs) = self.platform.regs(host) else {
@@ -480,6 +485,7 @@ impl Sentry {
         if self.platform.set_regs(host, regs).is_err() || self.platform.pass(host).is_err() {
             return Ret::Val(-ESRCH);
         }
+        self.forking.insert(host);
         Ret::Resumed
     }
 
@@ -544,6 +550,7 @@ impl Sentry {
     /// A host process ended: its guest process becomes a zombie (unless execve replaced
     /// it), its descriptors close, its children go to init, its parent hears of it.
     fn on_exit(&mut self, m: &mut Machine, host: Pid, status: i32) {
+        self.forking.remove(&host);
         let Some(pid) = self.by_host.remove(&host) else {
             return;
         };
