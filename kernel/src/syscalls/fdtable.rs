@@ -66,6 +66,8 @@ pub enum Object {
     Pipe(PipeEnd),
     /// The console tty (con0).
     Tty,
+    /// /dev/watchdog: the running uml_watchdog helper (stopped when dropped).
+    Watchdog(super::harddog::Harddog),
 }
 
 /// An open file description.

@@ -8,5 +8,6 @@ mod calls;
 mod exec;
 mod fdtable;
 mod file;
+pub mod harddog;
 pub mod platform;
 pub mod sentry;
