@@ -92,6 +92,19 @@ static long connect_unix(const char *path, int abstract) {
 	return r;
 }
 
+/* A clone with odd flags: -errno when refused; a child made anyway exits at once and
+ * is reaped, and the row says 1 (it ran as an ordinary guest child). */
+static long clone_probe(long flags) {
+	long c = R2(SYS_clone, flags, 0);
+	if (c == 0)
+		raw(SYS_exit_group, 0, 0, 0, 0, 0, 0);
+	if (c < 0)
+		return c;
+	int st;
+	raw(SYS_wait4, c, (long)&st, 0, 0, 0, 0);
+	return 1;
+}
+
 static void all(void) {
 	long kpid = atol(env("KPID")), victim = atol(env("VICTIM"));
 	const char *marker = env("MARKER");
@@ -164,10 +177,10 @@ static void all(void) {
 	/* Namespaces and mounts. */
 	report("unshare_newuser_newns", R1(SYS_unshare, CLONE_NEWUSER | CLONE_NEWNS));
 	report("setns", R2(SYS_setns, 0, 0));
-	report("clone_newuser", R2(SYS_clone, SIGCHLD | CLONE_NEWUSER, 0));
-	report("clone_newpid_newnet", R2(SYS_clone, SIGCHLD | CLONE_NEWPID | CLONE_NEWNET, 0));
-	report("clone_parent", R2(SYS_clone, SIGCHLD | CLONE_PARENT, 0));
-	report("clone_untraced", R2(SYS_clone, SIGCHLD | CLONE_UNTRACED, 0));
+	report("clone_newuser", clone_probe(SIGCHLD | CLONE_NEWUSER));
+	report("clone_newpid_newnet", clone_probe(SIGCHLD | CLONE_NEWPID | CLONE_NEWNET));
+	report("clone_parent", clone_probe(SIGCHLD | CLONE_PARENT));
+	report("clone_untraced", clone_probe(SIGCHLD | CLONE_UNTRACED));
 	report("clone3", R2(SYS_clone3, buf, 64));
 	report("mount_bind_root", R5(SYS_mount, "/", "/tmp/jail", 0, MS_BIND, 0));
 	/* Programs from outside the guest's filesystem. */

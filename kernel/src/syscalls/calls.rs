@@ -385,6 +385,14 @@ impl Sentry {
                     .map_or(-EFAULT, |()| 0))
             }
             libc::SYS_syslog => val(self.syslog(m, host, a[0], a[1], a[2])),
+            // No guest traces or reads another: its tracer is the kernel (TRACEME is
+            // EPERM, as for any traced process); a guest pid gives EPERM, any other
+            // number ESRCH (never a host process).
+            libc::SYS_ptrace if a[0] == libc::PTRACE_TRACEME as u64 => val(-EPERM),
+            libc::SYS_ptrace => val(self.refuse_on_pid(a[1])),
+            libc::SYS_process_vm_readv | libc::SYS_process_vm_writev => {
+                val(self.refuse_on_pid(a[0]))
+            }
             libc::SYS_getrlimit => val(self.rlimit(host, a[0], a[1])),
             libc::SYS_prlimit64 if a[3] != 0 => val(self.rlimit(host, a[1], a[3])),
             libc::SYS_prlimit64 | libc::SYS_setrlimit => val(0), // limits are the kernel's to set
@@ -419,6 +427,19 @@ impl Sentry {
     fn pass(&mut self, host: Pid) -> Ret {
         let _ = self.platform.pass(host);
         Ret::Resumed
+    }
+
+    /// EPERM for a live guest pid, ESRCH for any other number.
+    fn refuse_on_pid(&self, target: u64) -> i64 {
+        let live = u32::try_from(target)
+            .ok()
+            .and_then(|t| self.procs.get(&t))
+            .is_some_and(|p| p.zombie.is_none());
+        if live {
+            -EPERM
+        } else {
+            -ESRCH
+        }
     }
 
     /// syslog(2) (busybox `dmesg`): the kernel log's size, or its last `len` bytes read
