@@ -440,7 +440,12 @@ impl Kernel {
                 .files
                 .next_writeback()
                 .saturating_duration_since(Instant::now());
-            let guests = self.sentry.as_ref().and_then(Sentry::timeout);
+            // Stopped (mconsole stop), the guest processes are frozen too: no syscall
+            // of theirs is answered until `go`.
+            let guests = match stopped {
+                true => None,
+                false => self.sentry.as_ref().and_then(Sentry::timeout),
+            };
             let timeout = [self.m.net.poll_delay(), job_delay, Some(writeback), guests]
                 .into_iter()
                 .flatten()
@@ -452,7 +457,7 @@ impl Kernel {
             }
             let ready = match self.events.wait(timeout, |t| match t {
                 Token::Chan(ChanToken::Line(slot)) => !stopped && !busy.contains(&slot),
-                Token::Job | Token::Fuse(_) => !stopped,
+                Token::Job | Token::Fuse(_) | Token::Guests => !stopped,
                 _ => true,
             }) {
                 Ok(r) => r,
@@ -480,7 +485,9 @@ impl Kernel {
             for line in self.m.files.tick(Instant::now()) {
                 self.m.log.err(line);
             }
-            self.serve_guests();
+            if !stopped {
+                self.serve_guests();
+            }
             if let Some(exit) = self.take_action() {
                 self.flush_log();
                 return exit;

@@ -265,6 +265,20 @@ impl Sentry {
             | libc::SYS_setfsgid
             | libc::SYS_setgroups => val(0),
             libc::SYS_getgroups => val(0),
+            // Guest root holds every capability inside the guest (none on the host).
+            libc::SYS_capget if a[1] != 0 => {
+                let mut caps = [0u8; 24];
+                for set in 0..2 {
+                    let word: u32 = if set == 0 { u32::MAX } else { 0x1ff };
+                    caps[set * 12..set * 12 + 4].copy_from_slice(&word.to_ne_bytes());
+                    caps[set * 12 + 4..set * 12 + 8].copy_from_slice(&word.to_ne_bytes());
+                }
+                val(self
+                    .platform
+                    .write_mem(host, a[1], &caps)
+                    .map_or(-EFAULT, |()| 0))
+            }
+            libc::SYS_capget | libc::SYS_capset => val(0),
             libc::SYS_getresuid | libc::SYS_getresgid => {
                 for addr in [a[0], a[1], a[2]] {
                     if self
@@ -395,6 +409,15 @@ impl Sentry {
                     .write_mem(host, a[0], &buf)
                     .map_or(-EFAULT, |()| 0))
             }
+            libc::SYS_syslog => val(self.syslog(m, host, a[0], a[1], a[2])),
+            // No guest traces or reads another: its tracer is the kernel (TRACEME is
+            // EPERM, as for any traced process); a guest pid gives EPERM, any other
+            // number ESRCH (never a host process).
+            libc::SYS_ptrace if a[0] == libc::PTRACE_TRACEME as u64 => val(-EPERM),
+            libc::SYS_ptrace => val(self.refuse_on_pid(a[1])),
+            libc::SYS_process_vm_readv | libc::SYS_process_vm_writev => {
+                val(self.refuse_on_pid(a[0]))
+            }
             libc::SYS_getrlimit => val(self.rlimit(host, a[0], a[1])),
             libc::SYS_prlimit64 if a[3] != 0 => val(self.rlimit(host, a[1], a[3])),
             libc::SYS_prlimit64 | libc::SYS_setrlimit => val(0), // limits are the kernel's to set
@@ -512,6 +535,44 @@ impl Sentry {
     fn pass(&mut self, host: Pid) -> Ret {
         let _ = self.platform.pass(host);
         Ret::Resumed
+    }
+
+    /// EPERM for a live guest pid, ESRCH for any other number.
+    fn refuse_on_pid(&self, target: u64) -> i64 {
+        let live = u32::try_from(target)
+            .ok()
+            .and_then(|t| self.procs.get(&t))
+            .is_some_and(|p| p.zombie.is_none());
+        if live {
+            -EPERM
+        } else {
+            -ESRCH
+        }
+    }
+
+    /// syslog(2) (busybox `dmesg`): the kernel log's size, or its last `len` bytes read
+    /// into the guest's buffer; the other actions do nothing.
+    fn syslog(&mut self, m: &Machine, host: Pid, action: u64, buf: u64, len: u64) -> i64 {
+        const READ_ALL: u64 = 3;
+        const READ_CLEAR: u64 = 4;
+        const SIZE_BUFFER: u64 = 10;
+        match action {
+            READ_ALL | READ_CLEAR => {
+                let Ok(want) = usize::try_from(len as i32) else {
+                    return -EINVAL;
+                };
+                let text = m.log.dmesg();
+                let bytes = text.as_bytes();
+                let n = bytes.len().min(want);
+                let tail = &bytes[bytes.len() - n..];
+                self.platform
+                    .write_mem(host, buf, tail)
+                    .map_or(-EFAULT, |()| n as i64)
+            }
+            SIZE_BUFFER => m.log.dmesg().len() as i64,
+            0..=10 => 0,
+            _ => -EINVAL,
+        }
     }
 
     fn read_timespec(&self, host: Pid, addr: u64) -> Result<Duration, i64> {

@@ -68,6 +68,8 @@ pub enum Object {
     Tty,
     /// A socket (`socket`).
     Socket(Box<super::socket::Socket>),
+    /// /dev/watchdog: the running uml_watchdog helper (stopped when dropped).
+    Watchdog(super::harddog::Harddog),
 }
 
 /// An open file description.

@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 
 use super::abi::{self, errno::*};
 use super::fdtable::{desc, DescRef, Fd, Object, Pipe, PipeEnd, PIPE_CAPACITY};
+use super::harddog;
 use super::sentry::{Ret, Sentry};
 use crate::fs::errno::Errno as FsErrno;
 use crate::fs::node::{Attr, FileKind, SetAttr};
@@ -140,6 +141,9 @@ impl Sentry {
             let object = if attr.kind == FileKind::Char && matches!(attr.rdev.0, 4 | 5) {
                 let _ = m.files.vfs.close(of);
                 Object::Tty
+            } else if attr.kind == FileKind::Char && attr.rdev == harddog::RDEV {
+                let _ = m.files.vfs.close(of);
+                Object::Watchdog(open_watchdog(m)?)
             } else {
                 Object::File(of)
             };
@@ -344,6 +348,7 @@ impl Sentry {
                 Err(SockErr::Wait) => Ok(None),
                 Err(SockErr::Errno(e)) => Err(-e),
             },
+            Object::Watchdog(_) => Err(-EINVAL),
         }
     }
 
@@ -403,6 +408,14 @@ impl Sentry {
                     Err(-EPIPE)
                 }
                 Err(SockErr::Errno(e)) => Err(-e),
+            },
+            Object::Watchdog(_) if at.is_some() => Err(-ESPIPE),
+            Object::Watchdog(dog) => match dog.ping() {
+                Ok(()) => Ok(Some(data.len())),
+                Err(e) => {
+                    m.log.warn(format!("harddog: {e}"));
+                    Err(-harddog::EIO)
+                }
             },
         }
     }
@@ -595,6 +608,16 @@ impl Sentry {
             Object::Pipe(end) => Ok((abi::pipe_attr(end.pipe.borrow().id), (0, 12))),
             Object::Tty => Ok((abi::tty_attr(), (0, 6))),
             Object::Socket(_) => Ok((abi::socket_attr(Rc::as_ptr(d) as u64), (0, 8))),
+            Object::Watchdog(_) => Ok((
+                Attr {
+                    ino: 4,
+                    perm: 0o600,
+                    gid: 0,
+                    rdev: harddog::RDEV,
+                    ..abi::tty_attr()
+                },
+                (0, 6),
+            )),
         }
     }
 
@@ -1093,7 +1116,7 @@ impl Sentry {
             let n = match &d.borrow().object {
                 Object::Pipe(end) => end.pipe.borrow().buf.len(),
                 Object::Tty => self.tty.input.len(),
-                Object::File(_) => 0,
+                Object::File(_) | Object::Watchdog(_) => 0,
                 Object::Socket(_) => usize::MAX,
             };
             let n = match n {
@@ -1107,6 +1130,9 @@ impl Sentry {
         }
         if matches!(d.borrow().object, Object::Socket(_)) {
             return self.netdev_ioctl(m, host, req, arg);
+        }
+        if matches!(d.borrow().object, Object::Watchdog(_)) {
+            return self.watchdog_ioctl(&d, host, req, arg);
         }
         if !is_tty {
             return -ENOTTY;
@@ -1186,6 +1212,23 @@ impl Sentry {
         }
     }
 
+    /// The watchdog ioctls harddog answers: KEEPALIVE pings, GETSUPPORT names it,
+    /// GETSTATUS and GETBOOTSTATUS are 0; the others (SETTIMEOUT among them) ENOTTY.
+    fn watchdog_ioctl(&mut self, d: &DescRef, host: Pid, req: u32, arg: u64) -> i64 {
+        let r = match req {
+            harddog::WDIOC_KEEPALIVE => match &mut d.borrow_mut().object {
+                Object::Watchdog(dog) => dog.ping().map_err(|_| -harddog::EIO),
+                _ => Err(-ENOTTY),
+            },
+            harddog::WDIOC_GETSUPPORT => self.put(host, arg, &harddog::info()),
+            harddog::WDIOC_GETSTATUS | harddog::WDIOC_GETBOOTSTATUS => {
+                self.put(host, arg, &0i32.to_ne_bytes())
+            }
+            _ => Err(-ENOTTY),
+        };
+        r.map_or_else(|e| e, |()| 0)
+    }
+
     /// select and pselect6: the three descriptor sets filled from the same readiness
     /// as poll, or wait until one is ready (or the deadline).
     pub(super) fn select(
@@ -1259,6 +1302,7 @@ impl Sentry {
         match &d.borrow().object {
             Object::Socket(_) => 0,
             Object::File(_) => libc::POLLIN | libc::POLLOUT,
+            Object::Watchdog(_) => libc::POLLOUT,
             Object::Tty => {
                 let input = if self.tty.input.is_empty() {
                     0
@@ -1287,4 +1331,16 @@ impl Sentry {
             }
         }
     }
+}
+
+/// Opens /dev/watchdog: starts the helper (see `harddog`), logging why it could not.
+fn open_watchdog(m: &mut Machine) -> Result<harddog::Harddog, i64> {
+    let notify = m.config.notify.clone();
+    harddog::Harddog::open(notify.as_deref()).map_err(|e| {
+        m.log.warn(format!("harddog: {e}"));
+        match e {
+            harddog::Error::Busy => -harddog::EBUSY,
+            _ => -harddog::EIO,
+        }
+    })
 }

@@ -8,6 +8,7 @@ mod calls;
 mod exec;
 mod fdtable;
 mod file;
+pub mod harddog;
 mod netdev;
 pub mod platform;
 pub mod sentry;

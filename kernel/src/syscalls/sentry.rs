@@ -122,6 +122,9 @@ pub struct Sentry {
     pub(super) images: HashMap<Loc, super::exec::CachedImage>,
     /// Unknown syscalls already logged.
     logged: HashSet<i64>,
+    /// Guests whose fork the host is performing: their children count against
+    /// [`MAX_PROCS`] before they are known, so a fork bomb cannot overshoot it.
+    forking: HashSet<Pid>,
     /// Events may be waiting (the last turn stopped at its cap).
     more: bool,
     pub(super) nodename: String,
@@ -170,6 +173,7 @@ impl Sentry {
             next_pipe: 1,
             images: HashMap::new(),
             logged: HashSet::new(),
+            forking: HashSet::new(),
             more: false,
             nodename: crate::machine::NODENAME.to_string(),
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
@@ -348,6 +352,7 @@ impl Sentry {
                 Ok(())
             }
             Event::ForkReturned { pid: host, ret } => {
+                self.forking.remove(&host);
                 let child = self
                     .by_host
                     .get(&host)
@@ -519,7 +524,7 @@ impl Sentry {
     /// fork, vfork, clone: checked, CLONE_PARENT added (every guest is a host child of
     /// the kernel), passed to the host.
     pub(super) fn fork(&mut self, host: Pid, call: Syscall) -> Ret {
-        if self.procs.len() >= MAX_PROCS {
+        if self.procs.len() + self.forking.len() >= MAX_PROCS {
             return Ret::Val(-EAGAIN);
         }
         let Ok(mut regs) = self.platform.regs(host) else {
@@ -562,6 +567,7 @@ impl Sentry {
         if self.platform.set_regs(host, regs).is_err() || self.platform.pass(host).is_err() {
             return Ret::Val(-ESRCH);
         }
+        self.forking.insert(host);
         Ret::Resumed
     }
 
@@ -627,6 +633,7 @@ impl Sentry {
     /// A host process ended: its guest process becomes a zombie (unless execve replaced
     /// it), its descriptors close, its children go to init, its parent hears of it.
     fn on_exit(&mut self, m: &mut Machine, host: Pid, status: i32) {
+        self.forking.remove(&host);
         let Some(pid) = self.by_host.remove(&host) else {
             return;
         };
