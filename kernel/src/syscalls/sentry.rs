@@ -78,6 +78,12 @@ pub struct Proc {
     pub sent: u64,
     /// The guest pid of the child its last fork made (returned at the fork's exit).
     pub fork_child: Option<u32>,
+    /// Its argv, each ending in NUL (/proc/PID/cmdline).
+    pub cmdline: Vec<u8>,
+    /// Its nice value (getpriority/setpriority; -20..=19).
+    pub nice: i32,
+    /// Seconds since boot when it started (/proc/PID/stat's starttime).
+    pub started: f64,
 }
 
 /// A syscall that waits: tried again whenever something changes.
@@ -118,6 +124,10 @@ pub struct Sentry {
     trace: bool,
     /// Ctrl-Alt-Del reboots at once (reboot(2) CAD_ON, the default) or signals init.
     pub cad_reboots: bool,
+    /// Named pipes opened so far (`fifo`).
+    pub(super) fifos: super::fifo::Fifos,
+    /// The path each open file description was opened by (/proc/PID/fd), by address.
+    pub(super) desc_paths: HashMap<usize, Vec<u8>>,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -161,6 +171,8 @@ impl Sentry {
             nodename: crate::machine::NODENAME.to_string(),
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
             cad_reboots: true,
+            fifos: super::fifo::Fifos::default(),
+            desc_paths: HashMap::new(),
         })
     }
 
@@ -196,7 +208,7 @@ impl Sentry {
                 cloexec: false,
             });
         }
-        let comm = basename(&exe);
+        let comm = basename(path.as_bytes());
         self.procs.insert(
             1,
             Proc {
@@ -215,6 +227,9 @@ impl Sentry {
                 mask: 0,
                 sent: 0,
                 fork_child: None,
+                cmdline: super::procpid::cmdline(&argv),
+                nice: 0,
+                started: m.uptime_secs(),
             },
         );
         self.by_host.insert(host, 1);
@@ -306,7 +321,7 @@ impl Sentry {
         let result = match ev {
             Event::Syscall { pid: host, call } => self.on_syscall(m, host, call),
             Event::Forked { parent, child } => {
-                self.on_forked(parent, child);
+                self.on_forked(parent, child, m.uptime_secs());
                 Ok(())
             }
             Event::ForkReturned { pid: host, ret } => {
@@ -458,7 +473,9 @@ impl Sentry {
                 regs.rsi = 0;
             }
             _ => {
-                let flags = call.args[0];
+                // CLONE_PARENT is the sentry's own: a clone restarted after a signal
+                // comes back with it.
+                let flags = call.args[0] & !(libc::CLONE_PARENT as u64);
                 let vm = flags & libc::CLONE_VM as u64 != 0;
                 let vfork = flags & libc::CLONE_VFORK as u64 != 0;
                 if flags & libc::CLONE_THREAD as u64 != 0 || (vm && !vfork) {
@@ -483,7 +500,7 @@ impl Sentry {
         Ret::Resumed
     }
 
-    fn on_forked(&mut self, parent_host: Pid, child_host: Pid) {
+    fn on_forked(&mut self, parent_host: Pid, child_host: Pid, started: f64) {
         let Some(&ppid) = self.by_host.get(&parent_host) else {
             let _ = self.platform.kill(child_host);
             return;
@@ -509,6 +526,9 @@ impl Sentry {
             mask: parent.mask,
             sent: 0,
             fork_child: None,
+            cmdline: parent.cmdline.clone(),
+            nice: parent.nice,
+            started,
         };
         self.procs.insert(pid, child);
         self.by_host.insert(child_host, pid);
@@ -595,6 +615,7 @@ impl Sentry {
         if Rc::strong_count(&fd.desc) != 1 {
             return;
         }
+        self.desc_paths.remove(&(Rc::as_ptr(&fd.desc) as usize));
         if let Ok(cell) = Rc::try_unwrap(fd.desc) {
             if let Object::File(of) = cell.into_inner().object {
                 let _ = m.files.vfs.close(of);

@@ -214,6 +214,10 @@ fn child(plan: &ChildPlan) -> ! {
                     libc::signal(sig, libc::SIG_IGN) as libc::c_long,
                     Step::Signals,
                 );
+            } else if sig == libc::SIGPIPE {
+                // The kernel itself ignores SIGPIPE (as Rust programs do): a guest
+                // starts with the default action unless it asked otherwise.
+                libc::signal(sig, libc::SIG_DFL);
             }
         }
         let prog = libc::sock_fprog {
