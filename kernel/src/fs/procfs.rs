@@ -156,8 +156,9 @@ impl FileSystem for ProcFs {
     fn root(&self) -> Ino {
         0
     }
+    /// Mounted read-write as in Linux: the refusals are per operation (below).
     fn read_only(&self) -> bool {
-        true
+        false
     }
 
     fn getattr(&mut self, ino: Ino) -> FsResult<Attr> {
@@ -203,8 +204,12 @@ impl FileSystem for ProcFs {
         })
     }
 
-    fn setattr(&mut self, _: Ino, _: &SetAttr) -> FsResult<Attr> {
-        Err(Errno::EROFS)
+    /// Modes are fixed (EPERM); other changes are taken and forgotten, as Linux does.
+    fn setattr(&mut self, ino: Ino, set: &SetAttr) -> FsResult<Attr> {
+        if set.perm.is_some() {
+            return Err(Errno::EPERM);
+        }
+        self.getattr(ino)
     }
 
     fn lookup(&mut self, dir: Ino, name: &[u8]) -> FsResult<Ino> {
@@ -227,23 +232,25 @@ impl FileSystem for ProcFs {
         Ok(self.ino_of(&path))
     }
 
+    // Linux's /proc: a name that is not there cannot be looked up, so creating one
+    // fails with ENOENT; removing or renaming what is there has no operation (EPERM).
     fn mknod(&mut self, _: Ino, _: &[u8], _: &NewNode) -> FsResult<Ino> {
-        Err(Errno::EROFS)
+        Err(Errno::ENOENT)
     }
     fn symlink(&mut self, _: Ino, _: &[u8], _: &[u8], _: u32, _: u32) -> FsResult<Ino> {
-        Err(Errno::EROFS)
+        Err(Errno::ENOENT)
     }
     fn link(&mut self, _: Ino, _: Ino, _: &[u8]) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Errno::ENOENT)
     }
     fn unlink(&mut self, _: Ino, _: &[u8]) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Errno::EPERM)
     }
     fn rmdir(&mut self, _: Ino, _: &[u8]) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Errno::EPERM)
     }
     fn rename(&mut self, _: Ino, _: &[u8], _: Ino, _: &[u8]) -> FsResult<()> {
-        Err(Errno::EROFS)
+        Err(Errno::EPERM)
     }
     fn readlink(&mut self, ino: Ino) -> FsResult<Vec<u8>> {
         let path = self.path(ino)?;
@@ -266,8 +273,9 @@ impl FileSystem for ProcFs {
         Ok(n)
     }
 
+    /// The files the kernel sets take no writes (EIO, as Linux's read-only entries).
     fn write(&mut self, _: Ino, _: u64, _: &[u8]) -> FsResult<usize> {
-        Err(Errno::EROFS)
+        Err(Errno::EIO)
     }
 
     fn readdir(&mut self, dir: Ino) -> FsResult<Vec<DirEntry>> {
@@ -348,7 +356,7 @@ mod tests {
         assert_eq!(sh("cat /proc/version"), "Linux version 6.1.0-uml-kernel\n");
         assert_eq!(
             sh("cat /proc/mounts"),
-            "rootfs / tmpfs rw 0 0\nproc /proc proc ro 0 0\n"
+            "rootfs / tmpfs rw 0 0\nproc /proc proc rw 0 0\n"
         );
         assert_eq!(sh("ls /proc"), "filesystems\nmounts\nsys\nversion\n");
         assert_eq!(sh("cat /proc/sys/kernel/hostname"), "(none)\n");
@@ -357,7 +365,7 @@ mod tests {
         assert_eq!(sh("cat ../../version"), "Linux version 6.1.0-uml-kernel\n");
         assert_eq!(
             sh("echo x > /proc/version"),
-            "sh: can't create /proc/version: Read-only file system\n"
+            "sh: can't create /proc/version: Input/output error\n"
         );
         assert_eq!(
             sh("cat /proc/nope"),

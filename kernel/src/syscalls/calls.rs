@@ -96,6 +96,7 @@ impl Sentry {
             libc::SYS_fsync | libc::SYS_fdatasync => {
                 val(self.desc_of(pid, fd0).map_or(-EBADF, |_| 0))
             }
+            libc::SYS_fallocate => val(self.fallocate(m, pid, fd0, a[1], a[2], a[3])),
             libc::SYS_sync | libc::SYS_syncfs => {
                 m.sync_disks();
                 val(0)

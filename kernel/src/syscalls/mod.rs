@@ -6,6 +6,7 @@
 mod abi;
 mod calls;
 mod exec;
+mod fallocate;
 mod fdtable;
 mod fifo;
 mod file;
