@@ -136,7 +136,9 @@ impl Sentry {
     /// The host's maps of the guest's host process, with the program image named by
     /// its guest path.
     fn maps(&self, p: &Proc) -> String {
-        let text = std::fs::read_to_string(format!("/proc/{}/maps", p.host)).unwrap_or_default();
+        let text = super::platform::host_proc_dir(p.host)
+            .and_then(|d| std::fs::read_to_string(d.join("maps")).ok())
+            .unwrap_or_default();
         let exe = String::from_utf8_lossy(&p.exe);
         let mut out = String::new();
         for line in text.lines() {

@@ -556,3 +556,19 @@ impl Drop for Platform {
         }
     }
 }
+
+/// The /proc directory of host process `pid` in the /proc the kernel sees (which may
+/// belong to an outer pid namespace, where its number differs): found through a pidfd,
+/// whose fdinfo gives the pid as that /proc counts it.
+pub fn host_proc_dir(pid: Pid) -> Option<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    let fd = sys::pidfd_open(pid).ok()?;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    let n: i32 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (n > 0).then(|| std::path::PathBuf::from(format!("/proc/{n}")))
+}
