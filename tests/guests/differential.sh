@@ -193,6 +193,7 @@ touch /proc/newfile 2>&1 | sed 's/^touch: //'
 mkdir /proc/newdir 2>&1 | sed 's/^mkdir: //'
 rm /proc/version 2>&1 | sed 's/^rm: //'
 sync && echo synced
+head -c 4096 /dev/zero | tr '\0' a > /tmp/mf; head -c 100 /dev/zero | tr '\0' b >> /tmp/mf; mmapcheck /tmp/mf
 
 echo "--- archives"
 mkdir -p /tmp/ar/src/sub && cd /tmp/ar

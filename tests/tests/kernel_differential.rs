@@ -4,17 +4,21 @@
 //! under uml-kernel; what it prints between its markers must be the same, line for
 //! line. The only lines allowed to differ start with `KERNEL:` (the script prints there
 //! what names the kernel: `uname -r`, /proc/version), and ours must name this kernel.
-//! On a difference the test prints a diff of the two outputs.
+//! On a difference the test prints a diff of the two outputs. Besides busybox the image
+//! holds `mmapcheck` (tests/guests/mmapcheck.c, built static with gcc): busybox maps no
+//! files, so it checks file-backed mmap and its errno cases.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use tests::{our_bin, GuestImage, KernelRun, Uml};
+use tests::{our_bin, run, GuestImage, KernelRun, Uml};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const SCRIPT: &str = include_str!("../guests/differential.sh");
+const MMAPCHECK: &str = include_str!("../guests/mmapcheck.c");
 /// Both kernels get linux.uml's memory switch (linux.uml passes `mem=` on to init's
 /// environment, and so does uml-kernel; the script prints the environment).
 const MEM: &str = "mem=48M";
@@ -102,7 +106,27 @@ fn a_busybox_script_prints_the_same_under_uml_kernel_and_linux_uml() {
     );
 
     let dir = tests::scratch();
-    let base = GuestImage::build(&dir.path().join("base.img"), SCRIPT);
+    let src = dir.path().join("mmapcheck.c");
+    let bin = dir.path().join("mmapcheck");
+    fs::write(&src, MMAPCHECK).unwrap();
+    let cc = run(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(&src),
+        LIMIT,
+    );
+    assert!(
+        cc.success(),
+        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
+    );
+    let elf = fs::read(&bin).unwrap();
+    let base = GuestImage::build_with(
+        &dir.path().join("base.img"),
+        SCRIPT,
+        32,
+        &[("usr/bin/mmapcheck", &elf, 0o755)],
+    );
     let ours_img = dir.path().join("ours.img");
     fs::copy(&base.path, &ours_img).unwrap();
     let ours = run_ours(dir.path(), &ours_img);

@@ -408,7 +408,7 @@ impl Sentry {
             }
             libc::SYS_getpriority => val(self.getpriority(pid, a[0], a[1])),
             libc::SYS_setpriority => val(self.setpriority(pid, a[0], a[1], a[2])),
-            libc::SYS_mmap => val(-ENODEV), // a file mapping (anonymous ones never stop)
+            libc::SYS_mmap => self.mmap_file(m, pid, host, a), // anonymous ones never stop
             libc::SYS_socket | libc::SYS_socketpair => val(-EAFNOSUPPORT),
             nr => self.unknown(m, pid, nr),
         }

@@ -10,6 +10,7 @@ mod fallocate;
 mod fdtable;
 mod fifo;
 mod file;
+mod mmap;
 pub mod platform;
 mod priority;
 mod procpid;

@@ -128,6 +128,8 @@ pub struct Sentry {
     pub(super) fifos: super::fifo::Fifos,
     /// The path each open file description was opened by (/proc/PID/fd), by address.
     pub(super) desc_paths: HashMap<usize, Vec<u8>>,
+    /// File mappings the host is making, by host process (`mmap`).
+    pub(super) mmap_fills: HashMap<Pid, super::mmap::PendingFill>,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -173,6 +175,7 @@ impl Sentry {
             cad_reboots: true,
             fifos: super::fifo::Fifos::default(),
             desc_paths: HashMap::new(),
+            mmap_fills: HashMap::new(),
         })
     }
 
@@ -324,6 +327,7 @@ impl Sentry {
                 self.on_forked(parent, child, m.uptime_secs());
                 Ok(())
             }
+            Event::ForkReturned { pid: host, ret } if self.mmap_returned(host, ret) => Ok(()),
             Event::ForkReturned { pid: host, ret } => {
                 let child = self
                     .by_host

@@ -499,6 +499,19 @@ impl Platform {
         }
     }
 
+    /// Lets the host execute the syscall the guest is stopped at and stops the guest at
+    /// the syscall's exit, reported as [`Event::ForkReturned`] with the result, so the
+    /// sentry can finish what the call made before answering (seccomp mode only).
+    pub fn pass_to_exit(&mut self, pid: Pid) -> Result<(), Error> {
+        self.at_syscall(pid)?;
+        if self.mode != Mode::Seccomp {
+            return Err(Error::NotAtSyscall(pid));
+        }
+        ptrace::syscall(pid, None).map_err(trace_err("PTRACE_SYSCALL", pid))?;
+        self.guests.insert(pid, State::ForkExit);
+        Ok(())
+    }
+
     /// Resumes a guest stopped at a signal, delivering `signal` (or not).
     pub fn resume(&mut self, pid: Pid, signal: Option<Signal>) -> Result<(), Error> {
         match self.guests.get(&pid) {
