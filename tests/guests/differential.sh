@@ -215,9 +215,10 @@ cd /tmp && rm -rf /tmp/ar && echo "archives cleaned"
 echo "--- process control"
 sleep 0.2 & p1=$!; sleep 0.1 & p2=$!; wait $p1; echo "wait p1 $?"; wait $p2; echo "wait p2 $?"
 (sleep 0.1; exit 5) & wait $!; echo "background exit $?"
-sleep 10 & v=$!; kill $v; wait $v; echo "killed TERM $?"
-sleep 10 & v=$!; kill -9 $v; wait $v; echo "killed KILL $?"
-sh -c 'sleep 10 & v=$!; kill -USR1 $v; wait $v; echo "killed USR1 $?"'
+# ash's "Terminated" for a job killed early is racy on Linux too (38 of 40): not shown.
+{ sleep 10 & v=$!; kill $v; wait $v; echo "killed TERM $?"; } 2>/dev/null
+{ sleep 10 & v=$!; kill -9 $v; wait $v; echo "killed KILL $?"; } 2>/dev/null
+sh -c 'sleep 10 & v=$!; kill -USR1 $v; wait $v; echo "killed USR1 $?"' 2>/dev/null
 kill -0 $$ && echo "kill -0 self ok"
 kill -0 99999 2>/dev/null; echo "kill -0 missing $?"
 sh -c 'kill -TERM $$; echo not reached'; echo "self-TERM status $?"
@@ -246,7 +247,7 @@ pidof init >/dev/null; echo "pidof init status $?"
 
 echo "--- /proc"
 cut -d' ' -f2,3 /proc/self/stat
-sh -c 'f=$(cat /proc/$$/stat); set -- $f; [ "$1" = $$ ] && echo "stat pid field ok"; [ "$4" = $PPID ] && echo "stat ppid field ok"; echo "stat fields: $2 $3"'
+sh -c 'f=$(cat /proc/$$/stat); set -- $f; [ "$1" = $$ ] && echo "stat pid field ok"; [ "$4" = $PPID ] && echo "stat ppid field ok"; echo "stat comm: $2"'
 awk '$1 == "Name:" || $1 == "State:" || $1 == "Uid:" || $1 == "Gid:" || $1 == "Threads:"' /proc/self/status
 sh -c 'grep -E "^(Pid|PPid|Tgid):" /proc/$$/status | awk "{print \$1}" | tr "\n" " "; echo'
 sh -c 'tr "\0" " " < /proc/$$/cmdline; echo' ignored-arg

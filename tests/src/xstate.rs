@@ -3,7 +3,7 @@
 //! xstate size, and Debian's linux.uml 6.1 passes its own smaller one, so every guest
 //! process dies at its first switch ("userspace - ptrace set fp regs failed, errno =
 //! 14", then "Attempted to kill init!"). The fix is outside linux.uml: a small
-//! LD_PRELOAD library (built here with gcc, once per content) wraps ptrace so such a
+//! LD_PRELOAD library (tests/guests/xstate_shim.c, built here with gcc, once per content) wraps ptrace so such a
 //! SETREGSET reads the full state first and writes it back with linux.uml's part laid
 //! over it. Where the sizes already agree it changes nothing.
 
@@ -12,41 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-const SHIM: &str = r#"
-#define _GNU_SOURCE
-#include <elf.h>
-#include <stdarg.h>
-#include <string.h>
-#include <sys/ptrace.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
-long ptrace(enum __ptrace_request req, ...) {
-    va_list ap;
-    va_start(ap, req);
-    pid_t pid = va_arg(ap, pid_t);
-    void *addr = va_arg(ap, void *);
-    void *data = va_arg(ap, void *);
-    va_end(ap);
-    if (req == PTRACE_SETREGSET && (long)addr == NT_X86_XSTATE) {
-        static unsigned char full[65536] __attribute__((aligned(64)));
-        struct iovec *iov = data;
-        struct iovec big = { full, sizeof full };
-        if (syscall(SYS_ptrace, PTRACE_GETREGSET, pid, addr, &big) == 0
-            && big.iov_len > iov->iov_len) {
-            memcpy(full, iov->iov_base, iov->iov_len);
-            return syscall(SYS_ptrace, PTRACE_SETREGSET, pid, addr, &big);
-        }
-    }
-    if (req == PTRACE_PEEKTEXT || req == PTRACE_PEEKDATA || req == PTRACE_PEEKUSER) {
-        long word;
-        long r = syscall(SYS_ptrace, req, pid, addr, &word);
-        return r < 0 ? r : word;
-    }
-    return syscall(SYS_ptrace, req, pid, addr, data);
-}
-"#;
+const SHIM: &str = include_str!("../guests/xstate_shim.c");
 
 /// The shim library (built on first use), or None when gcc cannot build it (then
 /// linux.uml runs as it is; on an AMX host its guests then fail visibly).

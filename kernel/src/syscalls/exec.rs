@@ -73,6 +73,9 @@ impl Sentry {
             return Ret::Val(-ESRCH);
         };
         let (cwd, exe) = (p.cwd, p.exe.clone());
+        // Signals sent to the old program that its host process never took: pending
+        // signals survive execve, so the new one gets them.
+        let pending = p.sent;
         let ignored = p
             .actions
             .iter()
@@ -115,6 +118,11 @@ impl Sentry {
         };
         for fd in closed {
             self.release(m, fd);
+        }
+        for sig in 1..=64 {
+            if pending & super::abi::sigbit(sig) != 0 {
+                self.send_signal(pid, sig);
+            }
         }
         Ret::Resumed
     }
