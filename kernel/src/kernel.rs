@@ -230,8 +230,11 @@ impl Kernel {
     fn start_init(&mut self, path: &str) {
         let mut argv = vec![path.to_string()];
         let mut envp = vec!["HOME=/".to_string(), "TERM=linux".to_string()];
-        for word in &self.m.config.unknown {
-            if RootOptions::is_root_arg(word) {
+        for word in &self.m.config.args {
+            // linux.uml's mem= is a switch of UML's own that Linux's generic parser
+            // does not know either: its init finds it in the environment.
+            let passed = self.m.config.unknown.contains(word) || word.starts_with("mem=");
+            if !passed || RootOptions::is_root_arg(word) {
                 continue;
             }
             match word.contains('=') {

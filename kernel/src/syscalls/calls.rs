@@ -22,6 +22,15 @@ fn val(v: i64) -> Ret {
     Ret::Val(v)
 }
 
+/// An open's result: a FIFO open that waits for the other side is tried again later.
+fn opened(v: i64) -> Ret {
+    if v == super::fifo::OPEN_WAITS {
+        Ret::Block(None)
+    } else {
+        Ret::Val(v)
+    }
+}
+
 fn timespec(raw: &[u8]) -> Duration {
     let mut s = [0u8; 8];
     let mut n = [0u8; 8];
@@ -45,6 +54,9 @@ impl Sentry {
     ) -> Ret {
         let a = call.args;
         let fd0 = fdarg(a[0]);
+        if retry.is_none() {
+            self.before_proc_access(m, pid, host, &call);
+        }
         match call.nr {
             // Descriptors and data.
             libc::SYS_read => self.read(m, pid, host, fd0, a[1], a[2], None),
@@ -53,12 +65,12 @@ impl Sentry {
             libc::SYS_pwrite64 => self.write(m, pid, host, fd0, a[1], a[2], Some(a[3])),
             libc::SYS_readv => self.readv(m, pid, host, fd0, a[1], a[2]),
             libc::SYS_writev => self.writev(m, pid, host, fd0, a[1], a[2]),
-            libc::SYS_open => val(self.openat(m, pid, host, AT_FDCWD, a[0], a[1], a[2])),
+            libc::SYS_open => opened(self.openat(m, pid, host, AT_FDCWD, a[0], a[1], a[2])),
             libc::SYS_creat => {
                 let flags = (oflag::O_CREAT | oflag::O_WRONLY | oflag::O_TRUNC) as u64;
                 val(self.openat(m, pid, host, AT_FDCWD, a[0], flags, a[1]))
             }
-            libc::SYS_openat => val(self.openat(m, pid, host, fd0, a[1], a[2], a[3])),
+            libc::SYS_openat => opened(self.openat(m, pid, host, fd0, a[1], a[2], a[3])),
             libc::SYS_close => val(self.close(m, pid, fd0)),
             libc::SYS_close_range => {
                 let last = (a[1] as u32).min(super::fdtable::MAX_FDS as u32);
@@ -84,6 +96,7 @@ impl Sentry {
             libc::SYS_fsync | libc::SYS_fdatasync => {
                 val(self.desc_of(pid, fd0).map_or(-EBADF, |_| 0))
             }
+            libc::SYS_fallocate => val(self.fallocate(m, pid, fd0, a[1], a[2], a[3])),
             libc::SYS_sync | libc::SYS_syncfs => {
                 m.sync_disks();
                 val(0)
@@ -441,9 +454,9 @@ impl Sentry {
                     .write_mem(host, a[2], &mask)
                     .map_or(-EFAULT, |()| mask.len() as i64))
             }
-            libc::SYS_getpriority => val(20),
-            libc::SYS_setpriority => val(0),
-            libc::SYS_mmap => val(-ENODEV), // a file mapping (anonymous ones never stop)
+            libc::SYS_getpriority => val(self.getpriority(pid, a[0], a[1])),
+            libc::SYS_setpriority => val(self.setpriority(pid, a[0], a[1], a[2])),
+            libc::SYS_mmap => self.mmap_file(m, pid, host, a), // anonymous ones never stop
             // Sockets (socket.rs, unix.rs).
             libc::SYS_socket => val(self.sys_socket(m, pid, a[0], a[1], a[2])),
             libc::SYS_socketpair => val(self.sys_socketpair(m, pid, host, a[0], a[1], a[2], a[3])),

@@ -137,6 +137,15 @@ impl Sentry {
                 .open(base, &path, flags32, perm, 0, 0)
                 .map_err(fe)?;
             let attr = m.files.vfs.getattr(of.loc).map_err(fe)?;
+            if attr.kind == FileKind::Fifo {
+                let loc = of.loc;
+                let _ = m.files.vfs.close(of);
+                let entry = Fd {
+                    desc: self.open_fifo(pid, loc, flags32)?,
+                    cloexec: flags & O_CLOEXEC != 0,
+                };
+                return self.install(m, pid, 0, entry);
+            }
             let keep = flags32 & (oflag::O_ACCMODE | oflag::O_APPEND | O_NONBLOCK);
             let object = if attr.kind == FileKind::Char && matches!(attr.rdev.0, 4 | 5) {
                 let _ = m.files.vfs.close(of);
@@ -151,6 +160,9 @@ impl Sentry {
                 desc: desc(object, keep),
                 cloexec: flags & O_CLOEXEC != 0,
             };
+            let abs = Self::absolute(m, base, &path).unwrap_or_default();
+            self.desc_paths
+                .insert(Rc::as_ptr(&entry.desc) as usize, abs);
             self.install(m, pid, 0, entry)
         })();
         r.unwrap_or_else(|e| e)

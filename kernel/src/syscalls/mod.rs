@@ -6,11 +6,16 @@
 mod abi;
 mod calls;
 mod exec;
+mod fallocate;
 mod fdtable;
+mod fifo;
 mod file;
 pub mod harddog;
+mod mmap;
 mod netdev;
 pub mod platform;
+mod priority;
+mod procpid;
 pub mod sentry;
 mod socket;
 mod unix;

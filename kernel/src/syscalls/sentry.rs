@@ -89,6 +89,12 @@ pub struct Proc {
     pub fork_child: Option<u32>,
     /// ITIMER_REAL (alarm, setitimer): when SIGALRM is due, and its reload interval.
     pub alarm: Option<(Instant, Duration)>,
+    /// Its argv, each ending in NUL (/proc/PID/cmdline).
+    pub cmdline: Vec<u8>,
+    /// Its nice value (getpriority/setpriority; -20..=19).
+    pub nice: i32,
+    /// Seconds since boot when it started (/proc/PID/stat's starttime).
+    pub started: f64,
 }
 
 /// A syscall that waits: tried again whenever something changes.
@@ -134,6 +140,12 @@ pub struct Sentry {
     pub cad_reboots: bool,
     /// The names unix sockets are bound to.
     pub(super) unix: super::unix::Registry,
+    /// Named pipes opened so far (`fifo`).
+    pub(super) fifos: super::fifo::Fifos,
+    /// The path each open file description was opened by (/proc/PID/fd), by address.
+    pub(super) desc_paths: HashMap<usize, Vec<u8>>,
+    /// File mappings the host is making, by host process (`mmap`).
+    pub(super) mmap_fills: HashMap<Pid, super::mmap::PendingFill>,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -179,6 +191,9 @@ impl Sentry {
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
             cad_reboots: true,
             unix: super::unix::Registry::default(),
+            fifos: super::fifo::Fifos::default(),
+            desc_paths: HashMap::new(),
+            mmap_fills: HashMap::new(),
         })
     }
 
@@ -236,6 +251,9 @@ impl Sentry {
                 sent: 0,
                 fork_child: None,
                 alarm: None,
+                cmdline: super::procpid::cmdline(&argv),
+                nice: 0,
+                started: m.uptime_secs(),
             },
         );
         self.by_host.insert(host, 1);
@@ -348,9 +366,10 @@ impl Sentry {
         let result = match ev {
             Event::Syscall { pid: host, call } => self.on_syscall(m, host, call),
             Event::Forked { parent, child } => {
-                self.on_forked(parent, child);
+                self.on_forked(parent, child, m.uptime_secs());
                 Ok(())
             }
+            Event::ForkReturned { pid: host, ret } if self.mmap_returned(host, ret) => Ok(()),
             Event::ForkReturned { pid: host, ret } => {
                 self.forking.remove(&host);
                 let child = self
@@ -545,6 +564,8 @@ impl Sentry {
                 regs.rsi = 0;
             }
             _ => {
+                // (A fork the host restarts after a signal comes back as the guest's
+                // own call: the platform puts its registers back at the fork's exit.)
                 let flags = call.args[0];
                 let vm = flags & libc::CLONE_VM as u64 != 0;
                 let vfork = flags & libc::CLONE_VFORK as u64 != 0;
@@ -571,7 +592,7 @@ impl Sentry {
         Ret::Resumed
     }
 
-    fn on_forked(&mut self, parent_host: Pid, child_host: Pid) {
+    fn on_forked(&mut self, parent_host: Pid, child_host: Pid, started: f64) {
         let Some(&ppid) = self.by_host.get(&parent_host) else {
             let _ = self.platform.kill(child_host);
             return;
@@ -598,6 +619,9 @@ impl Sentry {
             sent: 0,
             fork_child: None,
             alarm: None,
+            cmdline: parent.cmdline.clone(),
+            nice: parent.nice,
+            started,
         };
         self.procs.insert(pid, child);
         self.by_host.insert(child_host, pid);
@@ -685,6 +709,7 @@ impl Sentry {
         if Rc::strong_count(&fd.desc) != 1 {
             return;
         }
+        self.desc_paths.remove(&(Rc::as_ptr(&fd.desc) as usize));
         if let Ok(cell) = Rc::try_unwrap(fd.desc) {
             match cell.into_inner().object {
                 Object::File(of) => {

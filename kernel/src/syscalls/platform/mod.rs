@@ -529,6 +529,19 @@ impl Platform {
         }
     }
 
+    /// Lets the host execute the syscall the guest is stopped at and stops the guest at
+    /// the syscall's exit, reported as [`Event::ForkReturned`] with the result, so the
+    /// sentry can finish what the call made before answering (seccomp mode only).
+    pub fn pass_to_exit(&mut self, pid: Pid) -> Result<(), Error> {
+        self.at_syscall(pid)?;
+        if self.mode != Mode::Seccomp {
+            return Err(Error::NotAtSyscall(pid));
+        }
+        ptrace::syscall(pid, None).map_err(trace_err("PTRACE_SYSCALL", pid))?;
+        self.guests.insert(pid, State::ForkExit);
+        Ok(())
+    }
+
     /// Resumes a guest stopped at a signal, delivering `signal` (or not).
     pub fn resume(&mut self, pid: Pid, signal: Option<Signal>) -> Result<(), Error> {
         match self.guests.get(&pid) {
@@ -585,4 +598,20 @@ impl Drop for Platform {
             let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
         }
     }
+}
+
+/// The /proc directory of host process `pid` in the /proc the kernel sees (which may
+/// belong to an outer pid namespace, where its number differs): found through a pidfd,
+/// whose fdinfo gives the pid as that /proc counts it.
+pub fn host_proc_dir(pid: Pid) -> Option<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    let fd = sys::pidfd_open(pid).ok()?;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    let n: i32 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (n > 0).then(|| std::path::PathBuf::from(format!("/proc/{n}")))
 }
