@@ -47,6 +47,9 @@ impl Sentry {
         let fd0 = fdarg(a[0]);
         match call.nr {
             // Descriptors and data.
+            libc::SYS_read if self.tty_fd(pid, fd0).is_some() => {
+                self.tty_read(pid, host, fd0, a[1], a[2], retry)
+            }
             libc::SYS_read => self.read(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_write => self.write(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_pread64 => self.read(m, pid, host, fd0, a[1], a[2], Some(a[3])),
@@ -219,6 +222,7 @@ impl Sentry {
                 }
             }
             libc::SYS_wait4 => self.wait4(pid, host, a[0] as i32, a[1], a[2], a[3]),
+            libc::SYS_waitid => self.waitid(pid, host, a),
             // Processes.
             libc::SYS_clone | libc::SYS_fork | libc::SYS_vfork => self.fork(host, call),
             libc::SYS_clone3 => val(-ENOSYS), // the C library falls back to clone

@@ -1,0 +1,297 @@
+//! The guests' ttys and job control under uml-kernel: busybox `setsid cttyhack sh` on a
+//! second console (a host pty the test opens, `con1=pty`, and the same session over
+//! `con1=port:PORT` through our port-helper and in.telnetd): arithmetic, `sleep 100 &`,
+//! `jobs`, `fg`, ^Z, `bg`, ^C, and `vi` editing a file whose content is checked in the
+//! guest and, after `poweroff -f`, with debugfs.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use tests::{our_bin, run, GuestImage, KernelRun};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// init: the console shows "ready", the shell runs on tty1 in its own session with
+/// tty1 as its controlling tty (cttyhack finds it), then the kernel powers off.
+const INIT: &str = "#!/bin/sh
+mount -t proc proc /proc
+echo ready
+setsid cttyhack sh </dev/tty1 >/dev/tty1 2>&1
+echo shell-ended
+sync
+poweroff -f
+";
+
+trait Io: Read + Write + AsFd {}
+impl<T: Read + Write + AsFd> Io for T {}
+
+/// A terminal the test types on: the host side of a console.
+struct Term {
+    io: Box<dyn Io>,
+    seen: Vec<u8>,
+    consumed: usize,
+    /// Bytes an Enter key sends.
+    enter: &'static [u8],
+    marks: u32,
+}
+
+impl Term {
+    fn send(&mut self, keys: &[u8]) {
+        self.io.write_all(keys).unwrap();
+        self.io.flush().unwrap();
+    }
+
+    fn line(&mut self, text: &str) {
+        self.send(text.as_bytes());
+        let enter = self.enter;
+        self.send(enter);
+    }
+
+    fn read_some(&mut self, wait: Duration) {
+        let mut fds = [PollFd::new(self.io.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        if !matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0) {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = self.io.read(&mut buf) {
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Waits (bounded) for `text` after what earlier waits consumed; panics with the
+    /// screen and the kernel's console when it does not come.
+    fn expect(&mut self, text: &str, k: &KernelRun) -> String {
+        let start = Instant::now();
+        loop {
+            let hay = &self.seen[self.consumed..];
+            if let Some(i) = hay.windows(text.len()).position(|w| w == text.as_bytes()) {
+                let got = String::from_utf8_lossy(&hay[..i + text.len()]).into_owned();
+                self.consumed += i + text.len();
+                return got;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "no {text:?} on the terminal:\n{}\n--- console:\n{}",
+                String::from_utf8_lossy(&self.seen[self.consumed..]),
+                k.output()
+            );
+            self.read_some(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `cmd` and waits for `want` in what it printed.
+    fn run(&mut self, cmd: &str, want: &str, k: &KernelRun) -> String {
+        self.line(cmd);
+        self.expect(want, k)
+    }
+
+    /// Runs `cmd` and returns what the terminal showed until an end mark the shell
+    /// computes after it (so the echo of the typed line does not count).
+    fn sh(&mut self, cmd: &str, k: &KernelRun) -> String {
+        self.marks += 1;
+        let n = self.marks;
+        self.line(&format!("{cmd}; echo END$(({n} * 1000))"));
+        self.expect(&format!("END{}", n * 1000), k)
+    }
+}
+
+fn image(dir: &Path) -> GuestImage {
+    GuestImage::build_with(
+        &dir.join("tty.img"),
+        INIT,
+        32,
+        &[("root/.keep", b"", 0o644)],
+    )
+}
+
+fn boot(home: &Path, umid: &str, img: &GuestImage, con1: &str) -> KernelRun {
+    let args = [
+        format!("ubd0={}", img.path.display()),
+        "root=/dev/ubda".into(),
+        "rw".into(),
+        "init=/sbin/init".into(),
+        "con=null".into(),
+        "con0=fd:0,fd:1".into(),
+        format!("con1={con1}"),
+    ];
+    let mut cmd = KernelRun::command(&our_bin("uml-kernel"), umid, &args);
+    cmd.env("UML_PORT_HELPER", our_bin("port-helper"))
+        .env("PATH", path_with_our_telnetd(home));
+    KernelRun::start(cmd, home, umid)
+}
+
+/// PATH holding our in.telnetd (Cargo cannot name a binary with a dot) first.
+fn path_with_our_telnetd(home: &Path) -> String {
+    let bin = home.join("telnetd-bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy(our_bin("in-telnetd"), bin.join("in.telnetd")).unwrap();
+    format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())
+}
+
+/// The session every test runs on its terminal: job control, vi, exit.
+fn session(t: &mut Term, k: &mut KernelRun) {
+    t.run("echo A$((6 * 7))B", "A42B", k);
+    // The shell has job control: its own group is the terminal's foreground group.
+    t.run("echo T$(ps -o pid,comm | wc -l)X; sleep 100 &", "X", k);
+    t.run("jobs", "sleep 100", k);
+    // fg, ^Z, bg: the job stops (the shell hears of it) and runs on.
+    t.line("fg");
+    thread::sleep(Duration::from_millis(300));
+    t.send(b"\x1a");
+    t.expect("Stopped", k);
+    let jobs = t.sh("jobs", k);
+    assert!(
+        jobs.contains("Stopped") && jobs.contains("sleep 100"),
+        "after ^Z: {jobs:?}"
+    );
+    t.sh("bg", k);
+    let jobs = t.sh("jobs", k);
+    assert!(
+        jobs.contains("Running") && jobs.contains("sleep 100"),
+        "after bg: {jobs:?}"
+    );
+    // fg then ^C: the job dies of SIGINT (ash then drops the rest of the line, as
+    // on Linux) and the shell is back.
+    t.line("fg; echo not-interrupted");
+    thread::sleep(Duration::from_millis(300));
+    t.send(b"\x03");
+    t.expect("^C", k);
+    let jobs = t.sh("jobs", k);
+    assert!(
+        !jobs.contains("sleep") && !jobs.contains("\nnot-interrupted"),
+        "^C did not end the job: {jobs:?}"
+    );
+    // vi: raw mode and the window size; the file it wrote is read back.
+    t.line("vi /root/note.txt");
+    thread::sleep(Duration::from_millis(500));
+    t.send(b"ihello from vi\x1b");
+    thread::sleep(Duration::from_millis(200));
+    t.send(b":wq");
+    let enter = t.enter;
+    t.send(enter);
+    let got = t.sh("md5sum /root/note.txt", k);
+    assert!(
+        got.contains(&md5("hello from vi\n")),
+        "vi wrote something else: {got:?}"
+    );
+    t.line("exit");
+    assert!(
+        k.wait_from(0, "shell-ended", LIMIT).is_some(),
+        "{}",
+        k.output()
+    );
+    let status = k.wait_exit(LIMIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", k.output());
+}
+
+fn md5(text: &str) -> String {
+    let dir = tests::scratch();
+    let f = dir.path().join("x");
+    fs::write(&f, text).unwrap();
+    let out = run(Command::new("md5sum").arg(&f), LIMIT);
+    out.stdout.split_whitespace().next().unwrap().to_string()
+}
+
+fn debugfs_cat(image: &Path, path: &str) -> String {
+    run(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("cat {path}"))
+            .arg(image),
+        LIMIT,
+    )
+    .stdout
+}
+
+#[test]
+fn job_control_and_vi_on_a_pty_console() {
+    let dir = tests::scratch();
+    let img = image(dir.path());
+    let mut k = boot(&dir.path().join("home"), "ttypty", &img, "pty");
+    assert!(
+        k.wait_from(0, "ready", LIMIT).is_some(),
+        "init never ran:\n{}",
+        k.output()
+    );
+    let start = Instant::now();
+    while !k.output().contains("Virtual console 1 assigned device") && start.elapsed() < LIMIT {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let out = k.output();
+    let dev = out
+        .lines()
+        .find_map(|l| {
+            l.split("Virtual console 1 assigned device '")
+                .nth(1)
+                .and_then(|r| r.split('\'').next())
+        })
+        .unwrap_or_else(|| panic!("no pty for con1:\n{out}"))
+        .to_string();
+    let slave = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dev)
+        .unwrap();
+    let mut tio = nix::sys::termios::tcgetattr(&slave).unwrap();
+    nix::sys::termios::cfmakeraw(&mut tio);
+    nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &tio).unwrap();
+    let mut t = Term {
+        io: Box::new(slave),
+        seen: Vec::new(),
+        consumed: 0,
+        enter: b"\r",
+        marks: 0,
+    };
+    session(&mut t, &mut k);
+    assert_eq!(debugfs_cat(&img.path, "/root/note.txt"), "hello from vi\n");
+}
+
+#[test]
+fn job_control_and_vi_over_telnet_on_a_port_console() {
+    let dir = tests::scratch();
+    let img = image(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut k = boot(
+        &dir.path().join("home"),
+        "ttyport",
+        &img,
+        &format!("port:{port}"),
+    );
+    assert!(
+        k.wait_from(0, "ready", LIMIT).is_some(),
+        "init never ran:\n{}",
+        k.output()
+    );
+    let start = Instant::now();
+    let stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(start.elapsed() < LIMIT, "{}", k.output());
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut t = Term {
+        io: Box::new(stream),
+        seen: Vec::new(),
+        consumed: 0,
+        enter: b"\r\0",
+        marks: 0,
+    };
+    // The shell started before the connection: a first Enter shows its prompt.
+    thread::sleep(Duration::from_millis(300));
+    t.run("echo CONNECTED", "CONNECTED", &k);
+    session(&mut t, &mut k);
+    assert_eq!(debugfs_cat(&img.path, "/root/note.txt"), "hello from vi\n");
+}
