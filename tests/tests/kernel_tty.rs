@@ -295,3 +295,97 @@ fn job_control_and_vi_over_telnet_on_a_port_console() {
     session(&mut t, &mut k);
     assert_eq!(debugfs_cat(&img.path, "/root/note.txt"), "hello from vi\n");
 }
+
+/// busybox init's table: a shell on the console, `askfirst` on tty1, getty on tty2,
+/// Ctrl-Alt-Del powering off.
+const INITTAB: &str = "::sysinit:/bin/mount -t proc proc /proc
+::respawn:-/bin/sh
+tty1::askfirst:-/bin/sh
+tty2::respawn:/sbin/getty -n -l /bin/sh 38400 tty2
+::ctrlaltdel:/sbin/poweroff -f
+";
+
+/// Opens the host side of `con<n>=pty` (raw) once the kernel named it.
+fn pty_console(k: &KernelRun, n: usize) -> Term {
+    let want = format!("Virtual console {n} assigned device '");
+    let start = Instant::now();
+    while !k.output().contains(&want) && start.elapsed() < LIMIT {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let out = k.output();
+    let dev = out
+        .lines()
+        .find_map(|l| l.split(&want).nth(1).and_then(|r| r.split('\'').next()))
+        .unwrap_or_else(|| panic!("no pty for con{n}:\n{out}"))
+        .to_string();
+    let slave = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dev)
+        .unwrap();
+    let mut tio = nix::sys::termios::tcgetattr(&slave).unwrap();
+    nix::sys::termios::cfmakeraw(&mut tio);
+    nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &tio).unwrap();
+    Term {
+        io: Box::new(slave),
+        seen: Vec::new(),
+        consumed: 0,
+        enter: b"\r",
+        marks: 0,
+    }
+}
+
+#[test]
+fn busybox_init_runs_its_inittab_on_the_consoles() {
+    let dir = tests::scratch();
+    let img = GuestImage::build_with(
+        &dir.path().join("inittab.img"),
+        "#!/bin/sh\nexec /bin/busybox init\n",
+        32,
+        &[("etc/inittab", INITTAB.as_bytes(), 0o644)],
+    );
+    let home = dir.path().join("home");
+    let args = [
+        format!("ubd0={}", img.path.display()),
+        "root=/dev/ubda".into(),
+        "rw".into(),
+        "init=/sbin/init".into(),
+        "con=null".into(),
+        "con0=fd:0,fd:1".into(),
+        "con1=pty".into(),
+        "con2=pty".into(),
+    ];
+    let mut k = KernelRun::start(
+        KernelRun::command(&our_bin("uml-kernel"), "inittab", &args),
+        &home,
+        "inittab",
+    );
+    // askfirst on tty1: the shell starts after Enter, with tty1 as its controlling
+    // tty (job control on).
+    let mut t1 = pty_console(&k, 1);
+    t1.expect("Please press Enter to activate this console.", &k);
+    t1.send(b"\r");
+    let got = t1.sh("echo A$((6 * 7))B; sleep 50 & jobs", &k);
+    assert!(
+        got.contains("A42B") && got.contains("Running"),
+        "tty1: {got:?}"
+    );
+    t1.sh("kill %1", &k);
+    // getty on tty2 hands the line to sh.
+    let mut t2 = pty_console(&k, 2);
+    let got = t2.sh("echo G$((2 + 3))G", &k);
+    assert!(got.contains("G5G"), "tty2: {got:?}");
+    // The console's shell (no controlling tty there, as on Linux).
+    let out = k.sh("echo C$((1 + 1))C", LIMIT);
+    assert!(out.contains("C2C"), "console: {out}");
+    // Ctrl-Alt-Del: init runs its ctrlaltdel action.
+    let mc = run(
+        Command::new(our_bin("uml_mconsole"))
+            .args(["inittab", "cad"])
+            .env("HOME", &home),
+        LIMIT,
+    );
+    assert!(mc.stdout.starts_with("OK"), "{mc:?}");
+    let status = k.wait_exit(LIMIT);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", k.output());
+}

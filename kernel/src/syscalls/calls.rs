@@ -309,6 +309,7 @@ impl Sentry {
             | libc::SYS_sigaltstack
             | libc::SYS_rt_sigsuspend
             | libc::SYS_pause
+            | libc::SYS_rt_sigtimedwait
             | libc::SYS_rt_sigpending => self.pass(host),
             libc::SYS_reboot => val(self.reboot(m, a)),
             libc::SYS_prctl => match a[0] as i32 {

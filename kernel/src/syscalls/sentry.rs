@@ -668,12 +668,16 @@ impl Sentry {
             return;
         };
         let stopped = p.stopped;
-        // init only gets the signals it has a handler for, as in Linux.
+        // init only gets the signals it has a handler for, as in Linux; a blocked
+        // signal is kept whatever its action (it may be waited for with
+        // sigtimedwait, as busybox init does).
+        let masked = p.mask & abi::sigbit(sig) != 0;
         let init_default = pid == 1 && handler == 0;
-        if handler == SIG_IGN || init_default || (handler == 0 && abi::ignored_by_default(sig)) {
+        let dropped =
+            handler == SIG_IGN || init_default || (handler == 0 && abi::ignored_by_default(sig));
+        if dropped && !masked {
             return;
         }
-        let masked = p.mask & abi::sigbit(sig) != 0;
         if let Some(p) = self.procs.get_mut(&pid) {
             p.sent |= abi::sigbit(sig);
         }
