@@ -169,6 +169,21 @@ fn session(t: &mut Term, k: &mut KernelRun) {
         !jobs.contains("sleep") && !jobs.contains("\nnot-interrupted"),
         "^C did not end the job: {jobs:?}"
     );
+    // The line discipline in canonical mode (cat reads the tty): erase, word erase,
+    // ^D ends the input.
+    t.line("cat > /tmp/typed");
+    thread::sleep(Duration::from_millis(300));
+    t.send(b"abX\x7fc one two\x17three\r\x04");
+    let got = t.sh("cat /tmp/typed", k);
+    assert!(
+        got.contains("abc one three\r\n"),
+        "canonical input: {got:?}"
+    );
+    // ^\ quits a foreground job.
+    t.line("sleep 100");
+    thread::sleep(Duration::from_millis(300));
+    t.send(b"\x1c");
+    t.sh("echo after-quit", k);
     // vi: raw mode and the window size; the file it wrote is read back.
     t.line("vi /root/note.txt");
     thread::sleep(Duration::from_millis(500));
@@ -297,26 +312,32 @@ fn job_control_and_vi_over_telnet_on_a_port_console() {
 }
 
 /// busybox init's table: a shell on the console, `askfirst` on tty1, getty on tty2,
-/// Ctrl-Alt-Del powering off.
+/// a shell on the serial line ttyS0, Ctrl-Alt-Del powering off.
 const INITTAB: &str = "::sysinit:/bin/mount -t proc proc /proc
 ::respawn:-/bin/sh
 tty1::askfirst:-/bin/sh
 tty2::respawn:/sbin/getty -n -l /bin/sh 38400 tty2
+ttyS0::respawn:-/bin/sh
 ::ctrlaltdel:/sbin/poweroff -f
 ";
 
 /// Opens the host side of `con<n>=pty` (raw) once the kernel named it.
 fn pty_console(k: &KernelRun, n: usize) -> Term {
-    let want = format!("Virtual console {n} assigned device '");
+    pty_line(k, &format!("Virtual console {n} assigned device '"))
+}
+
+/// Opens the host side of a pty line whose boot log line starts with `want` (then the
+/// device, maybe quoted).
+fn pty_line(k: &KernelRun, want: &str) -> Term {
     let start = Instant::now();
-    while !k.output().contains(&want) && start.elapsed() < LIMIT {
+    while !k.output().contains(want) && start.elapsed() < LIMIT {
         thread::sleep(Duration::from_millis(5));
     }
     let out = k.output();
     let dev = out
         .lines()
-        .find_map(|l| l.split(&want).nth(1).and_then(|r| r.split('\'').next()))
-        .unwrap_or_else(|| panic!("no pty for con{n}:\n{out}"))
+        .find_map(|l| l.split(want).nth(1).and_then(|r| r.split('\'').next()))
+        .unwrap_or_else(|| panic!("no {want:?}:\n{out}"))
         .to_string();
     let slave = fs::OpenOptions::new()
         .read(true)
@@ -354,6 +375,7 @@ fn busybox_init_runs_its_inittab_on_the_consoles() {
         "con0=fd:0,fd:1".into(),
         "con1=pty".into(),
         "con2=pty".into(),
+        "ssl0=pty".into(),
     ];
     let mut k = KernelRun::start(
         KernelRun::command(&our_bin("uml-kernel"), "inittab", &args),
@@ -375,6 +397,13 @@ fn busybox_init_runs_its_inittab_on_the_consoles() {
     let mut t2 = pty_console(&k, 2);
     let got = t2.sh("echo G$((2 + 3))G", &k);
     assert!(got.contains("G5G"), "tty2: {got:?}");
+    // A serial line: its shell has job control too.
+    let mut s0 = pty_line(&k, "Serial line 0 assigned device ");
+    let got = s0.sh("echo S$((3 + 4))S; sleep 50 & jobs; kill %1", &k);
+    assert!(
+        got.contains("S7S") && got.contains("Running"),
+        "ttyS0: {got:?}"
+    );
     // The console's shell (no controlling tty there, as on Linux).
     let out = k.sh("echo C$((1 + 1))C", LIMIT);
     assert!(out.contains("C2C"), "console: {out}");
