@@ -56,6 +56,12 @@ const SIG_IGN: u64 = 1;
 const SA_NOCLDWAIT: u64 = 2;
 const SA_RESTART: u64 = 0x1000_0000;
 
+/// Whether `SENTRY_TRACE` asks for every syscall on stderr (read once).
+fn tracing() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("SENTRY_TRACE").is_some())
+}
+
 /// A guest process.
 pub struct Proc {
     pub pid: u32,
@@ -353,13 +359,18 @@ impl Sentry {
             return Ok(());
         }
         let ret = self.syscall(m, pid, host, call, None);
-        if std::env::var_os("SENTRY_TRACE").is_some() {
+        if tracing() {
             let shown = match &ret {
                 Ret::Val(v) => v.to_string(),
                 Ret::Block(_) => "block".into(),
                 Ret::Resumed => "resumed".into(),
             };
-            eprintln!("[{pid}] {} {:x?} = {shown}", call.nr, call.args);
+            let _ = writeln!(
+                std::io::stderr(),
+                "[{pid}] {} {:x?} = {shown}",
+                call.nr,
+                call.args
+            );
         }
         self.finish(pid, host, call, ret)
     }
