@@ -464,6 +464,9 @@ fn job_script<C: Console + ?Sized>(t: &mut Term, k: &C) -> Vec<String> {
     t.send(b"\x03");
     thread::sleep(Duration::from_millis(300));
     shown += &t.sh("jobs", k);
+    // A background read of the terminal stops the reader (SIGTTIN).
+    shown += &t.sh("cat & sleep 0.5; jobs", k);
+    shown += &t.sh("kill -9 %1; sleep 0.2; jobs", k);
     shown += &t.sh("echo $((6 * 7))", k);
     // ash's line editing asks for the cursor position (ESC [6n) when it thinks the
     // cursor is not at a line start: when depends on timing, not on the kernel.

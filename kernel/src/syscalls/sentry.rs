@@ -484,7 +484,14 @@ impl Sentry {
                 regs.rsi = 0;
             }
             _ => {
-                let flags = call.args[0];
+                // A clone already carrying CLONE_PARENT while a fork is in flight is
+                // the sentry's own rewrite, restarted by the host after a signal came
+                // during it (-ERESTARTNOINTR): checked again, passed as it is.
+                let restarted = call.args[0] & parent != 0 && self.platform.fork_in_flight(host);
+                let flags = match restarted {
+                    true => call.args[0] & !parent,
+                    false => call.args[0],
+                };
                 let vm = flags & libc::CLONE_VM as u64 != 0;
                 let vfork = flags & libc::CLONE_VFORK as u64 != 0;
                 if flags & libc::CLONE_THREAD as u64 != 0 || (vm && !vfork) {
@@ -498,6 +505,12 @@ impl Sentry {
                 let shared = (libc::CLONE_FILES | libc::CLONE_FS | libc::CLONE_SIGHAND) as u64;
                 if flags & shared != 0 {
                     return Ret::Val(-EINVAL);
+                }
+                if restarted {
+                    return match self.platform.pass(host) {
+                        Ok(()) => Ret::Resumed,
+                        Err(_) => Ret::Val(-ESRCH),
+                    };
                 }
                 regs.rdi = flags | parent;
             }

@@ -261,6 +261,13 @@ impl Platform {
         self.fork_regs.insert(pid, (rdi, rsi));
     }
 
+    /// Whether `pid` has a rewritten fork in flight: a signal that came during it made
+    /// the host restart the call (-ERESTARTNOINTR), which arrives as the rewritten
+    /// clone again.
+    pub fn fork_in_flight(&self, pid: Pid) -> bool {
+        self.fork_regs.contains_key(&pid)
+    }
+
     /// Resumes a new child from its first stop, with its registers put back.
     fn release_child(&mut self, child: Pid) -> Result<(), Error> {
         if let Some((rdi, rsi)) = self.child_regs.remove(&child) {
