@@ -82,6 +82,7 @@ impl Sentry {
             libc::SYS_pipe2 => val(self.pipe2(m, pid, host, a[0], a[1])),
             libc::SYS_lseek => val(self.lseek(m, pid, fd0, a[1] as i64, a[2])),
             libc::SYS_getdents64 => val(self.getdents64(m, pid, host, fd0, a[1], a[2])),
+            libc::SYS_ioctl if self.tty_background_change(pid, fd0, a[1]) => Ret::Block(None),
             libc::SYS_ioctl => val(self.ioctl(pid, host, fd0, a[1], a[2])),
             libc::SYS_sendfile => val(-EINVAL), // callers fall back to read and write
             libc::SYS_fsync | libc::SYS_fdatasync => {

@@ -212,6 +212,38 @@ impl Sentry {
         slot
     }
 
+    /// A background process changing its controlling tty (termios, foreground group,
+    /// flush): unless it ignores or blocks SIGTTOU, its group gets SIGTTOU and the call
+    /// waits (it is tried again once the group is continued), as Linux restarts it.
+    pub(super) fn tty_background_change(&mut self, pid: u32, fd: i64, req: u64) -> bool {
+        let changes = matches!(
+            req as libc::c_ulong,
+            libc::TCSETS | libc::TCSETSW | libc::TCSETSF | libc::TIOCSPGRP
+        ) || req == TCFLSH;
+        if !changes {
+            return false;
+        }
+        let Some(slot) = self.tty_fd(pid, fd) else {
+            return false;
+        };
+        let Some(p) = self.procs.get(&pid) else {
+            return false;
+        };
+        let Some(t) = self.ttys.get(&slot) else {
+            return false;
+        };
+        if t.sid == 0 || t.sid != p.sid || t.pgrp == p.pgid {
+            return false;
+        }
+        let bit = super::abi::sigbit(libc::SIGTTOU);
+        if p.actions[libc::SIGTTOU as usize - 1].0 == SIG_IGN || p.mask & bit != 0 {
+            return false;
+        }
+        let pgid = p.pgid;
+        self.signal_group(pgid, libc::SIGTTOU, false);
+        true
+    }
+
     /// read(2) of a tty: background readers get SIGTTIN (EIO when they ignore or
     /// block it); a line in canonical mode, else by VMIN/VTIME (`retry`: the deadline
     /// of a read that waited).
