@@ -549,3 +549,53 @@ fn job_control_on_tty1_answers_as_on_linux_uml() {
         "uml-kernel (left) and linux.uml (right) answered differently"
     );
 }
+
+#[test]
+fn a_telnet_hangup_ends_the_session_on_the_port_console() {
+    let dir = tests::scratch();
+    let img = image(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut k = boot(
+        &dir.path().join("home"),
+        "ttyhup",
+        &img,
+        &format!("port:{port}"),
+    );
+    assert!(k.wait_from(0, "ready", LIMIT).is_some(), "{}", k.output());
+    let start = Instant::now();
+    let stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(start.elapsed() < LIMIT, "{}", k.output());
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut t = Term {
+        io: Box::new(stream),
+        seen: Vec::new(),
+        consumed: 0,
+        enter: b"\r\0",
+        marks: 0,
+    };
+    thread::sleep(Duration::from_millis(300));
+    t.run("echo CONNECTED", "CONNECTED", &k);
+    t.line("sleep 100");
+    thread::sleep(Duration::from_millis(300));
+    // The user goes away: SIGHUP ends the shell and its foreground job.
+    drop(t);
+    assert!(
+        k.wait_from(0, "shell-ended", LIMIT).is_some(),
+        "the session outlived the hangup:\n{}",
+        k.output()
+    );
+    assert_eq!(
+        k.wait_exit(LIMIT).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        k.output()
+    );
+}

@@ -414,3 +414,24 @@ impl Sentry {
         r.map_or_else(|e| e, |()| 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_name_console_slots() {
+        assert_eq!(slot_of_dev(5, 0), Some(None));
+        assert_eq!(slot_of_dev(5, 1), Some(Some(0)));
+        assert_eq!(slot_of_dev(4, 0), Some(Some(0)));
+        assert_eq!(slot_of_dev(4, 3), Some(Some(3)));
+        assert_eq!(slot_of_dev(4, 64), Some(Some(MAX_CON)));
+        assert_eq!(slot_of_dev(4, 65), Some(Some(MAX_CON + 1)));
+        assert_eq!(slot_of_dev(4, 63), None);
+        assert_eq!(slot_of_dev(1, 3), None);
+        for slot in [0, 1, MAX_CON, MAX_CON + 2] {
+            let (major, minor) = dev_of_slot(slot);
+            assert_eq!(slot_of_dev(major, minor), Some(Some(slot)));
+        }
+    }
+}
