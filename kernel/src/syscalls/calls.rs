@@ -509,6 +509,14 @@ impl Sentry {
         let Some(me_sid) = self.procs.get(&pid).map(|p| p.sid) else {
             return -ESRCH;
         };
+        // Joining a group: it must exist in the caller's session.
+        let exists = self
+            .procs
+            .values()
+            .any(|p| p.pgid == pgid && p.sid == me_sid);
+        if pgid != target && !exists {
+            return -EPERM;
+        }
         match self.procs.get_mut(&target) {
             Some(p) if p.pid == pid || p.ppid == pid => {
                 if p.sid != me_sid || p.pid == p.sid {
