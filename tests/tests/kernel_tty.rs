@@ -179,9 +179,25 @@ fn session(t: &mut Term, k: &mut KernelRun) {
         jobs.contains("Running") && jobs.contains("sleep 100"),
         "after bg: {jobs:?}"
     );
+    // A busy job (a loop that makes no syscall) stopped by ^Z is really stopped: its
+    // host process gets no CPU. (busybox runs `sh -c` in the forked shell itself: the
+    // loop is the guest process that used the most CPU.)
+    t.line("sh -c 'while :; do :; done'");
+    thread::sleep(Duration::from_millis(500));
+    t.send(b"\x1a");
+    t.expect("Stopped", k);
+    let busy = tests::descendants(k.child.id() as i32)
+        .into_iter()
+        .max_by_key(|&p| cpu_ticks(p))
+        .unwrap_or_else(|| panic!("no guest process"));
+    let before = cpu_ticks(busy);
+    assert!(before > 10, "the loop never ran ({before} ticks)");
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(cpu_ticks(busy), before, "the stopped job kept running");
+    t.sh("kill -9 %2", k);
     // fg then ^C: the job dies of SIGINT (ash then drops the rest of the line, as
     // on Linux) and the shell is back.
-    t.line("fg; echo not-interrupted");
+    t.line("fg %1; echo not-interrupted");
     thread::sleep(Duration::from_millis(300));
     t.send(b"\x03");
     t.expect("^C", k);
@@ -226,6 +242,23 @@ fn session(t: &mut Term, k: &mut KernelRun) {
     );
     let status = k.wait_exit(LIMIT);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", k.output());
+}
+
+/// User plus system CPU ticks of host process `pid`.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = tests::proc_dir(pid)
+        .and_then(|d| fs::read_to_string(d.join("stat")).ok())
+        .unwrap_or_default();
+    let after_comm = stat.rsplit(") ").next().unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the comm.
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    tick(11) + tick(12)
 }
 
 fn md5(text: &str) -> String {

@@ -849,7 +849,11 @@ impl Sentry {
     pub fn listing(&self) -> String {
         let mut out = String::from("  PID  PPID COMMAND\n");
         for p in self.procs.values() {
-            let state = if p.zombie.is_some() { " <defunct>" } else { "" };
+            let state = match (p.zombie.is_some(), p.stopped) {
+                (true, _) => " <defunct>",
+                (false, true) => " <stopped>",
+                (false, false) => "",
+            };
             out.push_str(&format!("{:>5} {:>5} {}{}\n", p.pid, p.ppid, p.comm, state));
         }
         out
