@@ -257,6 +257,7 @@ impl Kernel {
         match sentry.start_init(&mut self.m, path, &argv, &envp) {
             Ok(()) => {
                 self.consoles.guest_ttys = true;
+                sentry.set_lines(&self.consoles.open_slots());
                 self.events.register(sentry.fd(), Token::Guests);
                 self.sentry = Some(sentry);
             }
@@ -281,10 +282,17 @@ impl Kernel {
             return;
         };
         s.service(&mut self.m);
-        let out = s.take_output();
         self.flush_log();
-        if !out.is_empty() {
-            self.consoles.write(0, &out);
+        self.write_guest_output();
+    }
+
+    /// Writes what guests wrote to the ttys (and the ttys' echo) to their lines.
+    fn write_guest_output(&mut self) {
+        let Some(s) = self.sentry.as_mut() else {
+            return;
+        };
+        for (slot, out) in s.take_output() {
+            self.consoles.write(slot, &out);
         }
     }
 
@@ -295,10 +303,7 @@ impl Kernel {
             return;
         };
         s.retry_blocked(&mut self.m);
-        let out = s.take_output();
-        if !out.is_empty() {
-            self.consoles.write(0, &out);
-        }
+        self.write_guest_output();
     }
 
     fn attach_disks(&mut self) -> Result<(), BootError> {
@@ -553,17 +558,14 @@ impl Kernel {
         );
         let Some(typed) = typed else { return };
         if let Some(s) = self.sentry.as_mut() {
-            // init is a guest program: typed lines are the console tty's input.
-            if typed.slot == 0 {
-                if typed.interrupted {
-                    s.tty_interrupt(&mut self.m);
-                }
-                for line in typed.lines {
-                    let mut bytes = line.into_bytes();
-                    bytes.push(b'\n');
-                    s.tty_input(&mut self.m, &bytes);
-                }
+            // init is a guest program: typed bytes are the ttys' input.
+            if typed.hung_up {
+                s.tty_hangup(&mut self.m, typed.slot);
             }
+            if !typed.raw.is_empty() {
+                s.tty_input(&mut self.m, typed.slot, &typed.raw);
+            }
+            self.write_guest_output();
             return;
         }
         if typed.hung_up {
@@ -736,6 +738,9 @@ impl Kernel {
             &mut self.m.log,
             &mut self.m.tasks,
         ) {
+            if let Some(sentry) = self.sentry.as_mut() {
+                sentry.set_lines(&self.consoles.open_slots());
+            }
             return answer;
         }
         if let Some(answer) = self.m.disks.config(arg, &mut self.m.log) {

@@ -59,6 +59,9 @@ impl Sentry {
         }
         match call.nr {
             // Descriptors and data.
+            libc::SYS_read if self.tty_fd(pid, fd0).is_some() => {
+                self.tty_read(pid, host, fd0, a[1], a[2], retry)
+            }
             libc::SYS_read => self.read(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_write => self.write(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_pread64 => self.read(m, pid, host, fd0, a[1], a[2], Some(a[3])),
@@ -91,6 +94,7 @@ impl Sentry {
             libc::SYS_pipe2 => val(self.pipe2(m, pid, host, a[0], a[1])),
             libc::SYS_lseek => val(self.lseek(m, pid, fd0, a[1] as i64, a[2])),
             libc::SYS_getdents64 => val(self.getdents64(m, pid, host, fd0, a[1], a[2])),
+            libc::SYS_ioctl if self.tty_background_change(pid, fd0, a[1]) => Ret::Block(None),
             libc::SYS_ioctl => val(self.ioctl(m, pid, host, fd0, a[1], a[2])),
             libc::SYS_sendfile => val(-EINVAL), // callers fall back to read and write
             libc::SYS_fsync | libc::SYS_fdatasync => {
@@ -257,6 +261,7 @@ impl Sentry {
                 }
             }
             libc::SYS_wait4 => self.wait4(pid, host, a[0] as i32, a[1], a[2], a[3]),
+            libc::SYS_waitid => self.waitid(pid, host, a),
             // Processes.
             libc::SYS_clone | libc::SYS_fork | libc::SYS_vfork => self.fork(host, call),
             libc::SYS_clone3 => val(-ENOSYS), // the C library falls back to clone
@@ -357,6 +362,7 @@ impl Sentry {
             | libc::SYS_sigaltstack
             | libc::SYS_rt_sigsuspend
             | libc::SYS_pause
+            | libc::SYS_rt_sigtimedwait
             | libc::SYS_rt_sigpending => self.pass(host),
             libc::SYS_reboot => val(self.reboot(m, a)),
             libc::SYS_prctl => match a[0] as i32 {
@@ -685,6 +691,14 @@ impl Sentry {
         let Some(me_sid) = self.procs.get(&pid).map(|p| p.sid) else {
             return -ESRCH;
         };
+        // Joining a group: it must exist in the caller's session.
+        let exists = self
+            .procs
+            .values()
+            .any(|p| p.pgid == pgid && p.sid == me_sid);
+        if pgid != target && !exists {
+            return -EPERM;
+        }
         match self.procs.get_mut(&target) {
             Some(p) if p.pid == pid || p.ppid == pid => {
                 if p.sid != me_sid || p.pid == p.sid {

@@ -29,7 +29,7 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 const O_NONBLOCK: u32 = 0o4000;
 const O_CLOEXEC: u64 = 0o2000000;
 /// Most bytes one read or write moves (a short count beyond, as Linux allows).
-const MAX_IO: usize = 1 << 20;
+pub(super) const MAX_IO: usize = 1 << 20;
 
 pub fn fe(e: FsErrno) -> i64 {
     -(e.code() as i64)
@@ -149,7 +149,7 @@ impl Sentry {
             let keep = flags32 & (oflag::O_ACCMODE | oflag::O_APPEND | O_NONBLOCK);
             let object = if attr.kind == FileKind::Char && matches!(attr.rdev.0, 4 | 5) {
                 let _ = m.files.vfs.close(of);
-                Object::Tty
+                Object::Tty(self.open_tty(pid, attr.rdev, flags32 & libc::O_NOCTTY as u32 != 0)?)
             } else if attr.kind == FileKind::Char && attr.rdev == harddog::RDEV {
                 let _ = m.files.vfs.close(of);
                 Object::Watchdog(open_watchdog(m)?)
@@ -343,7 +343,7 @@ impl Sentry {
                 buf.truncate(n);
                 Ok(Some(buf))
             }
-            Object::Pipe(_) | Object::Tty if at.is_some() => Err(-ESPIPE),
+            Object::Pipe(_) | Object::Tty(_) if at.is_some() => Err(-ESPIPE),
             Object::Pipe(end) if end.write => Err(-EBADF),
             Object::Pipe(end) => {
                 let mut p = end.pipe.borrow_mut();
@@ -353,7 +353,16 @@ impl Sentry {
                 let n = p.buf.len().min(max);
                 Ok(Some(p.buf.drain(..n).collect()))
             }
-            Object::Tty => Ok(self.tty.take(max)),
+            Object::Tty(slot) => {
+                let slot = *slot;
+                Ok(
+                    match self.ttys.get_mut(&slot).map(|t| t.ld.read(max, false)) {
+                        Some(super::ldisc::Read::Data(data)) => Some(data),
+                        Some(super::ldisc::Read::Wait(_)) => None,
+                        None => Some(Vec::new()),
+                    },
+                )
+            }
             Object::Socket(_) if at.is_some() => Err(-ESPIPE),
             Object::Socket(sock) => match sock.recv(&mut m.net, max, false) {
                 Ok((data, _, _)) => Ok(Some(data)),
@@ -388,7 +397,7 @@ impl Sentry {
                 .map_err(fe)?;
                 Ok(Some(n))
             }
-            Object::Pipe(_) | Object::Tty if at.is_some() => Err(-ESPIPE),
+            Object::Pipe(_) | Object::Tty(_) if at.is_some() => Err(-ESPIPE),
             Object::Pipe(end) if !end.write => Err(-EBADF),
             Object::Pipe(end) => {
                 let mut p = end.pipe.borrow_mut();
@@ -406,8 +415,12 @@ impl Sentry {
                 p.buf.extend(&data[..n]);
                 Ok(Some(n))
             }
-            Object::Tty => {
-                self.out.extend_from_slice(data);
+            Object::Tty(slot) => {
+                let slot = *slot;
+                let out = self.ttys.get(&slot).map(|t| t.ld.output(data));
+                if let Some(out) = out {
+                    self.tty_out(slot, &out);
+                }
                 Ok(Some(data.len()))
             }
             Object::Socket(_) if at.is_some() => Err(-ESPIPE),
@@ -618,7 +631,11 @@ impl Sentry {
                 abi::mount_dev(of.loc.mount),
             )),
             Object::Pipe(end) => Ok((abi::pipe_attr(end.pipe.borrow().id), (0, 12))),
-            Object::Tty => Ok((abi::tty_attr(), (0, 6))),
+            Object::Tty(slot) => {
+                let mut attr = abi::tty_attr();
+                attr.rdev = super::tty::dev_of_slot(*slot);
+                Ok((attr, (0, 6)))
+            }
             Object::Socket(_) => Ok((abi::socket_attr(Rc::as_ptr(d) as u64), (0, 8))),
             Object::Watchdog(_) => Ok((
                 Attr {
@@ -1112,7 +1129,10 @@ impl Sentry {
             Ok(d) => d,
             Err(e) => return e,
         };
-        let is_tty = matches!(d.borrow().object, Object::Tty);
+        let tty = match d.borrow().object {
+            Object::Tty(slot) => Some(slot),
+            _ => None,
+        };
         let req = req as u32;
         if req == libc::FIONBIO as u32 {
             let on = self.get(host, arg, 4).map(|b| b != [0, 0, 0, 0]);
@@ -1127,7 +1147,7 @@ impl Sentry {
         if req == libc::FIONREAD as u32 {
             let n = match &d.borrow().object {
                 Object::Pipe(end) => end.pipe.borrow().buf.len(),
-                Object::Tty => self.tty.input.len(),
+                Object::Tty(slot) => self.ttys.get(slot).map_or(0, |t| t.ld.pending()),
                 Object::File(_) | Object::Watchdog(_) => 0,
                 Object::Socket(_) => usize::MAX,
             };
@@ -1146,37 +1166,10 @@ impl Sentry {
         if matches!(d.borrow().object, Object::Watchdog(_)) {
             return self.watchdog_ioctl(&d, host, req, arg);
         }
-        if !is_tty {
-            return -ENOTTY;
+        match tty {
+            Some(slot) => self.tty_ioctl(pid, host, slot, req as u64, arg),
+            None => -ENOTTY,
         }
-        let r = match req as libc::c_ulong {
-            libc::TCGETS => self.put(host, arg, &self.tty.termios.clone()),
-            libc::TCSETS | libc::TCSETSW | libc::TCSETSF => self.get(host, arg, 36).map(|t| {
-                self.tty.termios.copy_from_slice(&t);
-                if req as libc::c_ulong == libc::TCSETSF {
-                    self.tty.input.clear();
-                }
-            }),
-            libc::TIOCGWINSZ => self.put(host, arg, &self.tty.winsize.clone()),
-            libc::TIOCSWINSZ => self
-                .get(host, arg, 8)
-                .map(|w| self.tty.winsize.copy_from_slice(&w)),
-            libc::TIOCGPGRP => self.put(host, arg, &(self.tty.pgrp as i32).to_ne_bytes()),
-            libc::TIOCSPGRP => self.get(host, arg, 4).map(|b| {
-                self.tty.pgrp = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u32;
-            }),
-            libc::TIOCGSID => self.put(host, arg, &(self.tty.sid as i32).to_ne_bytes()),
-            libc::TIOCSCTTY => {
-                if let Some(p) = self.procs.get(&pid) {
-                    self.tty.sid = p.sid;
-                    self.tty.pgrp = p.pgid;
-                }
-                Ok(())
-            }
-            libc::TIOCNOTTY => Ok(()),
-            _ => Err(-EINVAL),
-        };
-        r.map_or_else(|e| e, |()| 0)
     }
 
     /// poll and ppoll: ready descriptors now, or wait until one is (or the deadline).
@@ -1315,11 +1308,10 @@ impl Sentry {
             Object::Socket(_) => 0,
             Object::File(_) => libc::POLLIN | libc::POLLOUT,
             Object::Watchdog(_) => libc::POLLOUT,
-            Object::Tty => {
-                let input = if self.tty.input.is_empty() {
-                    0
-                } else {
-                    libc::POLLIN
+            Object::Tty(slot) => {
+                let input = match self.ttys.get(slot) {
+                    Some(t) if !t.ld.readable() => 0,
+                    _ => libc::POLLIN,
                 };
                 input | libc::POLLOUT
             }

@@ -125,7 +125,7 @@ impl Sentry {
                         None => m.files.vfs.path_of(of.loc).unwrap_or_default(),
                     },
                     Object::Pipe(end) => format!("pipe:[{}]", end.pipe.borrow().id).into_bytes(),
-                    Object::Tty => b"/dev/console".to_vec(),
+                    Object::Tty(slot) => super::tty::path_of_slot(*slot).into_bytes(),
                     Object::Socket(_) => {
                         format!("socket:[{}]", Rc::as_ptr(&fd.desc) as usize as u64).into_bytes()
                     }

@@ -27,8 +27,9 @@
 //! are dropped (the sentry sends its own); ITIMER_REAL (alarm, setitimer) is the
 //! sentry's own timer. Sockets are the sentry's too (`socket`, `unix`): AF_INET ones
 //! sit on the kernel's smoltcp stacks, so the loop tries waiting calls again after the
-//! stacks ran. Threads (CLONE_VM without CLONE_VFORK) and job control stops are not
-//! implemented yet (ENOSYS / refused).
+//! stacks ran. Job control stops are the sentry's (`jobctl`): a stopped guest is held
+//! in a ptrace stop. Threads (CLONE_VM without CLONE_VFORK) are not implemented yet
+//! (ENOSYS).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -41,8 +42,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use super::abi::{self, errno::*};
-use super::fdtable::{desc, Fd, FdTable, Object, Tty};
+use super::fdtable::{desc, Fd, FdTable, Object};
 use super::platform::{self, Creds, Event, Mode, Platform, Syscall};
+use super::tty::Tty;
 use crate::fs::vfs::{oflag, Loc};
 use crate::machine::{Action, Machine};
 
@@ -95,13 +97,21 @@ pub struct Proc {
     pub nice: i32,
     /// Seconds since boot when it started (/proc/PID/stat's starttime).
     pub started: f64,
+    /// Stopped by job control (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU).
+    pub stopped: bool,
+    /// A stop or continue its parent has not waited for yet (the wait status).
+    pub report: Option<i32>,
+    /// Held in a signal-delivery stop while stopped: the signal to resume it with.
+    pub held: Option<Option<Signal>>,
 }
 
 /// A syscall that waits: tried again whenever something changes.
-struct Blocked {
-    pid: u32,
-    call: Syscall,
-    deadline: Option<Instant>,
+pub(super) struct Blocked {
+    pub(super) pid: u32,
+    pub(super) call: Syscall,
+    pub(super) deadline: Option<Instant>,
+    /// Not tried yet (it came while the process was stopped).
+    pub(super) fresh: bool,
 }
 
 /// What handling a syscall gave.
@@ -120,10 +130,12 @@ pub struct Sentry {
     pub(super) procs: BTreeMap<u32, Proc>,
     by_host: HashMap<Pid, u32>,
     next_pid: u32,
-    blocked: Vec<Blocked>,
-    pub(super) tty: Tty,
-    /// What guests wrote to the console, for the loop to write out.
-    pub(super) out: Vec<u8>,
+    pub(super) blocked: Vec<Blocked>,
+    /// The ttys, by console slot.
+    pub(super) ttys: BTreeMap<usize, Tty>,
+    /// What guests wrote to the ttys (and their echo), by console slot, for the loop to
+    /// write out.
+    pub(super) out: Vec<(usize, Vec<u8>)>,
     pub(super) next_pipe: u64,
     pub(super) images: HashMap<Loc, super::exec::CachedImage>,
     /// Unknown syscalls already logged.
@@ -180,7 +192,7 @@ impl Sentry {
             by_host: HashMap::new(),
             next_pid: 1,
             blocked: Vec::new(),
-            tty: Tty::default(),
+            ttys: BTreeMap::new(),
             out: Vec::new(),
             next_pipe: 1,
             images: HashMap::new(),
@@ -221,7 +233,7 @@ impl Sentry {
             .platform
             .spawn(&image, &argv_os(&argv), &argv_os(&envp))
             .map_err(|e| StartError::Failed(host_err(e)))?;
-        let tty = desc(Object::Tty, oflag::O_RDWR);
+        let tty = desc(Object::Tty(0), oflag::O_RDWR);
         let mut fds = FdTable::default();
         for _ in 0..3 {
             fds.insert(Fd {
@@ -254,6 +266,9 @@ impl Sentry {
                 cmdline: super::procpid::cmdline(&argv),
                 nice: 0,
                 started: m.uptime_secs(),
+                stopped: false,
+                report: None,
+                held: None,
             },
         );
         self.by_host.insert(host, 1);
@@ -274,16 +289,11 @@ impl Sentry {
             .filter_map(|p| p.alarm.map(|a| a.0));
         self.blocked
             .iter()
+            .filter(|b| !self.procs.get(&b.pid).is_some_and(|p| p.stopped))
             .filter_map(|b| b.deadline)
             .chain(alarms)
             .min()
             .map(|d| d.saturating_duration_since(now))
-    }
-
-    /// Typed console input (a complete line, or bytes in raw mode).
-    pub fn tty_input(&mut self, m: &mut Machine, bytes: &[u8]) {
-        self.tty.input.extend(bytes);
-        self.retry_blocked(m);
     }
 
     /// Ctrl-Alt-Del with CAD off (mconsole `cad` after init's reboot(CAD_OFF)):
@@ -307,23 +317,8 @@ impl Sentry {
         self.retry_blocked(m);
     }
 
-    /// Ctrl-C on the console: SIGINT to the tty's foreground process group.
-    pub fn tty_interrupt(&mut self, m: &mut Machine) {
-        let pgrp = self.tty.pgrp;
-        let group: Vec<u32> = self
-            .procs
-            .values()
-            .filter(|p| p.pgid == pgrp && p.zombie.is_none())
-            .map(|p| p.pid)
-            .collect();
-        for pid in group {
-            self.send_signal(pid, libc::SIGINT);
-        }
-        self.retry_blocked(m);
-    }
-
-    /// Takes what guests wrote to the console.
-    pub fn take_output(&mut self) -> Vec<u8> {
+    /// Takes what guests wrote to the ttys, by console slot.
+    pub fn take_output(&mut self) -> Vec<(usize, Vec<u8>)> {
         std::mem::take(&mut self.out)
     }
 
@@ -409,6 +404,16 @@ impl Sentry {
         let Some(&pid) = self.by_host.get(&host) else {
             return self.platform.reply(host, -ENOSYS);
         };
+        if self.procs.get(&pid).is_some_and(|p| p.stopped) {
+            // It stopped before this call came: the call waits for SIGCONT.
+            self.blocked.push(Blocked {
+                pid,
+                call,
+                deadline: None,
+                fresh: true,
+            });
+            return Ok(());
+        }
         let ret = self.syscall(m, pid, host, call, None);
         if tracing() {
             let shown = match &ret {
@@ -440,6 +445,7 @@ impl Sentry {
                     pid,
                     call,
                     deadline,
+                    fresh: false,
                 });
                 Ok(())
             }
@@ -454,16 +460,25 @@ impl Sentry {
             let waiting = std::mem::take(&mut self.blocked);
             let mut still = Vec::new();
             for b in waiting {
-                let Some(host) = self
+                let Some((host, stopped)) = self
                     .procs
                     .get(&b.pid)
                     .filter(|p| p.zombie.is_none())
-                    .map(|p| p.host)
+                    .map(|p| (p.host, p.stopped))
                 else {
                     continue;
                 };
-                match self.syscall(m, b.pid, host, b.call, Some(b.deadline)) {
-                    Ret::Block(deadline) => still.push(Blocked { deadline, ..b }),
+                if stopped {
+                    still.push(b);
+                    continue;
+                }
+                let retry = (!b.fresh).then_some(b.deadline);
+                match self.syscall(m, b.pid, host, b.call, retry) {
+                    Ret::Block(deadline) => still.push(Blocked {
+                        deadline,
+                        fresh: false,
+                        ..b
+                    }),
                     other => {
                         progressed = true;
                         let _ = self.finish(b.pid, host, b.call, other);
@@ -622,6 +637,9 @@ impl Sentry {
             cmdline: parent.cmdline.clone(),
             nice: parent.nice,
             started,
+            stopped: false,
+            report: None,
+            held: None,
         };
         self.procs.insert(pid, child);
         self.by_host.insert(child_host, pid);
@@ -650,8 +668,18 @@ impl Sentry {
                 | Signal::SIGXFSZ
                 | Signal::SIGKILL
         );
-        self.platform
-            .resume(host, (ours || fault).then_some(signal))
+        let deliver = (ours || fault).then_some(signal);
+        if let Some(p) = self
+            .by_host
+            .get(&host)
+            .and_then(|g| self.procs.get_mut(g))
+            .filter(|p| p.stopped)
+        {
+            // Stopped by job control: held here until SIGCONT.
+            p.held = Some(deliver);
+            return Ok(());
+        }
+        self.platform.resume(host, deliver)
     }
 
     /// A host process ended: its guest process becomes a zombie (unless execve replaced
@@ -668,12 +696,18 @@ impl Sentry {
             return;
         }
         p.zombie = Some(status);
+        p.stopped = false;
+        p.report = None;
         let fds = p.fds.take_all();
         let ppid = p.ppid;
+        let leader = p.sid == pid;
         for fd in fds {
             self.release(m, fd);
         }
         self.blocked.retain(|b| b.pid != pid);
+        if leader {
+            self.session_ended(pid);
+        }
         if pid == 1 {
             m.log.err(format!(
                 "Kernel panic - not syncing: Attempted to kill init! exitcode=0x{status:08x}"
@@ -735,29 +769,53 @@ impl Sentry {
             let _ = self.platform.kill(host);
             return;
         }
-        if matches!(
-            signal,
-            Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU | Signal::SIGCONT
-        ) {
-            return; // no job control stops yet
-        }
         let (handler, flags) = p.actions[sig as usize - 1];
-        // init only gets the signals it has a handler for, as in Linux.
-        let init_default = pid == 1 && handler == 0;
-        if handler == SIG_IGN || init_default || (handler == 0 && abi::ignored_by_default(sig)) {
+        if sig == libc::SIGCONT {
+            self.cont(pid);
+        }
+        let stop = matches!(
+            signal,
+            Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+        );
+        if stop && (sig == libc::SIGSTOP || handler == 0) {
+            if pid != 1 {
+                self.stop(pid, sig);
+            }
             return;
         }
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let stopped = p.stopped;
+        // init only gets the signals it has a handler for, as in Linux; a blocked
+        // signal is kept whatever its action (it may be waited for with
+        // sigtimedwait, as busybox init does).
         let masked = p.mask & abi::sigbit(sig) != 0;
+        let init_default = pid == 1 && handler == 0;
+        let dropped =
+            handler == SIG_IGN || init_default || (handler == 0 && abi::ignored_by_default(sig));
+        if dropped && !masked {
+            return;
+        }
         if let Some(p) = self.procs.get_mut(&pid) {
             p.sent |= abi::sigbit(sig);
         }
         if nix::sys::signal::kill(host, signal).is_err() {
             return;
         }
-        if masked {
+        if masked || stopped {
             return;
         }
-        if let Some(i) = self.blocked.iter().position(|b| b.pid == pid) {
+        self.interrupt_blocked(pid, handler, flags);
+    }
+
+    /// A signal for `pid` (whose action is `handler`, `flags`) ends the call it waits
+    /// in: EINTR, or a restart after the handler with SA_RESTART.
+    pub(super) fn interrupt_blocked(&mut self, pid: u32, handler: u64, flags: u64) {
+        let Some(host) = self.procs.get(&pid).map(|p| p.host) else {
+            return;
+        };
+        if let Some(i) = self.blocked.iter().position(|b| b.pid == pid && !b.fresh) {
             let b = self.blocked.remove(i);
             let restart = handler > SIG_IGN
                 && flags & SA_RESTART != 0
@@ -816,7 +874,8 @@ impl Sentry {
         0
     }
 
-    /// wait4: a zombie child's pid and status, 0 (WNOHANG), or wait.
+    /// wait4: a zombie child's pid and status (or, with WUNTRACED / WCONTINUED, a
+    /// stop or continue), 0 (WNOHANG), or wait.
     pub(super) fn wait4(
         &mut self,
         pid: u32,
@@ -827,26 +886,25 @@ impl Sentry {
         rusage: u64,
     ) -> Ret {
         let my_pgid = self.procs.get(&pid).map_or(0, |p| p.pgid);
-        let children: Vec<(u32, Option<i32>)> = self
-            .procs
-            .values()
-            .filter(|c| c.ppid == pid)
-            .filter(|c| match target {
-                t if t > 0 => c.pid == t as u32,
-                0 => c.pgid == my_pgid,
-                -1 => true,
-                t => c.pgid == t.unsigned_abs(),
-            })
-            .map(|c| (c.pid, c.zombie))
-            .collect();
-        if children.is_empty() {
-            return Ret::Val(-ECHILD);
+        let which = match target {
+            t if t > 0 => super::jobctl::Which::Pid(t as u32),
+            0 => super::jobctl::Which::Pgid(my_pgid),
+            -1 => super::jobctl::Which::Any,
+            t => super::jobctl::Which::Pgid(t.unsigned_abs()),
+        };
+        let mut wanted = options | libc::WEXITED as u64;
+        if options & libc::WUNTRACED as u64 != 0 {
+            wanted |= libc::WSTOPPED as u64;
         }
-        if let Some(&(child, Some(st))) = children.iter().find(|(_, z)| z.is_some()) {
+        let found = match self.waitable(pid, which, wanted) {
+            Err(e) => return Ret::Val(e),
+            Ok(found) => found,
+        };
+        if let Some(w) = found {
             if status != 0
                 && self
                     .platform
-                    .write_mem(host, status, &st.to_ne_bytes())
+                    .write_mem(host, status, &w.status.to_ne_bytes())
                     .is_err()
             {
                 return Ret::Val(-EFAULT);
@@ -854,8 +912,8 @@ impl Sentry {
             if rusage != 0 {
                 let _ = self.platform.write_mem(host, rusage, &[0u8; 144]);
             }
-            self.procs.remove(&child);
-            return Ret::Val(child as i64);
+            self.consume(&w, wanted);
+            return Ret::Val(w.pid as i64);
         }
         if options & libc::WNOHANG as u64 != 0 {
             return Ret::Val(0);
@@ -892,7 +950,11 @@ impl Sentry {
     pub fn listing(&self) -> String {
         let mut out = String::from("  PID  PPID COMMAND\n");
         for p in self.procs.values() {
-            let state = if p.zombie.is_some() { " <defunct>" } else { "" };
+            let state = match (p.zombie.is_some(), p.stopped) {
+                (true, _) => " <defunct>",
+                (false, true) => " <stopped>",
+                (false, false) => "",
+            };
             out.push_str(&format!("{:>5} {:>5} {}{}\n", p.pid, p.ppid, p.comm, state));
         }
         out
