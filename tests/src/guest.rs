@@ -170,9 +170,6 @@ impl Uml {
         c.args(&self.args)
             .env("HOME", &self.home)
             .current_dir(&self.home);
-        if let Some((k, v)) = crate::xstate::preload_env() {
-            c.env(k, v);
-        }
         for (k, v) in &self.env {
             c.env(k, v);
         }

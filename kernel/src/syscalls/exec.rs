@@ -104,6 +104,7 @@ impl Sentry {
         let closed = match self.procs.get_mut(&pid) {
             Some(p) => {
                 p.exe = exe;
+                // The name exec was given (a script's, not its interpreter's), as Linux.
                 p.comm = basename(&path);
                 p.cmdline = super::procpid::cmdline(&argv);
                 p.started = m.uptime_secs();

@@ -1,5 +1,5 @@
 //! What a guest descriptor points at: open file descriptions (a VFS open file, a pipe
-//! end or the console tty) shared between descriptors after dup and fork, the pipes
+//! end, the console tty or a socket) shared between descriptors after dup and fork, the pipes
 //! themselves, the console tty's state, and the per-process descriptor table.
 
 use std::cell::RefCell;
@@ -66,6 +66,10 @@ pub enum Object {
     Pipe(PipeEnd),
     /// The console tty (con0).
     Tty,
+    /// A socket (`socket`).
+    Socket(Box<super::socket::Socket>),
+    /// /dev/watchdog: the running uml_watchdog helper (stopped when dropped).
+    Watchdog(super::harddog::Harddog),
 }
 
 /// An open file description.

@@ -126,6 +126,10 @@ impl Sentry {
                     },
                     Object::Pipe(end) => format!("pipe:[{}]", end.pipe.borrow().id).into_bytes(),
                     Object::Tty => b"/dev/console".to_vec(),
+                    Object::Socket(_) => {
+                        format!("socket:[{}]", Rc::as_ptr(&fd.desc) as usize as u64).into_bytes()
+                    }
+                    Object::Watchdog(_) => b"/dev/watchdog".to_vec(),
                 };
                 links.insert(format!("{dir}/fd/{n}"), target);
             }

@@ -18,6 +18,7 @@ pub enum Step {
     CloseRange,
     RlimitCore,
     RlimitAs,
+    CapBset,
     Setgroups,
     Setresgid,
     Setresuid,
@@ -37,6 +38,7 @@ const STEP_NAMES: &[&str] = &[
     "close_range",
     "setrlimit(RLIMIT_CORE)",
     "setrlimit(RLIMIT_AS)",
+    "prctl(PR_CAPBSET_DROP)",
     "setgroups",
     "setresgid",
     "setresuid",
@@ -163,6 +165,16 @@ fn child(plan: &ChildPlan) -> ! {
             Step::RlimitAs,
         );
         if let Some((uid, gid)) = plan.creds {
+            // Empty the capability bounding set while still root: no file capability
+            // and no later exec can give one back. EINVAL past the last capability.
+            for cap in 0..64 {
+                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
+                    if Errno::last() == Errno::EINVAL {
+                        break;
+                    }
+                    fail(plan, Step::CapBset);
+                }
+            }
             check(
                 libc::setgroups(0, std::ptr::null()) as libc::c_long,
                 Step::Setgroups,
