@@ -253,6 +253,11 @@ sh -c 'grep -E "^(Pid|PPid|Tgid):" /proc/$$/status | awk "{print \$1}" | tr "\n"
 sh -c 'tr "\0" " " < /proc/$$/cmdline; echo' ignored-arg
 { sleep 2 & s=$!; sleep 0.2; tr '\0' ' ' < /proc/$s/cmdline; echo; kill $s; wait $s; } 2>/dev/null
 readlink /proc/self/exe
+tr '\0' ' ' < /proc/1/cmdline; echo
+readlink /proc/1/exe; cat /proc/1/comm; cat /proc/self/comm
+ls /proc/99999 2>&1 | sed 's/^ls: //'
+cat /proc/self/fd/99 2>&1 | sed 's/^cat: //'
+sh -c 'grep -c . /proc/$$/status >/dev/null && echo "status readable"; [ -L /proc/$$/exe ] && echo "exe is a link"; [ -d /proc/$$/fd ] && echo "fd is a directory"'
 readlink /proc/self/cwd; cd /tmp/ft && readlink /proc/self/cwd; cd /tmp
 ls /proc/self/fd | sort | tr '\n' ' '; echo
 ls -l /proc/self/fd/ 2>/dev/null | grep -- '->' | awk '{ print $(NF-2), $(NF-1), $NF }' | sed 's/pipe:\[[0-9]*\]/pipe/'
