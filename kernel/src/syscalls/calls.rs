@@ -270,7 +270,9 @@ impl Sentry {
                 self.execve(m, pid, host, [a[1], a[2], a[3], 0, 0, 0])
             }
             libc::SYS_exit | libc::SYS_exit_group => self.pass(host),
-            libc::SYS_getpid | libc::SYS_gettid => val(pid as i64),
+            libc::SYS_getpid => val(pid as i64),
+            libc::SYS_gettid => val(self.tid_of(pid, host) as i64),
+            libc::SYS_set_tid_address => self.set_tid_address(host),
             libc::SYS_getppid => val(self.procs.get(&pid).map_or(0, |p| p.ppid) as i64),
             libc::SYS_getuid | libc::SYS_geteuid | libc::SYS_getgid | libc::SYS_getegid => val(0),
             libc::SYS_setuid
@@ -321,8 +323,8 @@ impl Sentry {
             libc::SYS_setpgid => val(self.setpgid(pid, a[0] as u32, a[1] as u32)),
             libc::SYS_setsid => val(self.setsid(pid)),
             libc::SYS_kill => val(self.kill(pid, a[0] as i32, a[1] as i32)),
-            libc::SYS_tkill => val(self.kill(pid, a[0] as i32, a[1] as i32)),
-            libc::SYS_tgkill => val(self.kill(pid, a[0] as i32, a[2] as i32)),
+            libc::SYS_tkill => val(self.tkill(None, a[0] as i32, a[1] as i32)),
+            libc::SYS_tgkill => val(self.tkill(Some(a[0] as i32), a[1] as i32, a[2] as i32)),
             libc::SYS_rt_sigaction => {
                 let sig = a[0] as usize;
                 if a[1] != 0 && (1..=64).contains(&sig) {
@@ -347,11 +349,11 @@ impl Sentry {
                         return val(-EFAULT);
                     }
                     let set = u64::from_ne_bytes(set);
-                    if let Some(p) = self.procs.get_mut(&pid) {
+                    if let Some(mask) = self.mask_mut(pid, host) {
                         match a[0] {
-                            0 => p.mask |= set,
-                            1 => p.mask &= !set,
-                            2 => p.mask = set,
+                            0 => *mask |= set,
+                            1 => *mask &= !set,
+                            2 => *mask = set,
                             _ => {}
                         }
                     }

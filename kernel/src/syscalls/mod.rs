@@ -20,5 +20,6 @@ mod priority;
 mod procpid;
 pub mod sentry;
 mod socket;
+mod threads;
 mod tty;
 mod unix;

@@ -1,5 +1,5 @@
 //! The per-process part of /proc: `self` and `PID/` with `stat`, `status`, `cmdline`,
-//! `comm`, `maps`, and the links `exe`, `cwd`, `fd/N`. The procfs serves what it is
+//! `comm`, `maps`, `task/TID/comm` per thread, and the links `exe`, `cwd`, `fd/N`. The procfs serves what it is
 //! given, so before a guest syscall looks under /proc (a path starting with `/proc`, a
 //! getdents64 of a proc directory) the sentry rebuilds these entries from its process
 //! table, `self` pointing at the caller. Everything shown is the guest's view: guest
@@ -102,7 +102,16 @@ impl Sentry {
                 _ => ('S', "sleeping"),
             };
             files.insert(format!("{dir}/stat"), stat_line(p, state.0).into_bytes());
-            files.insert(format!("{dir}/status"), status_text(p, state).into_bytes());
+            let threads = self.tids_of(p.pid);
+            let status = status_text(p, state).replace(
+                "\nThreads:\t1\n",
+                &format!("\nThreads:\t{}\n", threads.len()),
+            );
+            files.insert(format!("{dir}/status"), status.into_bytes());
+            for tid in threads {
+                let comm = format!("{}\n", p.comm).into_bytes();
+                files.insert(format!("{dir}/task/{tid}/comm"), comm);
+            }
             files.insert(format!("{dir}/comm"), format!("{}\n", p.comm).into_bytes());
             files.insert(format!("{dir}/cmdline"), p.cmdline.clone());
             if p.zombie.is_some() {

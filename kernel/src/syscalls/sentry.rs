@@ -28,8 +28,9 @@
 //! sentry's own timer. Sockets are the sentry's too (`socket`, `unix`): AF_INET ones
 //! sit on the kernel's smoltcp stacks, so the loop tries waiting calls again after the
 //! stacks ran. Job control stops are the sentry's (`jobctl`): a stopped guest is held
-//! in a ptrace stop. Threads (CLONE_VM without CLONE_VFORK) are not implemented yet
-//! (ENOSYS).
+//! in a ptrace stop. Threads (CLONE_THREAD) are host threads with guest tids
+//! (`threads`); a clone with CLONE_VM but neither CLONE_THREAD nor CLONE_VFORK is a
+//! process that shares memory on the host.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -55,7 +56,7 @@ pub const MAX_PROCS: usize = 256;
 /// Address space of each guest process (RLIMIT_AS on the host).
 const ADDRESS_SPACE: u64 = 1 << 30;
 
-const SIG_IGN: u64 = 1;
+pub(super) const SIG_IGN: u64 = 1;
 const SA_NOCLDWAIT: u64 = 2;
 const SA_RESTART: u64 = 0x1000_0000;
 
@@ -87,8 +88,6 @@ pub struct Proc {
     pub mask: u64,
     /// Signals the sentry sent that the host has not delivered yet.
     pub sent: u64,
-    /// The guest pid of the child its last fork made (returned at the fork's exit).
-    pub fork_child: Option<u32>,
     /// ITIMER_REAL (alarm, setitimer): when SIGALRM is due, and its reload interval.
     pub alarm: Option<(Instant, Duration)>,
     /// Its argv, each ending in NUL (/proc/PID/cmdline).
@@ -108,6 +107,8 @@ pub struct Proc {
 /// A syscall that waits: tried again whenever something changes.
 pub(super) struct Blocked {
     pub(super) pid: u32,
+    /// The host thread that made the call.
+    pub(super) host: Pid,
     pub(super) call: Syscall,
     pub(super) deadline: Option<Instant>,
     /// Not tried yet (it came while the process was stopped).
@@ -128,7 +129,18 @@ pub struct Sentry {
     pub(super) platform: Platform,
     sigchld: SignalFd,
     pub(super) procs: BTreeMap<u32, Proc>,
-    by_host: HashMap<Pid, u32>,
+    /// Every host thread of a guest, to its guest pid (thread group).
+    pub(super) by_host: HashMap<Pid, u32>,
+    /// Guest threads other than group leaders, by guest tid (`threads`)...
+    pub(super) threads: BTreeMap<u32, super::threads::Thread>,
+    /// ...and by host thread.
+    pub(super) tids: HashMap<Pid, u32>,
+    /// Clones the host is performing, by the caller's host thread.
+    pub(super) clones: HashMap<Pid, super::threads::PendingClone>,
+    /// The guest pid or tid a fork or clone made, returned at its exit stop.
+    pub(super) clone_child: HashMap<Pid, u32>,
+    /// Host threads whose set_tid_address is running (their guest tid is returned).
+    pub(super) settid: HashSet<Pid>,
     next_pid: u32,
     pub(super) blocked: Vec<Blocked>,
     /// The ttys, by console slot.
@@ -190,6 +202,11 @@ impl Sentry {
             sigchld,
             procs: BTreeMap::new(),
             by_host: HashMap::new(),
+            threads: BTreeMap::new(),
+            tids: HashMap::new(),
+            clones: HashMap::new(),
+            clone_child: HashMap::new(),
+            settid: HashSet::new(),
             next_pid: 1,
             blocked: Vec::new(),
             ttys: BTreeMap::new(),
@@ -261,7 +278,6 @@ impl Sentry {
                 actions: [(0, 0); 64],
                 mask: 0,
                 sent: 0,
-                fork_child: None,
                 alarm: None,
                 cmdline: super::procpid::cmdline(&argv),
                 nice: 0,
@@ -365,13 +381,16 @@ impl Sentry {
                 Ok(())
             }
             Event::ForkReturned { pid: host, ret } if self.mmap_returned(host, ret) => Ok(()),
+            Event::ForkReturned { pid: host, ret } if self.settid.remove(&host) => {
+                let pid = self.by_host.get(&host).copied().unwrap_or(0);
+                let tid = self.tid_of(pid, host);
+                self.platform
+                    .reply(host, if ret < 0 { ret } else { tid as i64 })
+            }
             Event::ForkReturned { pid: host, ret } => {
                 self.forking.remove(&host);
-                let child = self
-                    .by_host
-                    .get(&host)
-                    .and_then(|g| self.procs.get_mut(g))
-                    .and_then(|p| p.fork_child.take());
+                self.clones.remove(&host);
+                let child = self.clone_child.remove(&host);
                 let v = match (ret, child) {
                     (r, _) if r < 0 => r,
                     (_, Some(c)) => c as i64,
@@ -408,6 +427,7 @@ impl Sentry {
             // It stopped before this call came: the call waits for SIGCONT.
             self.blocked.push(Blocked {
                 pid,
+                host,
                 call,
                 deadline: None,
                 fresh: true,
@@ -443,6 +463,7 @@ impl Sentry {
             Ret::Block(deadline) => {
                 self.blocked.push(Blocked {
                     pid,
+                    host,
                     call,
                     deadline,
                     fresh: false,
@@ -460,11 +481,12 @@ impl Sentry {
             let waiting = std::mem::take(&mut self.blocked);
             let mut still = Vec::new();
             for b in waiting {
-                let Some((host, stopped)) = self
+                let host = b.host;
+                let Some(stopped) = self
                     .procs
                     .get(&b.pid)
                     .filter(|p| p.zombie.is_none())
-                    .map(|p| (p.host, p.stopped))
+                    .map(|p| p.stopped)
                 else {
                     continue;
                 };
@@ -543,11 +565,12 @@ impl Sentry {
         Ret::Val(-ENOSYS)
     }
 
-    fn alloc_pid(&mut self) -> u32 {
+    pub(super) fn alloc_pid(&mut self) -> u32 {
         loop {
             let pid = self.next_pid;
             self.next_pid = if pid >= 32767 { 2 } else { pid + 1 };
             if !self.procs.contains_key(&pid)
+                && !self.threads.contains_key(&pid)
                 && !self.procs.values().any(|p| p.pgid == pid || p.sid == pid)
             {
                 return pid;
@@ -558,7 +581,7 @@ impl Sentry {
     /// fork, vfork, clone: checked, CLONE_PARENT added (every guest is a host child of
     /// the kernel), passed to the host.
     pub(super) fn fork(&mut self, host: Pid, call: Syscall) -> Ret {
-        if self.procs.len() + self.forking.len() >= MAX_PROCS {
+        if self.procs.len() + self.threads.len() + self.forking.len() >= MAX_PROCS {
             return Ret::Val(-EAGAIN);
         }
         let Ok(mut regs) = self.platform.regs(host) else {
@@ -582,21 +605,34 @@ impl Sentry {
                 // (A fork the host restarts after a signal comes back as the guest's
                 // own call: the platform puts its registers back at the fork's exit.)
                 let flags = call.args[0];
-                let vm = flags & libc::CLONE_VM as u64 != 0;
-                let vfork = flags & libc::CLONE_VFORK as u64 != 0;
-                if flags & libc::CLONE_THREAD as u64 != 0 || (vm && !vfork) {
-                    return Ret::Val(-ENOSYS);
-                }
                 if !platform::filter::clone_is_host_safe(flags) {
                     return Ret::Val(-EPERM);
                 }
-                // Sharing the descriptor table, fs or handlers with a child process is
-                // not modelled: refused rather than half done.
-                let shared = (libc::CLONE_FILES | libc::CLONE_FS | libc::CLONE_SIGHAND) as u64;
-                if flags & shared != 0 {
-                    return Ret::Val(-EINVAL);
+                let shares = super::threads::THREAD_SHARES;
+                if flags & libc::CLONE_THREAD as u64 != 0 {
+                    // A thread: it joins the caller's host thread group, so no
+                    // CLONE_PARENT; one with its own descriptors or fs is not modelled.
+                    if flags & shares != shares {
+                        return Ret::Val(-EINVAL);
+                    }
+                } else {
+                    // Sharing the descriptor table, fs or handlers with a child process
+                    // is not modelled: refused rather than half done. (CLONE_VM alone is
+                    // the host's business: the memory is shared there.)
+                    let shared = (libc::CLONE_FILES | libc::CLONE_FS | libc::CLONE_SIGHAND) as u64;
+                    if flags & shared != 0 {
+                        return Ret::Val(-EINVAL);
+                    }
+                    regs.rdi = flags | parent;
                 }
-                regs.rdi = flags | parent;
+                self.clones.insert(
+                    host,
+                    super::threads::PendingClone {
+                        flags,
+                        ptid: call.args[2],
+                        ctid: call.args[3],
+                    },
+                );
             }
         }
         self.platform.restore_after_fork(host, call.nr, rdi, rsi);
@@ -608,15 +644,20 @@ impl Sentry {
     }
 
     fn on_forked(&mut self, parent_host: Pid, child_host: Pid, started: f64) {
+        let clone = self.clones.remove(&parent_host);
+        if let Some(c) = clone.filter(|c| c.flags & libc::CLONE_THREAD as u64 != 0) {
+            self.thread_created(parent_host, child_host, c);
+            return;
+        }
         let Some(&ppid) = self.by_host.get(&parent_host) else {
             let _ = self.platform.kill(child_host);
             return;
         };
         let pid = self.alloc_pid();
-        let Some(parent) = self.procs.get_mut(&ppid) else {
+        let mask = self.mask_mut(ppid, parent_host).map_or(0, |m| *m);
+        let Some(parent) = self.procs.get(&ppid) else {
             return;
         };
-        parent.fork_child = Some(pid);
         let child = Proc {
             pid,
             ppid,
@@ -630,9 +671,8 @@ impl Sentry {
             exe: parent.exe.clone(),
             comm: parent.comm.clone(),
             actions: parent.actions,
-            mask: parent.mask,
+            mask,
             sent: 0,
-            fork_child: None,
             alarm: None,
             cmdline: parent.cmdline.clone(),
             nice: parent.nice,
@@ -643,19 +683,24 @@ impl Sentry {
         };
         self.procs.insert(pid, child);
         self.by_host.insert(child_host, pid);
+        self.clone_child.insert(parent_host, pid);
+        if let Some(c) = clone {
+            self.write_tids(parent_host, child_host, c, pid);
+        }
     }
 
     /// A signal-delivery stop: signals the sentry sent, and faults, go through; the
     /// host's own (SIGCHLD of host children, stops) are dropped.
     fn on_host_signal(&mut self, host: Pid, signal: Signal) -> Result<(), platform::Error> {
         let bit = abi::sigbit(signal as i32);
-        let ours = match self.by_host.get(&host).and_then(|g| self.procs.get_mut(g)) {
-            Some(p) if p.sent & bit != 0 => {
-                p.sent &= !bit;
-                true
-            }
-            _ => false,
-        };
+        let ours = self.thread_sent(host, bit)
+            || match self.by_host.get(&host).and_then(|g| self.procs.get_mut(g)) {
+                Some(p) if p.sent & bit != 0 => {
+                    p.sent &= !bit;
+                    true
+                }
+                _ => false,
+            };
         let fault = matches!(
             signal,
             Signal::SIGSEGV
@@ -686,6 +731,12 @@ impl Sentry {
     /// it), its descriptors close, its children go to init, its parent hears of it.
     fn on_exit(&mut self, m: &mut Machine, host: Pid, status: i32) {
         self.forking.remove(&host);
+        self.clones.remove(&host);
+        self.clone_child.remove(&host);
+        self.settid.remove(&host);
+        if self.thread_exited(host) {
+            return;
+        }
         let Some(pid) = self.by_host.remove(&host) else {
             return;
         };
@@ -812,11 +863,22 @@ impl Sentry {
     /// A signal for `pid` (whose action is `handler`, `flags`) ends the call it waits
     /// in: EINTR, or a restart after the handler with SA_RESTART.
     pub(super) fn interrupt_blocked(&mut self, pid: u32, handler: u64, flags: u64) {
-        let Some(host) = self.procs.get(&pid).map(|p| p.host) else {
-            return;
-        };
         if let Some(i) = self.blocked.iter().position(|b| b.pid == pid && !b.fresh) {
+            self.interrupt_at(i, handler, flags);
+        }
+    }
+
+    /// As [`Sentry::interrupt_blocked`], for the call host thread `host` waits in.
+    pub(super) fn interrupt_host(&mut self, host: Pid, handler: u64, flags: u64) {
+        if let Some(i) = self.blocked.iter().position(|b| b.host == host && !b.fresh) {
+            self.interrupt_at(i, handler, flags);
+        }
+    }
+
+    fn interrupt_at(&mut self, i: usize, handler: u64, flags: u64) {
+        {
             let b = self.blocked.remove(i);
+            let host = b.host;
             let restart = handler > SIG_IGN
                 && flags & SA_RESTART != 0
                 && matches!(
@@ -967,6 +1029,7 @@ impl Sentry {
         };
         let old = std::mem::replace(&mut p.host, new);
         p.sent = 0;
+        self.drop_threads(pid);
         self.by_host.remove(&old);
         self.by_host.insert(new, pid);
         let _ = self.platform.kill(old);

@@ -77,9 +77,11 @@ impl DemoSentry {
     fn syscall(&mut self, platform: &mut Platform, pid: Pid, call: Syscall) -> Result<(), Error> {
         let [a0, a1, a2, ..] = call.args;
         let ret = match call.nr {
-            libc::SYS_exit | libc::SYS_exit_group | libc::SYS_fork | libc::SYS_vfork => {
-                return platform.pass(pid)
-            }
+            libc::SYS_exit
+            | libc::SYS_exit_group
+            | libc::SYS_fork
+            | libc::SYS_vfork
+            | libc::SYS_set_tid_address => return platform.pass(pid),
             libc::SYS_clone if filter::clone_is_host_safe(a0) => return platform.pass(pid),
             libc::SYS_clone => -(libc::EPERM as i64),
             libc::SYS_getpid => 1,

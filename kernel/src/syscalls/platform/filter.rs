@@ -28,7 +28,6 @@ pub const ALWAYS_ALLOWED: &[i64] = &[
     libc::SYS_madvise,
     libc::SYS_mremap,
     libc::SYS_arch_prctl,
-    libc::SYS_set_tid_address,
     libc::SYS_set_robust_list,
     libc::SYS_rseq,
     libc::SYS_futex,
