@@ -7,7 +7,7 @@
  * listener on 127.0.0.1), ABSTRACT (a host abstract unix socket name), MCONSOLE (the
  * kernel's mconsole socket path), GUEST_VICTIM and GUEST_VICTIM_HOST (another guest process's guest
  * and host pids).
- * Modes: "all" (the calls that only return), "sleeper" (asks for root, then sleeps), "kill_all", "uretprobe", "int80", "forkbomb SECONDS",
+ * Modes: "all" (the calls that only return), "sleeper" (asks for root, then sleeps), "kill_all", "uretprobe", "int80", "tmpfs_fill", "forkbomb SECONDS",
  * "memhog", "flood COUNT".
  * Built with gcc -static by the test. */
 #define _GNU_SOURCE
@@ -307,6 +307,22 @@ int main(int argc, char **argv) {
 		}
 		/* 64 chunks would be 8 GiB: the cap stops it before 8 (1 GiB). */
 		report("memhog_chunks_of_128m", chunks);
+	} else if (strcmp(mode, "tmpfs_fill") == 0) {
+		/* A tmpfs lives in the kernel's (host) memory: fill one with 1 MiB writes. */
+		static char mib[1 << 20];
+		R2(SYS_mkdir, "/tmp/fill", 0755);
+		long m = R5(SYS_mount, "none", "/tmp/fill", "tmpfs", 0, 0);
+		long fd = m < 0 ? m : openp("/tmp/fill/big", O_CREAT | O_WRONLY);
+		long written = 0, last = 0;
+		while (fd >= 0 && written < 4096) {
+			last = R3(SYS_write, fd, mib, sizeof mib);
+			if (last != sizeof mib)
+				break;
+			written++;
+		}
+		report("tmpfs_fill_mib", written);
+		report("tmpfs_fill_error", last < 0 ? last : (fd < 0 ? fd : 0));
+		R1(SYS_unlink, "/tmp/fill/big");
 	} else if (strcmp(mode, "flood") == 0 && argc == 3) {
 		long n = atol(argv[2]), other = 0;
 		/* Each number twice: the kernel logs it once. */

@@ -259,6 +259,7 @@ read step; echo "=== kill_all"; /bin/hostile kill_all; echo "=== status $?"
 read step; echo "=== uretprobe"; /bin/hostile uretprobe; echo "=== status $?"
 read step; echo "=== int80"; /bin/hostile int80; echo "=== status $?"
 read step; echo "=== memhog"; /bin/hostile memhog; echo "=== status $?"
+read step; echo "=== tmpfs_fill"; /bin/hostile tmpfs_fill; echo "=== status $?"
 read step; echo "=== flood"; /bin/hostile flood 300; echo "=== status $?"
 echo "logged $(dmesg | grep -c 'unknown syscall 100007 (')"
 read step; echo "=== forkbomb"; /bin/hostile forkbomb 3; echo "=== status $?"
@@ -341,6 +342,7 @@ fn hostile_guest_programs_are_contained_and_mconsole_answers() {
         "init=/sbin/init".into(),
         "con0=fd:0,fd:1".into(),
         "con=null".into(),
+        "mem=64M".into(),
         format!("hostfs={}", share.display()),
     ];
     let mut k = KernelRun::start(
@@ -461,6 +463,14 @@ fn hostile_guest_programs_are_contained_and_mconsole_answers() {
     assert!(matches!(chunks, Some(1..=8)), "{out}");
     assert_eq!(code, 0, "{out}");
     assert_mconsole_answers(&k, "memhog");
+    // A tmpfs filled with 1 MiB writes: ENOSPC at half of mem= (64 MiB), as Linux's
+    // default tmpfs size; the kernel's memory does not grow without bound.
+    let (out, code) = step(&mut k, "tmpfs_fill");
+    let r = rows(&out);
+    assert_eq!(r.get("tmpfs_fill_error"), Some(&-28), "{out}");
+    assert!(matches!(r.get("tmpfs_fill_mib"), Some(28..=32)), "{out}");
+    assert_eq!(code, 0, "{out}");
+    assert_mconsole_answers(&k, "a tmpfs filled");
     // 300 unknown syscall numbers, each twice: ENOSYS, logged once each.
     let (out, code) = step(&mut k, "flood");
     assert_eq!(rows(&out).get("flood_not_enosys"), Some(&0), "{out}");
