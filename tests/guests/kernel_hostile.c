@@ -7,7 +7,7 @@
  * listener on 127.0.0.1), ABSTRACT (a host abstract unix socket name), MCONSOLE (the
  * kernel's mconsole socket path), GUEST_VICTIM and GUEST_VICTIM_HOST (another guest process's guest
  * and host pids).
- * Modes: "all" (the calls that only return), "sleeper" (asks for root, then sleeps), "kill_all", "uretprobe", "int80", "tmpfs_fill", "forkbomb SECONDS",
+ * Modes: "all" (the calls that only return), "sleeper" (asks for root, then sleeps), "kill_all", "uretprobe", "int80", "tmpfs_fill", "pipe_fill", "forkbomb SECONDS",
  * "memhog", "flood COUNT".
  * Built with gcc -static by the test. */
 #define _GNU_SOURCE
@@ -323,6 +323,19 @@ int main(int argc, char **argv) {
 		report("tmpfs_fill_mib", written);
 		report("tmpfs_fill_error", last < 0 ? last : (fd < 0 ? fd : 0));
 		R1(SYS_unlink, "/tmp/fill/big");
+	} else if (strcmp(mode, "pipe_fill") == 0) {
+		/* Pipe buffers are kernel (host) memory: fill 500 non-blocking pipes. */
+		static char chunk[65536];
+		long total = 0;
+		for (int i = 0; i < 500; i++) {
+			int p[2];
+			if (R2(SYS_pipe2, p, O_NONBLOCK) < 0)
+				break;
+			long n;
+			while ((n = R3(SYS_write, p[1], chunk, sizeof chunk)) > 0)
+				total += n;
+		}
+		report("pipe_fill_kib", total / 1024);
 	} else if (strcmp(mode, "flood") == 0 && argc == 3) {
 		long n = atol(argv[2]), other = 0;
 		/* Each number twice: the kernel logs it once. */

@@ -260,6 +260,7 @@ read step; echo "=== uretprobe"; /bin/hostile uretprobe; echo "=== status $?"
 read step; echo "=== int80"; /bin/hostile int80; echo "=== status $?"
 read step; echo "=== memhog"; /bin/hostile memhog; echo "=== status $?"
 read step; echo "=== tmpfs_fill"; /bin/hostile tmpfs_fill; echo "=== status $?"
+read step; echo "=== pipe_fill"; /bin/hostile pipe_fill; echo "=== status $?"
 read step; echo "=== flood"; /bin/hostile flood 300; echo "=== status $?"
 echo "logged $(dmesg | grep -c 'unknown syscall 100007 (')"
 read step; echo "=== forkbomb"; /bin/hostile forkbomb 3; echo "=== status $?"
@@ -471,6 +472,13 @@ fn hostile_guest_programs_are_contained_and_mconsole_answers() {
     assert!(matches!(r.get("tmpfs_fill_mib"), Some(28..=32)), "{out}");
     assert_eq!(code, 0, "{out}");
     assert_mconsole_answers(&k, "a tmpfs filled");
+    // 500 pipes filled without blocking: past a quarter of mem= (16 MiB) each pipe holds
+    // one page more at most (at 64 KiB each they would hold 31 MiB).
+    let (out, code) = step(&mut k, "pipe_fill");
+    let kib = rows(&out).get("pipe_fill_kib").copied();
+    assert!(matches!(kib, Some(12_000..=18_500)), "{kib:?} {out}");
+    assert_eq!(code, 0, "{out}");
+    assert_mconsole_answers(&k, "500 full pipes");
     // 300 unknown syscall numbers, each twice: ENOSYS, logged once each.
     let (out, code) = step(&mut k, "flood");
     assert_eq!(rows(&out).get("flood_not_enosys"), Some(&0), "{out}");

@@ -9,5 +9,6 @@ mod exec;
 mod fdtable;
 mod file;
 pub mod harddog;
+mod pipebudget;
 pub mod platform;
 pub mod sentry;
