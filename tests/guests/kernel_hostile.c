@@ -237,6 +237,14 @@ static void all(void) {
 	report("fanotify_init", R2(SYS_fanotify_init, 0, 0));
 	report("kexec_load", R4(SYS_kexec_load, 0, 0, 0, 0));
 	report("swapon", R2(SYS_swapon, "/dev/ubda", 0));
+	/* A sparse 8 GiB "program": the kernel must not read it whole into its memory. */
+	long huge = openp("/root/huge", O_CREAT | O_WRONLY | O_TRUNC);
+	R3(SYS_write, huge, "\177ELF", 4);
+	report("huge_sparse_ftruncate", R2(SYS_ftruncate, huge, 8L << 30));
+	R1(SYS_close, huge);
+	R2(SYS_chmod, "/root/huge", 0755);
+	report("execve_huge_sparse", R3(SYS_execve, "/root/huge", argv, argv + 1));
+	R1(SYS_unlink, "/root/huge");
 	/* Syscall numbers outside the table. */
 	report("nr_unused_1000", R0(1000));
 	report("nr_huge", R0(0x7fffffff));
