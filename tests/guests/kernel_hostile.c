@@ -132,11 +132,12 @@ static void all(void) {
 	long m = R5(SYS_mount, "none", "/mnt/hroot", "hostfs", 0, marker);
 	long o = openp(cat("/mnt/hroot", marker), O_RDWR | O_TRUNC);
 	report("hostfs_mount_outside", m < 0 ? m : o);
-	/* A FIFO on the host through hostfs: opening or reading it must not block the kernel. */
+	/* A FIFO on the host through hostfs, opened non-blocking (a blocking open waits for a
+	 * peer, as Linux): opening or reading it must not block the kernel. */
 	R4(SYS_mknodat, AT_FDCWD, "/mnt/host/fifo", S_IFIFO | 0600, 0);
-	long ff = openp("/mnt/host/fifo", O_RDONLY);
+	long ff = openp("/mnt/host/fifo", O_RDONLY | O_NONBLOCK);
 	report("hostfs_fifo_read", ff < 0 ? ff : R3(SYS_read, ff, buf, 8));
-	long fw = openp("/mnt/host/fifo", O_WRONLY);
+	long fw = openp("/mnt/host/fifo", O_WRONLY | O_NONBLOCK);
 	report("hostfs_fifo_open_write", fw >= 0 ? 0 : fw);
 	R1(SYS_unlink, "/mnt/host/fifo");
 	/* Kernel memory and devices. */

@@ -216,7 +216,6 @@ fn exit_status_and_bad_arguments_against_the_c_jailtest() {
 /// guests refuse ptrace, process_vm_* and /proc/PID/mem, pids outside the guest are
 /// ESRCH, a host path is not there.
 #[test]
-#[ignore = "needs the guests' /proc/PID (branch diff150): drop this line when both are merged"]
 fn jailtest_in_a_uml_kernel_guest_is_all_good() {
     let dir = scratch();
     let ours = fs::read(static_jailtest()).unwrap();
