@@ -675,6 +675,7 @@ impl Sentry {
             return;
         }
         let (handler, flags) = p.actions[sig as usize - 1];
+        let pgid = p.pgid;
         if sig == libc::SIGCONT {
             self.cont(pid);
         }
@@ -683,7 +684,10 @@ impl Sentry {
             Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
         );
         if stop && (sig == libc::SIGSTOP || handler == 0) {
-            if pid != 1 {
+            // The terminal's stop signals are dropped for an orphaned process group
+            // (nobody in the session outside it could continue it), as in Linux.
+            let orphaned = sig != libc::SIGSTOP && self.orphaned_pgrp(pgid);
+            if pid != 1 && !orphaned {
                 self.stop(pid, sig);
             }
             return;
