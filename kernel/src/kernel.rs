@@ -230,8 +230,11 @@ impl Kernel {
     fn start_init(&mut self, path: &str) {
         let mut argv = vec![path.to_string()];
         let mut envp = vec!["HOME=/".to_string(), "TERM=linux".to_string()];
-        for word in &self.m.config.unknown {
-            if RootOptions::is_root_arg(word) {
+        for word in &self.m.config.args {
+            // linux.uml's mem= is a switch of UML's own that Linux's generic parser
+            // does not know either: its init finds it in the environment.
+            let passed = self.m.config.unknown.contains(word) || word.starts_with("mem=");
+            if !passed || RootOptions::is_root_arg(word) {
                 continue;
             }
             match word.contains('=') {
@@ -291,6 +294,16 @@ impl Kernel {
         for (slot, out) in s.take_output() {
             self.consoles.write(slot, &out);
         }
+    }
+
+    /// Tries the guests' waiting calls again after the network stacks ran (a socket may
+    /// have become ready) and writes what they printed.
+    fn retry_guests(&mut self) {
+        let Some(s) = self.sentry.as_mut() else {
+            return;
+        };
+        s.retry_blocked(&mut self.m);
+        self.write_guest_output();
     }
 
     fn attach_disks(&mut self) -> Result<(), BootError> {
@@ -435,7 +448,12 @@ impl Kernel {
                 .files
                 .next_writeback()
                 .saturating_duration_since(Instant::now());
-            let guests = self.sentry.as_ref().and_then(Sentry::timeout);
+            // Stopped (mconsole stop), the guest processes are frozen too: no syscall
+            // of theirs is answered until `go`.
+            let guests = match stopped {
+                true => None,
+                false => self.sentry.as_ref().and_then(Sentry::timeout),
+            };
             let timeout = [self.m.net.poll_delay(), job_delay, Some(writeback), guests]
                 .into_iter()
                 .flatten()
@@ -447,7 +465,7 @@ impl Kernel {
             }
             let ready = match self.events.wait(timeout, |t| match t {
                 Token::Chan(ChanToken::Line(slot)) => !stopped && !busy.contains(&slot),
-                Token::Job | Token::Fuse(_) => !stopped,
+                Token::Job | Token::Fuse(_) | Token::Guests => !stopped,
                 _ => true,
             }) {
                 Ok(r) => r,
@@ -475,12 +493,15 @@ impl Kernel {
             for line in self.m.files.tick(Instant::now()) {
                 self.m.log.err(line);
             }
-            self.serve_guests();
+            if !stopped {
+                self.serve_guests();
+            }
             if let Some(exit) = self.take_action() {
                 self.flush_log();
                 return exit;
             }
             self.m.net.poll_all();
+            self.retry_guests();
             self.serve_net_shells();
             self.poll_jobs();
             if let Some(exit) = self.take_action() {
@@ -504,9 +525,14 @@ impl Kernel {
                 self.m.unmount_all();
                 Some(Exit::Reboot)
             }
-            Action::KillTasks => {
-                self.jobs.drop_where(&mut self.m, |_| true);
-                self.consoles.restart_shells();
+            Action::KillTasks(sig) => {
+                match self.sentry.as_mut() {
+                    Some(s) => s.signal_all_but_init(&mut self.m, sig),
+                    None => {
+                        self.jobs.drop_where(&mut self.m, |_| true);
+                        self.consoles.restart_shells();
+                    }
+                }
                 None
             }
         }
@@ -683,6 +709,12 @@ impl Kernel {
     }
 
     fn sysrq(&mut self, key: Option<char>, from: &std::os::unix::net::SocketAddr) -> Vec<Reply> {
+        // With guest programs running, SysRq t lists them rather than the built-in tasks.
+        if let (Some('t'), Some(s)) = (key, self.sentry.as_ref()) {
+            let out = format!("sysrq: Show State\n{}", s.listing());
+            self.m.log.info(&out);
+            return mconsole::streamed(b"", out.as_bytes());
+        }
         match sysrq::run(key, &mut self.m) {
             sysrq::Outcome::Reset => {
                 let ok = Reply {

@@ -55,6 +55,7 @@ pub fn devfs(ttys: u32, disks: &[usize]) -> FsResult<Tmpfs> {
         ("urandom".into(), FileKind::Char, 0o666, (1, 9)),
         ("tty".into(), FileKind::Char, 0o666, (5, 0)),
         ("console".into(), FileKind::Char, 0o600, (5, 1)),
+        ("watchdog".into(), FileKind::Char, 0o600, (10, 130)),
     ];
     for n in 0..=ttys {
         nodes.push((format!("tty{n}"), FileKind::Char, 0o620, (4, n)));

@@ -1,6 +1,6 @@
 //! What a guest descriptor points at: open file descriptions (a VFS open file, a pipe
-//! end or a tty) shared between descriptors after dup and fork, the pipes themselves,
-//! and the per-process descriptor table.
+//! end, a tty or a socket) shared between descriptors after dup and fork, the pipes
+//! themselves, and the per-process descriptor table.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -66,6 +66,10 @@ pub enum Object {
     Pipe(PipeEnd),
     /// A console or serial line's tty (its console slot: con0..con7, then ssl0..).
     Tty(usize),
+    /// A socket (`socket`).
+    Socket(Box<super::socket::Socket>),
+    /// /dev/watchdog: the running uml_watchdog helper (stopped when dropped).
+    Watchdog(super::harddog::Harddog),
 }
 
 /// An open file description.

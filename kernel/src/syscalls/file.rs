@@ -14,11 +14,13 @@ use nix::unistd::Pid;
 
 use super::abi::{self, errno::*};
 use super::fdtable::{desc, DescRef, Fd, Object, Pipe, PipeEnd, PIPE_CAPACITY};
+use super::harddog;
 use super::sentry::{Ret, Sentry};
 use crate::fs::errno::Errno as FsErrno;
 use crate::fs::node::{Attr, FileKind, SetAttr};
 use crate::fs::vfs::{oflag, Loc};
 use crate::machine::Machine;
+use crate::net::inet::SockErr;
 
 pub const AT_FDCWD: i64 = -100;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -81,7 +83,7 @@ impl Sentry {
     }
 
     /// `path` made absolute from `base` (for calls naming two paths).
-    fn absolute(m: &mut Machine, base: Loc, path: &[u8]) -> Result<Vec<u8>, i64> {
+    pub(super) fn absolute(m: &mut Machine, base: Loc, path: &[u8]) -> Result<Vec<u8>, i64> {
         if path.starts_with(b"/") {
             return Ok(path.to_vec());
         }
@@ -135,10 +137,22 @@ impl Sentry {
                 .open(base, &path, flags32, perm, 0, 0)
                 .map_err(fe)?;
             let attr = m.files.vfs.getattr(of.loc).map_err(fe)?;
+            if attr.kind == FileKind::Fifo {
+                let loc = of.loc;
+                let _ = m.files.vfs.close(of);
+                let entry = Fd {
+                    desc: self.open_fifo(pid, loc, flags32)?,
+                    cloexec: flags & O_CLOEXEC != 0,
+                };
+                return self.install(m, pid, 0, entry);
+            }
             let keep = flags32 & (oflag::O_ACCMODE | oflag::O_APPEND | O_NONBLOCK);
             let object = if attr.kind == FileKind::Char && matches!(attr.rdev.0, 4 | 5) {
                 let _ = m.files.vfs.close(of);
                 Object::Tty(self.open_tty(pid, attr.rdev, flags32 & libc::O_NOCTTY as u32 != 0)?)
+            } else if attr.kind == FileKind::Char && attr.rdev == harddog::RDEV {
+                let _ = m.files.vfs.close(of);
+                Object::Watchdog(open_watchdog(m)?)
             } else {
                 Object::File(of)
             };
@@ -146,13 +160,22 @@ impl Sentry {
                 desc: desc(object, keep),
                 cloexec: flags & O_CLOEXEC != 0,
             };
+            let abs = Self::absolute(m, base, &path).unwrap_or_default();
+            self.desc_paths
+                .insert(Rc::as_ptr(&entry.desc) as usize, abs);
             self.install(m, pid, 0, entry)
         })();
         r.unwrap_or_else(|e| e)
     }
 
     /// Puts a descriptor in the lowest free slot at or above `min`.
-    fn install(&mut self, m: &mut Machine, pid: u32, min: usize, entry: Fd) -> Result<i64, i64> {
+    pub(super) fn install(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        min: usize,
+        entry: Fd,
+    ) -> Result<i64, i64> {
         let Some(p) = self.procs.get_mut(&pid) else {
             return Err(-ESRCH);
         };
@@ -340,6 +363,13 @@ impl Sentry {
                     },
                 )
             }
+            Object::Socket(_) if at.is_some() => Err(-ESPIPE),
+            Object::Socket(sock) => match sock.recv(&mut m.net, max, false) {
+                Ok((data, _, _)) => Ok(Some(data)),
+                Err(SockErr::Wait) => Ok(None),
+                Err(SockErr::Errno(e)) => Err(-e),
+            },
+            Object::Watchdog(_) => Err(-EINVAL),
         }
     }
 
@@ -393,10 +423,29 @@ impl Sentry {
                 }
                 Ok(Some(data.len()))
             }
+            Object::Socket(_) if at.is_some() => Err(-ESPIPE),
+            Object::Socket(sock) => match sock.send(&mut m.net, &mut self.unix, data, None) {
+                Ok(n) => Ok(Some(n)),
+                Err(SockErr::Wait) => Ok(None),
+                Err(SockErr::Errno(EPIPE)) => {
+                    drop(d);
+                    self.send_signal(pid, libc::SIGPIPE);
+                    Err(-EPIPE)
+                }
+                Err(SockErr::Errno(e)) => Err(-e),
+            },
+            Object::Watchdog(_) if at.is_some() => Err(-ESPIPE),
+            Object::Watchdog(dog) => match dog.ping() {
+                Ok(()) => Ok(Some(data.len())),
+                Err(e) => {
+                    m.log.warn(format!("harddog: {e}"));
+                    Err(-harddog::EIO)
+                }
+            },
         }
     }
 
-    fn nonblocking(d: &DescRef) -> bool {
+    pub(super) fn nonblocking(d: &DescRef) -> bool {
         d.borrow().flags & O_NONBLOCK != 0
     }
 
@@ -587,6 +636,17 @@ impl Sentry {
                 attr.rdev = super::tty::dev_of_slot(*slot);
                 Ok((attr, (0, 6)))
             }
+            Object::Socket(_) => Ok((abi::socket_attr(Rc::as_ptr(d) as u64), (0, 8))),
+            Object::Watchdog(_) => Ok((
+                Attr {
+                    ino: 4,
+                    perm: 0o600,
+                    gid: 0,
+                    rdev: harddog::RDEV,
+                    ..abi::tty_attr()
+                },
+                (0, 6),
+            )),
         }
     }
 
@@ -1056,7 +1116,15 @@ impl Sentry {
         }
     }
 
-    pub(super) fn ioctl(&mut self, pid: u32, host: Pid, fd: i64, req: u64, arg: u64) -> i64 {
+    pub(super) fn ioctl(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        host: Pid,
+        fd: i64,
+        req: u64,
+        arg: u64,
+    ) -> i64 {
         let d = match self.desc_of(pid, fd) {
             Ok(d) => d,
             Err(e) => return e,
@@ -1080,12 +1148,23 @@ impl Sentry {
             let n = match &d.borrow().object {
                 Object::Pipe(end) => end.pipe.borrow().buf.len(),
                 Object::Tty(slot) => self.ttys.get(slot).map_or(0, |t| t.ld.pending()),
-                Object::File(_) => 0,
+                Object::File(_) | Object::Watchdog(_) => 0,
+                Object::Socket(_) => usize::MAX,
+            };
+            let n = match n {
+                usize::MAX => self.sock_queued(m, &d),
+                n => n,
             };
             return match self.put(host, arg, &(n as i32).to_ne_bytes()) {
                 Ok(()) => 0,
                 Err(e) => e,
             };
+        }
+        if matches!(d.borrow().object, Object::Socket(_)) {
+            return self.netdev_ioctl(m, host, req, arg);
+        }
+        if matches!(d.borrow().object, Object::Watchdog(_)) {
+            return self.watchdog_ioctl(&d, host, req, arg);
         }
         match tty {
             Some(slot) => self.tty_ioctl(pid, host, slot, req as u64, arg),
@@ -1096,6 +1175,7 @@ impl Sentry {
     /// poll and ppoll: ready descriptors now, or wait until one is (or the deadline).
     pub(super) fn poll(
         &mut self,
+        m: &mut Machine,
         pid: u32,
         host: Pid,
         fds: u64,
@@ -1119,7 +1199,7 @@ impl Sentry {
             } else {
                 match self.desc_of(pid, fd as i64) {
                     Err(_) => libc::POLLNVAL,
-                    Ok(d) => self.readiness(&d) & (events | libc::POLLHUP | libc::POLLERR),
+                    Ok(d) => self.readiness(m, &d) & (events | libc::POLLHUP | libc::POLLERR),
                 }
             };
             entry[6..8].copy_from_slice(&revents.to_ne_bytes());
@@ -1137,9 +1217,97 @@ impl Sentry {
         }
     }
 
-    fn readiness(&self, d: &DescRef) -> i16 {
+    /// The watchdog ioctls harddog answers: KEEPALIVE pings, GETSUPPORT names it,
+    /// GETSTATUS and GETBOOTSTATUS are 0; the others (SETTIMEOUT among them) ENOTTY.
+    fn watchdog_ioctl(&mut self, d: &DescRef, host: Pid, req: u32, arg: u64) -> i64 {
+        let r = match req {
+            harddog::WDIOC_KEEPALIVE => match &mut d.borrow_mut().object {
+                Object::Watchdog(dog) => dog.ping().map_err(|_| -harddog::EIO),
+                _ => Err(-ENOTTY),
+            },
+            harddog::WDIOC_GETSUPPORT => self.put(host, arg, &harddog::info()),
+            harddog::WDIOC_GETSTATUS | harddog::WDIOC_GETBOOTSTATUS => {
+                self.put(host, arg, &0i32.to_ne_bytes())
+            }
+            _ => Err(-ENOTTY),
+        };
+        r.map_or_else(|e| e, |()| 0)
+    }
+
+    /// select and pselect6: the three descriptor sets filled from the same readiness
+    /// as poll, or wait until one is ready (or the deadline).
+    pub(super) fn select(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        host: Pid,
+        nfds: u64,
+        sets: [u64; 3],
+        deadline: Option<Instant>,
+        forever: bool,
+    ) -> Ret {
+        if nfds > super::fdtable::MAX_FDS as u64 {
+            return Ret::Val(-EINVAL);
+        }
+        let bytes = (nfds as usize).div_ceil(64) * 8;
+        let mut inp = [Vec::new(), Vec::new(), Vec::new()];
+        for (i, &addr) in sets.iter().enumerate() {
+            if addr != 0 {
+                match self.get(host, addr, bytes) {
+                    Ok(b) => inp[i] = b,
+                    Err(e) => return Ret::Val(e),
+                }
+            }
+        }
+        let mut out = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+        let mut ready = 0;
+        for fd in 0..nfds as usize {
+            let (byte, bit) = (fd / 8, 1u8 << (fd % 8));
+            let wanted: Vec<usize> = (0..3)
+                .filter(|&i| inp[i].get(byte).is_some_and(|b| b & bit != 0))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let d = match self.desc_of(pid, fd as i64) {
+                Ok(d) => d,
+                Err(e) => return Ret::Val(e),
+            };
+            let r = self.readiness(m, &d);
+            for i in wanted {
+                let hit = match i {
+                    0 => r & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+                    1 => r & (libc::POLLOUT | libc::POLLERR) != 0,
+                    _ => r & libc::POLLPRI != 0,
+                };
+                if hit {
+                    out[i][byte] |= bit;
+                    ready += 1;
+                }
+            }
+        }
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        if ready == 0 && (forever || !expired) {
+            return Ret::Block(deadline);
+        }
+        for (i, &addr) in sets.iter().enumerate() {
+            if addr != 0 {
+                if let Err(e) = self.put(host, addr, &out[i]) {
+                    return Ret::Val(e);
+                }
+            }
+        }
+        Ret::Val(ready)
+    }
+
+    fn readiness(&mut self, m: &mut Machine, d: &DescRef) -> i16 {
+        if matches!(d.borrow().object, Object::Socket(_)) {
+            return self.sock_readiness(m, d);
+        }
         match &d.borrow().object {
+            Object::Socket(_) => 0,
             Object::File(_) => libc::POLLIN | libc::POLLOUT,
+            Object::Watchdog(_) => libc::POLLOUT,
             Object::Tty(slot) => {
                 let input = match self.ttys.get(slot) {
                     Some(t) if !t.ld.readable() => 0,
@@ -1167,4 +1335,16 @@ impl Sentry {
             }
         }
     }
+}
+
+/// Opens /dev/watchdog: starts the helper (see `harddog`), logging why it could not.
+fn open_watchdog(m: &mut Machine) -> Result<harddog::Harddog, i64> {
+    let notify = m.config.notify.clone();
+    harddog::Harddog::open(notify.as_deref()).map_err(|e| {
+        m.log.warn(format!("harddog: {e}"));
+        match e {
+            harddog::Error::Busy => -harddog::EBUSY,
+            _ => -harddog::EIO,
+        }
+    })
 }

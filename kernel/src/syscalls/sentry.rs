@@ -24,9 +24,12 @@
 //! by a fresh one (the guest pid, descriptors, cwd, signal mask and ignored signals
 //! carry over). Signals between guest processes are host signals the sentry sends
 //! (handlers, masks and sigreturn run on the host, recorded here); host-made SIGCHLDs
-//! are dropped (the sentry sends its own). Job control stops are the sentry's
-//! (`jobctl`): a stopped guest is held in a ptrace stop. Threads (CLONE_VM without
-//! CLONE_VFORK) and sockets are not implemented yet (ENOSYS / refused).
+//! are dropped (the sentry sends its own); ITIMER_REAL (alarm, setitimer) is the
+//! sentry's own timer. Sockets are the sentry's too (`socket`, `unix`): AF_INET ones
+//! sit on the kernel's smoltcp stacks, so the loop tries waiting calls again after the
+//! stacks ran. Job control stops are the sentry's (`jobctl`): a stopped guest is held
+//! in a ptrace stop. Threads (CLONE_VM without CLONE_VFORK) are not implemented yet
+//! (ENOSYS).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -86,6 +89,14 @@ pub struct Proc {
     pub sent: u64,
     /// The guest pid of the child its last fork made (returned at the fork's exit).
     pub fork_child: Option<u32>,
+    /// ITIMER_REAL (alarm, setitimer): when SIGALRM is due, and its reload interval.
+    pub alarm: Option<(Instant, Duration)>,
+    /// Its argv, each ending in NUL (/proc/PID/cmdline).
+    pub cmdline: Vec<u8>,
+    /// Its nice value (getpriority/setpriority; -20..=19).
+    pub nice: i32,
+    /// Seconds since boot when it started (/proc/PID/stat's starttime).
+    pub started: f64,
     /// Stopped by job control (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU).
     pub stopped: bool,
     /// A stop or continue its parent has not waited for yet (the wait status).
@@ -129,6 +140,9 @@ pub struct Sentry {
     pub(super) images: HashMap<Loc, super::exec::CachedImage>,
     /// Unknown syscalls already logged.
     logged: HashSet<i64>,
+    /// Guests whose fork the host is performing: their children count against
+    /// [`MAX_PROCS`] before they are known, so a fork bomb cannot overshoot it.
+    forking: HashSet<Pid>,
     /// Events may be waiting (the last turn stopped at its cap).
     more: bool,
     pub(super) nodename: String,
@@ -136,6 +150,14 @@ pub struct Sentry {
     trace: bool,
     /// Ctrl-Alt-Del reboots at once (reboot(2) CAD_ON, the default) or signals init.
     pub cad_reboots: bool,
+    /// The names unix sockets are bound to.
+    pub(super) unix: super::unix::Registry,
+    /// Named pipes opened so far (`fifo`).
+    pub(super) fifos: super::fifo::Fifos,
+    /// The path each open file description was opened by (/proc/PID/fd), by address.
+    pub(super) desc_paths: HashMap<usize, Vec<u8>>,
+    /// File mappings the host is making, by host process (`mmap`).
+    pub(super) mmap_fills: HashMap<Pid, super::mmap::PendingFill>,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -175,10 +197,15 @@ impl Sentry {
             next_pipe: 1,
             images: HashMap::new(),
             logged: HashSet::new(),
+            forking: HashSet::new(),
             more: false,
             nodename: crate::machine::NODENAME.to_string(),
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
             cad_reboots: true,
+            unix: super::unix::Registry::default(),
+            fifos: super::fifo::Fifos::default(),
+            desc_paths: HashMap::new(),
+            mmap_fills: HashMap::new(),
         })
     }
 
@@ -214,7 +241,9 @@ impl Sentry {
                 cloexec: false,
             });
         }
-        let comm = basename(&exe);
+        // As Linux: the name exec was given, a script's own name rather than its
+        // interpreter's (which /proc/PID/exe shows).
+        let comm = basename(path.as_bytes());
         self.procs.insert(
             1,
             Proc {
@@ -233,6 +262,10 @@ impl Sentry {
                 mask: 0,
                 sent: 0,
                 fork_child: None,
+                alarm: None,
+                cmdline: super::procpid::cmdline(&argv),
+                nice: 0,
+                started: m.uptime_secs(),
                 stopped: false,
                 report: None,
                 held: None,
@@ -249,10 +282,16 @@ impl Sentry {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
+        let alarms = self
+            .procs
+            .values()
+            .filter(|p| p.zombie.is_none())
+            .filter_map(|p| p.alarm.map(|a| a.0));
         self.blocked
             .iter()
             .filter(|b| !self.procs.get(&b.pid).is_some_and(|p| p.stopped))
             .filter_map(|b| b.deadline)
+            .chain(alarms)
             .min()
             .map(|d| d.saturating_duration_since(now))
     }
@@ -261,6 +300,20 @@ impl Sentry {
     /// SIGINT to init, as Linux does.
     pub fn cad(&mut self, m: &mut Machine) {
         self.send_signal(1, libc::SIGINT);
+        self.retry_blocked(m);
+    }
+
+    /// SysRq e and i: `sig` to every guest process but init, as Linux does.
+    pub fn signal_all_but_init(&mut self, m: &mut Machine, sig: i32) {
+        let victims: Vec<u32> = self
+            .procs
+            .values()
+            .filter(|p| p.pid != 1 && p.zombie.is_none())
+            .map(|p| p.pid)
+            .collect();
+        for pid in victims {
+            self.send_signal(pid, sig);
+        }
         self.retry_blocked(m);
     }
 
@@ -279,6 +332,7 @@ impl Sentry {
     pub fn service(&mut self, m: &mut Machine) {
         while let Ok(Some(_)) = self.sigchld.read_signal() {}
         self.more = false;
+        self.fire_alarms();
         for _ in 0..EVENTS_PER_TURN {
             match self.platform.try_wait() {
                 Ok(Some(ev)) => self.on_event(m, ev),
@@ -307,10 +361,12 @@ impl Sentry {
         let result = match ev {
             Event::Syscall { pid: host, call } => self.on_syscall(m, host, call),
             Event::Forked { parent, child } => {
-                self.on_forked(parent, child);
+                self.on_forked(parent, child, m.uptime_secs());
                 Ok(())
             }
+            Event::ForkReturned { pid: host, ret } if self.mmap_returned(host, ret) => Ok(()),
             Event::ForkReturned { pid: host, ret } => {
+                self.forking.remove(&host);
                 let child = self
                     .by_host
                     .get(&host)
@@ -437,6 +493,45 @@ impl Sentry {
         }
     }
 
+    /// Sends SIGALRM to the processes whose ITIMER_REAL expired (reloading it).
+    fn fire_alarms(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u32> = self
+            .procs
+            .values_mut()
+            .filter(|p| p.zombie.is_none())
+            .filter_map(|p| match p.alarm {
+                Some((at, every)) if at <= now => {
+                    p.alarm = (!every.is_zero()).then(|| (now + every, every));
+                    Some(p.pid)
+                }
+                _ => None,
+            })
+            .collect();
+        for pid in due {
+            self.send_signal(pid, libc::SIGALRM);
+        }
+    }
+
+    /// alarm and setitimer(ITIMER_REAL): sets process `pid`'s timer (a zero value
+    /// stops it) and gives the time that was left and the old interval.
+    pub(super) fn set_alarm(
+        &mut self,
+        pid: u32,
+        value: Duration,
+        every: Duration,
+    ) -> (Duration, Duration) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return (Duration::ZERO, Duration::ZERO);
+        };
+        let now = Instant::now();
+        let old = p.alarm.map_or((Duration::ZERO, Duration::ZERO), |(at, e)| {
+            (at.saturating_duration_since(now), e)
+        });
+        p.alarm = (!value.is_zero()).then(|| (now + value, every));
+        old
+    }
+
     /// Logs an unknown syscall once per number (kernel log only) and answers ENOSYS.
     pub(super) fn unknown(&mut self, m: &mut Machine, pid: u32, nr: i64) -> Ret {
         if self.logged.insert(nr) {
@@ -463,7 +558,7 @@ impl Sentry {
     /// fork, vfork, clone: checked, CLONE_PARENT added (every guest is a host child of
     /// the kernel), passed to the host.
     pub(super) fn fork(&mut self, host: Pid, call: Syscall) -> Ret {
-        if self.procs.len() >= MAX_PROCS {
+        if self.procs.len() + self.forking.len() >= MAX_PROCS {
             return Ret::Val(-EAGAIN);
         }
         let Ok(mut regs) = self.platform.regs(host) else {
@@ -484,14 +579,9 @@ impl Sentry {
                 regs.rsi = 0;
             }
             _ => {
-                // A clone already carrying CLONE_PARENT while a fork is in flight is
-                // the sentry's own rewrite, restarted by the host after a signal came
-                // during it (-ERESTARTNOINTR): checked again, passed as it is.
-                let restarted = call.args[0] & parent != 0 && self.platform.fork_in_flight(host);
-                let flags = match restarted {
-                    true => call.args[0] & !parent,
-                    false => call.args[0],
-                };
+                // (A fork the host restarts after a signal comes back as the guest's
+                // own call: the platform puts its registers back at the fork's exit.)
+                let flags = call.args[0];
                 let vm = flags & libc::CLONE_VM as u64 != 0;
                 let vfork = flags & libc::CLONE_VFORK as u64 != 0;
                 if flags & libc::CLONE_THREAD as u64 != 0 || (vm && !vfork) {
@@ -506,23 +596,18 @@ impl Sentry {
                 if flags & shared != 0 {
                     return Ret::Val(-EINVAL);
                 }
-                if restarted {
-                    return match self.platform.pass(host) {
-                        Ok(()) => Ret::Resumed,
-                        Err(_) => Ret::Val(-ESRCH),
-                    };
-                }
                 regs.rdi = flags | parent;
             }
         }
-        self.platform.restore_after_fork(host, rdi, rsi);
+        self.platform.restore_after_fork(host, call.nr, rdi, rsi);
         if self.platform.set_regs(host, regs).is_err() || self.platform.pass(host).is_err() {
             return Ret::Val(-ESRCH);
         }
+        self.forking.insert(host);
         Ret::Resumed
     }
 
-    fn on_forked(&mut self, parent_host: Pid, child_host: Pid) {
+    fn on_forked(&mut self, parent_host: Pid, child_host: Pid, started: f64) {
         let Some(&ppid) = self.by_host.get(&parent_host) else {
             let _ = self.platform.kill(child_host);
             return;
@@ -548,6 +633,10 @@ impl Sentry {
             mask: parent.mask,
             sent: 0,
             fork_child: None,
+            alarm: None,
+            cmdline: parent.cmdline.clone(),
+            nice: parent.nice,
+            started,
             stopped: false,
             report: None,
             held: None,
@@ -596,6 +685,7 @@ impl Sentry {
     /// A host process ended: its guest process becomes a zombie (unless execve replaced
     /// it), its descriptors close, its children go to init, its parent hears of it.
     fn on_exit(&mut self, m: &mut Machine, host: Pid, status: i32) {
+        self.forking.remove(&host);
         let Some(pid) = self.by_host.remove(&host) else {
             return;
         };
@@ -653,9 +743,14 @@ impl Sentry {
         if Rc::strong_count(&fd.desc) != 1 {
             return;
         }
+        self.desc_paths.remove(&(Rc::as_ptr(&fd.desc) as usize));
         if let Ok(cell) = Rc::try_unwrap(fd.desc) {
-            if let Object::File(of) = cell.into_inner().object {
-                let _ = m.files.vfs.close(of);
+            match cell.into_inner().object {
+                Object::File(of) => {
+                    let _ = m.files.vfs.close(of);
+                }
+                Object::Socket(mut s) => s.release(&mut m.net, &mut self.unix),
+                _ => {}
             }
         }
     }
@@ -735,6 +830,12 @@ impl Sentry {
                         | libc::SYS_write
                         | libc::SYS_writev
                         | libc::SYS_wait4
+                        | libc::SYS_recvfrom
+                        | libc::SYS_recvmsg
+                        | libc::SYS_sendto
+                        | libc::SYS_sendmsg
+                        | libc::SYS_accept
+                        | libc::SYS_accept4
                 );
             if restart {
                 if let Ok(mut regs) = self.platform.regs(host) {

@@ -67,6 +67,16 @@ pub fn dev_of_slot(slot: usize) -> (u32, u32) {
     }
 }
 
+/// The device a tty's /proc/PID/fd link names: /dev/console for console 0 (what init
+/// is given), /dev/ttyN and /dev/ttySN for the others.
+pub fn path_of_slot(slot: usize) -> String {
+    match dev_of_slot(slot) {
+        (_, 0) => "/dev/console".into(),
+        (_, n) if n < 64 => format!("/dev/tty{n}"),
+        (_, n) => format!("/dev/ttyS{}", n - 64),
+    }
+}
+
 impl Sentry {
     /// The consoles and serial lines there are (their slots); console 0 starts as
     /// init's controlling tty.
