@@ -741,6 +741,7 @@ impl Dgram {
         let Some(slot) = self.slots.iter().find(|s| s.dev == dev).copied() else {
             return fail(ENETUNREACH);
         };
+        let now = net.now();
         let Some(d) = net.slot_dev(slot) else {
             return fail(ENETUNREACH);
         };
@@ -756,7 +757,12 @@ impl Dgram {
                 .map_err(|e| e.to_string())
         };
         match sent {
-            Ok(()) => Ok(data.len()),
+            Ok(()) => {
+                // Out at once: the socket may be closed before the loop polls again
+                // (a datagram still queued would go with it).
+                d.poll(now);
+                Ok(data.len())
+            }
             Err(e) if e.contains("full") => Err(SockErr::Wait),
             Err(_) => fail(EINVAL),
         }
