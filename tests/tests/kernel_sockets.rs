@@ -3,7 +3,8 @@
 //! peer (a linux.uml guest, and a second uml-kernel): busybox `ifconfig` and `route`
 //! inside uml-kernel (checked against /proc/net/route), `ping` both ways, `httpd` in
 //! one kernel serving a file `wget` in the other fetches (both ways), `nc` both ways
-//! with the data checked; and unix sockets inside the guest (busybox syslogd and
+//! with the data checked, uml-kernel's wget from its own httpd (127.0.0.1 and its own
+//! address), a C probe of the socket API both ways; and unix sockets inside the guest (busybox syslogd and
 //! logger). Unix sockets only on the host side: it runs in the namespace scripts/test
 //! makes. Each peer boots once.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
@@ -455,6 +456,16 @@ fn lan(mut k: KernelRun, mut peer: Peer) {
     assert!(
         out.contains("served-by-uml-kernel"),
         "wget from uml-kernel:\n{out}"
+    );
+    // Connections from the guest to itself (127.0.0.1 and its own address).
+    let out = k.sh(
+        "wget -q -O - http://127.0.0.1/index.html; wget -q -O - http://10.0.0.1/index.html",
+        LIMIT,
+    );
+    assert_eq!(
+        out.matches("\nserved-by-uml-kernel").count(),
+        2,
+        "wget from uml-kernel itself:\n{out}"
     );
     l.sh("httpd -p 8080 -h /www");
     let out = k.sh("wget -q -O - http://10.0.0.3:8080/index.html", LIMIT);

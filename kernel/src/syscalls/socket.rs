@@ -50,6 +50,9 @@ const EOPNOTSUPP: i64 = 95;
 const EPROTONOSUPPORT: i64 = 93;
 const ENOTCONN: i64 = 107;
 const EALREADY: i64 = 114;
+const EISCONN: i64 = 106;
+const ECONNREFUSED: i64 = 111;
+const ENOENT: i64 = 2;
 
 /// What a socket is.
 #[derive(Debug)]
@@ -68,6 +71,10 @@ pub struct Socket {
     pub proto: u64,
     /// (level, option) -> value, as setsockopt left them (getsockopt reads them back).
     opts: HashMap<(u64, u64), i32>,
+    /// A TCP listener's twin for connections from the guest itself (to 127.0.0.0/8 or
+    /// an address of ours, which the stacks do not loop back): a unix stream listener
+    /// under `unix::inet_name(port)`; such connections are unix stream pairs.
+    local: Option<Unix>,
 }
 
 /// A socket address as the guest gives or gets it.
@@ -153,6 +160,7 @@ impl Socket {
             ty,
             proto,
             opts: HashMap::new(),
+            local: None,
         }
     }
 
@@ -212,8 +220,9 @@ impl Socket {
 
     /// poll's bits for this socket.
     pub fn readiness(&mut self, net: &mut Net) -> i16 {
+        let local = self.local.as_ref().map_or(0, Unix::readiness);
         match &mut self.kind {
-            Kind::Tcp(t) => t.readiness(net),
+            Kind::Tcp(t) => t.readiness(net) | local,
             Kind::Dgram(d) => d.readiness(net),
             Kind::Unix(u) => u.readiness(),
         }
@@ -221,6 +230,9 @@ impl Socket {
 
     /// The last descriptor went away.
     pub fn release(&mut self, net: &mut Net, reg: &mut unix::Registry) {
+        if let Some(mut l) = self.local.take() {
+            l.release(reg);
+        }
         match &mut self.kind {
             Kind::Tcp(t) => t.release(net),
             Kind::Dgram(d) => d.release(net),
@@ -411,7 +423,17 @@ impl Sentry {
                 return Err(-ENOTSOCK);
             };
             match &mut s.kind {
-                Kind::Tcp(t) => t.listen(&mut m.net, backlog).map(|()| 0).map_err(neg),
+                Kind::Tcp(t) => {
+                    t.listen(&mut m.net, backlog).map_err(neg)?;
+                    if s.local.is_none() {
+                        let port = t.endpoints(&mut m.net).0.map_or(0, |e| e.port);
+                        let mut twin = Unix::stream();
+                        twin.bind(reg, m, unix::inet_name(port))?;
+                        twin.listen(reg, backlog)?;
+                        s.local = Some(twin);
+                    }
+                    Ok(0)
+                }
                 Kind::Unix(u) => u.listen(reg, backlog).map(|()| 0),
                 Kind::Dgram(_) => Err(-EOPNOTSUPP),
             }
@@ -440,7 +462,15 @@ impl Sentry {
                 return Ret::Val(-ENOTSOCK);
             };
             let (domain, ty) = (s.domain, s.ty);
+            let local = s.local.as_mut().map(Unix::accept);
             match &mut s.kind {
+                Kind::Tcp(_) if matches!(local, Some(Ok(_))) => match local {
+                    Some(Ok(c)) => Ok((
+                        Socket::new(Kind::Unix(c), domain, ty, 6),
+                        Addr::Inet(Ipv4Address::new(127, 0, 0, 1), 0),
+                    )),
+                    _ => Err(SockErr::Wait),
+                },
                 Kind::Tcp(t) => t.accept(&mut m.net).map(|(c, peer)| {
                     (
                         Socket::new(Kind::Tcp(c), domain, ty, 6),
@@ -498,7 +528,28 @@ impl Sentry {
         let Object::Socket(s) = &mut d.object else {
             return Ret::Val(-ENOTSOCK);
         };
+        let ours = |net: &Net, ip: Ipv4Address| {
+            ip.octets()[0] == 127
+                || net
+                    .devs
+                    .iter()
+                    .flatten()
+                    .any(|d| d.ipv4().is_some_and(|c| c.address() == ip))
+        };
         match (&mut s.kind, a) {
+            (Kind::Tcp(Tcp::Idle(_)), Addr::Inet(ip, port)) if ours(&m.net, ip) => {
+                let mut u = Unix::stream();
+                match u.connect(&mut self.unix, &unix::inet_name(port)) {
+                    Ok(()) => {
+                        s.kind = Kind::Unix(u);
+                        Ret::Val(0)
+                    }
+                    Err(SockErr::Wait) if nonblock => Ret::Val(-EAGAIN),
+                    Err(SockErr::Wait) => Ret::Block(None),
+                    Err(SockErr::Errno(ENOENT)) => Ret::Val(-ECONNREFUSED),
+                    Err(SockErr::Errno(e)) => Ret::Val(-e),
+                }
+            }
             (Kind::Tcp(t), Addr::Inet(ip, port)) => {
                 let r = match t {
                     Tcp::Connecting { .. } if again => t.connect_progress(&mut m.net),
@@ -543,6 +594,7 @@ impl Sentry {
                 }
             }
             (Kind::Tcp(_), Addr::Unspec) => Ret::Val(0),
+            (Kind::Unix(_), Addr::Inet(..)) => Ret::Val(-EISCONN),
             (Kind::Unix(_), Addr::Unspec) => Ret::Val(0),
             _ => Ret::Val(-EAFNOSUPPORT),
         }
@@ -857,6 +909,9 @@ impl Sentry {
                     Ok(Addr::Inet(ip, d.port.unwrap_or(0)))
                 }
             },
+            Kind::Unix(_) if s.domain == AF_INET => {
+                Ok(Addr::Inet(Ipv4Address::new(127, 0, 0, 1), 0))
+            }
             Kind::Unix(u) => u.name(peer),
         });
         match a.and_then(|a| self.put_addr(host, addr, lenp, &a)) {

@@ -106,6 +106,12 @@ pub enum Unix {
     },
 }
 
+/// The abstract name under which a TCP listener on `port` takes connections from the
+/// guest itself.
+pub fn inet_name(port: u16) -> Vec<u8> {
+    format!("\0inet-tcp:{port}").into_bytes()
+}
+
 /// A bound name: absolute (from the caller's cwd) or abstract (leading NUL) as given.
 pub fn full_path(m: &mut Machine, cwd: Option<Loc>, path: &[u8]) -> Result<Vec<u8>, i64> {
     if path.is_empty() {
