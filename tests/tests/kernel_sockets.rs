@@ -225,6 +225,13 @@ static int client(const char *ip, int port) {
     struct sockaddr_in from; socklen_t fl = sizeof from;
     CHECK(recvfrom(u, ub, sizeof ub, 0, (void *)&from, &fl) == 8 && memcmp(ub, "udp-pong", 8) == 0
           && from.sin_port == htons(port), "udp reply");
+    /* SO_RCVTIMEO: a receive with nothing to read gives up with EAGAIN. */
+    struct timeval tmo = {0, 300000}, tb;
+    socklen_t tbl = sizeof tb;
+    CHECK(setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo) == 0, "SO_RCVTIMEO");
+    CHECK(getsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tb, &tbl) == 0 && tb.tv_usec == 300000, "SO_RCVTIMEO back");
+    errno = 0;
+    CHECK(recv(u, ub, sizeof ub, 0) == -1 && errno == EAGAIN, "recv timeout EAGAIN");
     close(u);
 
     /* ICMP echo on a datagram socket. */

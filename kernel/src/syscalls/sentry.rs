@@ -125,6 +125,9 @@ pub struct Sentry {
     pub cad_reboots: bool,
     /// The names unix sockets are bound to.
     pub(super) unix: super::unix::Registry,
+    /// While a waiting call is tried again: the deadline it waits for (socket
+    /// timeouts read it); None on a call's first try.
+    pub(super) call_deadline: Option<Option<Instant>>,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -169,6 +172,7 @@ impl Sentry {
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
             cad_reboots: true,
             unix: super::unix::Registry::default(),
+            call_deadline: None,
         })
     }
 
@@ -411,7 +415,10 @@ impl Sentry {
                 else {
                     continue;
                 };
-                match self.syscall(m, b.pid, host, b.call, Some(b.deadline)) {
+                self.call_deadline = Some(b.deadline);
+                let ret = self.syscall(m, b.pid, host, b.call, Some(b.deadline));
+                self.call_deadline = None;
+                match ret {
                     Ret::Block(deadline) => still.push(Blocked { deadline, ..b }),
                     other => {
                         progressed = true;

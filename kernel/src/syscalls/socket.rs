@@ -7,6 +7,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
@@ -41,6 +42,8 @@ const SO_KEEPALIVE: u64 = 9;
 const SO_ACCEPTCONN: u64 = 30;
 const SO_PROTOCOL: u64 = 38;
 const SO_DOMAIN: u64 = 39;
+const SO_RCVTIMEO: u64 = 20;
+const SO_SNDTIMEO: u64 = 21;
 const TCP_NODELAY: u64 = 1;
 /// Most bytes one send or receive moves.
 const MAX_IO: usize = 1 << 20;
@@ -75,6 +78,8 @@ pub struct Socket {
     /// an address of ours, which the stacks do not loop back): a unix stream listener
     /// under `unix::inet_name(port)`; such connections are unix stream pairs.
     local: Option<Unix>,
+    /// SO_RCVTIMEO and SO_SNDTIMEO: a blocking call waits at most this long (EAGAIN).
+    timeouts: [Option<Duration>; 2],
 }
 
 /// A socket address as the guest gives or gets it.
@@ -161,6 +166,7 @@ impl Socket {
             proto,
             opts: HashMap::new(),
             local: None,
+            timeouts: [None, None],
         }
     }
 
@@ -251,6 +257,24 @@ impl Socket {
 }
 
 impl Sentry {
+    /// A blocking socket call that must wait: until its SO_RCVTIMEO / SO_SNDTIMEO
+    /// (`which` 0 or 1) runs out, then EAGAIN.
+    fn sock_wait(&self, d: &DescRef, which: usize) -> Ret {
+        let timeout = match &d.borrow().object {
+            Object::Socket(s) => s.timeouts[which],
+            _ => None,
+        };
+        let deadline = match self.call_deadline {
+            Some(d) => d,
+            None => timeout.map(|t| Instant::now() + t),
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            Ret::Val(-EAGAIN)
+        } else {
+            Ret::Block(deadline)
+        }
+    }
+
     /// A socket descriptor's description, or ENOTSOCK / EBADF.
     fn sock_of(&self, pid: u32, fd: i64) -> Result<DescRef, i64> {
         let d = self.desc_of(pid, fd)?;
@@ -498,7 +522,7 @@ impl Sentry {
                 Ret::Val(nfd)
             }
             Err(SockErr::Wait) if nonblock => Ret::Val(-EAGAIN),
-            Err(SockErr::Wait) => Ret::Block(None),
+            Err(SockErr::Wait) => self.sock_wait(&d, 0),
             Err(SockErr::Errno(e)) => Ret::Val(-e),
         }
     }
@@ -621,7 +645,7 @@ impl Sentry {
         match r {
             Ok(n) => Ret::Val(n as i64),
             Err(SockErr::Wait) if nonblock => Ret::Val(-EAGAIN),
-            Err(SockErr::Wait) => Ret::Block(None),
+            Err(SockErr::Wait) => self.sock_wait(d, 1),
             Err(SockErr::Errno(EPIPE)) => {
                 if flags & MSG_NOSIGNAL == 0 {
                     self.send_signal(pid, libc::SIGPIPE);
@@ -651,7 +675,7 @@ impl Sentry {
         match r {
             Ok(v) => Ok(v),
             Err(SockErr::Wait) if nonblock => Err(Ret::Val(-EAGAIN)),
-            Err(SockErr::Wait) => Err(Ret::Block(None)),
+            Err(SockErr::Wait) => Err(self.sock_wait(d, 0)),
             Err(SockErr::Errno(e)) => Err(Ret::Val(-e)),
         }
     }
@@ -931,6 +955,25 @@ impl Sentry {
         val: u64,
         len: u64,
     ) -> i64 {
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) {
+            let tv = match self.get(host, val, 16) {
+                Ok(b) if len >= 16 => b,
+                Ok(_) => return -EINVAL,
+                Err(e) => return e,
+            };
+            let w = |i: usize| i64::from_ne_bytes(tv[i..i + 8].try_into().unwrap_or([0; 8]));
+            let t = Duration::new(
+                w(0).clamp(0, 1 << 40) as u64,
+                (w(8).clamp(0, 999_999) * 1000) as u32,
+            );
+            let which = (name == SO_SNDTIMEO) as usize;
+            return self
+                .with_sock(pid, fd, |s, _| {
+                    s.timeouts[which] = (!t.is_zero()).then_some(t);
+                    Ok(0)
+                })
+                .unwrap_or_else(|e| e);
+        }
         let v = match self.get(host, val, (len as usize).min(4)) {
             Ok(b) if b.len() == 4 => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
             Ok(b) => b.first().copied().unwrap_or(0) as i32,
@@ -965,6 +1008,23 @@ impl Sentry {
         val: u64,
         lenp: u64,
     ) -> i64 {
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) {
+            let which = (name == SO_SNDTIMEO) as usize;
+            let t = match self.with_sock(pid, fd, |s, _| Ok(s.timeouts[which])) {
+                Ok(t) => t.unwrap_or_default(),
+                Err(e) => return e,
+            };
+            let mut tv = [0u8; 16];
+            tv[..8].copy_from_slice(&(t.as_secs() as i64).to_ne_bytes());
+            tv[8..].copy_from_slice(&i64::from(t.subsec_micros()).to_ne_bytes());
+            return match self
+                .put(host, val, &tv)
+                .and_then(|()| self.put(host, lenp, &16u32.to_ne_bytes()))
+            {
+                Ok(()) => 0,
+                Err(e) => e,
+            };
+        }
         let v = self.with_sock(pid, fd, |s, _| {
             let v = match (level, name) {
                 (SOL_SOCKET, SO_ERROR) => match &mut s.kind {
