@@ -464,6 +464,23 @@ fn lan(mut k: KernelRun, mut peer: Peer) {
         out.contains("served-by-uml-kernel"),
         "wget from uml-kernel:\n{out}"
     );
+    // A larger page (1 MiB of random bytes) arrives intact.
+    let sum = |out: &str| {
+        out.lines()
+            .find_map(|l| {
+                l.strip_suffix("  /tmp/big")
+                    .or(l.strip_suffix("  /www/big"))
+            })
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no md5sum line:\n{out}"))
+    };
+    let served = sum(&k.sh(
+        "dd if=/dev/urandom of=/www/big bs=1024 count=1024 2>/dev/null; md5sum /www/big",
+        LIMIT,
+    ));
+    let fetched = sum(&l.sh("wget -q -O /tmp/big http://10.0.0.1/big; md5sum /tmp/big"));
+    assert_eq!(served, fetched, "1 MiB over httpd and wget");
+
     // Connections from the guest to itself (127.0.0.1 and its own address).
     let out = k.sh(
         "wget -q -O - http://127.0.0.1/index.html; wget -q -O - http://10.0.0.1/index.html",

@@ -142,10 +142,12 @@ impl Net {
 }
 
 fn new_tcp() -> tcp::Socket<'static> {
-    tcp::Socket::new(
+    let mut t = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; RX_WINDOW]),
         tcp::SocketBuffer::new(vec![0; TCP_TX]),
-    )
+    );
+    t.set_ack_delay(None);
+    t
 }
 
 /// A TCP socket's state.
