@@ -435,6 +435,12 @@ fn lan(mut k: KernelRun, mut peer: Peer) {
         "{out}"
     );
     assert!(out.contains("UP BROADCAST RUNNING MULTICAST"), "{out}");
+    let out = k.sh("ifconfig lo 127.0.0.1 up && ifconfig lo", LIMIT);
+    assert!(
+        out.contains("Local Loopback") && out.contains("inet addr:127.0.0.1  Mask:255.0.0.0"),
+        "{out}"
+    );
+    assert!(out.contains("UP LOOPBACK RUNNING  MTU:65536"), "{out}");
     let route = k.sh("cat /proc/net/route", LIMIT);
     assert!(
         route.contains("eth0\t00000000\t0300000A\t0003\t0\t0\t0\t00000000"),
