@@ -234,6 +234,21 @@ static int client(const char *ip, int port) {
     CHECK(recv(u, ub, sizeof ub, 0) == -1 && errno == EAGAIN, "recv timeout EAGAIN");
     close(u);
 
+    /* UDP to 127.0.0.1: one guest socket to another. */
+    int ua = socket(AF_INET, SOCK_DGRAM, 0), ub2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in la = addr_of("127.0.0.1", port + 2), lb;
+    socklen_t lbl = sizeof lb;
+    CHECK(bind(ua, (void *)&la, sizeof la) == 0, "udp bind 127.0.0.1");
+    CHECK(sendto(ub2, "local", 5, 0, (void *)&la, sizeof la) == 5, "udp sendto 127.0.0.1");
+    CHECK(getsockname(ub2, (void *)&lb, &lbl) == 0 && lb.sin_port != 0, "udp sender bound");
+    p.fd = ua; p.events = POLLIN; p.revents = 0;
+    CHECK(poll(&p, 1, 2000) == 1, "udp 127.0.0.1 poll");
+    fl = sizeof from;
+    CHECK(recvfrom(ua, ub, sizeof ub, 0, (void *)&from, &fl) == 5 && from.sin_port == lb.sin_port,
+          "udp 127.0.0.1 recvfrom");
+    close(ua);
+    close(ub2);
+
     /* ICMP echo on a datagram socket. */
     int ic = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
     CHECK(ic >= 0, "icmp socket");
@@ -462,6 +477,14 @@ fn lan(mut k: KernelRun, mut peer: Peer) {
     assert_eq!(received(&out), 2, "uml-kernel -> peer:\n{out}");
     let out = l.sh("ping -c 2 -W 3 10.0.0.1");
     assert_eq!(received(&out), 2, "peer -> uml-kernel:\n{out}");
+
+    // ping to the guest's own addresses (answered inside the kernel).
+    let out = k.sh("ping -c 1 127.0.0.1; ping -c 1 10.0.0.1", LIMIT);
+    assert_eq!(
+        out.matches(" 1 packets received").count(),
+        2,
+        "uml-kernel -> itself:\n{out}"
+    );
 
     // httpd in uml-kernel, wget in linux.uml; then the reverse.
     k.sh("httpd -p 80 -h /www && echo HTTPD-UP", LIMIT);

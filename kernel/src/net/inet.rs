@@ -6,7 +6,9 @@
 //! that cannot go on now answers `Err(Wait)` and the sentry tries it again.
 //! Closed connections finish their FIN handshake in the background (`Guest::orphans`).
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -82,7 +84,12 @@ pub struct Slot {
 #[derive(Debug, Default)]
 pub struct Guest {
     orphans: Vec<Slot>,
+    /// The guest's bound UDP ports, for datagrams the guest sends to itself.
+    udp_local: HashMap<u16, Weak<RefCell<VecDeque<Local>>>>,
 }
+
+/// A datagram the guest sent to one of its own addresses: data, source, destination.
+type Local = (Vec<u8>, (Ipv4Address, u16), Ipv4Address);
 
 impl Net {
     fn slot_dev(&mut self, s: Slot) -> Option<&mut NetDev> {
@@ -132,6 +139,17 @@ impl Net {
                     _ => false,
                 })
         })
+    }
+
+    /// Whether `ip` is the guest's own: 127.0.0.0/8 or a device's address (the stacks
+    /// do not loop these back; the socket layer delivers them).
+    pub fn is_local(&self, ip: Ipv4Address) -> bool {
+        ip.octets()[0] == 127
+            || self
+                .devs
+                .iter()
+                .flatten()
+                .any(|d| d.ipv4().is_some_and(|c| c.address() == ip))
     }
 
     /// An address of ours on the device that routes to `dst` (getsockname).
@@ -570,6 +588,9 @@ pub struct Dgram {
     pub peer: Option<(Ipv4Address, u16)>,
     /// One smoltcp socket per device.
     pub slots: Vec<Slot>,
+    /// Datagrams from the guest itself (UDP to a bound port of ours, echo replies to
+    /// our own echo requests).
+    local: Rc<RefCell<VecDeque<Local>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -621,6 +642,7 @@ impl Dgram {
             port: None,
             peer: None,
             slots: Vec::new(),
+            local: Rc::default(),
         }
     }
 
@@ -641,9 +663,15 @@ impl Dgram {
                     _ => false,
                 })
             });
-            if used {
+            let taken = net
+                .guest
+                .udp_local
+                .get(&port)
+                .is_some_and(|w| w.strong_count() > 0);
+            if used || taken {
                 return fail(EADDRINUSE);
             }
+            net.guest.udp_local.insert(port, Rc::downgrade(&self.local));
         }
         self.port = Some(port);
         self.refresh(net);
@@ -727,6 +755,9 @@ impl Dgram {
         if msg.len() > 65507 {
             return fail(EMSGSIZE);
         }
+        if net.is_local(dst) {
+            return self.send_local(net, msg, dst, dport).map(|()| data.len());
+        }
         self.refresh(net);
         let dev = if dst.is_broadcast() {
             net.devs
@@ -772,6 +803,9 @@ impl Dgram {
 
     /// recvfrom: the next datagram from any device (from the peer, when connected).
     pub fn recv(&mut self, net: &mut Net, peek: bool) -> SockResult<Received> {
+        if let Some(r) = self.recv_local(peek) {
+            return Ok(r);
+        }
         self.refresh(net);
         for &slot in &self.slots {
             let Some(d) = net.slot_dev(slot) else {
@@ -837,7 +871,7 @@ impl Dgram {
                 }
             })
         });
-        if readable {
+        if readable || !self.local.borrow().is_empty() {
             1 | 4
         } else {
             4
@@ -852,6 +886,81 @@ impl Dgram {
     pub fn release(&mut self, net: &mut Net) {
         for s in self.slots.drain(..) {
             net.remove_slot(s);
+        }
+        if let (Some(port), DgramKind::Udp) = (self.port, self.kind) {
+            let mine = Rc::downgrade(&self.local);
+            if net
+                .guest
+                .udp_local
+                .get(&port)
+                .is_some_and(|w| w.ptr_eq(&mine))
+            {
+                net.guest.udp_local.remove(&port);
+            }
+        }
+    }
+
+    /// A datagram to one of our own addresses: to the guest socket bound to the port
+    /// (none: dropped, as the port-unreachable answer is not modelled), or for ICMP the
+    /// echo reply straight back.
+    fn send_local(
+        &mut self,
+        net: &mut Net,
+        msg: Vec<u8>,
+        dst: Ipv4Address,
+        dport: u16,
+    ) -> SockResult<()> {
+        let (target, msg, from) = if self.icmp() {
+            if msg[0] != 8 {
+                return Ok(()); // only echo requests are answered
+            }
+            let mut reply = msg;
+            reply[0] = 0;
+            reply[2..4].copy_from_slice(&[0, 0]);
+            let c = checksum(&reply);
+            reply[2..4].copy_from_slice(&c.to_be_bytes());
+            (Some(self.local.clone()), reply, (dst, 0))
+        } else {
+            let target = net.guest.udp_local.get(&dport).and_then(Weak::upgrade);
+            (target, msg, (dst, self.port.unwrap_or(0)))
+        };
+        let Some(target) = target else {
+            return Ok(());
+        };
+        let mut q = target.borrow_mut();
+        if q.len() >= DGRAMS {
+            return Err(SockErr::Wait);
+        }
+        q.push_back((msg, from, dst));
+        Ok(())
+    }
+
+    /// The next datagram the guest sent itself, if any.
+    fn recv_local(&mut self, peek: bool) -> Option<Received> {
+        let mut q = self.local.borrow_mut();
+        loop {
+            let (data, from, dst) = if peek {
+                q.front().cloned()?
+            } else {
+                q.pop_front()?
+            };
+            if let Some(p) = self.peer {
+                if p.0 != from.0 || (self.kind == DgramKind::Udp && p.1 != from.1) {
+                    if peek {
+                        return None;
+                    }
+                    continue;
+                }
+            }
+            let data = match self.kind {
+                DgramKind::IcmpRaw => {
+                    let mut v = ipv4_header(from.0, dst, data.len()).to_vec();
+                    v.extend_from_slice(&data);
+                    v
+                }
+                _ => data,
+            };
+            return Some(Received { data, from });
         }
     }
 }

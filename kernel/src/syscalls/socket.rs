@@ -552,16 +552,8 @@ impl Sentry {
         let Object::Socket(s) = &mut d.object else {
             return Ret::Val(-ENOTSOCK);
         };
-        let ours = |net: &Net, ip: Ipv4Address| {
-            ip.octets()[0] == 127
-                || net
-                    .devs
-                    .iter()
-                    .flatten()
-                    .any(|d| d.ipv4().is_some_and(|c| c.address() == ip))
-        };
         match (&mut s.kind, a) {
-            (Kind::Tcp(Tcp::Idle(_)), Addr::Inet(ip, port)) if ours(&m.net, ip) => {
+            (Kind::Tcp(Tcp::Idle(_)), Addr::Inet(ip, port)) if m.net.is_local(ip) => {
                 let mut u = Unix::stream();
                 match u.connect(&mut self.unix, &unix::inet_name(port)) {
                     Ok(()) => {
