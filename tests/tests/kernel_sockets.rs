@@ -391,7 +391,13 @@ impl Peer {
     fn sh(&mut self, cmd: &str) -> String {
         match self {
             Peer::Linux(g) => {
-                g.shell(cmd, LIMIT)
+                // The harness appends `; echo MARK`: a background job needs a command
+                // after its `&`.
+                let cmd = match cmd.trim_end().ends_with('&') {
+                    true => format!("{cmd} true"),
+                    false => cmd.to_string(),
+                };
+                g.shell(&cmd, LIMIT)
                     .unwrap_or_else(|| panic!("linux.uml: `{cmd}` timed out:\n{}", g.console()))
                     .0
             }
@@ -527,19 +533,21 @@ fn lan(mut k: KernelRun, mut peer: Peer) {
         "wget from the peer:\n{out}"
     );
 
-    // nc both ways: a listener in one, the connecting side in the other.
-    k.sh("nc -l -p 5000 > /tmp/from-linux &", LIMIT);
+    // nc both ways: a listener in one, the connecting side in the other. The
+    // listener's input stays open (busybox nc shuts its sending side down at the end
+    // of its input, and the sender quits at the end of the network input).
+    k.sh("sleep 15 | nc -l -p 5000 > /tmp/from-peer &", LIMIT);
     thread::sleep(Duration::from_millis(300));
     l.sh("seq 1 3000 > /tmp/data; nc 10.0.0.1 5000 < /tmp/data");
     let out = k.sh(
-        "sleep 0.5; seq 1 3000 > /tmp/want; cmp /tmp/want /tmp/from-linux && echo SAME-$(wc -c < /tmp/from-linux)",
+        "sleep 0.5; seq 1 3000 > /tmp/want; cmp /tmp/want /tmp/from-peer && echo SAME-$(wc -c < /tmp/from-peer)",
         LIMIT,
     );
     assert!(
         out.contains("\nSAME-13893"),
         "nc peer -> uml-kernel:\n{out}"
     );
-    l.sh("nc -l -p 5001 > /tmp/from-kernel &");
+    l.sh("sleep 15 | nc -l -p 5001 > /tmp/from-kernel &");
     thread::sleep(Duration::from_millis(300));
     k.sh("echo hello-from-uml-kernel | nc 10.0.0.3 5001", LIMIT);
     let out = l.sh("sleep 0.5; cat /tmp/from-kernel");
