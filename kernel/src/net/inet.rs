@@ -63,6 +63,16 @@ const LISTENERS: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Datagrams queued per UDP or ICMP socket and device.
 const DGRAMS: usize = 32;
+/// Most sockets a device's stack holds (guest programs', the services' and the
+/// shell's): a guest cannot make the kernel allocate without bound (a TCP socket holds
+/// about 72 KiB of buffers, a datagram one about 100 KiB).
+pub const MAX_SOCKETS: usize = 512;
+const ENOBUFS: i64 = 105;
+
+/// Whether device `d` may hold one more socket.
+fn has_room(d: &NetDev) -> bool {
+    d.sockets.iter().count() < MAX_SOCKETS
+}
 
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
@@ -263,7 +273,9 @@ impl Tcp {
         for (dev, id) in net.present() {
             let have = listeners.iter().filter(|s| s.dev == dev).count();
             for _ in have..LISTENERS {
-                let Some(d) = net.dev_mut(dev, id) else { break };
+                let Some(d) = net.dev_mut(dev, id).filter(|d| has_room(d)) else {
+                    break;
+                };
                 let mut t = new_tcp();
                 if t.listen(*port).is_err() {
                     break;
@@ -331,6 +343,9 @@ impl Tcp {
         let Some(d) = net.devs[n].as_mut() else {
             return fail(ENETUNREACH);
         };
+        if !has_room(d) {
+            return fail(ENOBUFS);
+        }
         let mut t = new_tcp();
         t.set_timeout(Some(smoltcp::time::Duration::from_millis(
             CONNECT_TIMEOUT.as_millis() as u64,
@@ -688,7 +703,7 @@ impl Dgram {
             if self.slots.iter().any(|s| s.dev == dev) {
                 continue;
             }
-            let Some(d) = net.dev_mut(dev, id) else {
+            let Some(d) = net.dev_mut(dev, id).filter(|d| has_room(d)) else {
                 continue;
             };
             let h = if self.icmp() {
@@ -772,7 +787,7 @@ impl Dgram {
             return fail(ENETUNREACH);
         };
         let Some(slot) = self.slots.iter().find(|s| s.dev == dev).copied() else {
-            return fail(ENETUNREACH);
+            return fail(ENOBUFS); // the device's stack has no room for this socket
         };
         let now = net.now();
         let Some(d) = net.slot_dev(slot) else {
@@ -979,6 +994,44 @@ mod tests {
         assert_eq!(checksum(&h), 0);
         assert_eq!(h[0], 0x45);
         assert_eq!(u16::from_be_bytes([h[2], h[3]]), 84);
+    }
+
+    #[test]
+    fn a_device_holds_at_most_max_sockets() {
+        use crate::klog::KernelLog;
+        use crate::net::ifchange::Change;
+        use smoltcp::wire::Ipv4Cidr;
+        let mut net = Net::default();
+        let mut klog = KernelLog::new(Instant::now(), true);
+        let n = net.attach("eth0=tuntap,,,10.0.0.254", &mut klog).unwrap();
+        let d = net.devs[n].as_mut().unwrap();
+        let mut log = Vec::new();
+        let cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 1), 24);
+        d.apply(&Change::Address(Some(cidr)), &mut log).unwrap();
+        d.up = true;
+        let peer = Ipv4Address::new(10, 0, 0, 2);
+        let mut socks = Vec::new();
+        for _ in 0..MAX_SOCKETS {
+            let mut s = Dgram::new(DgramKind::Udp);
+            s.bind(&mut net, 0).unwrap();
+            socks.push(s);
+        }
+        let mut extra = Dgram::new(DgramKind::Udp);
+        extra.bind(&mut net, 0).unwrap();
+        assert_eq!(
+            extra.send(&mut net, b"x", Some((peer, 9))),
+            Err(SockErr::Errno(ENOBUFS))
+        );
+        let mut t = Tcp::Idle(None);
+        assert_eq!(t.connect(&mut net, peer, 80), Err(SockErr::Errno(ENOBUFS)));
+        socks.pop().unwrap().release(&mut net);
+        assert_eq!(
+            t.connect(&mut net, peer, 80),
+            Err(SockErr::Errno(EINPROGRESS))
+        );
+        for mut s in socks {
+            s.release(&mut net);
+        }
     }
 
     #[test]
