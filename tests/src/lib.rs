@@ -9,6 +9,7 @@
 pub mod command;
 pub mod ext2tree;
 pub mod guest;
+pub mod holder;
 pub mod humtree;
 pub mod kernel;
 pub mod mountns;

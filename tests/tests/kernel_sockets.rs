@@ -391,13 +391,7 @@ impl Peer {
     fn sh(&mut self, cmd: &str) -> String {
         match self {
             Peer::Linux(g) => {
-                // The harness appends `; echo MARK`: a background job needs a command
-                // after its `&`.
-                let cmd = match cmd.trim_end().ends_with('&') {
-                    true => format!("{cmd} true"),
-                    false => cmd.to_string(),
-                };
-                g.shell(&cmd, LIMIT)
+                g.shell(cmd, LIMIT)
                     .unwrap_or_else(|| panic!("linux.uml: `{cmd}` timed out:\n{}", g.console()))
                     .0
             }

@@ -22,6 +22,15 @@ fn val(v: i64) -> Ret {
     Ret::Val(v)
 }
 
+/// An open's result: a FIFO open that waits for the other side is tried again later.
+fn opened(v: i64) -> Ret {
+    if v == super::fifo::OPEN_WAITS {
+        Ret::Block(None)
+    } else {
+        Ret::Val(v)
+    }
+}
+
 fn timespec(raw: &[u8]) -> Duration {
     let mut s = [0u8; 8];
     let mut n = [0u8; 8];
@@ -45,20 +54,26 @@ impl Sentry {
     ) -> Ret {
         let a = call.args;
         let fd0 = fdarg(a[0]);
+        if retry.is_none() {
+            self.before_proc_access(m, pid, host, &call);
+        }
         match call.nr {
             // Descriptors and data.
+            libc::SYS_read if self.tty_fd(pid, fd0).is_some() => {
+                self.tty_read(pid, host, fd0, a[1], a[2], retry)
+            }
             libc::SYS_read => self.read(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_write => self.write(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_pread64 => self.read(m, pid, host, fd0, a[1], a[2], Some(a[3])),
             libc::SYS_pwrite64 => self.write(m, pid, host, fd0, a[1], a[2], Some(a[3])),
             libc::SYS_readv => self.readv(m, pid, host, fd0, a[1], a[2]),
             libc::SYS_writev => self.writev(m, pid, host, fd0, a[1], a[2]),
-            libc::SYS_open => val(self.openat(m, pid, host, AT_FDCWD, a[0], a[1], a[2])),
+            libc::SYS_open => opened(self.openat(m, pid, host, AT_FDCWD, a[0], a[1], a[2])),
             libc::SYS_creat => {
                 let flags = (oflag::O_CREAT | oflag::O_WRONLY | oflag::O_TRUNC) as u64;
                 val(self.openat(m, pid, host, AT_FDCWD, a[0], flags, a[1]))
             }
-            libc::SYS_openat => val(self.openat(m, pid, host, fd0, a[1], a[2], a[3])),
+            libc::SYS_openat => opened(self.openat(m, pid, host, fd0, a[1], a[2], a[3])),
             libc::SYS_close => val(self.close(m, pid, fd0)),
             libc::SYS_close_range => {
                 let last = (a[1] as u32).min(super::fdtable::MAX_FDS as u32);
@@ -79,11 +94,13 @@ impl Sentry {
             libc::SYS_pipe2 => val(self.pipe2(m, pid, host, a[0], a[1])),
             libc::SYS_lseek => val(self.lseek(m, pid, fd0, a[1] as i64, a[2])),
             libc::SYS_getdents64 => val(self.getdents64(m, pid, host, fd0, a[1], a[2])),
+            libc::SYS_ioctl if self.tty_background_change(pid, fd0, a[1]) => Ret::Block(None),
             libc::SYS_ioctl => val(self.ioctl(m, pid, host, fd0, a[1], a[2])),
             libc::SYS_sendfile => val(-EINVAL), // callers fall back to read and write
             libc::SYS_fsync | libc::SYS_fdatasync => {
                 val(self.desc_of(pid, fd0).map_or(-EBADF, |_| 0))
             }
+            libc::SYS_fallocate => val(self.fallocate(m, pid, fd0, a[1], a[2], a[3])),
             libc::SYS_sync | libc::SYS_syncfs => {
                 m.sync_disks();
                 val(0)
@@ -244,6 +261,7 @@ impl Sentry {
                 }
             }
             libc::SYS_wait4 => self.wait4(pid, host, a[0] as i32, a[1], a[2], a[3]),
+            libc::SYS_waitid => self.waitid(pid, host, a),
             // Processes.
             libc::SYS_clone | libc::SYS_fork | libc::SYS_vfork => self.fork(host, call),
             libc::SYS_clone3 => val(-ENOSYS), // the C library falls back to clone
@@ -265,6 +283,20 @@ impl Sentry {
             | libc::SYS_setfsgid
             | libc::SYS_setgroups => val(0),
             libc::SYS_getgroups => val(0),
+            // Guest root holds every capability inside the guest (none on the host).
+            libc::SYS_capget if a[1] != 0 => {
+                let mut caps = [0u8; 24];
+                for set in 0..2 {
+                    let word: u32 = if set == 0 { u32::MAX } else { 0x1ff };
+                    caps[set * 12..set * 12 + 4].copy_from_slice(&word.to_ne_bytes());
+                    caps[set * 12 + 4..set * 12 + 8].copy_from_slice(&word.to_ne_bytes());
+                }
+                val(self
+                    .platform
+                    .write_mem(host, a[1], &caps)
+                    .map_or(-EFAULT, |()| 0))
+            }
+            libc::SYS_capget | libc::SYS_capset => val(0),
             libc::SYS_getresuid | libc::SYS_getresgid => {
                 for addr in [a[0], a[1], a[2]] {
                     if self
@@ -330,6 +362,7 @@ impl Sentry {
             | libc::SYS_sigaltstack
             | libc::SYS_rt_sigsuspend
             | libc::SYS_pause
+            | libc::SYS_rt_sigtimedwait
             | libc::SYS_rt_sigpending => self.pass(host),
             libc::SYS_reboot => val(self.reboot(m, a)),
             libc::SYS_prctl => match a[0] as i32 {
@@ -395,6 +428,15 @@ impl Sentry {
                     .write_mem(host, a[0], &buf)
                     .map_or(-EFAULT, |()| 0))
             }
+            libc::SYS_syslog => val(self.syslog(m, host, a[0], a[1], a[2])),
+            // No guest traces or reads another: its tracer is the kernel (TRACEME is
+            // EPERM, as for any traced process); a guest pid gives EPERM, any other
+            // number ESRCH (never a host process).
+            libc::SYS_ptrace if a[0] == libc::PTRACE_TRACEME as u64 => val(-EPERM),
+            libc::SYS_ptrace => val(self.refuse_on_pid(a[1])),
+            libc::SYS_process_vm_readv | libc::SYS_process_vm_writev => {
+                val(self.refuse_on_pid(a[0]))
+            }
             libc::SYS_getrlimit => val(self.rlimit(host, a[0], a[1])),
             libc::SYS_prlimit64 if a[3] != 0 => val(self.rlimit(host, a[1], a[3])),
             libc::SYS_prlimit64 | libc::SYS_setrlimit => val(0), // limits are the kernel's to set
@@ -418,9 +460,9 @@ impl Sentry {
                     .write_mem(host, a[2], &mask)
                     .map_or(-EFAULT, |()| mask.len() as i64))
             }
-            libc::SYS_getpriority => val(20),
-            libc::SYS_setpriority => val(0),
-            libc::SYS_mmap => val(-ENODEV), // a file mapping (anonymous ones never stop)
+            libc::SYS_getpriority => val(self.getpriority(pid, a[0], a[1])),
+            libc::SYS_setpriority => val(self.setpriority(pid, a[0], a[1], a[2])),
+            libc::SYS_mmap => self.mmap_file(m, pid, host, a), // anonymous ones never stop
             // Sockets (socket.rs, unix.rs).
             libc::SYS_socket => val(self.sys_socket(m, pid, a[0], a[1], a[2])),
             libc::SYS_socketpair => val(self.sys_socketpair(m, pid, host, a[0], a[1], a[2], a[3])),
@@ -512,6 +554,44 @@ impl Sentry {
     fn pass(&mut self, host: Pid) -> Ret {
         let _ = self.platform.pass(host);
         Ret::Resumed
+    }
+
+    /// EPERM for a live guest pid, ESRCH for any other number.
+    fn refuse_on_pid(&self, target: u64) -> i64 {
+        let live = u32::try_from(target)
+            .ok()
+            .and_then(|t| self.procs.get(&t))
+            .is_some_and(|p| p.zombie.is_none());
+        if live {
+            -EPERM
+        } else {
+            -ESRCH
+        }
+    }
+
+    /// syslog(2) (busybox `dmesg`): the kernel log's size, or its last `len` bytes read
+    /// into the guest's buffer; the other actions do nothing.
+    fn syslog(&mut self, m: &Machine, host: Pid, action: u64, buf: u64, len: u64) -> i64 {
+        const READ_ALL: u64 = 3;
+        const READ_CLEAR: u64 = 4;
+        const SIZE_BUFFER: u64 = 10;
+        match action {
+            READ_ALL | READ_CLEAR => {
+                let Ok(want) = usize::try_from(len as i32) else {
+                    return -EINVAL;
+                };
+                let text = m.log.dmesg();
+                let bytes = text.as_bytes();
+                let n = bytes.len().min(want);
+                let tail = &bytes[bytes.len() - n..];
+                self.platform
+                    .write_mem(host, buf, tail)
+                    .map_or(-EFAULT, |()| n as i64)
+            }
+            SIZE_BUFFER => m.log.dmesg().len() as i64,
+            0..=10 => 0,
+            _ => -EINVAL,
+        }
     }
 
     fn read_timespec(&self, host: Pid, addr: u64) -> Result<Duration, i64> {
@@ -611,6 +691,14 @@ impl Sentry {
         let Some(me_sid) = self.procs.get(&pid).map(|p| p.sid) else {
             return -ESRCH;
         };
+        // Joining a group: it must exist in the caller's session.
+        let exists = self
+            .procs
+            .values()
+            .any(|p| p.pgid == pgid && p.sid == me_sid);
+        if pgid != target && !exists {
+            return -EPERM;
+        }
         match self.procs.get_mut(&target) {
             Some(p) if p.pid == pid || p.ppid == pid => {
                 if p.sid != me_sid || p.pid == p.sid {

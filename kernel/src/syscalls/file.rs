@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 
 use super::abi::{self, errno::*};
 use super::fdtable::{desc, DescRef, Fd, Object, Pipe, PipeEnd, PIPE_CAPACITY};
+use super::harddog;
 use super::sentry::{Ret, Sentry};
 use crate::fs::errno::Errno as FsErrno;
 use crate::fs::node::{Attr, FileKind, SetAttr};
@@ -28,7 +29,7 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 const O_NONBLOCK: u32 = 0o4000;
 const O_CLOEXEC: u64 = 0o2000000;
 /// Most bytes one read or write moves (a short count beyond, as Linux allows).
-const MAX_IO: usize = 1 << 20;
+pub(super) const MAX_IO: usize = 1 << 20;
 
 pub fn fe(e: FsErrno) -> i64 {
     -(e.code() as i64)
@@ -136,10 +137,22 @@ impl Sentry {
                 .open(base, &path, flags32, perm, 0, 0)
                 .map_err(fe)?;
             let attr = m.files.vfs.getattr(of.loc).map_err(fe)?;
+            if attr.kind == FileKind::Fifo {
+                let loc = of.loc;
+                let _ = m.files.vfs.close(of);
+                let entry = Fd {
+                    desc: self.open_fifo(pid, loc, flags32)?,
+                    cloexec: flags & O_CLOEXEC != 0,
+                };
+                return self.install(m, pid, 0, entry);
+            }
             let keep = flags32 & (oflag::O_ACCMODE | oflag::O_APPEND | O_NONBLOCK);
             let object = if attr.kind == FileKind::Char && matches!(attr.rdev.0, 4 | 5) {
                 let _ = m.files.vfs.close(of);
-                Object::Tty
+                Object::Tty(self.open_tty(pid, attr.rdev, flags32 & libc::O_NOCTTY as u32 != 0)?)
+            } else if attr.kind == FileKind::Char && attr.rdev == harddog::RDEV {
+                let _ = m.files.vfs.close(of);
+                Object::Watchdog(open_watchdog(m)?)
             } else {
                 Object::File(of)
             };
@@ -147,6 +160,9 @@ impl Sentry {
                 desc: desc(object, keep),
                 cloexec: flags & O_CLOEXEC != 0,
             };
+            let abs = Self::absolute(m, base, &path).unwrap_or_default();
+            self.desc_paths
+                .insert(Rc::as_ptr(&entry.desc) as usize, abs);
             self.install(m, pid, 0, entry)
         })();
         r.unwrap_or_else(|e| e)
@@ -327,7 +343,7 @@ impl Sentry {
                 buf.truncate(n);
                 Ok(Some(buf))
             }
-            Object::Pipe(_) | Object::Tty if at.is_some() => Err(-ESPIPE),
+            Object::Pipe(_) | Object::Tty(_) if at.is_some() => Err(-ESPIPE),
             Object::Pipe(end) if end.write => Err(-EBADF),
             Object::Pipe(end) => {
                 let mut p = end.pipe.borrow_mut();
@@ -337,13 +353,23 @@ impl Sentry {
                 let n = p.buf.len().min(max);
                 Ok(Some(p.buf.drain(..n).collect()))
             }
-            Object::Tty => Ok(self.tty.take(max)),
+            Object::Tty(slot) => {
+                let slot = *slot;
+                Ok(
+                    match self.ttys.get_mut(&slot).map(|t| t.ld.read(max, false)) {
+                        Some(super::ldisc::Read::Data(data)) => Some(data),
+                        Some(super::ldisc::Read::Wait(_)) => None,
+                        None => Some(Vec::new()),
+                    },
+                )
+            }
             Object::Socket(_) if at.is_some() => Err(-ESPIPE),
             Object::Socket(sock) => match sock.recv(&mut m.net, max, false) {
                 Ok((data, _, _)) => Ok(Some(data)),
                 Err(SockErr::Wait) => Ok(None),
                 Err(SockErr::Errno(e)) => Err(-e),
             },
+            Object::Watchdog(_) => Err(-EINVAL),
         }
     }
 
@@ -371,7 +397,7 @@ impl Sentry {
                 .map_err(fe)?;
                 Ok(Some(n))
             }
-            Object::Pipe(_) | Object::Tty if at.is_some() => Err(-ESPIPE),
+            Object::Pipe(_) | Object::Tty(_) if at.is_some() => Err(-ESPIPE),
             Object::Pipe(end) if !end.write => Err(-EBADF),
             Object::Pipe(end) => {
                 let mut p = end.pipe.borrow_mut();
@@ -389,8 +415,12 @@ impl Sentry {
                 p.buf.extend(&data[..n]);
                 Ok(Some(n))
             }
-            Object::Tty => {
-                self.out.extend_from_slice(data);
+            Object::Tty(slot) => {
+                let slot = *slot;
+                let out = self.ttys.get(&slot).map(|t| t.ld.output(data));
+                if let Some(out) = out {
+                    self.tty_out(slot, &out);
+                }
                 Ok(Some(data.len()))
             }
             Object::Socket(_) if at.is_some() => Err(-ESPIPE),
@@ -403,6 +433,14 @@ impl Sentry {
                     Err(-EPIPE)
                 }
                 Err(SockErr::Errno(e)) => Err(-e),
+            },
+            Object::Watchdog(_) if at.is_some() => Err(-ESPIPE),
+            Object::Watchdog(dog) => match dog.ping() {
+                Ok(()) => Ok(Some(data.len())),
+                Err(e) => {
+                    m.log.warn(format!("harddog: {e}"));
+                    Err(-harddog::EIO)
+                }
             },
         }
     }
@@ -593,8 +631,22 @@ impl Sentry {
                 abi::mount_dev(of.loc.mount),
             )),
             Object::Pipe(end) => Ok((abi::pipe_attr(end.pipe.borrow().id), (0, 12))),
-            Object::Tty => Ok((abi::tty_attr(), (0, 6))),
+            Object::Tty(slot) => {
+                let mut attr = abi::tty_attr();
+                attr.rdev = super::tty::dev_of_slot(*slot);
+                Ok((attr, (0, 6)))
+            }
             Object::Socket(_) => Ok((abi::socket_attr(Rc::as_ptr(d) as u64), (0, 8))),
+            Object::Watchdog(_) => Ok((
+                Attr {
+                    ino: 4,
+                    perm: 0o600,
+                    gid: 0,
+                    rdev: harddog::RDEV,
+                    ..abi::tty_attr()
+                },
+                (0, 6),
+            )),
         }
     }
 
@@ -1077,7 +1129,10 @@ impl Sentry {
             Ok(d) => d,
             Err(e) => return e,
         };
-        let is_tty = matches!(d.borrow().object, Object::Tty);
+        let tty = match d.borrow().object {
+            Object::Tty(slot) => Some(slot),
+            _ => None,
+        };
         let req = req as u32;
         if req == libc::FIONBIO as u32 {
             let on = self.get(host, arg, 4).map(|b| b != [0, 0, 0, 0]);
@@ -1092,8 +1147,8 @@ impl Sentry {
         if req == libc::FIONREAD as u32 {
             let n = match &d.borrow().object {
                 Object::Pipe(end) => end.pipe.borrow().buf.len(),
-                Object::Tty => self.tty.input.len(),
-                Object::File(_) => 0,
+                Object::Tty(slot) => self.ttys.get(slot).map_or(0, |t| t.ld.pending()),
+                Object::File(_) | Object::Watchdog(_) => 0,
                 Object::Socket(_) => usize::MAX,
             };
             let n = match n {
@@ -1108,37 +1163,13 @@ impl Sentry {
         if matches!(d.borrow().object, Object::Socket(_)) {
             return self.netdev_ioctl(m, host, req, arg);
         }
-        if !is_tty {
-            return -ENOTTY;
+        if matches!(d.borrow().object, Object::Watchdog(_)) {
+            return self.watchdog_ioctl(&d, host, req, arg);
         }
-        let r = match req as libc::c_ulong {
-            libc::TCGETS => self.put(host, arg, &self.tty.termios.clone()),
-            libc::TCSETS | libc::TCSETSW | libc::TCSETSF => self.get(host, arg, 36).map(|t| {
-                self.tty.termios.copy_from_slice(&t);
-                if req as libc::c_ulong == libc::TCSETSF {
-                    self.tty.input.clear();
-                }
-            }),
-            libc::TIOCGWINSZ => self.put(host, arg, &self.tty.winsize.clone()),
-            libc::TIOCSWINSZ => self
-                .get(host, arg, 8)
-                .map(|w| self.tty.winsize.copy_from_slice(&w)),
-            libc::TIOCGPGRP => self.put(host, arg, &(self.tty.pgrp as i32).to_ne_bytes()),
-            libc::TIOCSPGRP => self.get(host, arg, 4).map(|b| {
-                self.tty.pgrp = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u32;
-            }),
-            libc::TIOCGSID => self.put(host, arg, &(self.tty.sid as i32).to_ne_bytes()),
-            libc::TIOCSCTTY => {
-                if let Some(p) = self.procs.get(&pid) {
-                    self.tty.sid = p.sid;
-                    self.tty.pgrp = p.pgid;
-                }
-                Ok(())
-            }
-            libc::TIOCNOTTY => Ok(()),
-            _ => Err(-EINVAL),
-        };
-        r.map_or_else(|e| e, |()| 0)
+        match tty {
+            Some(slot) => self.tty_ioctl(pid, host, slot, req as u64, arg),
+            None => -ENOTTY,
+        }
     }
 
     /// poll and ppoll: ready descriptors now, or wait until one is (or the deadline).
@@ -1184,6 +1215,23 @@ impl Sentry {
             Ok(()) => Ret::Val(ready),
             Err(e) => Ret::Val(e),
         }
+    }
+
+    /// The watchdog ioctls harddog answers: KEEPALIVE pings, GETSUPPORT names it,
+    /// GETSTATUS and GETBOOTSTATUS are 0; the others (SETTIMEOUT among them) ENOTTY.
+    fn watchdog_ioctl(&mut self, d: &DescRef, host: Pid, req: u32, arg: u64) -> i64 {
+        let r = match req {
+            harddog::WDIOC_KEEPALIVE => match &mut d.borrow_mut().object {
+                Object::Watchdog(dog) => dog.ping().map_err(|_| -harddog::EIO),
+                _ => Err(-ENOTTY),
+            },
+            harddog::WDIOC_GETSUPPORT => self.put(host, arg, &harddog::info()),
+            harddog::WDIOC_GETSTATUS | harddog::WDIOC_GETBOOTSTATUS => {
+                self.put(host, arg, &0i32.to_ne_bytes())
+            }
+            _ => Err(-ENOTTY),
+        };
+        r.map_or_else(|e| e, |()| 0)
     }
 
     /// select and pselect6: the three descriptor sets filled from the same readiness
@@ -1259,11 +1307,11 @@ impl Sentry {
         match &d.borrow().object {
             Object::Socket(_) => 0,
             Object::File(_) => libc::POLLIN | libc::POLLOUT,
-            Object::Tty => {
-                let input = if self.tty.input.is_empty() {
-                    0
-                } else {
-                    libc::POLLIN
+            Object::Watchdog(_) => libc::POLLOUT,
+            Object::Tty(slot) => {
+                let input = match self.ttys.get(slot) {
+                    Some(t) if !t.ld.readable() => 0,
+                    _ => libc::POLLIN,
                 };
                 input | libc::POLLOUT
             }
@@ -1287,4 +1335,16 @@ impl Sentry {
             }
         }
     }
+}
+
+/// Opens /dev/watchdog: starts the helper (see `harddog`), logging why it could not.
+fn open_watchdog(m: &mut Machine) -> Result<harddog::Harddog, i64> {
+    let notify = m.config.notify.clone();
+    harddog::Harddog::open(notify.as_deref()).map_err(|e| {
+        m.log.warn(format!("harddog: {e}"));
+        match e {
+            harddog::Error::Busy => -harddog::EBUSY,
+            _ => -harddog::EIO,
+        }
+    })
 }
