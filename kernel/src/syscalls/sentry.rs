@@ -152,6 +152,9 @@ pub struct Sentry {
     pub cad_reboots: bool,
     /// The names unix sockets are bound to.
     pub(super) unix: super::unix::Registry,
+    /// While a waiting call is tried again: the deadline it waits for (socket
+    /// timeouts read it); None on a call's first try.
+    pub(super) call_deadline: Option<Option<Instant>>,
     /// Named pipes opened so far (`fifo`).
     pub(super) fifos: super::fifo::Fifos,
     /// The path each open file description was opened by (/proc/PID/fd), by address.
@@ -203,6 +206,7 @@ impl Sentry {
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
             cad_reboots: true,
             unix: super::unix::Registry::default(),
+            call_deadline: None,
             fifos: super::fifo::Fifos::default(),
             desc_paths: HashMap::new(),
             mmap_fills: HashMap::new(),
@@ -473,7 +477,10 @@ impl Sentry {
                     continue;
                 }
                 let retry = (!b.fresh).then_some(b.deadline);
-                match self.syscall(m, b.pid, host, b.call, retry) {
+                self.call_deadline = retry;
+                let ret = self.syscall(m, b.pid, host, b.call, retry);
+                self.call_deadline = None;
+                match ret {
                     Ret::Block(deadline) => still.push(Blocked {
                         deadline,
                         fresh: false,
@@ -770,6 +777,7 @@ impl Sentry {
             return;
         }
         let (handler, flags) = p.actions[sig as usize - 1];
+        let pgid = p.pgid;
         if sig == libc::SIGCONT {
             self.cont(pid);
         }
@@ -778,7 +786,10 @@ impl Sentry {
             Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
         );
         if stop && (sig == libc::SIGSTOP || handler == 0) {
-            if pid != 1 {
+            // The terminal's stop signals are dropped for an orphaned process group
+            // (nobody in the session outside it could continue it), as in Linux.
+            let orphaned = sig != libc::SIGSTOP && self.orphaned_pgrp(pgid);
+            if pid != 1 && !orphaned {
                 self.stop(pid, sig);
             }
             return;

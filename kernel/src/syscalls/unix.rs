@@ -25,6 +25,11 @@ const ECONNREFUSED: i64 = 111;
 const EOPNOTSUPP: i64 = 95;
 /// Datagrams an inbox holds before senders wait.
 const INBOX: usize = 64;
+/// Bytes an inbox holds before senders wait.
+const INBOX_BYTES: usize = 256 * 1024;
+/// The largest datagram (EMSGSIZE beyond).
+const MAX_DGRAM: usize = 64 * 1024;
+const EMSGSIZE: i64 = 90;
 
 fn fail<T>(e: i64) -> SockResult<T> {
     Err(SockErr::Errno(e))
@@ -104,6 +109,12 @@ pub enum Unix {
         inbox: Rc<RefCell<Inbox>>,
         peer: Option<Peer>,
     },
+}
+
+/// The abstract name under which a TCP listener on `port` takes connections from the
+/// guest itself.
+pub fn inet_name(port: u16) -> Vec<u8> {
+    format!("\0inet-tcp:{port}").into_bytes()
 }
 
 /// A bound name: absolute (from the caller's cwd) or abstract (leading NUL) as given.
@@ -315,6 +326,9 @@ impl Unix {
                 Ok(n)
             }
             Unix::Dgram { name, peer, .. } => {
+                if data.len() > MAX_DGRAM {
+                    return fail(EMSGSIZE);
+                }
                 let target = match (to, peer) {
                     (Some(Addr::Unix(p)), _) => reg.dgram.get(&p).and_then(Weak::upgrade),
                     (Some(_), _) => return fail(EINVAL),
@@ -326,7 +340,8 @@ impl Unix {
                     return fail(ECONNREFUSED);
                 };
                 let mut inbox = inbox.borrow_mut();
-                if inbox.msgs.len() >= INBOX {
+                let held: usize = inbox.msgs.iter().map(|m| m.0.len()).sum();
+                if inbox.msgs.len() >= INBOX || held + data.len() > INBOX_BYTES {
                     return Err(SockErr::Wait);
                 }
                 inbox
