@@ -595,4 +595,9 @@ fn unix_sockets_inside_the_guest() {
         LIMIT,
     );
     assert!(out.contains("probe: hello-syslog"), "{out}");
+    let out = k.sh("cat /proc/net/unix", LIMIT);
+    assert!(
+        out.contains(" 0002 01 ") && out.contains(" /dev/log"),
+        "{out}"
+    );
 }
