@@ -15,6 +15,7 @@ pub mod mountns;
 pub mod netns;
 pub mod peers;
 pub mod pty;
+pub mod xstate;
 
 pub use command::{run, run_input, run_ok, Output};
 pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};

@@ -48,9 +48,10 @@ pub fn c_tool(name: &str) -> Option<PathBuf> {
     peer(&path, "uml-utilities")
 }
 
-/// The real UML kernel from Debian's user-mode-linux.
+/// The real UML kernel from Debian's user-mode-linux (through the XSAVE padding shim on
+/// hosts that need it, see [`crate::xstate`]).
 pub fn linux_uml() -> Option<PathBuf> {
-    peer("/usr/bin/linux.uml", "user-mode-linux")
+    peer("/usr/bin/linux.uml", "user-mode-linux").map(|p| crate::xstate::linux_uml_command(&p))
 }
 
 /// Debian's slirp, the user-mode IP helper of the `eth<N>=slirp` transport.
