@@ -272,17 +272,23 @@ impl Kernel {
         }
     }
 
-    /// Serves the guest processes and writes what they printed to con0.
+    /// Serves the guest processes and writes what they printed to con0. Kernel lines
+    /// logged while serving them (reboot, panic) follow what the guests printed in the
+    /// same turn: they are its consequences.
     fn serve_guests(&mut self) {
+        if self.sentry.is_none() {
+            return;
+        }
+        self.flush_log();
         let Some(s) = self.sentry.as_mut() else {
             return;
         };
         s.service(&mut self.m);
         let out = s.take_output();
-        self.flush_log();
         if !out.is_empty() {
             self.consoles.write(0, &out);
         }
+        self.flush_log();
     }
 
     fn attach_disks(&mut self) -> Result<(), BootError> {
