@@ -153,6 +153,7 @@ impl Sentry {
         let mut platform =
             Platform::new(Mode::Seccomp, Creds::default_for_host()).map_err(host_err)?;
         platform.stop_at_fork_exit(true);
+        platform.keep_close(true);
         platform.limit_address_space(ADDRESS_SPACE);
         Ok(Sentry {
             platform,
@@ -319,8 +320,13 @@ impl Sentry {
         loop {
             let ev = self.platform.try_wait()?;
             match spin {
-                // Yielding lets the guest run at once when it shares this CPU.
+                // Yielding lets the guest run at once: it was pinned to this CPU.
                 Some(until) if ev.is_none() && Instant::now() < until => std::thread::yield_now(),
+                Some(_) if ev.is_none() => {
+                    // It computes: let it run anywhere.
+                    self.platform.release_cpus();
+                    return Ok(None);
+                }
                 _ => return Ok(ev),
             }
         }
@@ -347,6 +353,7 @@ impl Sentry {
                     (_, Some(c)) => c as i64,
                     (r, None) => r,
                 };
+                self.resumed = true;
                 self.platform.reply(host, v)
             }
             Event::Signal { pid: host, signal } => self.on_host_signal(host, signal),
