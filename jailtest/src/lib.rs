@@ -143,9 +143,14 @@ fn attempt_on(pid: i32) -> Vec<(&'static str, Result<(), Errno>)> {
 
 /// A refusal of an attempt on another process: no permission, or (for process_vm_*
 /// on an address the target has not mapped) no such memory, which still needed the
-/// permission check to pass first — so only EPERM, EACCES and ESRCH count as refused.
+/// permission check to pass first — so EPERM, EACCES and ESRCH count as refused, and
+/// so do the answers of a kernel without the interface (no /proc/PID/mem: ENOENT; no
+/// such syscall: ENOSYS), which reach nothing either.
 fn refused(e: Errno) -> bool {
-    matches!(e, Errno::EPERM | Errno::EACCES | Errno::ESRCH)
+    matches!(
+        e,
+        Errno::EPERM | Errno::EACCES | Errno::ESRCH | Errno::ENOENT | Errno::ENOSYS
+    )
 }
 
 /// As an unprivileged user (`uid` when we are root), every other guest process must

@@ -230,8 +230,11 @@ impl Kernel {
     fn start_init(&mut self, path: &str) {
         let mut argv = vec![path.to_string()];
         let mut envp = vec!["HOME=/".to_string(), "TERM=linux".to_string()];
-        for word in &self.m.config.unknown {
-            if RootOptions::is_root_arg(word) {
+        for word in &self.m.config.args {
+            // linux.uml's mem= is a switch of UML's own that Linux's generic parser
+            // does not know either: its init finds it in the environment.
+            let passed = self.m.config.unknown.contains(word) || word.starts_with("mem=");
+            if !passed || RootOptions::is_root_arg(word) {
                 continue;
             }
             match word.contains('=') {
@@ -254,6 +257,7 @@ impl Kernel {
         match sentry.start_init(&mut self.m, path, &argv, &envp) {
             Ok(()) => {
                 self.consoles.guest_ttys = true;
+                sentry.set_lines(&self.consoles.open_slots());
                 self.events.register(sentry.fd(), Token::Guests);
                 self.sentry = Some(sentry);
             }
@@ -284,11 +288,28 @@ impl Kernel {
             return;
         };
         s.service(&mut self.m);
-        let out = s.take_output();
-        if !out.is_empty() {
-            self.consoles.write(0, &out);
-        }
+        self.write_guest_output();
         self.flush_log();
+    }
+
+    /// Writes what guests wrote to the ttys (and the ttys' echo) to their lines.
+    fn write_guest_output(&mut self) {
+        let Some(s) = self.sentry.as_mut() else {
+            return;
+        };
+        for (slot, out) in s.take_output() {
+            self.consoles.write(slot, &out);
+        }
+    }
+
+    /// Tries the guests' waiting calls again after the network stacks ran (a socket may
+    /// have become ready) and writes what they printed.
+    fn retry_guests(&mut self) {
+        let Some(s) = self.sentry.as_mut() else {
+            return;
+        };
+        s.retry_blocked(&mut self.m);
+        self.write_guest_output();
     }
 
     fn attach_disks(&mut self) -> Result<(), BootError> {
@@ -433,7 +454,12 @@ impl Kernel {
                 .files
                 .next_writeback()
                 .saturating_duration_since(Instant::now());
-            let guests = self.sentry.as_ref().and_then(Sentry::timeout);
+            // Stopped (mconsole stop), the guest processes are frozen too: no syscall
+            // of theirs is answered until `go`.
+            let guests = match stopped {
+                true => None,
+                false => self.sentry.as_ref().and_then(Sentry::timeout),
+            };
             let timeout = [self.m.net.poll_delay(), job_delay, Some(writeback), guests]
                 .into_iter()
                 .flatten()
@@ -445,7 +471,7 @@ impl Kernel {
             }
             let ready = match self.events.wait(timeout, |t| match t {
                 Token::Chan(ChanToken::Line(slot)) => !stopped && !busy.contains(&slot),
-                Token::Job | Token::Fuse(_) => !stopped,
+                Token::Job | Token::Fuse(_) | Token::Guests => !stopped,
                 _ => true,
             }) {
                 Ok(r) => r,
@@ -473,12 +499,15 @@ impl Kernel {
             for line in self.m.files.tick(Instant::now()) {
                 self.m.log.err(line);
             }
-            self.serve_guests();
+            if !stopped {
+                self.serve_guests();
+            }
             if let Some(exit) = self.take_action() {
                 self.flush_log();
                 return exit;
             }
             self.m.net.poll_all();
+            self.retry_guests();
             self.serve_net_shells();
             self.poll_jobs();
             if let Some(exit) = self.take_action() {
@@ -502,9 +531,14 @@ impl Kernel {
                 self.m.unmount_all();
                 Some(Exit::Reboot)
             }
-            Action::KillTasks => {
-                self.jobs.drop_where(&mut self.m, |_| true);
-                self.consoles.restart_shells();
+            Action::KillTasks(sig) => {
+                match self.sentry.as_mut() {
+                    Some(s) => s.signal_all_but_init(&mut self.m, sig),
+                    None => {
+                        self.jobs.drop_where(&mut self.m, |_| true);
+                        self.consoles.restart_shells();
+                    }
+                }
                 None
             }
         }
@@ -530,17 +564,14 @@ impl Kernel {
         );
         let Some(typed) = typed else { return };
         if let Some(s) = self.sentry.as_mut() {
-            // init is a guest program: typed lines are the console tty's input.
-            if typed.slot == 0 {
-                if typed.interrupted {
-                    s.tty_interrupt(&mut self.m);
-                }
-                for line in typed.lines {
-                    let mut bytes = line.into_bytes();
-                    bytes.push(b'\n');
-                    s.tty_input(&mut self.m, &bytes);
-                }
+            // init is a guest program: typed bytes are the ttys' input.
+            if typed.hung_up {
+                s.tty_hangup(&mut self.m, typed.slot);
             }
+            if !typed.raw.is_empty() {
+                s.tty_input(&mut self.m, typed.slot, &typed.raw);
+            }
+            self.write_guest_output();
             return;
         }
         if typed.hung_up {
@@ -684,6 +715,12 @@ impl Kernel {
     }
 
     fn sysrq(&mut self, key: Option<char>, from: &std::os::unix::net::SocketAddr) -> Vec<Reply> {
+        // With guest programs running, SysRq t lists them rather than the built-in tasks.
+        if let (Some('t'), Some(s)) = (key, self.sentry.as_ref()) {
+            let out = format!("sysrq: Show State\n{}", s.listing());
+            self.m.log.info(&out);
+            return mconsole::streamed(b"", out.as_bytes());
+        }
         match sysrq::run(key, &mut self.m) {
             sysrq::Outcome::Reset => {
                 let ok = Reply {
@@ -707,6 +744,9 @@ impl Kernel {
             &mut self.m.log,
             &mut self.m.tasks,
         ) {
+            if let Some(sentry) = self.sentry.as_mut() {
+                sentry.set_lines(&self.consoles.open_slots());
+            }
             return answer;
         }
         if let Some(answer) = self.m.disks.config(arg, &mut self.m.log) {

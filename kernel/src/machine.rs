@@ -21,8 +21,9 @@ pub enum Action {
     Halt(i32),
     /// Clean up and start again with the same arguments, in the same process.
     Reboot,
-    /// Restart every shell (SysRq e).
-    KillTasks,
+    /// SysRq e (SIGTERM) and i (SIGKILL): the signal to every guest process but init,
+    /// or, under the built-in shell, restart every shell.
+    KillTasks(i32),
 }
 
 /// The names `uname` and mconsole `version` report.

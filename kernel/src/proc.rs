@@ -46,6 +46,10 @@ pub fn read(m: &Machine, name: &str) -> Result<String, ProcError> {
     match name {
         "" | "." | "self" | "sys" | "net" => Err(ProcError::Read),
         "net/dev" => Ok(net_dev(&m.net)),
+        "net/route" => Ok(net_route(&m.net)),
+        "net/arp" => Ok(net_arp(&m.net)),
+        "net/tcp" => Ok(net_sockets(&m.net, true)),
+        "net/udp" => Ok(net_sockets(&m.net, false)),
         "version" => Ok(format!(
             "{} version {} (uml-kernel {}) {}\n",
             machine::SYSNAME,
@@ -66,10 +70,13 @@ pub fn read(m: &Machine, name: &str) -> Result<String, ProcError> {
     }
 }
 
+/// The files in /proc/net.
+const NET_FILES: [&str; 5] = ["net/dev", "net/route", "net/arp", "net/tcp", "net/udp"];
+
 /// Sets the files of the /proc mounted in the VFS from the machine's state (call
 /// before the guest reads them).
 pub fn refresh(m: &Machine) {
-    for name in list(m).into_iter().chain(["net/dev"]) {
+    for name in list(m).into_iter().chain(NET_FILES) {
         let text = match name {
             "net" => continue,
             "mconsole" => String::new(),
@@ -162,6 +169,11 @@ fn net_dev(net: &Net) -> String {
     let mut s = String::from(
         "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
+    let _ = writeln!(
+        s,
+        "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}",
+        "lo", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+    );
     for d in net.devs.iter().flatten() {
         let st = &d.stats;
         let _ = writeln!(
@@ -185,6 +197,127 @@ fn net_dev(net: &Net) -> String {
             0,
             0
         );
+    }
+    s
+}
+
+/// An IPv4 address as /proc/net prints it: the network-order word in host order, hex.
+fn hex_addr(a: smoltcp::wire::Ipv4Address) -> String {
+    format!("{:08X}", u32::from_le_bytes(a.octets()))
+}
+
+/// /proc/net/route: the default routes, then each up device's subnet; every line
+/// padded to 127 columns as Linux does.
+fn net_route(net: &Net) -> String {
+    let mut s = format!(
+        "{:<127}\n",
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+    );
+    for (dev, dst, gw, mask) in net.routes() {
+        let flags = if gw.is_unspecified() { 1 } else { 3 };
+        let line = format!(
+            "{dev}\t{}\t{}\t{flags:04X}\t0\t0\t0\t{}\t0\t0\t0",
+            hex_addr(dst),
+            hex_addr(gw),
+            hex_addr(mask)
+        );
+        let _ = writeln!(s, "{line:<127}");
+    }
+    s
+}
+
+/// /proc/net/arp: the neighbours each device saw.
+fn net_arp(net: &Net) -> String {
+    let mut s = String::from(
+        "IP address       HW type     Flags       HW address            Mask     Device\n",
+    );
+    for d in net.devs.iter().flatten() {
+        for (ip, mac) in &d.arp {
+            let _ = writeln!(
+                s,
+                "{:<16} 0x{:<10x}0x{:<10x}{:<17}     {:<8} {}",
+                ip.to_string(),
+                1,
+                2,
+                mac.to_string(),
+                "*",
+                d.name()
+            );
+        }
+    }
+    s
+}
+
+/// /proc/net/tcp and /proc/net/udp: every socket of the stacks (the built-in
+/// services' and the guest programs'), in Linux's columns.
+fn net_sockets(net: &Net, tcp: bool) -> String {
+    use smoltcp::socket::{tcp as t, Socket};
+    use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+    let mut s = if tcp {
+        String::from("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+    } else {
+        String::from("   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n")
+    };
+    let ep = |e: Option<IpEndpoint>, ours: Ipv4Address| match e {
+        Some(IpEndpoint {
+            addr: IpAddress::Ipv4(a),
+            port,
+        }) => format!("{}:{port:04X}", hex_addr(a)),
+        None => format!("{}:0000", hex_addr(ours)),
+    };
+    let mut n = 0;
+    for d in net.devs.iter().flatten() {
+        let any = Ipv4Address::UNSPECIFIED;
+        for (_, sock) in d.sockets.iter() {
+            let (local, remote, st, txq, rxq) = match sock {
+                Socket::Tcp(x) if tcp => {
+                    let st = match x.state() {
+                        t::State::Established => 1,
+                        t::State::SynSent => 2,
+                        t::State::SynReceived => 3,
+                        t::State::FinWait1 => 4,
+                        t::State::FinWait2 => 5,
+                        t::State::TimeWait => 6,
+                        t::State::Closed => continue,
+                        t::State::CloseWait => 8,
+                        t::State::LastAck => 9,
+                        t::State::Listen => 10,
+                        t::State::Closing => 11,
+                    };
+                    let local = match x.local_endpoint() {
+                        Some(e) => ep(Some(e), any),
+                        None => format!("{}:{:04X}", hex_addr(any), x.listen_endpoint().port),
+                    };
+                    (
+                        local,
+                        ep(x.remote_endpoint(), any),
+                        st,
+                        x.send_queue(),
+                        x.recv_queue(),
+                    )
+                }
+                Socket::Udp(x) if !tcp => {
+                    let e = x.endpoint();
+                    let addr = match e.addr {
+                        Some(IpAddress::Ipv4(a)) => a,
+                        None => any,
+                    };
+                    (
+                        format!("{}:{:04X}", hex_addr(addr), e.port),
+                        ep(None, any),
+                        7,
+                        0,
+                        0,
+                    )
+                }
+                _ => continue,
+            };
+            let _ = writeln!(
+                s,
+                "{n:>4}: {local} {remote} {st:02X} {txq:08X}:{rxq:08X} 00:00000000 00000000     0        0 0"
+            );
+            n += 1;
+        }
     }
     s
 }

@@ -14,7 +14,7 @@ pub enum Outcome {
     Reset,
 }
 
-const HELP: &str = "sysrq: HELP : reboot(b) terminate-all-tasks(e) help(h) show-memory-usage(m) poweroff(o) sync(s) show-task-states(t) unmount(u) \n";
+const HELP: &str = "sysrq: HELP : reboot(b) terminate-all-tasks(e) help(h) kill-all-tasks(i) show-memory-usage(m) poweroff(o) sync(s) show-task-states(t) unmount(u) \n";
 
 /// Runs SysRq `key` (None or an unknown key: the help line).
 pub fn run(key: Option<char>, m: &mut Machine) -> Outcome {
@@ -50,7 +50,11 @@ pub fn run(key: Option<char>, m: &mut Machine) -> Outcome {
         }
         Some('e') => {
             out.push_str("sysrq: Terminate All Tasks\n");
-            m.action = Some(Action::KillTasks);
+            m.action = Some(Action::KillTasks(libc::SIGTERM));
+        }
+        Some('i') => {
+            out.push_str("sysrq: Kill All Tasks\n");
+            m.action = Some(Action::KillTasks(libc::SIGKILL));
         }
         _ => out.push_str(HELP),
     }

@@ -151,16 +151,18 @@ impl Drop for KernelRun {
 
 /// Where the line that is exactly `mark` (after any prompts) starts in `out`, if the
 /// shell printed it yet; the typed command line that contains the mark does not count.
+/// A guest tty ends lines with CR LF (ONLCR), the built-in shell with LF.
 fn mark_line(out: &str, mark: &str) -> Option<usize> {
-    let want = format!("{mark}\n");
     let mut at = 0;
-    while let Some(i) = out[at..].find(&want) {
+    while let Some(i) = out[at..].find(mark) {
         let pos = at + i;
+        let rest = &out[pos + mark.len()..];
         let line_start = out[..pos].rfind('\n').map_or(0, |n| n + 1);
-        if strip_prompts(&out[line_start..pos]).is_empty() {
+        let whole = rest.starts_with('\n') || rest.starts_with("\r\n");
+        if whole && strip_prompts(&out[line_start..pos]).is_empty() {
             return Some(pos);
         }
-        at = pos + want.len();
+        at = pos + mark.len();
     }
     None
 }

@@ -9,13 +9,13 @@
 pub mod command;
 pub mod ext2tree;
 pub mod guest;
+pub mod holder;
 pub mod humtree;
 pub mod kernel;
 pub mod mountns;
 pub mod netns;
 pub mod peers;
 pub mod pty;
-pub mod xstate;
 
 pub use command::{run, run_input, run_ok, Output};
 pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};

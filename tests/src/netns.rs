@@ -3,19 +3,18 @@
 //! /run/umltest), and commands run inside it with `nsenter`. Tests that change network
 //! state use one each so they can run in parallel. The holder is killed (by pid) on drop.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use crate::command::{run, Output};
+use crate::holder::Holder;
 
 /// Inside every namespace: a tmpfs mounted with `suid`, for setuid copies of helpers.
 pub const SUID_DIR: &str = "/run/umltest";
 
 /// A network + mount namespace kept alive by a holder process.
 pub struct NetNs {
-    holder: Child,
+    _holder: Holder,
     /// The holder's pid as /proc numbers it (under `unshare --pid` without a fresh
     /// /proc this differs from `holder.id()`, so it is read from /proc/self).
     proc_pid: u32,
@@ -24,42 +23,15 @@ pub struct NetNs {
 impl NetNs {
     /// Makes the namespace; panics (with the reason) if that fails within 10 s.
     pub fn new() -> NetNs {
-        let script = format!(
+        let setup = format!(
             "set -e; ip link set lo up; mount -t sysfs sysfs /sys; \
-             mkdir -p {SUID_DIR}; mount -t tmpfs -o suid,mode=0755 umltest {SUID_DIR}; \
-             read pid rest < /proc/self/stat; echo \"ready $pid\"; exec sleep 100000"
+             mkdir -p {SUID_DIR}; mount -t tmpfs -o suid,mode=0755 umltest {SUID_DIR};"
         );
-        let mut holder = Command::new("unshare")
-            .args(["--net", "--mount", "--", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn unshare (util-linux)");
-        let out = holder.stdout.take().expect("holder stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut ns = NetNs {
-            holder,
-            proc_pid: 0,
-        };
-        let line = rx.recv_timeout(Duration::from_secs(10));
-        let pid = match line.as_deref().map(|l| l.trim().strip_prefix("ready ")) {
-            Ok(Some(p)) => p.parse::<u32>().expect("holder pid"),
-            other => panic!("network namespace setup failed: {other:?}"),
-        };
-        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("holder netns");
-        let mine = std::fs::read_link("/proc/self/ns/net").expect("own netns");
-        assert_ne!(
-            theirs, mine,
-            "holder {pid} is not in a new network namespace"
-        );
-        ns.proc_pid = pid;
-        ns
+        let holder = Holder::spawn(&["--net", "--mount"], &setup, "net", "network namespace");
+        NetNs {
+            proc_pid: holder.proc_pid,
+            _holder: holder,
+        }
     }
 
     /// The holder's pid as /proc numbers it (for `nsenter -t`).
@@ -124,12 +96,5 @@ impl NetNs {
 impl Default for NetNs {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
     }
 }

@@ -48,10 +48,26 @@ pub fn c_tool(name: &str) -> Option<PathBuf> {
     peer(&path, "uml-utilities")
 }
 
-/// The real UML kernel from Debian's user-mode-linux (through the XSAVE padding shim on
-/// hosts that need it, see [`crate::xstate`]).
+/// The library every linux.uml the tests start preloads (tests/shim/xstate_preload.c):
+/// it lets Debian's UML 6.1 restore guest registers on hosts with AVX-512 or AMX, and
+/// does nothing on other hosts.
+pub const XSTATE_PRELOAD: &str = concat!(env!("OUT_DIR"), "/libuml_xstate_preload.so");
+
+/// The real UML kernel from Debian's user-mode-linux. The first call also puts
+/// [`XSTATE_PRELOAD`] in this process's `LD_PRELOAD`, so every linux.uml it starts
+/// (directly, through jail_uml or a namespace wrapper) runs guest programs on any x86_64
+/// host.
 pub fn linux_uml() -> Option<PathBuf> {
-    peer("/usr/bin/linux.uml", "user-mode-linux").map(|p| crate::xstate::linux_uml_command(&p))
+    static PRELOAD: std::sync::Once = std::sync::Once::new();
+    let kernel = peer("/usr/bin/linux.uml", "user-mode-linux")?;
+    PRELOAD.call_once(|| {
+        let preload = match std::env::var("LD_PRELOAD") {
+            Ok(other) if !other.is_empty() => format!("{XSTATE_PRELOAD}:{other}"),
+            _ => XSTATE_PRELOAD.to_string(),
+        };
+        std::env::set_var("LD_PRELOAD", preload);
+    });
+    Some(kernel)
 }
 
 /// Debian's slirp, the user-mode IP helper of the `eth<N>=slirp` transport.

@@ -50,6 +50,11 @@ fn make_jail_with(dir: &Path, init: &str) -> PathBuf {
         fs::create_dir_all(dest.parent().unwrap()).unwrap();
         fs::copy(lib, &dest).unwrap();
     }
+    // The preload linux.uml gets outside (see tests::peers::XSTATE_PRELOAD), at the same
+    // path inside the jail.
+    let preload = jail.join(tests::peers::XSTATE_PRELOAD.trim_start_matches('/'));
+    fs::create_dir_all(preload.parent().unwrap()).unwrap();
+    fs::copy(tests::peers::XSTATE_PRELOAD, &preload).unwrap();
     for (d, mode) in [("home", 0o755), ("tmp", 0o1777)] {
         fs::create_dir(jail.join(d)).unwrap();
         fs::set_permissions(jail.join(d), fs::Permissions::from_mode(mode)).unwrap();
@@ -185,13 +190,21 @@ fn boot(jail_uml: &Path, extra: &[&str], jail: &Path, umid: &str) -> Boot {
 fn assert_confined(b: &Boot, jail: &Path) {
     let c = &b.console;
     assert_eq!(b.code, Some(0), "{c}");
+    // What the jail holds (home lib lib64 linux.uml root.img tmp, and the preload's top
+    // directory), as `ls | tr '\n' ' '` prints it.
+    let mut names: Vec<String> = fs::read_dir(jail)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let listing = names.iter().map(|n| format!("{n} ")).collect::<String>();
     assert!(
-        c.contains("LS: home lib lib64 linux.uml root.img tmp \n"),
+        c.contains(&format!("LS: {listing}\n")),
         "hostfs sees more than the jail:\n{c}"
     );
     assert!(c.contains(&format!("WROTE-HOME {NOBODY}\n")), "{c}");
     assert!(
-        c.contains("UP: home lib lib64 linux.uml root.img tmp \n"),
+        c.contains(&format!("UP: {listing}\n")),
         "hostfs -o /../.. got out of the jail:\n{c}"
     );
     for bad in [

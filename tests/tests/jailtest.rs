@@ -1,5 +1,6 @@
 //! jailtest in a linux.uml guest: our static build and the C jailtest side by side on
-//! the same kernel, as guest root and as an unprivileged guest user.
+//! the same kernel, as guest root and as an unprivileged guest user; and ours in a
+//! uml-kernel guest, all GOOD.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
 
 use std::fs;
@@ -208,4 +209,52 @@ fn exit_status_and_bad_arguments_against_the_c_jailtest() {
             "C {args:?}: {theirs:?}"
         );
     }
+}
+
+/// Our static jailtest in a uml-kernel guest (issue 17): every probe GOOD, exit 0 — the
+/// kernel's memory is another host process, /dev/mem and /dev/kmem do not exist, other
+/// guests refuse ptrace, process_vm_* and /proc/PID/mem, pids outside the guest are
+/// ESRCH, a host path is not there.
+#[test]
+fn jailtest_in_a_uml_kernel_guest_is_all_good() {
+    let dir = scratch();
+    let ours = fs::read(static_jailtest()).unwrap();
+    let host_only = dir.path().join("host-only-marker");
+    fs::write(&host_only, "host\n").unwrap();
+    let init = format!(
+        "#!/bin/sh\nsleep 100 &\necho JT-BEGIN\n/bin/jailtest --host-path {}\necho \"JT-EXIT $?\"\npoweroff -f\n",
+        host_only.display()
+    );
+    let image = GuestImage::build_with(
+        &dir.path().join("root.img"),
+        &init,
+        64,
+        &[("bin/jailtest", &ours, 0o755)],
+    );
+    let args = [
+        format!("ubd0={}", image.path.display()),
+        "root=/dev/ubda".to_string(),
+        "rw".into(),
+        "init=/sbin/init".into(),
+        "con0=fd:0,fd:1".into(),
+        "con=null".into(),
+    ];
+    let mut k = tests::KernelRun::start(
+        tests::KernelRun::command(&our_bin("uml-kernel"), "jailtest-k", &args),
+        &dir.path().join("home"),
+        "jailtest-k",
+    );
+    let status = k.wait_exit(Duration::from_secs(120));
+    let console = k.output().replace('\r', "");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{console}");
+    let (lines, code) = section(&console, "JT-BEGIN", "JT-EXIT");
+    assert_eq!(lines.len(), 14, "{lines:#?}\n{console}");
+    assert!(lines.iter().all(|l| l.ends_with(" - GOOD")), "{lines:#?}");
+    assert_eq!(code, 0, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Trying /proc/PID/mem on ") && !l.contains(" on 0 other")),
+        "no other guest process was probed: {lines:#?}"
+    );
 }

@@ -179,7 +179,8 @@ fn init_gets_the_command_lines_words_and_a_missing_init_panics() {
         &["single", "greeting=hi"],
     );
     let status = k.wait_exit(LIMIT);
-    let console = k.output();
+    // The guest tty ends lines with CR LF (ONLCR), as Linux's does.
+    let console = k.output().replace('\r', "");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{console}");
     assert!(console.contains("argv: single\n"), "{console}");
     assert!(console.contains("env: hi\n"), "{console}");
@@ -396,5 +397,65 @@ fn mconsole_cad_signals_an_init_that_turned_ctrl_alt_del_off() {
     let status = k.wait_exit(LIMIT);
     let console = k.output();
     assert!(console.contains("cad-seen"), "{console}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{console}");
+}
+
+/// sysrq t lists the guest processes; sysrq e sends SIGTERM to every one but init (a
+/// trap runs, a sleep dies) and sysrq i SIGKILL (a process ignoring SIGTERM dies); init
+/// itself, which handles neither, lives on and powers off.
+#[test]
+fn mconsole_sysrq_lists_terminates_and_kills_guest_processes() {
+    let dir = tests::scratch();
+    let init = "#!/bin/sh
+sh -c 'trap \"echo GOT-TERM; exit 0\" TERM; echo TRAP-SET; while true; do sleep 1; done' &
+sleep 1000 &
+echo WAVE-ONE
+wait
+sh -c 'trap \"\" TERM; echo STUBBORN; while true; do sleep 1; done' &
+echo WAVE-TWO
+wait
+echo ALL-GONE
+poweroff -f
+";
+    let img = GuestImage::build(&dir.path().join("sysrq.img"), init);
+    let mut k = uml_kernel(&dir.path().join("home"), "sysrqinit", &img.path, &[]);
+    assert!(
+        k.wait_from(0, "TRAP-SET", LIMIT).is_some() && k.wait_from(0, "WAVE-ONE", LIMIT).is_some(),
+        "init did not start:\n{}",
+        k.output()
+    );
+    let t = mconsole(&k, "sysrq t");
+    assert!(t.success(), "{t:?}");
+    assert!(t.stdout.contains("sysrq: Show State"), "{t:?}");
+    assert!(t.stdout.contains("    1     0 init"), "{t:?}");
+    assert!(t.stdout.contains("    2     1 "), "{t:?}");
+    // Their names are what busybox exec'd: `sh`, `sleep` or `exe` (/proc/self/exe).
+    assert!(t.stdout.contains("    3     1 "), "{t:?}");
+    let e = mconsole(&k, "sysrq e");
+    assert!(e.stdout.contains("sysrq: Terminate All Tasks"), "{e:?}");
+    assert!(
+        k.wait_from(0, "WAVE-TWO", LIMIT).is_some(),
+        "SIGTERM did not end the first wave:\n{}",
+        k.output()
+    );
+    assert!(k.output().contains("GOT-TERM"), "{}", k.output());
+    assert!(
+        k.wait_from(0, "STUBBORN", LIMIT).is_some(),
+        "{}",
+        k.output()
+    );
+    let e = mconsole(&k, "sysrq e");
+    assert!(e.success(), "{e:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !k.output().contains("ALL-GONE"),
+        "a process ignoring SIGTERM died of sysrq e:\n{}",
+        k.output()
+    );
+    let i = mconsole(&k, "sysrq i");
+    assert!(i.stdout.contains("sysrq: Kill All Tasks"), "{i:?}");
+    let status = k.wait_exit(LIMIT);
+    let console = k.output();
+    assert!(console.contains("ALL-GONE"), "{console}");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{console}");
 }

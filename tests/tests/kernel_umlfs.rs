@@ -596,7 +596,8 @@ fn guest_programs_and_the_host_share_files() {
         "{status:?}\n{}",
         s.k.output()
     );
-    let console = s.k.output();
+    // The guest tty ends lines with CR LF (ONLCR).
+    let console = s.k.output().replace('\r', "");
     assert!(console.contains("GOT: from the host\n"), "{console}");
     assert!(
         console.contains("OWNER: -rw-r----- 1000 100\n"),

@@ -57,33 +57,8 @@ pub fn send_fd_to(
 /// Receives one message into `buf`; returns its length and the descriptor it carried,
 /// if any. Descriptors beyond the first are closed. The received fd is close-on-exec.
 pub fn recv_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
-    let len = msg.bytes;
-    let mut received: Vec<OwnedFd> = Vec::new();
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            // SAFETY: the kernel just installed these descriptors in our table; each is
-            // owned by nobody else, so wrapping each once in an OwnedFd is sound.
-            received.extend(
-                fds.into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
-        }
-    }
-    let first = if received.is_empty() {
-        None
-    } else {
-        Some(received.remove(0))
-    };
-    Ok((len, first))
+    let (len, _from, fd) = recv_fd_from(sock, buf)?;
+    Ok((len, fd))
 }
 
 /// Receives one datagram into `buf` as `recv_fd` does, with the sender's address

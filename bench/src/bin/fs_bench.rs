@@ -19,7 +19,7 @@
 //! `target/release/fs_bench [--mem SIZE] [--boots N]` (defaults 128M and 20).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -32,18 +32,6 @@ const FILES: u32 = 10_000;
 /// The data disk: size and block size, the same for both kernels.
 const DATA_MIB: u32 = 256;
 const DATA_BLOCK: u32 = 4096;
-
-/// uml-kernel, built beside this benchmark.
-fn our_kernel() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let path = exe.parent().expect("target dir").join("uml-kernel");
-    assert!(
-        path.exists(),
-        "{} is not built: cargo build --release -p kernel -p bench",
-        path.display()
-    );
-    path
-}
 
 /// One kernel's figures.
 #[derive(Debug, Default, Clone, Copy)]
@@ -338,7 +326,7 @@ fn main() {
             _ => panic!("usage: fs_bench [--mem SIZE] [--boots N]"),
         }
     }
-    let kernel = our_kernel();
+    let kernel = bench::our_bin("uml-kernel");
     let linux = linux_uml().expect("linux.uml is needed for the comparison");
     let dir = scratch();
     let home = dir.path();

@@ -6,7 +6,7 @@
 //! Build first: `cargo build --release -p kernel -p bench`, then run
 //! `target/release/kernel_bench [OUR_RUNS] [LINUX_RUNS]` (defaults 30 and 3).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,18 +16,6 @@ use uml_proto::mconsole::{Client, Timeouts};
 const INIT: &str = "#!/bin/sh\nwhile true; do sleep 1; done\n";
 /// Give up on a kernel that has not answered by then.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// uml-kernel, built beside this benchmark.
-fn our_kernel() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let path = exe.parent().expect("target dir").join("uml-kernel");
-    assert!(
-        path.exists(),
-        "{} is not built: cargo build --release -p kernel -p bench",
-        path.display()
-    );
-    path
-}
 
 struct Sample {
     answer: Duration,
@@ -140,7 +128,7 @@ fn main() {
     let dir = scratch();
     let home = dir.path().to_owned();
     let image = GuestImage::build(&home.join("root.img"), INIT).path;
-    let kernel = our_kernel();
+    let kernel = bench::our_bin("uml-kernel");
     let ours: Vec<Sample> = (0..ours_n)
         .filter_map(|i| {
             one_run(

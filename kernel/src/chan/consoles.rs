@@ -39,6 +39,9 @@ pub struct Typed {
     pub hung_up: bool,
     /// Ctrl-C was typed (the line being typed was dropped).
     pub interrupted: bool,
+    /// The bytes as typed, when guest programs own the ttys (their line discipline
+    /// edits them; `lines` stays empty).
+    pub raw: Vec<u8>,
 }
 
 /// A line with the shell running on it.
@@ -269,6 +272,13 @@ impl Consoles {
                 ..Typed::default()
             });
         }
+        if self.guest_ttys {
+            return Some(Typed {
+                slot,
+                raw: bytes,
+                ..Typed::default()
+            });
+        }
         let edited = c.editor.feed(&bytes);
         c.line.write_output(&edited.echo);
         if edited.interrupted && !self.guest_ttys {
@@ -279,6 +289,7 @@ impl Consoles {
             slot,
             hung_up: false,
             interrupted: edited.interrupted,
+            raw: Vec::new(),
         })
     }
 
@@ -373,6 +384,13 @@ impl Consoles {
                 c.line.write_output(PROMPT.as_bytes());
             }
         }
+    }
+
+    /// The slots of the lines there are.
+    pub fn open_slots(&self) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&s| self.slots[s].is_some())
+            .collect()
     }
 
     pub fn prompt_all(&mut self) {

@@ -42,7 +42,7 @@ pub fn write(rdev: (u32, u32), data: &[u8]) -> FsResult<usize> {
     }
 }
 
-/// A /dev: the memory devices, tty, console, tty0..tty`ttys`, and ubda.. for each
+/// A /dev: the memory devices, tty, console, tty0..tty`ttys`, ttyS0..ttyS3, and ubda.. for each
 /// disk index given; plus the directories shm and pts.
 pub fn devfs(ttys: u32, disks: &[usize]) -> FsResult<Tmpfs> {
     let mut fs = Tmpfs::new(0);
@@ -55,9 +55,14 @@ pub fn devfs(ttys: u32, disks: &[usize]) -> FsResult<Tmpfs> {
         ("urandom".into(), FileKind::Char, 0o666, (1, 9)),
         ("tty".into(), FileKind::Char, 0o666, (5, 0)),
         ("console".into(), FileKind::Char, 0o600, (5, 1)),
+        ("watchdog".into(), FileKind::Char, 0o600, (10, 130)),
     ];
     for n in 0..=ttys {
         nodes.push((format!("tty{n}"), FileKind::Char, 0o620, (4, n)));
+    }
+    // The serial lines ssl0..ssl3 (the sentry's ttys; an unconfigured one: ENODEV).
+    for n in 0..4 {
+        nodes.push((format!("ttyS{n}"), FileKind::Char, 0o660, (4, 64 + n)));
     }
     for &d in disks {
         let name = format!("ubd{}", (b'a' + (d % 26) as u8) as char);

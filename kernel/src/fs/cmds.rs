@@ -650,21 +650,7 @@ mod tests {
     fn ls_times_and_modes() {
         assert_eq!(ls_time(0), "Jan  1 00:00");
         assert_eq!(ls_time(1_764_763_200), "Dec  3 12:00");
-        let mut a = Attr {
-            ino: 1,
-            kind: FileKind::File,
-            perm: 0o4755,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            blocks: 0,
-            atime: 0,
-            mtime: 0,
-            ctime: 0,
-            rdev: (0, 0),
-            blksize: 4096,
-        };
+        let mut a = Attr::new(1, FileKind::File, 0o4755, 0, 0);
         assert_eq!(perm_string(&a), "-rwsr-xr-x");
         a.perm = 0o1777;
         a.kind = FileKind::Dir;

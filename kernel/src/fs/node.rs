@@ -85,6 +85,26 @@ pub struct Attr {
 }
 
 impl Attr {
+    /// A new, empty inode's attributes: one link, no data, times at the epoch, 4 KiB
+    /// I/O size.
+    pub fn new(ino: Ino, kind: FileKind, perm: u32, uid: u32, gid: u32) -> Attr {
+        Attr {
+            ino,
+            kind,
+            perm,
+            nlink: 1,
+            uid,
+            gid,
+            size: 0,
+            blocks: 0,
+            atime: 0,
+            mtime: 0,
+            ctime: 0,
+            rdev: (0, 0),
+            blksize: 4096,
+        }
+    }
+
     /// Type and permission bits together.
     pub fn mode(&self) -> u32 {
         self.kind.mode_bits() | self.perm

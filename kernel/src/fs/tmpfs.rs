@@ -41,19 +41,10 @@ pub struct Tmpfs {
 fn attr(ino: Ino, kind: FileKind, perm: u32, uid: u32, gid: u32) -> Attr {
     let t = now();
     Attr {
-        ino,
-        kind,
-        perm,
-        nlink: 1,
-        uid,
-        gid,
-        size: 0,
-        blocks: 0,
         atime: t,
         mtime: t,
         ctime: t,
-        rdev: (0, 0),
-        blksize: 4096,
+        ..Attr::new(ino, kind, perm, uid, gid)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod error;
 pub mod hotplug;
 pub mod ifchange;
+pub mod inet;
 pub mod mcast;
 pub mod packet;
 pub mod pcap;
@@ -290,6 +291,15 @@ pub fn dev_index(name: &str) -> Option<usize> {
     Some(base + n)
 }
 
+/// Why a route could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteError {
+    /// No up device's subnet holds the gateway (ENETUNREACH).
+    Unreachable,
+    /// The device's route table is full (ENOSPC).
+    Full,
+}
+
 /// All devices of the guest.
 pub struct Net {
     pub devs: Vec<Option<NetDev>>,
@@ -297,6 +307,8 @@ pub struct Net {
     /// A device's host descriptor changed: the event loop must look again.
     pub dirty: bool,
     next_id: u64,
+    /// Guest programs' sockets that outlived their descriptors.
+    pub guest: inet::Guest,
 }
 
 impl Default for Net {
@@ -306,6 +318,7 @@ impl Default for Net {
             start: std::time::Instant::now(),
             dirty: false,
             next_id: 1,
+            guest: inet::Guest::default(),
         }
     }
 }
@@ -592,6 +605,53 @@ Proto Recv-Q Send-Q Local Address          Foreign Address        State       Se
             }
         }
         out
+    }
+
+    /// `route add default gw GW`: the default route goes on the up device whose subnet
+    /// holds the gateway.
+    pub fn add_default_route(&mut self, gw: Ipv4Address) -> Result<(), RouteError> {
+        let d = self
+            .devs
+            .iter_mut()
+            .flatten()
+            .find(|d| d.up && d.ipv4().is_some_and(|c| c.contains_addr(&gw)))
+            .ok_or(RouteError::Unreachable)?;
+        d.iface
+            .routes_mut()
+            .add_default_ipv4_route(gw)
+            .map(|_| ())
+            .map_err(|_| RouteError::Full)
+    }
+
+    /// `route del default`: whether there was one.
+    pub fn del_default_route(&mut self) -> bool {
+        let mut any = false;
+        for d in self.devs.iter_mut().flatten() {
+            any |= d.iface.routes_mut().remove_default_ipv4_route().is_some();
+        }
+        any
+    }
+
+    /// The routing table as /proc/net/route and `route` show it: (device, destination,
+    /// gateway, mask), the default routes first.
+    pub fn routes(&self) -> Vec<(String, Ipv4Address, Ipv4Address, Ipv4Address)> {
+        let ups = || self.devs.iter().flatten().filter(|d| d.up);
+        let mut v = Vec::new();
+        for d in ups() {
+            if let Some(r) = d.iface.routes().get_default_ipv4_route() {
+                let any = Ipv4Address::UNSPECIFIED;
+                let smoltcp::wire::IpAddress::Ipv4(gw) = r.via_router;
+                v.push((d.name(), any, gw, any));
+            }
+        }
+        for d in ups() {
+            if let Some(c) = d.ipv4() {
+                let net = c.network();
+                let any = Ipv4Address::UNSPECIFIED;
+                v.push((d.name(), net.address(), any, net.netmask()));
+            }
+        }
+        v
     }
 
     /// The device whose subnet holds `dst`, else the first with a default route.

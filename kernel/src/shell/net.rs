@@ -228,25 +228,18 @@ pub fn route(net: &mut Net, args: &[&str]) -> String {
             let Ok(gw) = gw.parse::<Ipv4Address>() else {
                 return format!("route: {gw}: bad address\n");
             };
-            let Some(n) = net
-                .devs
-                .iter()
-                .flatten()
-                .find(|d| d.up && d.ipv4().is_some_and(|c| c.contains_addr(&gw)))
-                .map(|d| d.spec.index)
-            else {
-                return "route: SIOCADDRT: Network is unreachable\n".into();
-            };
-            let d = net.devs[n].as_mut().expect("found");
-            match d.iface.routes_mut().add_default_ipv4_route(gw) {
-                Ok(_) => String::new(),
-                Err(_) => "route: SIOCADDRT: No space left on device\n".into(),
+            match net.add_default_route(gw) {
+                Ok(()) => String::new(),
+                Err(crate::net::RouteError::Unreachable) => {
+                    "route: SIOCADDRT: Network is unreachable\n".into()
+                }
+                Err(crate::net::RouteError::Full) => {
+                    "route: SIOCADDRT: No space left on device\n".into()
+                }
             }
         }
         ["del", "default"] => {
-            for d in net.devs.iter_mut().flatten() {
-                d.iface.routes_mut().remove_default_ipv4_route();
-            }
+            net.del_default_route();
             String::new()
         }
         _ => "usage: route [-n] | route add default gw ADDR | route del default\n".into(),

@@ -10,6 +10,8 @@ pub mod errno {
     pub const ENOENT: i64 = 2;
     pub const ESRCH: i64 = 3;
     pub const EINTR: i64 = 4;
+    pub const EIO: i64 = 5;
+    pub const ENXIO: i64 = 6;
     pub const E2BIG: i64 = 7;
     pub const ENOEXEC: i64 = 8;
     pub const EBADF: i64 = 9;
@@ -95,6 +97,15 @@ pub fn statx(attr: &Attr, dev: (u32, u32)) -> [u8; 256] {
     b
 }
 
+/// The attributes a socket shows (`srwxrwxrwx`, inode `id`).
+pub fn socket_attr(id: u64) -> Attr {
+    Attr {
+        kind: FileKind::Socket,
+        perm: 0o777,
+        ..pipe_attr(id)
+    }
+}
+
 /// The attributes a console tty shows (`crw--w---- root tty 5,1`).
 pub fn tty_attr() -> Attr {
     Attr {
@@ -116,21 +127,7 @@ pub fn tty_attr() -> Attr {
 
 /// The attributes a pipe shows.
 pub fn pipe_attr(id: u64) -> Attr {
-    Attr {
-        ino: id,
-        kind: FileKind::Fifo,
-        perm: 0o600,
-        nlink: 1,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        blocks: 0,
-        atime: 0,
-        mtime: 0,
-        ctime: 0,
-        rdev: (0, 0),
-        blksize: 4096,
-    }
+    Attr::new(id, FileKind::Fifo, 0o600, 0, 0)
 }
 
 fn d_type(kind: FileKind) -> u8 {

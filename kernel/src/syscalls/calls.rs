@@ -22,6 +22,15 @@ fn val(v: i64) -> Ret {
     Ret::Val(v)
 }
 
+/// An open's result: a FIFO open that waits for the other side is tried again later.
+fn opened(v: i64) -> Ret {
+    if v == super::fifo::OPEN_WAITS {
+        Ret::Block(None)
+    } else {
+        Ret::Val(v)
+    }
+}
+
 fn timespec(raw: &[u8]) -> Duration {
     let mut s = [0u8; 8];
     let mut n = [0u8; 8];
@@ -45,20 +54,26 @@ impl Sentry {
     ) -> Ret {
         let a = call.args;
         let fd0 = fdarg(a[0]);
+        if retry.is_none() {
+            self.before_proc_access(m, pid, host, &call);
+        }
         match call.nr {
             // Descriptors and data.
+            libc::SYS_read if self.tty_fd(pid, fd0).is_some() => {
+                self.tty_read(pid, host, fd0, a[1], a[2], retry)
+            }
             libc::SYS_read => self.read(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_write => self.write(m, pid, host, fd0, a[1], a[2], None),
             libc::SYS_pread64 => self.read(m, pid, host, fd0, a[1], a[2], Some(a[3])),
             libc::SYS_pwrite64 => self.write(m, pid, host, fd0, a[1], a[2], Some(a[3])),
             libc::SYS_readv => self.readv(m, pid, host, fd0, a[1], a[2]),
             libc::SYS_writev => self.writev(m, pid, host, fd0, a[1], a[2]),
-            libc::SYS_open => val(self.openat(m, pid, host, AT_FDCWD, a[0], a[1], a[2])),
+            libc::SYS_open => opened(self.openat(m, pid, host, AT_FDCWD, a[0], a[1], a[2])),
             libc::SYS_creat => {
                 let flags = (oflag::O_CREAT | oflag::O_WRONLY | oflag::O_TRUNC) as u64;
                 val(self.openat(m, pid, host, AT_FDCWD, a[0], flags, a[1]))
             }
-            libc::SYS_openat => val(self.openat(m, pid, host, fd0, a[1], a[2], a[3])),
+            libc::SYS_openat => opened(self.openat(m, pid, host, fd0, a[1], a[2], a[3])),
             libc::SYS_close => val(self.close(m, pid, fd0)),
             libc::SYS_close_range => {
                 let last = (a[1] as u32).min(super::fdtable::MAX_FDS as u32);
@@ -79,11 +94,13 @@ impl Sentry {
             libc::SYS_pipe2 => val(self.pipe2(m, pid, host, a[0], a[1])),
             libc::SYS_lseek => val(self.lseek(m, pid, fd0, a[1] as i64, a[2])),
             libc::SYS_getdents64 => val(self.getdents64(m, pid, host, fd0, a[1], a[2])),
-            libc::SYS_ioctl => val(self.ioctl(pid, host, fd0, a[1], a[2])),
+            libc::SYS_ioctl if self.tty_background_change(pid, fd0, a[1]) => Ret::Block(None),
+            libc::SYS_ioctl => val(self.ioctl(m, pid, host, fd0, a[1], a[2])),
             libc::SYS_sendfile => val(-EINVAL), // callers fall back to read and write
             libc::SYS_fsync | libc::SYS_fdatasync => {
                 val(self.desc_of(pid, fd0).map_or(-EBADF, |_| 0))
             }
+            libc::SYS_fallocate => val(self.fallocate(m, pid, fd0, a[1], a[2], a[3])),
             libc::SYS_sync | libc::SYS_syncfs => {
                 m.sync_disks();
                 val(0)
@@ -171,7 +188,7 @@ impl Sentry {
                     None if ms < 0 => None,
                     None => Some(Instant::now() + Duration::from_millis(ms as u64)),
                 };
-                self.poll(pid, host, a[0], a[1], deadline, ms < 0)
+                self.poll(m, pid, host, a[0], a[1], deadline, ms < 0)
             }
             libc::SYS_ppoll => {
                 let deadline = match retry {
@@ -182,7 +199,32 @@ impl Sentry {
                         Err(e) => return val(e),
                     },
                 };
-                self.poll(pid, host, a[0], a[1], deadline, a[2] == 0)
+                self.poll(m, pid, host, a[0], a[1], deadline, a[2] == 0)
+            }
+            libc::SYS_select | libc::SYS_pselect6 => {
+                let deadline = match retry {
+                    Some(d) => d,
+                    None if a[4] == 0 => None,
+                    None => {
+                        let t = match call.nr {
+                            libc::SYS_select => self.get(host, a[4], 16).map(|raw| {
+                                let mut b = raw.clone();
+                                // A timeval: microseconds to nanoseconds.
+                                let us =
+                                    i64::from_ne_bytes(raw[8..16].try_into().unwrap_or([0; 8]));
+                                b[8..16]
+                                    .copy_from_slice(&(us.clamp(0, 999_999) * 1000).to_ne_bytes());
+                                timespec(&b)
+                            }),
+                            _ => self.read_timespec(host, a[4]),
+                        };
+                        match t {
+                            Ok(t) => Some(Instant::now() + t),
+                            Err(e) => return val(e),
+                        }
+                    }
+                };
+                self.select(m, pid, host, a[0], [a[1], a[2], a[3]], deadline, a[4] == 0)
             }
             libc::SYS_nanosleep | libc::SYS_clock_nanosleep => {
                 let deadline = match retry {
@@ -219,6 +261,7 @@ impl Sentry {
                 }
             }
             libc::SYS_wait4 => self.wait4(pid, host, a[0] as i32, a[1], a[2], a[3]),
+            libc::SYS_waitid => self.waitid(pid, host, a),
             // Processes.
             libc::SYS_clone | libc::SYS_fork | libc::SYS_vfork => self.fork(host, call),
             libc::SYS_clone3 => val(-ENOSYS), // the C library falls back to clone
@@ -240,6 +283,20 @@ impl Sentry {
             | libc::SYS_setfsgid
             | libc::SYS_setgroups => val(0),
             libc::SYS_getgroups => val(0),
+            // Guest root holds every capability inside the guest (none on the host).
+            libc::SYS_capget if a[1] != 0 => {
+                let mut caps = [0u8; 24];
+                for set in 0..2 {
+                    let word: u32 = if set == 0 { u32::MAX } else { 0x1ff };
+                    caps[set * 12..set * 12 + 4].copy_from_slice(&word.to_ne_bytes());
+                    caps[set * 12 + 4..set * 12 + 8].copy_from_slice(&word.to_ne_bytes());
+                }
+                val(self
+                    .platform
+                    .write_mem(host, a[1], &caps)
+                    .map_or(-EFAULT, |()| 0))
+            }
+            libc::SYS_capget | libc::SYS_capset => val(0),
             libc::SYS_getresuid | libc::SYS_getresgid => {
                 for addr in [a[0], a[1], a[2]] {
                     if self
@@ -305,6 +362,7 @@ impl Sentry {
             | libc::SYS_sigaltstack
             | libc::SYS_rt_sigsuspend
             | libc::SYS_pause
+            | libc::SYS_rt_sigtimedwait
             | libc::SYS_rt_sigpending => self.pass(host),
             libc::SYS_reboot => val(self.reboot(m, a)),
             libc::SYS_prctl => match a[0] as i32 {
@@ -370,6 +428,15 @@ impl Sentry {
                     .write_mem(host, a[0], &buf)
                     .map_or(-EFAULT, |()| 0))
             }
+            libc::SYS_syslog => val(self.syslog(m, host, a[0], a[1], a[2])),
+            // No guest traces or reads another: its tracer is the kernel (TRACEME is
+            // EPERM, as for any traced process); a guest pid gives EPERM, any other
+            // number ESRCH (never a host process).
+            libc::SYS_ptrace if a[0] == libc::PTRACE_TRACEME as u64 => val(-EPERM),
+            libc::SYS_ptrace => val(self.refuse_on_pid(a[1])),
+            libc::SYS_process_vm_readv | libc::SYS_process_vm_writev => {
+                val(self.refuse_on_pid(a[0]))
+            }
             libc::SYS_getrlimit => val(self.rlimit(host, a[0], a[1])),
             libc::SYS_prlimit64 if a[3] != 0 => val(self.rlimit(host, a[1], a[3])),
             libc::SYS_prlimit64 | libc::SYS_setrlimit => val(0), // limits are the kernel's to set
@@ -393,17 +460,138 @@ impl Sentry {
                     .write_mem(host, a[2], &mask)
                     .map_or(-EFAULT, |()| mask.len() as i64))
             }
-            libc::SYS_getpriority => val(20),
-            libc::SYS_setpriority => val(0),
-            libc::SYS_mmap => val(-ENODEV), // a file mapping (anonymous ones never stop)
-            libc::SYS_socket | libc::SYS_socketpair => val(-EAFNOSUPPORT),
+            libc::SYS_getpriority => val(self.getpriority(pid, a[0], a[1])),
+            libc::SYS_setpriority => val(self.setpriority(pid, a[0], a[1], a[2])),
+            libc::SYS_mmap => self.mmap_file(m, pid, host, a), // anonymous ones never stop
+            // Sockets (socket.rs, unix.rs).
+            libc::SYS_socket => val(self.sys_socket(m, pid, a[0], a[1], a[2])),
+            libc::SYS_socketpair => val(self.sys_socketpair(m, pid, host, a[0], a[1], a[2], a[3])),
+            libc::SYS_bind => val(self.sys_bind(m, pid, host, fd0, a[1], a[2])),
+            libc::SYS_listen => val(self.sys_listen(m, pid, fd0, a[1])),
+            libc::SYS_accept => self.sys_accept(m, pid, host, fd0, a[1], a[2], 0),
+            libc::SYS_accept4 => self.sys_accept(m, pid, host, fd0, a[1], a[2], a[3]),
+            libc::SYS_connect => self.sys_connect(m, pid, host, fd0, a[1], a[2], retry.is_some()),
+            libc::SYS_sendto => self.sys_sendto(m, pid, host, fd0, a[1], a[2], a[3], a[4], a[5]),
+            libc::SYS_recvfrom => {
+                self.sys_recvfrom(m, pid, host, fd0, a[1], a[2], a[3], a[4], a[5])
+            }
+            libc::SYS_sendmsg => self.sys_sendmsg(m, pid, host, fd0, a[1], a[2]),
+            libc::SYS_recvmsg => self.sys_recvmsg(m, pid, host, fd0, a[1], a[2]),
+            libc::SYS_shutdown => val(self.sys_shutdown(m, pid, fd0, a[1])),
+            libc::SYS_getsockname => val(self.sys_sockname(m, pid, host, fd0, a[1], a[2], false)),
+            libc::SYS_getpeername => val(self.sys_sockname(m, pid, host, fd0, a[1], a[2], true)),
+            libc::SYS_setsockopt => {
+                val(self.sys_setsockopt(m, pid, host, fd0, a[1], a[2], a[3], a[4]))
+            }
+            libc::SYS_getsockopt => {
+                val(self.sys_getsockopt(m, pid, host, fd0, a[1], a[2], a[3], a[4]))
+            }
+            // ITIMER_REAL is the sentry's (SIGALRM sent when due).
+            libc::SYS_alarm => {
+                let (left, _) =
+                    self.set_alarm(pid, Duration::from_secs(a[0] as u32 as u64), Duration::ZERO);
+                val(left.as_secs() as i64 + i64::from(left.subsec_nanos() >= 500_000_000))
+            }
+            libc::SYS_setitimer | libc::SYS_getitimer => val(self.itimer(pid, host, call.nr, a)),
             nr => self.unknown(m, pid, nr),
         }
+    }
+
+    /// setitimer and getitimer: ITIMER_REAL only (the others are accepted and idle).
+    fn itimer(&mut self, pid: u32, host: Pid, nr: i64, a: [u64; 6]) -> i64 {
+        let tv = |b: &[u8]| {
+            let mut s = [0u8; 8];
+            let mut u = [0u8; 8];
+            s.copy_from_slice(&b[..8]);
+            u.copy_from_slice(&b[8..16]);
+            let secs = i64::from_ne_bytes(s).clamp(0, 1 << 40) as u64;
+            let usec = i64::from_ne_bytes(u).clamp(0, 999_999) as u32;
+            Duration::new(secs, usec * 1000)
+        };
+        let enc = |d: Duration| {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&(d.as_secs() as i64).to_ne_bytes());
+            b[8..].copy_from_slice(&(i64::from(d.subsec_micros())).to_ne_bytes());
+            b
+        };
+        if a[0] != 0 {
+            if nr == libc::SYS_setitimer && a[2] != 0 {
+                let _ = self.platform.write_mem(host, a[2], &[0u8; 32]);
+            }
+            return if a[0] > 2 { -EINVAL } else { 0 };
+        }
+        let old = if nr == libc::SYS_getitimer {
+            let now = Instant::now();
+            self.procs
+                .get(&pid)
+                .and_then(|p| p.alarm)
+                .map_or((Duration::ZERO, Duration::ZERO), |(at, e)| {
+                    (at.saturating_duration_since(now), e)
+                })
+        } else {
+            let mut raw = [0u8; 32];
+            if self.platform.read_mem(host, a[1], &mut raw).is_err() {
+                return -EFAULT;
+            }
+            self.set_alarm(pid, tv(&raw[16..]), tv(&raw[..16]))
+        };
+        let out_addr = if nr == libc::SYS_getitimer {
+            a[1]
+        } else {
+            a[2]
+        };
+        if out_addr != 0 {
+            let mut b = [0u8; 32];
+            b[..16].copy_from_slice(&enc(old.1));
+            b[16..].copy_from_slice(&enc(old.0));
+            if self.platform.write_mem(host, out_addr, &b).is_err() {
+                return -EFAULT;
+            }
+        }
+        0
     }
 
     fn pass(&mut self, host: Pid) -> Ret {
         let _ = self.platform.pass(host);
         Ret::Resumed
+    }
+
+    /// EPERM for a live guest pid, ESRCH for any other number.
+    fn refuse_on_pid(&self, target: u64) -> i64 {
+        let live = u32::try_from(target)
+            .ok()
+            .and_then(|t| self.procs.get(&t))
+            .is_some_and(|p| p.zombie.is_none());
+        if live {
+            -EPERM
+        } else {
+            -ESRCH
+        }
+    }
+
+    /// syslog(2) (busybox `dmesg`): the kernel log's size, or its last `len` bytes read
+    /// into the guest's buffer; the other actions do nothing.
+    fn syslog(&mut self, m: &Machine, host: Pid, action: u64, buf: u64, len: u64) -> i64 {
+        const READ_ALL: u64 = 3;
+        const READ_CLEAR: u64 = 4;
+        const SIZE_BUFFER: u64 = 10;
+        match action {
+            READ_ALL | READ_CLEAR => {
+                let Ok(want) = usize::try_from(len as i32) else {
+                    return -EINVAL;
+                };
+                let text = m.log.dmesg();
+                let bytes = text.as_bytes();
+                let n = bytes.len().min(want);
+                let tail = &bytes[bytes.len() - n..];
+                self.platform
+                    .write_mem(host, buf, tail)
+                    .map_or(-EFAULT, |()| n as i64)
+            }
+            SIZE_BUFFER => m.log.dmesg().len() as i64,
+            0..=10 => 0,
+            _ => -EINVAL,
+        }
     }
 
     fn read_timespec(&self, host: Pid, addr: u64) -> Result<Duration, i64> {
@@ -503,6 +691,14 @@ impl Sentry {
         let Some(me_sid) = self.procs.get(&pid).map(|p| p.sid) else {
             return -ESRCH;
         };
+        // Joining a group: it must exist in the caller's session.
+        let exists = self
+            .procs
+            .values()
+            .any(|p| p.pgid == pgid && p.sid == me_sid);
+        if pgid != target && !exists {
+            return -EPERM;
+        }
         match self.procs.get_mut(&target) {
             Some(p) if p.pid == pid || p.ppid == pid => {
                 if p.sid != me_sid || p.pid == p.sid {
@@ -551,7 +747,9 @@ impl Sentry {
             let source = String::from_utf8_lossy(&source).into_owned();
             let fs: Box<dyn crate::fs::node::FileSystem> = match fstype.as_str() {
                 "proc" => Box::new(m.files.proc.fs()),
-                "tmpfs" | "ramfs" => Box::new(crate::fs::tmpfs::Tmpfs::new(0)),
+                // Linux's default tmpfs size, half the memory: a guest cannot fill the
+                // kernel's (host) memory through a tmpfs.
+                "tmpfs" | "ramfs" => Box::new(crate::fs::tmpfs::Tmpfs::new(m.config.mem / 2)),
                 "devtmpfs" => Box::new(
                     crate::fs::chardev::devfs(6, &m.disks.open_indexes())
                         .map_err(super::file::fe)?,

@@ -73,6 +73,9 @@ impl Sentry {
             return Ret::Val(-ESRCH);
         };
         let (cwd, exe) = (p.cwd, p.exe.clone());
+        // Signals sent to the old program that its host process never took: pending
+        // signals survive execve, so the new one gets them.
+        let pending = p.sent;
         let ignored = p
             .actions
             .iter()
@@ -101,7 +104,10 @@ impl Sentry {
         let closed = match self.procs.get_mut(&pid) {
             Some(p) => {
                 p.exe = exe;
-                p.comm = basename(&p.exe);
+                // The name exec was given (a script's, not its interpreter's), as Linux.
+                p.comm = basename(&path);
+                p.cmdline = super::procpid::cmdline(&argv);
+                p.started = m.uptime_secs();
                 for a in p.actions.iter_mut() {
                     if a.0 > 1 {
                         *a = (0, 0);
@@ -113,6 +119,11 @@ impl Sentry {
         };
         for fd in closed {
             self.release(m, fd);
+        }
+        for sig in 1..=64 {
+            if pending & super::abi::sigbit(sig) != 0 {
+                self.send_signal(pid, sig);
+            }
         }
         Ret::Resumed
     }
@@ -127,6 +138,9 @@ impl Sentry {
         path: &[u8],
         mut argv: Vec<Vec<u8>>,
     ) -> Result<Loaded, i64> {
+        // No program image bigger than the memory (a sparse file of any size would
+        // otherwise be read whole into the kernel), and a cache of a quarter of it.
+        let max_image = m.config.mem;
         let vfs = &mut m.files.vfs;
         let mut path = path.to_vec();
         for _ in 0..5 {
@@ -178,6 +192,14 @@ impl Sentry {
             let image = match fresh {
                 Some(c) => c.image.clone(),
                 None => {
+                    if attr.size > max_image {
+                        let _ = vfs.close(file);
+                        return Err(-ENOMEM);
+                    }
+                    let cached: u64 = self.images.values().map(|c| c.size).sum();
+                    if cached + attr.size > max_image / 4 {
+                        self.images.clear();
+                    }
                     let mut bytes = vec![0u8; attr.size as usize];
                     let mut done = 0;
                     while done < bytes.len() {
@@ -206,21 +228,80 @@ impl Sentry {
                 }
             };
             let _ = vfs.close(file);
-            let abs = if path.starts_with(b"/") {
-                path
-            } else {
-                let mut p = vfs.path_of(cwd).unwrap_or_else(|_| b"/".to_vec());
-                if !p.ends_with(b"/") {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(&path);
-                p
-            };
+            // /proc/PID/exe names the program file itself (symbolic links followed).
+            let abs = program_path(vfs, cwd, &path);
             if argv.is_empty() {
                 argv.push(abs.clone());
             }
             return Ok((image, abs, argv));
         }
         Err(-ELOOP)
+    }
+}
+
+/// `path` made absolute from `cwd`, its last component's symbolic links followed and
+/// `.` and `..` taken out: the program's own path, as /proc/PID/exe shows it.
+fn program_path(vfs: &mut crate::fs::vfs::Vfs, cwd: Loc, path: &[u8]) -> Vec<u8> {
+    let mut abs = if path.starts_with(b"/") {
+        path.to_vec()
+    } else {
+        let mut p = vfs.path_of(cwd).unwrap_or_else(|_| b"/".to_vec());
+        p.push(b'/');
+        p.extend_from_slice(path);
+        p
+    };
+    let root = vfs.root();
+    for _ in 0..40 {
+        abs = normalize(&abs);
+        match vfs.stat(root, &abs, false) {
+            Ok(a) if a.kind == FileKind::Symlink => {}
+            _ => break,
+        }
+        let Ok(target) = vfs.readlink(root, &abs) else {
+            break;
+        };
+        if target.starts_with(b"/") {
+            abs = target;
+        } else {
+            let dir_end = abs.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            abs.truncate(dir_end + 1);
+            abs.extend_from_slice(&target);
+        }
+    }
+    abs
+}
+
+/// An absolute path without empty, `.` and `..` components.
+fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            _ => parts.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    for c in parts {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn paths_lose_dots_and_double_slashes() {
+        assert_eq!(normalize(b"/bin/../sbin/./init"), b"/sbin/init");
+        assert_eq!(normalize(b"//a//b/"), b"/a/b");
+        assert_eq!(normalize(b"/.."), b"/");
     }
 }

@@ -1,6 +1,6 @@
 //! What a guest descriptor points at: open file descriptions (a VFS open file, a pipe
-//! end or the console tty) shared between descriptors after dup and fork, the pipes
-//! themselves, the console tty's state, and the per-process descriptor table.
+//! end, a tty or a socket) shared between descriptors after dup and fork, the pipes
+//! themselves, and the per-process descriptor table.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -64,8 +64,12 @@ pub enum Object {
     /// entries, for getdents64).
     File(OpenFile),
     Pipe(PipeEnd),
-    /// The console tty (con0).
-    Tty,
+    /// A console or serial line's tty (its console slot: con0..con7, then ssl0..).
+    Tty(usize),
+    /// A socket (`socket`).
+    Socket(Box<super::socket::Socket>),
+    /// /dev/watchdog: the running uml_watchdog helper (stopped when dropped).
+    Watchdog(super::harddog::Harddog),
 }
 
 /// An open file description.
@@ -158,61 +162,6 @@ impl FdTable {
     }
 }
 
-/// The console tty: typed input not yet read, its termios, window and foreground
-/// process group.
-#[derive(Debug)]
-pub struct Tty {
-    pub input: VecDeque<u8>,
-    pub termios: [u8; 36],
-    pub winsize: [u8; 8],
-    pub pgrp: u32,
-    pub sid: u32,
-}
-
-impl Default for Tty {
-    fn default() -> Tty {
-        let mut winsize = [0u8; 8];
-        winsize[0..2].copy_from_slice(&24u16.to_ne_bytes());
-        winsize[2..4].copy_from_slice(&80u16.to_ne_bytes());
-        Tty {
-            input: VecDeque::new(),
-            termios: super::abi::default_termios(),
-            winsize,
-            pgrp: 1,
-            sid: 1,
-        }
-    }
-}
-
-impl Tty {
-    /// Canonical mode (ICANON in c_lflag).
-    pub fn canonical(&self) -> bool {
-        let lflag = u32::from_ne_bytes([
-            self.termios[12],
-            self.termios[13],
-            self.termios[14],
-            self.termios[15],
-        ]);
-        lflag & 0o2 != 0
-    }
-
-    /// What a read of at most `max` bytes takes: a line in canonical mode, else what is
-    /// there. None when nothing is ready.
-    pub fn take(&mut self, max: usize) -> Option<Vec<u8>> {
-        if self.input.is_empty() {
-            return None;
-        }
-        let mut n = self.input.len().min(max);
-        if self.canonical() {
-            match self.input.iter().position(|&b| b == b'\n') {
-                Some(i) => n = n.min(i + 1),
-                None => return None,
-            }
-        }
-        Some(self.input.drain(..n).collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,7 +181,7 @@ mod tests {
     #[test]
     fn lowest_free_descriptor_and_cloexec() {
         let mut t = FdTable::default();
-        let d = desc(Object::Tty, 2);
+        let d = desc(Object::Tty(0), 2);
         let fd = |cloexec| Fd {
             desc: d.clone(),
             cloexec,
@@ -243,15 +192,5 @@ mod tests {
         assert_eq!(t.take_cloexec().len(), 1);
         assert_eq!(t.insert(fd(false)), Some(1));
         assert_eq!(t.numbers(), vec![0, 1, 5]);
-    }
-
-    #[test]
-    fn canonical_tty_reads_a_line() {
-        let mut tty = Tty::default();
-        tty.input.extend(b"ab\ncd");
-        assert_eq!(tty.take(10), Some(b"ab\n".to_vec()));
-        assert_eq!(tty.take(10), None);
-        tty.input.extend(b"\n");
-        assert_eq!(tty.take(1), Some(b"c".to_vec()));
     }
 }

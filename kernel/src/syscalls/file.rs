@@ -14,11 +14,13 @@ use nix::unistd::Pid;
 
 use super::abi::{self, errno::*};
 use super::fdtable::{desc, DescRef, Fd, Object, Pipe, PipeEnd, PIPE_CAPACITY};
+use super::harddog;
 use super::sentry::{Ret, Sentry};
 use crate::fs::errno::Errno as FsErrno;
 use crate::fs::node::{Attr, FileKind, SetAttr};
 use crate::fs::vfs::{oflag, Loc};
 use crate::machine::Machine;
+use crate::net::inet::SockErr;
 
 pub const AT_FDCWD: i64 = -100;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -27,7 +29,7 @@ const AT_EMPTY_PATH: u64 = 0x1000;
 const O_NONBLOCK: u32 = 0o4000;
 const O_CLOEXEC: u64 = 0o2000000;
 /// Most bytes one read or write moves (a short count beyond, as Linux allows).
-const MAX_IO: usize = 1 << 20;
+pub(super) const MAX_IO: usize = 1 << 20;
 
 pub fn fe(e: FsErrno) -> i64 {
     -(e.code() as i64)
@@ -81,7 +83,7 @@ impl Sentry {
     }
 
     /// `path` made absolute from `base` (for calls naming two paths).
-    fn absolute(m: &mut Machine, base: Loc, path: &[u8]) -> Result<Vec<u8>, i64> {
+    pub(super) fn absolute(m: &mut Machine, base: Loc, path: &[u8]) -> Result<Vec<u8>, i64> {
         if path.starts_with(b"/") {
             return Ok(path.to_vec());
         }
@@ -93,13 +95,13 @@ impl Sentry {
         Ok(p)
     }
 
-    fn put(&self, host: Pid, addr: u64, data: &[u8]) -> Result<(), i64> {
+    pub(super) fn put(&self, host: Pid, addr: u64, data: &[u8]) -> Result<(), i64> {
         self.platform
             .write_mem(host, addr, data)
             .map_err(|_| -EFAULT)
     }
 
-    fn get(&self, host: Pid, addr: u64, len: usize) -> Result<Vec<u8>, i64> {
+    pub(super) fn get(&self, host: Pid, addr: u64, len: usize) -> Result<Vec<u8>, i64> {
         let mut buf = vec![0u8; len];
         self.platform
             .read_mem(host, addr, &mut buf)
@@ -135,10 +137,22 @@ impl Sentry {
                 .open(base, &path, flags32, perm, 0, 0)
                 .map_err(fe)?;
             let attr = m.files.vfs.getattr(of.loc).map_err(fe)?;
+            if attr.kind == FileKind::Fifo {
+                let loc = of.loc;
+                let _ = m.files.vfs.close(of);
+                let entry = Fd {
+                    desc: self.open_fifo(pid, loc, flags32)?,
+                    cloexec: flags & O_CLOEXEC != 0,
+                };
+                return self.install(m, pid, 0, entry);
+            }
             let keep = flags32 & (oflag::O_ACCMODE | oflag::O_APPEND | O_NONBLOCK);
             let object = if attr.kind == FileKind::Char && matches!(attr.rdev.0, 4 | 5) {
                 let _ = m.files.vfs.close(of);
-                Object::Tty
+                Object::Tty(self.open_tty(pid, attr.rdev, flags32 & libc::O_NOCTTY as u32 != 0)?)
+            } else if attr.kind == FileKind::Char && attr.rdev == harddog::RDEV {
+                let _ = m.files.vfs.close(of);
+                Object::Watchdog(open_watchdog(m)?)
             } else {
                 Object::File(of)
             };
@@ -146,13 +160,22 @@ impl Sentry {
                 desc: desc(object, keep),
                 cloexec: flags & O_CLOEXEC != 0,
             };
+            let abs = Self::absolute(m, base, &path).unwrap_or_default();
+            self.desc_paths
+                .insert(Rc::as_ptr(&entry.desc) as usize, abs);
             self.install(m, pid, 0, entry)
         })();
         r.unwrap_or_else(|e| e)
     }
 
     /// Puts a descriptor in the lowest free slot at or above `min`.
-    fn install(&mut self, m: &mut Machine, pid: u32, min: usize, entry: Fd) -> Result<i64, i64> {
+    pub(super) fn install(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        min: usize,
+        entry: Fd,
+    ) -> Result<i64, i64> {
         let Some(p) = self.procs.get_mut(&pid) else {
             return Err(-ESRCH);
         };
@@ -320,7 +343,7 @@ impl Sentry {
                 buf.truncate(n);
                 Ok(Some(buf))
             }
-            Object::Pipe(_) | Object::Tty if at.is_some() => Err(-ESPIPE),
+            Object::Pipe(_) | Object::Tty(_) if at.is_some() => Err(-ESPIPE),
             Object::Pipe(end) if end.write => Err(-EBADF),
             Object::Pipe(end) => {
                 let mut p = end.pipe.borrow_mut();
@@ -330,7 +353,23 @@ impl Sentry {
                 let n = p.buf.len().min(max);
                 Ok(Some(p.buf.drain(..n).collect()))
             }
-            Object::Tty => Ok(self.tty.take(max)),
+            Object::Tty(slot) => {
+                let slot = *slot;
+                Ok(
+                    match self.ttys.get_mut(&slot).map(|t| t.ld.read(max, false)) {
+                        Some(super::ldisc::Read::Data(data)) => Some(data),
+                        Some(super::ldisc::Read::Wait(_)) => None,
+                        None => Some(Vec::new()),
+                    },
+                )
+            }
+            Object::Socket(_) if at.is_some() => Err(-ESPIPE),
+            Object::Socket(sock) => match sock.recv(&mut m.net, max, false) {
+                Ok((data, _, _)) => Ok(Some(data)),
+                Err(SockErr::Wait) => Ok(None),
+                Err(SockErr::Errno(e)) => Err(-e),
+            },
+            Object::Watchdog(_) => Err(-EINVAL),
         }
     }
 
@@ -358,7 +397,7 @@ impl Sentry {
                 .map_err(fe)?;
                 Ok(Some(n))
             }
-            Object::Pipe(_) | Object::Tty if at.is_some() => Err(-ESPIPE),
+            Object::Pipe(_) | Object::Tty(_) if at.is_some() => Err(-ESPIPE),
             Object::Pipe(end) if !end.write => Err(-EBADF),
             Object::Pipe(end) => {
                 let mut p = end.pipe.borrow_mut();
@@ -368,7 +407,8 @@ impl Sentry {
                     self.send_signal(pid, libc::SIGPIPE);
                     return Err(-EPIPE);
                 }
-                let room = PIPE_CAPACITY - p.buf.len();
+                let cap = self.pipe_capacity(m, p.buf.len(), data.len());
+                let room = cap.saturating_sub(p.buf.len());
                 if room == 0 || (data.len() <= 4096 && room < data.len()) {
                     return Ok(None);
                 }
@@ -376,14 +416,37 @@ impl Sentry {
                 p.buf.extend(&data[..n]);
                 Ok(Some(n))
             }
-            Object::Tty => {
-                self.out.extend_from_slice(data);
+            Object::Tty(slot) => {
+                let slot = *slot;
+                let out = self.ttys.get(&slot).map(|t| t.ld.output(data));
+                if let Some(out) = out {
+                    self.tty_out(slot, &out);
+                }
                 Ok(Some(data.len()))
             }
+            Object::Socket(_) if at.is_some() => Err(-ESPIPE),
+            Object::Socket(sock) => match sock.send(&mut m.net, &mut self.unix, data, None) {
+                Ok(n) => Ok(Some(n)),
+                Err(SockErr::Wait) => Ok(None),
+                Err(SockErr::Errno(EPIPE)) => {
+                    drop(d);
+                    self.send_signal(pid, libc::SIGPIPE);
+                    Err(-EPIPE)
+                }
+                Err(SockErr::Errno(e)) => Err(-e),
+            },
+            Object::Watchdog(_) if at.is_some() => Err(-ESPIPE),
+            Object::Watchdog(dog) => match dog.ping() {
+                Ok(()) => Ok(Some(data.len())),
+                Err(e) => {
+                    m.log.warn(format!("harddog: {e}"));
+                    Err(-harddog::EIO)
+                }
+            },
         }
     }
 
-    fn nonblocking(d: &DescRef) -> bool {
+    pub(super) fn nonblocking(d: &DescRef) -> bool {
         d.borrow().flags & O_NONBLOCK != 0
     }
 
@@ -569,7 +632,22 @@ impl Sentry {
                 abi::mount_dev(of.loc.mount),
             )),
             Object::Pipe(end) => Ok((abi::pipe_attr(end.pipe.borrow().id), (0, 12))),
-            Object::Tty => Ok((abi::tty_attr(), (0, 6))),
+            Object::Tty(slot) => {
+                let mut attr = abi::tty_attr();
+                attr.rdev = super::tty::dev_of_slot(*slot);
+                Ok((attr, (0, 6)))
+            }
+            Object::Socket(_) => Ok((abi::socket_attr(Rc::as_ptr(d) as u64), (0, 8))),
+            Object::Watchdog(_) => Ok((
+                Attr {
+                    ino: 4,
+                    perm: 0o600,
+                    gid: 0,
+                    rdev: harddog::RDEV,
+                    ..abi::tty_attr()
+                },
+                (0, 6),
+            )),
         }
     }
 
@@ -1039,12 +1117,23 @@ impl Sentry {
         }
     }
 
-    pub(super) fn ioctl(&mut self, pid: u32, host: Pid, fd: i64, req: u64, arg: u64) -> i64 {
+    pub(super) fn ioctl(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        host: Pid,
+        fd: i64,
+        req: u64,
+        arg: u64,
+    ) -> i64 {
         let d = match self.desc_of(pid, fd) {
             Ok(d) => d,
             Err(e) => return e,
         };
-        let is_tty = matches!(d.borrow().object, Object::Tty);
+        let tty = match d.borrow().object {
+            Object::Tty(slot) => Some(slot),
+            _ => None,
+        };
         let req = req as u32;
         if req == libc::FIONBIO as u32 {
             let on = self.get(host, arg, 4).map(|b| b != [0, 0, 0, 0]);
@@ -1059,50 +1148,35 @@ impl Sentry {
         if req == libc::FIONREAD as u32 {
             let n = match &d.borrow().object {
                 Object::Pipe(end) => end.pipe.borrow().buf.len(),
-                Object::Tty => self.tty.input.len(),
-                Object::File(_) => 0,
+                Object::Tty(slot) => self.ttys.get(slot).map_or(0, |t| t.ld.pending()),
+                Object::File(_) | Object::Watchdog(_) => 0,
+                Object::Socket(_) => usize::MAX,
+            };
+            let n = match n {
+                usize::MAX => self.sock_queued(m, &d),
+                n => n,
             };
             return match self.put(host, arg, &(n as i32).to_ne_bytes()) {
                 Ok(()) => 0,
                 Err(e) => e,
             };
         }
-        if !is_tty {
-            return -ENOTTY;
+        if matches!(d.borrow().object, Object::Socket(_)) {
+            return self.netdev_ioctl(m, host, req, arg);
         }
-        let r = match req as libc::c_ulong {
-            libc::TCGETS => self.put(host, arg, &self.tty.termios.clone()),
-            libc::TCSETS | libc::TCSETSW | libc::TCSETSF => self.get(host, arg, 36).map(|t| {
-                self.tty.termios.copy_from_slice(&t);
-                if req as libc::c_ulong == libc::TCSETSF {
-                    self.tty.input.clear();
-                }
-            }),
-            libc::TIOCGWINSZ => self.put(host, arg, &self.tty.winsize.clone()),
-            libc::TIOCSWINSZ => self
-                .get(host, arg, 8)
-                .map(|w| self.tty.winsize.copy_from_slice(&w)),
-            libc::TIOCGPGRP => self.put(host, arg, &(self.tty.pgrp as i32).to_ne_bytes()),
-            libc::TIOCSPGRP => self.get(host, arg, 4).map(|b| {
-                self.tty.pgrp = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u32;
-            }),
-            libc::TIOCGSID => self.put(host, arg, &(self.tty.sid as i32).to_ne_bytes()),
-            libc::TIOCSCTTY => {
-                if let Some(p) = self.procs.get(&pid) {
-                    self.tty.sid = p.sid;
-                    self.tty.pgrp = p.pgid;
-                }
-                Ok(())
-            }
-            libc::TIOCNOTTY => Ok(()),
-            _ => Err(-EINVAL),
-        };
-        r.map_or_else(|e| e, |()| 0)
+        if matches!(d.borrow().object, Object::Watchdog(_)) {
+            return self.watchdog_ioctl(&d, host, req, arg);
+        }
+        match tty {
+            Some(slot) => self.tty_ioctl(pid, host, slot, req as u64, arg),
+            None => -ENOTTY,
+        }
     }
 
     /// poll and ppoll: ready descriptors now, or wait until one is (or the deadline).
     pub(super) fn poll(
         &mut self,
+        m: &mut Machine,
         pid: u32,
         host: Pid,
         fds: u64,
@@ -1126,7 +1200,7 @@ impl Sentry {
             } else {
                 match self.desc_of(pid, fd as i64) {
                     Err(_) => libc::POLLNVAL,
-                    Ok(d) => self.readiness(&d) & (events | libc::POLLHUP | libc::POLLERR),
+                    Ok(d) => self.readiness(m, &d) & (events | libc::POLLHUP | libc::POLLERR),
                 }
             };
             entry[6..8].copy_from_slice(&revents.to_ne_bytes());
@@ -1144,14 +1218,101 @@ impl Sentry {
         }
     }
 
-    fn readiness(&self, d: &DescRef) -> i16 {
+    /// The watchdog ioctls harddog answers: KEEPALIVE pings, GETSUPPORT names it,
+    /// GETSTATUS and GETBOOTSTATUS are 0; the others (SETTIMEOUT among them) ENOTTY.
+    fn watchdog_ioctl(&mut self, d: &DescRef, host: Pid, req: u32, arg: u64) -> i64 {
+        let r = match req {
+            harddog::WDIOC_KEEPALIVE => match &mut d.borrow_mut().object {
+                Object::Watchdog(dog) => dog.ping().map_err(|_| -harddog::EIO),
+                _ => Err(-ENOTTY),
+            },
+            harddog::WDIOC_GETSUPPORT => self.put(host, arg, &harddog::info()),
+            harddog::WDIOC_GETSTATUS | harddog::WDIOC_GETBOOTSTATUS => {
+                self.put(host, arg, &0i32.to_ne_bytes())
+            }
+            _ => Err(-ENOTTY),
+        };
+        r.map_or_else(|e| e, |()| 0)
+    }
+
+    /// select and pselect6: the three descriptor sets filled from the same readiness
+    /// as poll, or wait until one is ready (or the deadline).
+    pub(super) fn select(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        host: Pid,
+        nfds: u64,
+        sets: [u64; 3],
+        deadline: Option<Instant>,
+        forever: bool,
+    ) -> Ret {
+        if nfds > super::fdtable::MAX_FDS as u64 {
+            return Ret::Val(-EINVAL);
+        }
+        let bytes = (nfds as usize).div_ceil(64) * 8;
+        let mut inp = [Vec::new(), Vec::new(), Vec::new()];
+        for (i, &addr) in sets.iter().enumerate() {
+            if addr != 0 {
+                match self.get(host, addr, bytes) {
+                    Ok(b) => inp[i] = b,
+                    Err(e) => return Ret::Val(e),
+                }
+            }
+        }
+        let mut out = [vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]];
+        let mut ready = 0;
+        for fd in 0..nfds as usize {
+            let (byte, bit) = (fd / 8, 1u8 << (fd % 8));
+            let wanted: Vec<usize> = (0..3)
+                .filter(|&i| inp[i].get(byte).is_some_and(|b| b & bit != 0))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let d = match self.desc_of(pid, fd as i64) {
+                Ok(d) => d,
+                Err(e) => return Ret::Val(e),
+            };
+            let r = self.readiness(m, &d);
+            for i in wanted {
+                let hit = match i {
+                    0 => r & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0,
+                    1 => r & (libc::POLLOUT | libc::POLLERR) != 0,
+                    _ => r & libc::POLLPRI != 0,
+                };
+                if hit {
+                    out[i][byte] |= bit;
+                    ready += 1;
+                }
+            }
+        }
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        if ready == 0 && (forever || !expired) {
+            return Ret::Block(deadline);
+        }
+        for (i, &addr) in sets.iter().enumerate() {
+            if addr != 0 {
+                if let Err(e) = self.put(host, addr, &out[i]) {
+                    return Ret::Val(e);
+                }
+            }
+        }
+        Ret::Val(ready)
+    }
+
+    fn readiness(&mut self, m: &mut Machine, d: &DescRef) -> i16 {
+        if matches!(d.borrow().object, Object::Socket(_)) {
+            return self.sock_readiness(m, d);
+        }
         match &d.borrow().object {
+            Object::Socket(_) => 0,
             Object::File(_) => libc::POLLIN | libc::POLLOUT,
-            Object::Tty => {
-                let input = if self.tty.input.is_empty() {
-                    0
-                } else {
-                    libc::POLLIN
+            Object::Watchdog(_) => libc::POLLOUT,
+            Object::Tty(slot) => {
+                let input = match self.ttys.get(slot) {
+                    Some(t) if !t.ld.readable() => 0,
+                    _ => libc::POLLIN,
                 };
                 input | libc::POLLOUT
             }
@@ -1175,4 +1336,16 @@ impl Sentry {
             }
         }
     }
+}
+
+/// Opens /dev/watchdog: starts the helper (see `harddog`), logging why it could not.
+fn open_watchdog(m: &mut Machine) -> Result<harddog::Harddog, i64> {
+    let notify = m.config.notify.clone();
+    harddog::Harddog::open(notify.as_deref()).map_err(|e| {
+        m.log.warn(format!("harddog: {e}"));
+        match e {
+            harddog::Error::Busy => -harddog::EBUSY,
+            _ => -harddog::EIO,
+        }
+    })
 }

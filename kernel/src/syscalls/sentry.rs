@@ -24,8 +24,12 @@
 //! by a fresh one (the guest pid, descriptors, cwd, signal mask and ignored signals
 //! carry over). Signals between guest processes are host signals the sentry sends
 //! (handlers, masks and sigreturn run on the host, recorded here); host-made SIGCHLDs
-//! are dropped (the sentry sends its own). Threads (CLONE_VM without CLONE_VFORK), job
-//! control stops and sockets are not implemented yet (ENOSYS / refused).
+//! are dropped (the sentry sends its own); ITIMER_REAL (alarm, setitimer) is the
+//! sentry's own timer. Sockets are the sentry's too (`socket`, `unix`): AF_INET ones
+//! sit on the kernel's smoltcp stacks, so the loop tries waiting calls again after the
+//! stacks ran. Job control stops are the sentry's (`jobctl`): a stopped guest is held
+//! in a ptrace stop. Threads (CLONE_VM without CLONE_VFORK) are not implemented yet
+//! (ENOSYS).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -38,8 +42,9 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use super::abi::{self, errno::*};
-use super::fdtable::{desc, Fd, FdTable, Object, Tty};
+use super::fdtable::{desc, Fd, FdTable, Object};
 use super::platform::{self, Creds, Event, Mode, Platform, Syscall};
+use super::tty::Tty;
 use crate::fs::vfs::{oflag, Loc};
 use crate::machine::{Action, Machine};
 
@@ -57,6 +62,12 @@ const ADDRESS_SPACE: u64 = 1 << 30;
 const SIG_IGN: u64 = 1;
 const SA_NOCLDWAIT: u64 = 2;
 const SA_RESTART: u64 = 0x1000_0000;
+
+/// Whether `SENTRY_TRACE` asks for every syscall on stderr (read once).
+fn tracing() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("SENTRY_TRACE").is_some())
+}
 
 /// A guest process.
 pub struct Proc {
@@ -82,13 +93,29 @@ pub struct Proc {
     pub sent: u64,
     /// The guest pid of the child its last fork made (returned at the fork's exit).
     pub fork_child: Option<u32>,
+    /// ITIMER_REAL (alarm, setitimer): when SIGALRM is due, and its reload interval.
+    pub alarm: Option<(Instant, Duration)>,
+    /// Its argv, each ending in NUL (/proc/PID/cmdline).
+    pub cmdline: Vec<u8>,
+    /// Its nice value (getpriority/setpriority; -20..=19).
+    pub nice: i32,
+    /// Seconds since boot when it started (/proc/PID/stat's starttime).
+    pub started: f64,
+    /// Stopped by job control (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU).
+    pub stopped: bool,
+    /// A stop or continue its parent has not waited for yet (the wait status).
+    pub report: Option<i32>,
+    /// Held in a signal-delivery stop while stopped: the signal to resume it with.
+    pub held: Option<Option<Signal>>,
 }
 
 /// A syscall that waits: tried again whenever something changes.
-struct Blocked {
-    pid: u32,
-    call: Syscall,
-    deadline: Option<Instant>,
+pub(super) struct Blocked {
+    pub(super) pid: u32,
+    pub(super) call: Syscall,
+    pub(super) deadline: Option<Instant>,
+    /// Not tried yet (it came while the process was stopped).
+    pub(super) fresh: bool,
 }
 
 /// What handling a syscall gave.
@@ -107,14 +134,19 @@ pub struct Sentry {
     pub(super) procs: BTreeMap<u32, Proc>,
     by_host: HashMap<Pid, u32>,
     next_pid: u32,
-    blocked: Vec<Blocked>,
-    pub(super) tty: Tty,
-    /// What guests wrote to the console, for the loop to write out.
-    pub(super) out: Vec<u8>,
+    pub(super) blocked: Vec<Blocked>,
+    /// The ttys, by console slot.
+    pub(super) ttys: BTreeMap<usize, Tty>,
+    /// What guests wrote to the ttys (and their echo), by console slot, for the loop to
+    /// write out.
+    pub(super) out: Vec<(usize, Vec<u8>)>,
     pub(super) next_pipe: u64,
     pub(super) images: HashMap<Loc, super::exec::CachedImage>,
     /// Unknown syscalls already logged.
     logged: HashSet<i64>,
+    /// Guests whose fork the host is performing: their children count against
+    /// [`MAX_PROCS`] before they are known, so a fork bomb cannot overshoot it.
+    forking: HashSet<Pid>,
     /// Events may be waiting (the last turn stopped at its cap).
     more: bool,
     /// The last event resumed a guest from a syscall (its next stop is near).
@@ -122,11 +154,19 @@ pub struct Sentry {
     pub(super) nodename: String,
     /// UML_SENTRY_TRACE set: every syscall and event is written to stderr.
     trace: bool,
-    /// SENTRY_TRACE set: every syscall and its result are written to stderr (read once:
-    /// an environment lookup per syscall costs more than the rest of a getpid).
-    trace_calls: bool,
     /// Ctrl-Alt-Del reboots at once (reboot(2) CAD_ON, the default) or signals init.
     pub cad_reboots: bool,
+    /// The names unix sockets are bound to.
+    pub(super) unix: super::unix::Registry,
+    /// While a waiting call is tried again: the deadline it waits for (socket
+    /// timeouts read it); None on a call's first try.
+    pub(super) call_deadline: Option<Option<Instant>>,
+    /// Named pipes opened so far (`fifo`).
+    pub(super) fifos: super::fifo::Fifos,
+    /// The path each open file description was opened by (/proc/PID/fd), by address.
+    pub(super) desc_paths: HashMap<usize, Vec<u8>>,
+    /// File mappings the host is making, by host process (`mmap`).
+    pub(super) mmap_fills: HashMap<Pid, super::mmap::PendingFill>,
 }
 
 /// Whether a failed start of init is worth trying the next candidate.
@@ -162,17 +202,22 @@ impl Sentry {
             by_host: HashMap::new(),
             next_pid: 1,
             blocked: Vec::new(),
-            tty: Tty::default(),
+            ttys: BTreeMap::new(),
             out: Vec::new(),
             next_pipe: 1,
             images: HashMap::new(),
             logged: HashSet::new(),
+            forking: HashSet::new(),
             more: false,
             resumed: false,
             nodename: crate::machine::NODENAME.to_string(),
             trace: std::env::var_os("UML_SENTRY_TRACE").is_some(),
-            trace_calls: std::env::var_os("SENTRY_TRACE").is_some(),
             cad_reboots: true,
+            unix: super::unix::Registry::default(),
+            call_deadline: None,
+            fifos: super::fifo::Fifos::default(),
+            desc_paths: HashMap::new(),
+            mmap_fills: HashMap::new(),
         })
     }
 
@@ -200,7 +245,7 @@ impl Sentry {
             .platform
             .spawn(&image, &argv_os(&argv), &argv_os(&envp))
             .map_err(|e| StartError::Failed(host_err(e)))?;
-        let tty = desc(Object::Tty, oflag::O_RDWR);
+        let tty = desc(Object::Tty(0), oflag::O_RDWR);
         let mut fds = FdTable::default();
         for _ in 0..3 {
             fds.insert(Fd {
@@ -208,7 +253,9 @@ impl Sentry {
                 cloexec: false,
             });
         }
-        let comm = basename(&exe);
+        // As Linux: the name exec was given, a script's own name rather than its
+        // interpreter's (which /proc/PID/exe shows).
+        let comm = basename(path.as_bytes());
         self.procs.insert(
             1,
             Proc {
@@ -227,6 +274,13 @@ impl Sentry {
                 mask: 0,
                 sent: 0,
                 fork_child: None,
+                alarm: None,
+                cmdline: super::procpid::cmdline(&argv),
+                nice: 0,
+                started: m.uptime_secs(),
+                stopped: false,
+                report: None,
+                held: None,
             },
         );
         self.by_host.insert(host, 1);
@@ -240,17 +294,18 @@ impl Sentry {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
+        let alarms = self
+            .procs
+            .values()
+            .filter(|p| p.zombie.is_none())
+            .filter_map(|p| p.alarm.map(|a| a.0));
         self.blocked
             .iter()
+            .filter(|b| !self.procs.get(&b.pid).is_some_and(|p| p.stopped))
             .filter_map(|b| b.deadline)
+            .chain(alarms)
             .min()
             .map(|d| d.saturating_duration_since(now))
-    }
-
-    /// Typed console input (a complete line, or bytes in raw mode).
-    pub fn tty_input(&mut self, m: &mut Machine, bytes: &[u8]) {
-        self.tty.input.extend(bytes);
-        self.retry_blocked(m);
     }
 
     /// Ctrl-Alt-Del with CAD off (mconsole `cad` after init's reboot(CAD_OFF)):
@@ -260,23 +315,22 @@ impl Sentry {
         self.retry_blocked(m);
     }
 
-    /// Ctrl-C on the console: SIGINT to the tty's foreground process group.
-    pub fn tty_interrupt(&mut self, m: &mut Machine) {
-        let pgrp = self.tty.pgrp;
-        let group: Vec<u32> = self
+    /// SysRq e and i: `sig` to every guest process but init, as Linux does.
+    pub fn signal_all_but_init(&mut self, m: &mut Machine, sig: i32) {
+        let victims: Vec<u32> = self
             .procs
             .values()
-            .filter(|p| p.pgid == pgrp && p.zombie.is_none())
+            .filter(|p| p.pid != 1 && p.zombie.is_none())
             .map(|p| p.pid)
             .collect();
-        for pid in group {
-            self.send_signal(pid, libc::SIGINT);
+        for pid in victims {
+            self.send_signal(pid, sig);
         }
         self.retry_blocked(m);
     }
 
-    /// Takes what guests wrote to the console.
-    pub fn take_output(&mut self) -> Vec<u8> {
+    /// Takes what guests wrote to the ttys, by console slot.
+    pub fn take_output(&mut self) -> Vec<(usize, Vec<u8>)> {
         std::mem::take(&mut self.out)
     }
 
@@ -290,6 +344,7 @@ impl Sentry {
     pub fn service(&mut self, m: &mut Machine) {
         while let Ok(Some(_)) = self.sigchld.read_signal() {}
         self.more = false;
+        self.fire_alarms();
         for _ in 0..EVENTS_PER_TURN {
             let spin = std::mem::take(&mut self.resumed).then(|| Instant::now() + SPIN);
             match self.next_event(spin) {
@@ -339,10 +394,12 @@ impl Sentry {
         let result = match ev {
             Event::Syscall { pid: host, call } => self.on_syscall(m, host, call),
             Event::Forked { parent, child } => {
-                self.on_forked(parent, child);
+                self.on_forked(parent, child, m.uptime_secs());
                 Ok(())
             }
+            Event::ForkReturned { pid: host, ret } if self.mmap_returned(host, ret) => Ok(()),
             Event::ForkReturned { pid: host, ret } => {
+                self.forking.remove(&host);
                 let child = self
                     .by_host
                     .get(&host)
@@ -381,14 +438,29 @@ impl Sentry {
         let Some(&pid) = self.by_host.get(&host) else {
             return self.platform.reply(host, -ENOSYS);
         };
+        if self.procs.get(&pid).is_some_and(|p| p.stopped) {
+            // It stopped before this call came: the call waits for SIGCONT.
+            self.blocked.push(Blocked {
+                pid,
+                call,
+                deadline: None,
+                fresh: true,
+            });
+            return Ok(());
+        }
         let ret = self.syscall(m, pid, host, call, None);
-        if self.trace_calls {
+        if tracing() {
             let shown = match &ret {
                 Ret::Val(v) => v.to_string(),
                 Ret::Block(_) => "block".into(),
                 Ret::Resumed => "resumed".into(),
             };
-            eprintln!("[{pid}] {} {:x?} = {shown}", call.nr, call.args);
+            let _ = writeln!(
+                std::io::stderr(),
+                "[{pid}] {} {:x?} = {shown}",
+                call.nr,
+                call.args
+            );
         }
         self.finish(pid, host, call, ret)
     }
@@ -410,6 +482,7 @@ impl Sentry {
                     pid,
                     call,
                     deadline,
+                    fresh: false,
                 });
                 Ok(())
             }
@@ -427,16 +500,28 @@ impl Sentry {
             let waiting = std::mem::take(&mut self.blocked);
             let mut still = Vec::new();
             for b in waiting {
-                let Some(host) = self
+                let Some((host, stopped)) = self
                     .procs
                     .get(&b.pid)
                     .filter(|p| p.zombie.is_none())
-                    .map(|p| p.host)
+                    .map(|p| (p.host, p.stopped))
                 else {
                     continue;
                 };
-                match self.syscall(m, b.pid, host, b.call, Some(b.deadline)) {
-                    Ret::Block(deadline) => still.push(Blocked { deadline, ..b }),
+                if stopped {
+                    still.push(b);
+                    continue;
+                }
+                let retry = (!b.fresh).then_some(b.deadline);
+                self.call_deadline = retry;
+                let ret = self.syscall(m, b.pid, host, b.call, retry);
+                self.call_deadline = None;
+                match ret {
+                    Ret::Block(deadline) => still.push(Blocked {
+                        deadline,
+                        fresh: false,
+                        ..b
+                    }),
                     other => {
                         progressed = true;
                         let _ = self.finish(b.pid, host, b.call, other);
@@ -449,6 +534,45 @@ impl Sentry {
                 return;
             }
         }
+    }
+
+    /// Sends SIGALRM to the processes whose ITIMER_REAL expired (reloading it).
+    fn fire_alarms(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u32> = self
+            .procs
+            .values_mut()
+            .filter(|p| p.zombie.is_none())
+            .filter_map(|p| match p.alarm {
+                Some((at, every)) if at <= now => {
+                    p.alarm = (!every.is_zero()).then(|| (now + every, every));
+                    Some(p.pid)
+                }
+                _ => None,
+            })
+            .collect();
+        for pid in due {
+            self.send_signal(pid, libc::SIGALRM);
+        }
+    }
+
+    /// alarm and setitimer(ITIMER_REAL): sets process `pid`'s timer (a zero value
+    /// stops it) and gives the time that was left and the old interval.
+    pub(super) fn set_alarm(
+        &mut self,
+        pid: u32,
+        value: Duration,
+        every: Duration,
+    ) -> (Duration, Duration) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return (Duration::ZERO, Duration::ZERO);
+        };
+        let now = Instant::now();
+        let old = p.alarm.map_or((Duration::ZERO, Duration::ZERO), |(at, e)| {
+            (at.saturating_duration_since(now), e)
+        });
+        p.alarm = (!value.is_zero()).then(|| (now + value, every));
+        old
     }
 
     /// Logs an unknown syscall once per number (kernel log only) and answers ENOSYS.
@@ -477,7 +601,7 @@ impl Sentry {
     /// fork, vfork, clone: checked, CLONE_PARENT added (every guest is a host child of
     /// the kernel), passed to the host.
     pub(super) fn fork(&mut self, host: Pid, call: Syscall) -> Ret {
-        if self.procs.len() >= MAX_PROCS {
+        if self.procs.len() + self.forking.len() >= MAX_PROCS {
             return Ret::Val(-EAGAIN);
         }
         let Ok(mut regs) = self.platform.regs(host) else {
@@ -498,6 +622,8 @@ impl Sentry {
                 regs.rsi = 0;
             }
             _ => {
+                // (A fork the host restarts after a signal comes back as the guest's
+                // own call: the platform puts its registers back at the fork's exit.)
                 let flags = call.args[0];
                 let vm = flags & libc::CLONE_VM as u64 != 0;
                 let vfork = flags & libc::CLONE_VFORK as u64 != 0;
@@ -516,14 +642,15 @@ impl Sentry {
                 regs.rdi = flags | parent;
             }
         }
-        self.platform.restore_after_fork(host, rdi, rsi);
+        self.platform.restore_after_fork(host, call.nr, rdi, rsi);
         if self.platform.set_regs(host, regs).is_err() || self.platform.pass(host).is_err() {
             return Ret::Val(-ESRCH);
         }
+        self.forking.insert(host);
         Ret::Resumed
     }
 
-    fn on_forked(&mut self, parent_host: Pid, child_host: Pid) {
+    fn on_forked(&mut self, parent_host: Pid, child_host: Pid, started: f64) {
         let Some(&ppid) = self.by_host.get(&parent_host) else {
             let _ = self.platform.kill(child_host);
             return;
@@ -549,6 +676,13 @@ impl Sentry {
             mask: parent.mask,
             sent: 0,
             fork_child: None,
+            alarm: None,
+            cmdline: parent.cmdline.clone(),
+            nice: parent.nice,
+            started,
+            stopped: false,
+            report: None,
+            held: None,
         };
         self.procs.insert(pid, child);
         self.by_host.insert(child_host, pid);
@@ -577,13 +711,24 @@ impl Sentry {
                 | Signal::SIGXFSZ
                 | Signal::SIGKILL
         );
-        self.platform
-            .resume(host, (ours || fault).then_some(signal))
+        let deliver = (ours || fault).then_some(signal);
+        if let Some(p) = self
+            .by_host
+            .get(&host)
+            .and_then(|g| self.procs.get_mut(g))
+            .filter(|p| p.stopped)
+        {
+            // Stopped by job control: held here until SIGCONT.
+            p.held = Some(deliver);
+            return Ok(());
+        }
+        self.platform.resume(host, deliver)
     }
 
     /// A host process ended: its guest process becomes a zombie (unless execve replaced
     /// it), its descriptors close, its children go to init, its parent hears of it.
     fn on_exit(&mut self, m: &mut Machine, host: Pid, status: i32) {
+        self.forking.remove(&host);
         let Some(pid) = self.by_host.remove(&host) else {
             return;
         };
@@ -594,12 +739,18 @@ impl Sentry {
             return;
         }
         p.zombie = Some(status);
+        p.stopped = false;
+        p.report = None;
         let fds = p.fds.take_all();
         let ppid = p.ppid;
+        let leader = p.sid == pid;
         for fd in fds {
             self.release(m, fd);
         }
         self.blocked.retain(|b| b.pid != pid);
+        if leader {
+            self.session_ended(pid);
+        }
         if pid == 1 {
             m.log.err(format!(
                 "Kernel panic - not syncing: Attempted to kill init! exitcode=0x{status:08x}"
@@ -635,9 +786,14 @@ impl Sentry {
         if Rc::strong_count(&fd.desc) != 1 {
             return;
         }
+        self.desc_paths.remove(&(Rc::as_ptr(&fd.desc) as usize));
         if let Ok(cell) = Rc::try_unwrap(fd.desc) {
-            if let Object::File(of) = cell.into_inner().object {
-                let _ = m.files.vfs.close(of);
+            match cell.into_inner().object {
+                Object::File(of) => {
+                    let _ = m.files.vfs.close(of);
+                }
+                Object::Socket(mut s) => s.release(&mut m.net, &mut self.unix),
+                _ => {}
             }
         }
     }
@@ -656,29 +812,57 @@ impl Sentry {
             let _ = self.platform.kill(host);
             return;
         }
-        if matches!(
-            signal,
-            Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU | Signal::SIGCONT
-        ) {
-            return; // no job control stops yet
-        }
         let (handler, flags) = p.actions[sig as usize - 1];
-        // init only gets the signals it has a handler for, as in Linux.
-        let init_default = pid == 1 && handler == 0;
-        if handler == SIG_IGN || init_default || (handler == 0 && abi::ignored_by_default(sig)) {
+        let pgid = p.pgid;
+        if sig == libc::SIGCONT {
+            self.cont(pid);
+        }
+        let stop = matches!(
+            signal,
+            Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+        );
+        if stop && (sig == libc::SIGSTOP || handler == 0) {
+            // The terminal's stop signals are dropped for an orphaned process group
+            // (nobody in the session outside it could continue it), as in Linux.
+            let orphaned = sig != libc::SIGSTOP && self.orphaned_pgrp(pgid);
+            if pid != 1 && !orphaned {
+                self.stop(pid, sig);
+            }
             return;
         }
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
+        let stopped = p.stopped;
+        // init only gets the signals it has a handler for, as in Linux; a blocked
+        // signal is kept whatever its action (it may be waited for with
+        // sigtimedwait, as busybox init does).
         let masked = p.mask & abi::sigbit(sig) != 0;
+        let init_default = pid == 1 && handler == 0;
+        let dropped =
+            handler == SIG_IGN || init_default || (handler == 0 && abi::ignored_by_default(sig));
+        if dropped && !masked {
+            return;
+        }
         if let Some(p) = self.procs.get_mut(&pid) {
             p.sent |= abi::sigbit(sig);
         }
         if nix::sys::signal::kill(host, signal).is_err() {
             return;
         }
-        if masked {
+        if masked || stopped {
             return;
         }
-        if let Some(i) = self.blocked.iter().position(|b| b.pid == pid) {
+        self.interrupt_blocked(pid, handler, flags);
+    }
+
+    /// A signal for `pid` (whose action is `handler`, `flags`) ends the call it waits
+    /// in: EINTR, or a restart after the handler with SA_RESTART.
+    pub(super) fn interrupt_blocked(&mut self, pid: u32, handler: u64, flags: u64) {
+        let Some(host) = self.procs.get(&pid).map(|p| p.host) else {
+            return;
+        };
+        if let Some(i) = self.blocked.iter().position(|b| b.pid == pid && !b.fresh) {
             let b = self.blocked.remove(i);
             let restart = handler > SIG_IGN
                 && flags & SA_RESTART != 0
@@ -689,6 +873,12 @@ impl Sentry {
                         | libc::SYS_write
                         | libc::SYS_writev
                         | libc::SYS_wait4
+                        | libc::SYS_recvfrom
+                        | libc::SYS_recvmsg
+                        | libc::SYS_sendto
+                        | libc::SYS_sendmsg
+                        | libc::SYS_accept
+                        | libc::SYS_accept4
                 );
             if restart {
                 if let Ok(mut regs) = self.platform.regs(host) {
@@ -731,7 +921,8 @@ impl Sentry {
         0
     }
 
-    /// wait4: a zombie child's pid and status, 0 (WNOHANG), or wait.
+    /// wait4: a zombie child's pid and status (or, with WUNTRACED / WCONTINUED, a
+    /// stop or continue), 0 (WNOHANG), or wait.
     pub(super) fn wait4(
         &mut self,
         pid: u32,
@@ -742,26 +933,25 @@ impl Sentry {
         rusage: u64,
     ) -> Ret {
         let my_pgid = self.procs.get(&pid).map_or(0, |p| p.pgid);
-        let children: Vec<(u32, Option<i32>)> = self
-            .procs
-            .values()
-            .filter(|c| c.ppid == pid)
-            .filter(|c| match target {
-                t if t > 0 => c.pid == t as u32,
-                0 => c.pgid == my_pgid,
-                -1 => true,
-                t => c.pgid == t.unsigned_abs(),
-            })
-            .map(|c| (c.pid, c.zombie))
-            .collect();
-        if children.is_empty() {
-            return Ret::Val(-ECHILD);
+        let which = match target {
+            t if t > 0 => super::jobctl::Which::Pid(t as u32),
+            0 => super::jobctl::Which::Pgid(my_pgid),
+            -1 => super::jobctl::Which::Any,
+            t => super::jobctl::Which::Pgid(t.unsigned_abs()),
+        };
+        let mut wanted = options | libc::WEXITED as u64;
+        if options & libc::WUNTRACED as u64 != 0 {
+            wanted |= libc::WSTOPPED as u64;
         }
-        if let Some(&(child, Some(st))) = children.iter().find(|(_, z)| z.is_some()) {
+        let found = match self.waitable(pid, which, wanted) {
+            Err(e) => return Ret::Val(e),
+            Ok(found) => found,
+        };
+        if let Some(w) = found {
             if status != 0
                 && self
                     .platform
-                    .write_mem(host, status, &st.to_ne_bytes())
+                    .write_mem(host, status, &w.status.to_ne_bytes())
                     .is_err()
             {
                 return Ret::Val(-EFAULT);
@@ -769,8 +959,8 @@ impl Sentry {
             if rusage != 0 {
                 let _ = self.platform.write_mem(host, rusage, &[0u8; 144]);
             }
-            self.procs.remove(&child);
-            return Ret::Val(child as i64);
+            self.consume(&w, wanted);
+            return Ret::Val(w.pid as i64);
         }
         if options & libc::WNOHANG as u64 != 0 {
             return Ret::Val(0);
@@ -807,7 +997,11 @@ impl Sentry {
     pub fn listing(&self) -> String {
         let mut out = String::from("  PID  PPID COMMAND\n");
         for p in self.procs.values() {
-            let state = if p.zombie.is_some() { " <defunct>" } else { "" };
+            let state = match (p.zombie.is_some(), p.stopped) {
+                (true, _) => " <defunct>",
+                (false, true) => " <stopped>",
+                (false, false) => "",
+            };
             out.push_str(&format!("{:>5} {:>5} {}{}\n", p.pid, p.ppid, p.comm, state));
         }
         out

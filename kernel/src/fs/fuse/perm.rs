@@ -115,21 +115,7 @@ mod tests {
     use super::*;
 
     fn attr(kind: FileKind, perm: u32, uid: u32, gid: u32) -> Attr {
-        Attr {
-            ino: 5,
-            kind,
-            perm,
-            nlink: 1,
-            uid,
-            gid,
-            size: 0,
-            blocks: 0,
-            atime: 0,
-            mtime: 0,
-            ctime: 0,
-            rdev: (0, 0),
-            blksize: 4096,
-        }
+        Attr::new(5, kind, perm, uid, gid)
     }
 
     const ROOT: Caller = Caller { uid: 0, gid: 0 };

@@ -217,8 +217,9 @@ pub struct Platform {
     pgid: Option<Pid>,
     /// Stop a forking guest at its fork's exit (seccomp mode).
     fork_exit_stops: bool,
-    /// rdi and rsi to put back after a fork the sentry rewrote, per forking guest...
-    fork_regs: HashMap<Pid, (u64, u64)>,
+    /// The syscall number, rdi and rsi to put back after a fork the sentry rewrote,
+    /// per forking guest...
+    fork_regs: HashMap<Pid, SavedFork>,
     /// ...and per child, before its first instruction.
     child_regs: HashMap<Pid, (u64, u64)>,
     /// Pin resumed guests to this thread's CPU ([`Platform::keep_close`]).
@@ -226,6 +227,20 @@ pub struct Platform {
     affinity: affinity::Affinity,
     /// ptrace belongs to the tracing thread.
     _not_send: PhantomData<*const ()>,
+}
+
+/// What a fork the sentry rewrote looked like before.
+#[derive(Debug, Clone, Copy)]
+struct SavedFork {
+    nr: i64,
+    rdi: u64,
+    rsi: u64,
+}
+
+/// The kernel-internal results that make the host restart an interrupted syscall
+/// (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK).
+fn is_restart(ret: i64) -> bool {
+    (-516..=-512).contains(&ret) && ret != -515
 }
 
 impl Platform {
@@ -274,8 +289,10 @@ impl Platform {
     /// become clone): rdi and rsi get these values back in the parent at the fork's
     /// exit and in the child before its first instruction (glibc's vfork keeps its
     /// return address in rdi across the syscall).
-    pub fn restore_after_fork(&mut self, pid: Pid, rdi: u64, rsi: u64) {
-        self.fork_regs.insert(pid, (rdi, rsi));
+    /// `nr` is the syscall the guest made: a fork the host interrupts for a signal
+    /// restarts as that, not as the rewritten clone.
+    pub fn restore_after_fork(&mut self, pid: Pid, nr: i64, rdi: u64, rsi: u64) {
+        self.fork_regs.insert(pid, SavedFork { nr, rdi, rsi });
     }
 
     /// Resumes a new child from its first stop, with its registers put back.
@@ -348,10 +365,17 @@ impl Platform {
                 if matches!(self.guests.get(&pid), Some(State::ForkExit)) =>
             {
                 let mut regs = ptrace::getregs(pid).map_err(trace_err("PTRACE_GETREGS", pid))?;
-                if let Some((rdi, rsi)) = self.fork_regs.remove(&pid) {
-                    regs.rdi = rdi;
-                    regs.rsi = rsi;
+                if let Some(saved) = self.fork_regs.remove(&pid) {
+                    regs.rdi = saved.rdi;
+                    regs.rsi = saved.rsi;
+                    regs.orig_rax = saved.nr as u64;
                     ptrace::setregs(pid, regs).map_err(trace_err("PTRACE_SETREGS", pid))?;
+                }
+                if is_restart(regs.rax as i64) {
+                    // A signal came first: the host restarts the guest's own call
+                    // (orig_rax, put back above), which stops here afresh.
+                    self.resume_raw(pid, None)?;
+                    return Ok(None);
                 }
                 self.guests.insert(pid, State::AtSyscall(regs));
                 Ok(Some(Event::ForkReturned {
@@ -407,8 +431,8 @@ impl Platform {
         let raw = ptrace::getevent(parent).map_err(trace_err("PTRACE_GETEVENTMSG", parent))?;
         let child = Pid::from_raw(raw as libc::pid_t);
         self.affinity.inherit(parent, child);
-        if let Some(&saved) = self.fork_regs.get(&parent) {
-            self.child_regs.insert(child, saved);
+        if let Some(saved) = self.fork_regs.get(&parent) {
+            self.child_regs.insert(child, (saved.rdi, saved.rsi));
         }
         if self.fork_exit_stops {
             ptrace::syscall(parent, None).map_err(trace_err("PTRACE_SYSCALL", parent))?;
@@ -516,9 +540,28 @@ impl Platform {
     pub fn pass(&mut self, pid: Pid) -> Result<(), Error> {
         let regs = self.at_syscall(pid)?;
         match self.mode {
+            // A rewritten fork always stops at its exit, also when it fails before
+            // making a child (no fork event): its registers go back there.
+            Mode::Seccomp if self.fork_exit_stops && self.fork_regs.contains_key(&pid) => {
+                self.guests.insert(pid, State::ForkExit);
+                ptrace::syscall(pid, None).map_err(trace_err("PTRACE_SYSCALL", pid))
+            }
             Mode::Seccomp => self.resume_raw(pid, None),
             Mode::Sysemu => self.replay(pid, regs),
         }
+    }
+
+    /// Lets the host execute the syscall the guest is stopped at and stops the guest at
+    /// the syscall's exit, reported as [`Event::ForkReturned`] with the result, so the
+    /// sentry can finish what the call made before answering (seccomp mode only).
+    pub fn pass_to_exit(&mut self, pid: Pid) -> Result<(), Error> {
+        self.at_syscall(pid)?;
+        if self.mode != Mode::Seccomp {
+            return Err(Error::NotAtSyscall(pid));
+        }
+        ptrace::syscall(pid, None).map_err(trace_err("PTRACE_SYSCALL", pid))?;
+        self.guests.insert(pid, State::ForkExit);
+        Ok(())
     }
 
     /// Resumes a guest stopped at a signal, delivering `signal` (or not).
@@ -577,4 +620,20 @@ impl Drop for Platform {
             let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
         }
     }
+}
+
+/// The /proc directory of host process `pid` in the /proc the kernel sees (which may
+/// belong to an outer pid namespace, where its number differs): found through a pidfd,
+/// whose fdinfo gives the pid as that /proc counts it.
+pub fn host_proc_dir(pid: Pid) -> Option<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    let fd = sys::pidfd_open(pid).ok()?;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+    let n: i32 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (n > 0).then(|| std::path::PathBuf::from(format!("/proc/{n}")))
 }

@@ -18,6 +18,7 @@ pub enum Step {
     CloseRange,
     RlimitCore,
     RlimitAs,
+    CapBset,
     Setgroups,
     Setresgid,
     Setresuid,
@@ -37,6 +38,7 @@ const STEP_NAMES: &[&str] = &[
     "close_range",
     "setrlimit(RLIMIT_CORE)",
     "setrlimit(RLIMIT_AS)",
+    "prctl(PR_CAPBSET_DROP)",
     "setgroups",
     "setresgid",
     "setresuid",
@@ -163,6 +165,16 @@ fn child(plan: &ChildPlan) -> ! {
             Step::RlimitAs,
         );
         if let Some((uid, gid)) = plan.creds {
+            // Empty the capability bounding set while still root: no file capability
+            // and no later exec can give one back. EINVAL past the last capability.
+            for cap in 0..64 {
+                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
+                    if Errno::last() == Errno::EINVAL {
+                        break;
+                    }
+                    fail(plan, Step::CapBset);
+                }
+            }
             check(
                 libc::setgroups(0, std::ptr::null()) as libc::c_long,
                 Step::Setgroups,
@@ -214,6 +226,10 @@ fn child(plan: &ChildPlan) -> ! {
                     libc::signal(sig, libc::SIG_IGN) as libc::c_long,
                     Step::Signals,
                 );
+            } else if sig == libc::SIGPIPE {
+                // The kernel itself ignores SIGPIPE (as Rust programs do): a guest
+                // starts with the default action unless it asked otherwise.
+                libc::signal(sig, libc::SIG_DFL);
             }
         }
         let prog = libc::sock_fprog {
@@ -239,4 +255,17 @@ fn child(plan: &ChildPlan) -> ! {
         );
         fail(plan, Step::Execveat)
     }
+}
+
+/// pidfd_open(2), which nix does not wrap: a descriptor naming host process `pid`.
+pub fn pidfd_open(pid: Pid) -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1; no
+    // memory of ours is read or written.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: `fd` is a descriptor the call just made, owned by nothing else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
 }
