@@ -276,14 +276,20 @@ impl Kernel {
         }
     }
 
-    /// Serves the guest processes and writes what they printed to con0.
+    /// Serves the guest processes and writes what they printed to con0. Kernel lines
+    /// logged while serving them (reboot, panic) follow what the guests printed in the
+    /// same turn: they are its consequences.
     fn serve_guests(&mut self) {
+        if self.sentry.is_none() {
+            return;
+        }
+        self.flush_log();
         let Some(s) = self.sentry.as_mut() else {
             return;
         };
         s.service(&mut self.m);
-        self.flush_log();
         self.write_guest_output();
+        self.flush_log();
     }
 
     /// Writes what guests wrote to the ttys (and the ttys' echo) to their lines.

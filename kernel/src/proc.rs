@@ -169,6 +169,11 @@ fn net_dev(net: &Net) -> String {
     let mut s = String::from(
         "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
+    let _ = writeln!(
+        s,
+        "{:>6}:{:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {:>8} {:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}",
+        "lo", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+    );
     for d in net.devs.iter().flatten() {
         let st = &d.stats;
         let _ = writeln!(

@@ -404,7 +404,11 @@ impl UmlBoot {
         let marker = format!("SHELL-DONE-{n} ");
         let before = self.console().len();
         // `cmd &; echo` is a syntax error: after a `&` the echo needs no separator.
-        let sep = if cmd.trim_end().ends_with('&') { " " } else { "; " };
+        let sep = if cmd.trim_end().ends_with('&') {
+            " "
+        } else {
+            "; "
+        };
         let line = format!("{cmd}{sep}echo \"SHELL-DO\"\"NE-{n} $?\"\n");
         let stdin = self.console_in.as_mut().expect("spawn_interactive");
         stdin.write_all(line.as_bytes()).ok()?;

@@ -6,7 +6,9 @@
 //! that cannot go on now answers `Err(Wait)` and the sentry tries it again.
 //! Closed connections finish their FIN handshake in the background (`Guest::orphans`).
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -61,6 +63,16 @@ const LISTENERS: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Datagrams queued per UDP or ICMP socket and device.
 const DGRAMS: usize = 32;
+/// Most sockets a device's stack holds (guest programs', the services' and the
+/// shell's): a guest cannot make the kernel allocate without bound (a TCP socket holds
+/// about 72 KiB of buffers, a datagram one about 100 KiB).
+pub const MAX_SOCKETS: usize = 512;
+const ENOBUFS: i64 = 105;
+
+/// Whether device `d` may hold one more socket.
+fn has_room(d: &NetDev) -> bool {
+    d.sockets.iter().count() < MAX_SOCKETS
+}
 
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
@@ -82,7 +94,12 @@ pub struct Slot {
 #[derive(Debug, Default)]
 pub struct Guest {
     orphans: Vec<Slot>,
+    /// The guest's bound UDP ports, for datagrams the guest sends to itself.
+    udp_local: HashMap<u16, Weak<RefCell<VecDeque<Local>>>>,
 }
+
+/// A datagram the guest sent to one of its own addresses: data, source, destination.
+type Local = (Vec<u8>, (Ipv4Address, u16), Ipv4Address);
 
 impl Net {
     fn slot_dev(&mut self, s: Slot) -> Option<&mut NetDev> {
@@ -134,6 +151,17 @@ impl Net {
         })
     }
 
+    /// Whether `ip` is the guest's own: 127.0.0.0/8 or a device's address (the stacks
+    /// do not loop these back; the socket layer delivers them).
+    pub fn is_local(&self, ip: Ipv4Address) -> bool {
+        ip.octets()[0] == 127
+            || self
+                .devs
+                .iter()
+                .flatten()
+                .any(|d| d.ipv4().is_some_and(|c| c.address() == ip))
+    }
+
     /// An address of ours on the device that routes to `dst` (getsockname).
     pub fn source_for(&self, dst: Ipv4Address) -> Option<Ipv4Address> {
         let n = self.route_for(dst)?;
@@ -142,10 +170,12 @@ impl Net {
 }
 
 fn new_tcp() -> tcp::Socket<'static> {
-    tcp::Socket::new(
+    let mut t = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; RX_WINDOW]),
         tcp::SocketBuffer::new(vec![0; TCP_TX]),
-    )
+    );
+    t.set_ack_delay(None);
+    t
 }
 
 /// A TCP socket's state.
@@ -243,7 +273,9 @@ impl Tcp {
         for (dev, id) in net.present() {
             let have = listeners.iter().filter(|s| s.dev == dev).count();
             for _ in have..LISTENERS {
-                let Some(d) = net.dev_mut(dev, id) else { break };
+                let Some(d) = net.dev_mut(dev, id).filter(|d| has_room(d)) else {
+                    break;
+                };
                 let mut t = new_tcp();
                 if t.listen(*port).is_err() {
                     break;
@@ -311,6 +343,9 @@ impl Tcp {
         let Some(d) = net.devs[n].as_mut() else {
             return fail(ENETUNREACH);
         };
+        if !has_room(d) {
+            return fail(ENOBUFS);
+        }
         let mut t = new_tcp();
         t.set_timeout(Some(smoltcp::time::Duration::from_millis(
             CONNECT_TIMEOUT.as_millis() as u64,
@@ -568,6 +603,9 @@ pub struct Dgram {
     pub peer: Option<(Ipv4Address, u16)>,
     /// One smoltcp socket per device.
     pub slots: Vec<Slot>,
+    /// Datagrams from the guest itself (UDP to a bound port of ours, echo replies to
+    /// our own echo requests).
+    local: Rc<RefCell<VecDeque<Local>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -619,6 +657,7 @@ impl Dgram {
             port: None,
             peer: None,
             slots: Vec::new(),
+            local: Rc::default(),
         }
     }
 
@@ -639,9 +678,15 @@ impl Dgram {
                     _ => false,
                 })
             });
-            if used {
+            let taken = net
+                .guest
+                .udp_local
+                .get(&port)
+                .is_some_and(|w| w.strong_count() > 0);
+            if used || taken {
                 return fail(EADDRINUSE);
             }
+            net.guest.udp_local.insert(port, Rc::downgrade(&self.local));
         }
         self.port = Some(port);
         self.refresh(net);
@@ -658,7 +703,7 @@ impl Dgram {
             if self.slots.iter().any(|s| s.dev == dev) {
                 continue;
             }
-            let Some(d) = net.dev_mut(dev, id) else {
+            let Some(d) = net.dev_mut(dev, id).filter(|d| has_room(d)) else {
                 continue;
             };
             let h = if self.icmp() {
@@ -725,6 +770,9 @@ impl Dgram {
         if msg.len() > 65507 {
             return fail(EMSGSIZE);
         }
+        if net.is_local(dst) {
+            return self.send_local(net, msg, dst, dport).map(|()| data.len());
+        }
         self.refresh(net);
         let dev = if dst.is_broadcast() {
             net.devs
@@ -739,8 +787,9 @@ impl Dgram {
             return fail(ENETUNREACH);
         };
         let Some(slot) = self.slots.iter().find(|s| s.dev == dev).copied() else {
-            return fail(ENETUNREACH);
+            return fail(ENOBUFS); // the device's stack has no room for this socket
         };
+        let now = net.now();
         let Some(d) = net.slot_dev(slot) else {
             return fail(ENETUNREACH);
         };
@@ -756,7 +805,12 @@ impl Dgram {
                 .map_err(|e| e.to_string())
         };
         match sent {
-            Ok(()) => Ok(data.len()),
+            Ok(()) => {
+                // Out at once: the socket may be closed before the loop polls again
+                // (a datagram still queued would go with it).
+                d.poll(now);
+                Ok(data.len())
+            }
             Err(e) if e.contains("full") => Err(SockErr::Wait),
             Err(_) => fail(EINVAL),
         }
@@ -764,6 +818,9 @@ impl Dgram {
 
     /// recvfrom: the next datagram from any device (from the peer, when connected).
     pub fn recv(&mut self, net: &mut Net, peek: bool) -> SockResult<Received> {
+        if let Some(r) = self.recv_local(peek) {
+            return Ok(r);
+        }
         self.refresh(net);
         for &slot in &self.slots {
             let Some(d) = net.slot_dev(slot) else {
@@ -829,7 +886,7 @@ impl Dgram {
                 }
             })
         });
-        if readable {
+        if readable || !self.local.borrow().is_empty() {
             1 | 4
         } else {
             4
@@ -844,6 +901,81 @@ impl Dgram {
     pub fn release(&mut self, net: &mut Net) {
         for s in self.slots.drain(..) {
             net.remove_slot(s);
+        }
+        if let (Some(port), DgramKind::Udp) = (self.port, self.kind) {
+            let mine = Rc::downgrade(&self.local);
+            if net
+                .guest
+                .udp_local
+                .get(&port)
+                .is_some_and(|w| w.ptr_eq(&mine))
+            {
+                net.guest.udp_local.remove(&port);
+            }
+        }
+    }
+
+    /// A datagram to one of our own addresses: to the guest socket bound to the port
+    /// (none: dropped, as the port-unreachable answer is not modelled), or for ICMP the
+    /// echo reply straight back.
+    fn send_local(
+        &mut self,
+        net: &mut Net,
+        msg: Vec<u8>,
+        dst: Ipv4Address,
+        dport: u16,
+    ) -> SockResult<()> {
+        let (target, msg, from) = if self.icmp() {
+            if msg[0] != 8 {
+                return Ok(()); // only echo requests are answered
+            }
+            let mut reply = msg;
+            reply[0] = 0;
+            reply[2..4].copy_from_slice(&[0, 0]);
+            let c = checksum(&reply);
+            reply[2..4].copy_from_slice(&c.to_be_bytes());
+            (Some(self.local.clone()), reply, (dst, 0))
+        } else {
+            let target = net.guest.udp_local.get(&dport).and_then(Weak::upgrade);
+            (target, msg, (dst, self.port.unwrap_or(0)))
+        };
+        let Some(target) = target else {
+            return Ok(());
+        };
+        let mut q = target.borrow_mut();
+        if q.len() >= DGRAMS {
+            return Err(SockErr::Wait);
+        }
+        q.push_back((msg, from, dst));
+        Ok(())
+    }
+
+    /// The next datagram the guest sent itself, if any.
+    fn recv_local(&mut self, peek: bool) -> Option<Received> {
+        let mut q = self.local.borrow_mut();
+        loop {
+            let (data, from, dst) = if peek {
+                q.front().cloned()?
+            } else {
+                q.pop_front()?
+            };
+            if let Some(p) = self.peer {
+                if p.0 != from.0 || (self.kind == DgramKind::Udp && p.1 != from.1) {
+                    if peek {
+                        return None;
+                    }
+                    continue;
+                }
+            }
+            let data = match self.kind {
+                DgramKind::IcmpRaw => {
+                    let mut v = ipv4_header(from.0, dst, data.len()).to_vec();
+                    v.extend_from_slice(&data);
+                    v
+                }
+                _ => data,
+            };
+            return Some(Received { data, from });
         }
     }
 }
@@ -862,6 +994,44 @@ mod tests {
         assert_eq!(checksum(&h), 0);
         assert_eq!(h[0], 0x45);
         assert_eq!(u16::from_be_bytes([h[2], h[3]]), 84);
+    }
+
+    #[test]
+    fn a_device_holds_at_most_max_sockets() {
+        use crate::klog::KernelLog;
+        use crate::net::ifchange::Change;
+        use smoltcp::wire::Ipv4Cidr;
+        let mut net = Net::default();
+        let mut klog = KernelLog::new(Instant::now(), true);
+        let n = net.attach("eth0=tuntap,,,10.0.0.254", &mut klog).unwrap();
+        let d = net.devs[n].as_mut().unwrap();
+        let mut log = Vec::new();
+        let cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 1), 24);
+        d.apply(&Change::Address(Some(cidr)), &mut log).unwrap();
+        d.up = true;
+        let peer = Ipv4Address::new(10, 0, 0, 2);
+        let mut socks = Vec::new();
+        for _ in 0..MAX_SOCKETS {
+            let mut s = Dgram::new(DgramKind::Udp);
+            s.bind(&mut net, 0).unwrap();
+            socks.push(s);
+        }
+        let mut extra = Dgram::new(DgramKind::Udp);
+        extra.bind(&mut net, 0).unwrap();
+        assert_eq!(
+            extra.send(&mut net, b"x", Some((peer, 9))),
+            Err(SockErr::Errno(ENOBUFS))
+        );
+        let mut t = Tcp::Idle(None);
+        assert_eq!(t.connect(&mut net, peer, 80), Err(SockErr::Errno(ENOBUFS)));
+        socks.pop().unwrap().release(&mut net);
+        assert_eq!(
+            t.connect(&mut net, peer, 80),
+            Err(SockErr::Errno(EINPROGRESS))
+        );
+        for mut s in socks {
+            s.release(&mut net);
+        }
     }
 
     #[test]

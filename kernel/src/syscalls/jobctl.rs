@@ -79,6 +79,20 @@ impl Sentry {
         self.tell_parent(ppid);
     }
 
+    /// Whether process group `pgid` is orphaned: no member has a parent in another
+    /// group of the same session.
+    pub(super) fn orphaned_pgrp(&self, pgid: u32) -> bool {
+        !self
+            .procs
+            .values()
+            .filter(|p| p.pgid == pgid && p.zombie.is_none())
+            .any(|p| {
+                self.procs
+                    .get(&p.ppid)
+                    .is_some_and(|q| q.pgid != pgid && q.sid == p.sid)
+            })
+    }
+
     /// SIGCHLD to `ppid` for a child's stop or continue, unless it asked not to.
     fn tell_parent(&mut self, ppid: u32) {
         let Some(parent) = self.procs.get(&ppid) else {

@@ -3,7 +3,8 @@
 //! SIOCADDRT/SIOCDELRT on `struct rtentry`, answered from and applied to the kernel's
 //! devices through the same `ifchange` plans the built-in shell's ifconfig runs.
 //! A helper-made tap (whose changes need uml_net calls) is changed from the built-in
-//! shell only: the ioctls answer EOPNOTSUPP for it.
+//! shell only: the ioctls answer EOPNOTSUPP for it. `lo` is shown up at 127.0.0.1/8
+//! (TCP to it is joined inside the kernel); changes to it are accepted and not kept.
 
 use nix::unistd::Pid;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, Ipv4Address, Ipv4Cidr};
@@ -40,6 +41,7 @@ const SIOCGIFMAP: u32 = 0x8970;
 
 const IFF_UP: u16 = 0x1;
 const IFF_BROADCAST: u16 = 0x2;
+const IFF_LOOPBACK: u16 = 0x8;
 const IFF_RUNNING: u16 = 0x40;
 const IFF_MULTICAST: u16 = 0x1000;
 const RTF_GATEWAY: u16 = 0x2;
@@ -108,6 +110,34 @@ fn name_of(raw: &[u8]) -> String {
     String::from_utf8_lossy(n).into_owned()
 }
 
+/// `lo`: always up at 127.0.0.1/8 (TCP to it is joined inside the kernel); changes are
+/// accepted and not kept. True when `data` was filled (a get).
+fn loopback(req: u32, data: &mut [u8]) -> Result<bool, i64> {
+    let lo = Ipv4Address::new(127, 0, 0, 1);
+    match req {
+        SIOCGIFFLAGS => {
+            let flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+            data[..2].copy_from_slice(&flags.to_ne_bytes());
+        }
+        SIOCGIFADDR | SIOCGIFDSTADDR => data[..16].copy_from_slice(&sin(lo)),
+        SIOCGIFBRDADDR => data[..16].copy_from_slice(&sin(Ipv4Address::UNSPECIFIED)),
+        SIOCGIFNETMASK => data[..16].copy_from_slice(&sin(Ipv4Address::new(255, 0, 0, 0))),
+        SIOCGIFMETRIC => data[..4].copy_from_slice(&0i32.to_ne_bytes()),
+        SIOCGIFMTU => data[..4].copy_from_slice(&65536i32.to_ne_bytes()),
+        SIOCGIFTXQLEN => data[..4].copy_from_slice(&1000i32.to_ne_bytes()),
+        SIOCGIFMAP => data.fill(0),
+        SIOCGIFINDEX => data[..4].copy_from_slice(&1i32.to_ne_bytes()),
+        SIOCGIFHWADDR => {
+            data[..2].copy_from_slice(&772u16.to_ne_bytes()); // ARPHRD_LOOPBACK
+            data[2..8].fill(0);
+        }
+        SIOCSIFFLAGS | SIOCSIFADDR | SIOCSIFNETMASK | SIOCSIFBRDADDR | SIOCSIFDSTADDR
+        | SIOCSIFMETRIC | SIOCSIFMTU => return Ok(false),
+        _ => return Err(-EOPNOTSUPP),
+    }
+    Ok(true)
+}
+
 /// Runs an ifconfig plan on a device whose changes need no uml_net call.
 fn run_plan(
     d: &mut NetDev,
@@ -143,6 +173,10 @@ impl Sentry {
         buf.copy_from_slice(&raw[8..16]);
         let buf = u64::from_ne_bytes(buf);
         let mut out = Vec::new();
+        let mut lo = [0u8; IFREQ];
+        lo[..2].copy_from_slice(b"lo");
+        lo[16..32].copy_from_slice(&sin(Ipv4Address::new(127, 0, 0, 1)));
+        out.push(lo);
         for d in net.devs.iter().flatten() {
             if let Some(c) = d.ipv4() {
                 let mut r = [0u8; IFREQ];
@@ -166,6 +200,9 @@ impl Sentry {
     fn ifname(&self, net: &Net, host: Pid, arg: u64) -> Result<(), i64> {
         let raw = self.get(host, arg, IFREQ)?;
         let index = i32::from_ne_bytes([raw[16], raw[17], raw[18], raw[19]]);
+        if index == 1 {
+            return self.put(host, arg, b"lo\0");
+        }
         let slot = usize::try_from(index - 2).map_err(|_| -ENODEV)?;
         if slot >= DEV_SLOTS || net.devs.get(slot).is_none_or(Option::is_none) {
             return Err(-ENODEV);
@@ -179,6 +216,12 @@ impl Sentry {
     fn ifreq(&mut self, m: &mut Machine, host: Pid, req: u32, arg: u64) -> Result<(), i64> {
         let mut r = self.get(host, arg, IFREQ)?;
         let name = name_of(&r);
+        if name == "lo" {
+            if loopback(req, &mut r[16..])? {
+                self.put(host, arg, &r)?;
+            }
+            return Ok(());
+        }
         let slot = dev_index(&name).ok_or(-ENODEV)?;
         let d = m
             .net

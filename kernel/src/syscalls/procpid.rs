@@ -144,6 +144,7 @@ impl Sentry {
             }
         }
         m.files.proc.set_processes(files, links);
+        m.files.proc.set("net/unix", self.unix.listing());
     }
 
     /// The host's maps of the guest's host process, with the program image named by

@@ -7,6 +7,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
@@ -41,6 +42,8 @@ const SO_KEEPALIVE: u64 = 9;
 const SO_ACCEPTCONN: u64 = 30;
 const SO_PROTOCOL: u64 = 38;
 const SO_DOMAIN: u64 = 39;
+const SO_RCVTIMEO: u64 = 20;
+const SO_SNDTIMEO: u64 = 21;
 const TCP_NODELAY: u64 = 1;
 /// Most bytes one send or receive moves.
 const MAX_IO: usize = 1 << 20;
@@ -50,6 +53,9 @@ const EOPNOTSUPP: i64 = 95;
 const EPROTONOSUPPORT: i64 = 93;
 const ENOTCONN: i64 = 107;
 const EALREADY: i64 = 114;
+const EISCONN: i64 = 106;
+const ECONNREFUSED: i64 = 111;
+const ENOENT: i64 = 2;
 
 /// What a socket is.
 #[derive(Debug)]
@@ -68,6 +74,12 @@ pub struct Socket {
     pub proto: u64,
     /// (level, option) -> value, as setsockopt left them (getsockopt reads them back).
     opts: HashMap<(u64, u64), i32>,
+    /// A TCP listener's twin for connections from the guest itself (to 127.0.0.0/8 or
+    /// an address of ours, which the stacks do not loop back): a unix stream listener
+    /// under `unix::inet_name(port)`; such connections are unix stream pairs.
+    local: Option<Unix>,
+    /// SO_RCVTIMEO and SO_SNDTIMEO: a blocking call waits at most this long (EAGAIN).
+    timeouts: [Option<Duration>; 2],
 }
 
 /// A socket address as the guest gives or gets it.
@@ -153,6 +165,8 @@ impl Socket {
             ty,
             proto,
             opts: HashMap::new(),
+            local: None,
+            timeouts: [None, None],
         }
     }
 
@@ -212,8 +226,9 @@ impl Socket {
 
     /// poll's bits for this socket.
     pub fn readiness(&mut self, net: &mut Net) -> i16 {
+        let local = self.local.as_ref().map_or(0, Unix::readiness);
         match &mut self.kind {
-            Kind::Tcp(t) => t.readiness(net),
+            Kind::Tcp(t) => t.readiness(net) | local,
             Kind::Dgram(d) => d.readiness(net),
             Kind::Unix(u) => u.readiness(),
         }
@@ -221,6 +236,9 @@ impl Socket {
 
     /// The last descriptor went away.
     pub fn release(&mut self, net: &mut Net, reg: &mut unix::Registry) {
+        if let Some(mut l) = self.local.take() {
+            l.release(reg);
+        }
         match &mut self.kind {
             Kind::Tcp(t) => t.release(net),
             Kind::Dgram(d) => d.release(net),
@@ -239,6 +257,24 @@ impl Socket {
 }
 
 impl Sentry {
+    /// A blocking socket call that must wait: until its SO_RCVTIMEO / SO_SNDTIMEO
+    /// (`which` 0 or 1) runs out, then EAGAIN.
+    fn sock_wait(&self, d: &DescRef, which: usize) -> Ret {
+        let timeout = match &d.borrow().object {
+            Object::Socket(s) => s.timeouts[which],
+            _ => None,
+        };
+        let deadline = match self.call_deadline {
+            Some(d) => d,
+            None => timeout.map(|t| Instant::now() + t),
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            Ret::Val(-EAGAIN)
+        } else {
+            Ret::Block(deadline)
+        }
+    }
+
     /// A socket descriptor's description, or ENOTSOCK / EBADF.
     fn sock_of(&self, pid: u32, fd: i64) -> Result<DescRef, i64> {
         let d = self.desc_of(pid, fd)?;
@@ -411,7 +447,17 @@ impl Sentry {
                 return Err(-ENOTSOCK);
             };
             match &mut s.kind {
-                Kind::Tcp(t) => t.listen(&mut m.net, backlog).map(|()| 0).map_err(neg),
+                Kind::Tcp(t) => {
+                    t.listen(&mut m.net, backlog).map_err(neg)?;
+                    if s.local.is_none() {
+                        let port = t.endpoints(&mut m.net).0.map_or(0, |e| e.port);
+                        let mut twin = Unix::stream();
+                        twin.bind(reg, m, unix::inet_name(port))?;
+                        twin.listen(reg, backlog)?;
+                        s.local = Some(twin);
+                    }
+                    Ok(0)
+                }
                 Kind::Unix(u) => u.listen(reg, backlog).map(|()| 0),
                 Kind::Dgram(_) => Err(-EOPNOTSUPP),
             }
@@ -440,7 +486,15 @@ impl Sentry {
                 return Ret::Val(-ENOTSOCK);
             };
             let (domain, ty) = (s.domain, s.ty);
+            let local = s.local.as_mut().map(Unix::accept);
             match &mut s.kind {
+                Kind::Tcp(_) if matches!(local, Some(Ok(_))) => match local {
+                    Some(Ok(c)) => Ok((
+                        Socket::new(Kind::Unix(c), domain, ty, 6),
+                        Addr::Inet(Ipv4Address::new(127, 0, 0, 1), 0),
+                    )),
+                    _ => Err(SockErr::Wait),
+                },
                 Kind::Tcp(t) => t.accept(&mut m.net).map(|(c, peer)| {
                     (
                         Socket::new(Kind::Tcp(c), domain, ty, 6),
@@ -468,7 +522,7 @@ impl Sentry {
                 Ret::Val(nfd)
             }
             Err(SockErr::Wait) if nonblock => Ret::Val(-EAGAIN),
-            Err(SockErr::Wait) => Ret::Block(None),
+            Err(SockErr::Wait) => self.sock_wait(&d, 0),
             Err(SockErr::Errno(e)) => Ret::Val(-e),
         }
     }
@@ -499,6 +553,19 @@ impl Sentry {
             return Ret::Val(-ENOTSOCK);
         };
         match (&mut s.kind, a) {
+            (Kind::Tcp(Tcp::Idle(_)), Addr::Inet(ip, port)) if m.net.is_local(ip) => {
+                let mut u = Unix::stream();
+                match u.connect(&mut self.unix, &unix::inet_name(port)) {
+                    Ok(()) => {
+                        s.kind = Kind::Unix(u);
+                        Ret::Val(0)
+                    }
+                    Err(SockErr::Wait) if nonblock => Ret::Val(-EAGAIN),
+                    Err(SockErr::Wait) => Ret::Block(None),
+                    Err(SockErr::Errno(ENOENT)) => Ret::Val(-ECONNREFUSED),
+                    Err(SockErr::Errno(e)) => Ret::Val(-e),
+                }
+            }
             (Kind::Tcp(t), Addr::Inet(ip, port)) => {
                 let r = match t {
                     Tcp::Connecting { .. } if again => t.connect_progress(&mut m.net),
@@ -543,6 +610,7 @@ impl Sentry {
                 }
             }
             (Kind::Tcp(_), Addr::Unspec) => Ret::Val(0),
+            (Kind::Unix(_), Addr::Inet(..)) => Ret::Val(-EISCONN),
             (Kind::Unix(_), Addr::Unspec) => Ret::Val(0),
             _ => Ret::Val(-EAFNOSUPPORT),
         }
@@ -569,7 +637,7 @@ impl Sentry {
         match r {
             Ok(n) => Ret::Val(n as i64),
             Err(SockErr::Wait) if nonblock => Ret::Val(-EAGAIN),
-            Err(SockErr::Wait) => Ret::Block(None),
+            Err(SockErr::Wait) => self.sock_wait(d, 1),
             Err(SockErr::Errno(EPIPE)) => {
                 if flags & MSG_NOSIGNAL == 0 {
                     self.send_signal(pid, libc::SIGPIPE);
@@ -599,7 +667,7 @@ impl Sentry {
         match r {
             Ok(v) => Ok(v),
             Err(SockErr::Wait) if nonblock => Err(Ret::Val(-EAGAIN)),
-            Err(SockErr::Wait) => Err(Ret::Block(None)),
+            Err(SockErr::Wait) => Err(self.sock_wait(d, 0)),
             Err(SockErr::Errno(e)) => Err(Ret::Val(-e)),
         }
     }
@@ -857,6 +925,9 @@ impl Sentry {
                     Ok(Addr::Inet(ip, d.port.unwrap_or(0)))
                 }
             },
+            Kind::Unix(_) if s.domain == AF_INET => {
+                Ok(Addr::Inet(Ipv4Address::new(127, 0, 0, 1), 0))
+            }
             Kind::Unix(u) => u.name(peer),
         });
         match a.and_then(|a| self.put_addr(host, addr, lenp, &a)) {
@@ -876,6 +947,25 @@ impl Sentry {
         val: u64,
         len: u64,
     ) -> i64 {
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) {
+            let tv = match self.get(host, val, 16) {
+                Ok(b) if len >= 16 => b,
+                Ok(_) => return -EINVAL,
+                Err(e) => return e,
+            };
+            let w = |i: usize| i64::from_ne_bytes(tv[i..i + 8].try_into().unwrap_or([0; 8]));
+            let t = Duration::new(
+                w(0).clamp(0, 1 << 40) as u64,
+                (w(8).clamp(0, 999_999) * 1000) as u32,
+            );
+            let which = (name == SO_SNDTIMEO) as usize;
+            return self
+                .with_sock(pid, fd, |s, _| {
+                    s.timeouts[which] = (!t.is_zero()).then_some(t);
+                    Ok(0)
+                })
+                .unwrap_or_else(|e| e);
+        }
         let v = match self.get(host, val, (len as usize).min(4)) {
             Ok(b) if b.len() == 4 => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
             Ok(b) => b.first().copied().unwrap_or(0) as i32,
@@ -910,6 +1000,23 @@ impl Sentry {
         val: u64,
         lenp: u64,
     ) -> i64 {
+        if level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) {
+            let which = (name == SO_SNDTIMEO) as usize;
+            let t = match self.with_sock(pid, fd, |s, _| Ok(s.timeouts[which])) {
+                Ok(t) => t.unwrap_or_default(),
+                Err(e) => return e,
+            };
+            let mut tv = [0u8; 16];
+            tv[..8].copy_from_slice(&(t.as_secs() as i64).to_ne_bytes());
+            tv[8..].copy_from_slice(&i64::from(t.subsec_micros()).to_ne_bytes());
+            return match self
+                .put(host, val, &tv)
+                .and_then(|()| self.put(host, lenp, &16u32.to_ne_bytes()))
+            {
+                Ok(()) => 0,
+                Err(e) => e,
+            };
+        }
         let v = self.with_sock(pid, fd, |s, _| {
             let v = match (level, name) {
                 (SOL_SOCKET, SO_ERROR) => match &mut s.kind {

@@ -250,6 +250,9 @@ impl Sentry {
             return false;
         }
         let pgid = p.pgid;
+        if self.orphaned_pgrp(pgid) {
+            return false;
+        }
         self.signal_group(pgid, libc::SIGTTOU, false);
         true
     }
@@ -282,10 +285,10 @@ impl Sentry {
                 let _ = t;
                 let bit = super::abi::sigbit(libc::SIGTTIN);
                 let ignored = p.actions[libc::SIGTTIN as usize - 1].0 == SIG_IGN;
-                if ignored || p.mask & bit != 0 {
+                let pgid = p.pgid;
+                if ignored || p.mask & bit != 0 || self.orphaned_pgrp(pgid) {
                     return Ret::Val(-EIO);
                 }
-                let pgid = p.pgid;
                 self.signal_group(pgid, libc::SIGTTIN, false);
                 return Ret::Block(None);
             }

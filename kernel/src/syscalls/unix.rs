@@ -25,6 +25,11 @@ const ECONNREFUSED: i64 = 111;
 const EOPNOTSUPP: i64 = 95;
 /// Datagrams an inbox holds before senders wait.
 const INBOX: usize = 64;
+/// Bytes an inbox holds before senders wait.
+const INBOX_BYTES: usize = 256 * 1024;
+/// The largest datagram (EMSGSIZE beyond).
+const MAX_DGRAM: usize = 64 * 1024;
+const EMSGSIZE: i64 = 90;
 
 fn fail<T>(e: i64) -> SockResult<T> {
     Err(SockErr::Errno(e))
@@ -65,6 +70,37 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// /proc/net/unix: the bound names (listening streams and datagram sockets); an
+    /// abstract name shows with `@` for its leading NUL, as Linux prints it. The
+    /// listeners' twins of TCP ports are the kernel's own and not shown.
+    pub fn listing(&self) -> String {
+        let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
+        let mut rows: Vec<(&Vec<u8>, u32, u16)> = Vec::new();
+        for (name, w) in &self.stream {
+            if w.strong_count() > 0 && !name.starts_with(b"\0inet-tcp:") {
+                rows.push((name, 0x0001_0000, 1));
+            }
+        }
+        for (name, w) in &self.dgram {
+            if w.strong_count() > 0 {
+                rows.push((name, 0, 2));
+            }
+        }
+        rows.sort();
+        for (i, (name, flags, ty)) in rows.into_iter().enumerate() {
+            let mut path = String::from_utf8_lossy(name).into_owned();
+            if path.starts_with('\0') {
+                path.replace_range(..1, "@");
+            }
+            out.push_str(&format!(
+                "{:016x}: 00000002 00000000 {flags:08x} {ty:04x} 01 {:>5} {path}\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        out
+    }
+
     fn taken(&self, name: &[u8]) -> bool {
         self.stream.get(name).is_some_and(|w| w.strong_count() > 0)
             || self.dgram.get(name).is_some_and(|w| w.strong_count() > 0)
@@ -104,6 +140,12 @@ pub enum Unix {
         inbox: Rc<RefCell<Inbox>>,
         peer: Option<Peer>,
     },
+}
+
+/// The abstract name under which a TCP listener on `port` takes connections from the
+/// guest itself.
+pub fn inet_name(port: u16) -> Vec<u8> {
+    format!("\0inet-tcp:{port}").into_bytes()
 }
 
 /// A bound name: absolute (from the caller's cwd) or abstract (leading NUL) as given.
@@ -315,6 +357,9 @@ impl Unix {
                 Ok(n)
             }
             Unix::Dgram { name, peer, .. } => {
+                if data.len() > MAX_DGRAM {
+                    return fail(EMSGSIZE);
+                }
                 let target = match (to, peer) {
                     (Some(Addr::Unix(p)), _) => reg.dgram.get(&p).and_then(Weak::upgrade),
                     (Some(_), _) => return fail(EINVAL),
@@ -326,7 +371,8 @@ impl Unix {
                     return fail(ECONNREFUSED);
                 };
                 let mut inbox = inbox.borrow_mut();
-                if inbox.msgs.len() >= INBOX {
+                let held: usize = inbox.msgs.iter().map(|m| m.0.len()).sum();
+                if inbox.msgs.len() >= INBOX || held + data.len() > INBOX_BYTES {
                     return Err(SockErr::Wait);
                 }
                 inbox
@@ -574,6 +620,25 @@ mod tests {
             client.send(&mut reg, b"x", None),
             Err(SockErr::Errno(ECONNREFUSED))
         );
+    }
+
+    #[test]
+    fn proc_net_unix_lists_the_bound_names() {
+        let mut reg = Registry::default();
+        let d = Unix::dgram();
+        if let Unix::Dgram { inbox, .. } = &d {
+            reg.dgram.insert(b"/dev/log".to_vec(), Rc::downgrade(inbox));
+            reg.dgram.insert(b"\0hidden".to_vec(), Rc::downgrade(inbox));
+        }
+        let text = reg.listing();
+        assert!(text.starts_with("Num       RefCount Protocol Flags    Type St Inode Path\n"));
+        assert!(
+            text.contains(" 00000000 0002 01 ") && text.contains(" /dev/log\n"),
+            "{text}"
+        );
+        assert!(text.contains(" @hidden\n"), "{text}");
+        drop(d);
+        assert_eq!(reg.listing().lines().count(), 1);
     }
 
     #[test]

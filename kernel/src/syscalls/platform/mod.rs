@@ -29,6 +29,7 @@
 //! [`Platform::wait`] waits on that group only: nothing else in the kernel may reap with
 //! waitpid(-1).
 
+mod affinity;
 pub mod demo;
 pub mod filter;
 mod memory;
@@ -221,6 +222,9 @@ pub struct Platform {
     fork_regs: HashMap<Pid, SavedFork>,
     /// ...and per child, before its first instruction.
     child_regs: HashMap<Pid, (u64, u64)>,
+    /// Pin resumed guests to this thread's CPU ([`Platform::keep_close`]).
+    keep_close: bool,
+    affinity: affinity::Affinity,
     /// ptrace belongs to the tracing thread.
     _not_send: PhantomData<*const ()>,
 }
@@ -251,6 +255,8 @@ impl Platform {
             fork_exit_stops: false,
             fork_regs: HashMap::new(),
             child_regs: HashMap::new(),
+            keep_close: false,
+            affinity: affinity::Affinity::new(),
             _not_send: PhantomData,
         })
     }
@@ -260,6 +266,17 @@ impl Platform {
     /// mmap and brk, which run on the host, cannot take the host's memory.
     pub fn limit_address_space(&mut self, bytes: u64) {
         self.address_space = Some(bytes);
+    }
+
+    /// From now on, a guest resumed from a syscall is pinned to the CPU of the tracing
+    /// thread until [`Platform::release_cpus`] (see `affinity`).
+    pub fn keep_close(&mut self, on: bool) {
+        self.keep_close = on;
+    }
+
+    /// Lets every pinned guest run on any of the kernel's CPUs again.
+    pub fn release_cpus(&mut self) {
+        self.affinity.release_all();
     }
 
     /// Stops a guest that forked at the exit of its fork (seccomp mode only), reported
@@ -413,6 +430,7 @@ impl Platform {
     fn on_fork(&mut self, parent: Pid) -> Result<Event, Error> {
         let raw = ptrace::getevent(parent).map_err(trace_err("PTRACE_GETEVENTMSG", parent))?;
         let child = Pid::from_raw(raw as libc::pid_t);
+        self.affinity.inherit(parent, child);
         if let Some(saved) = self.fork_regs.get(&parent) {
             self.child_regs.insert(child, (saved.rdi, saved.rsi));
         }
@@ -443,6 +461,7 @@ impl Platform {
 
     fn forget(&mut self, pid: Pid) {
         self.guests.remove(&pid);
+        self.affinity.forget(pid);
         self.fork_regs.remove(&pid);
         self.child_regs.remove(&pid);
         if self.guests.is_empty() {
@@ -510,6 +529,9 @@ impl Platform {
             regs.orig_rax = u64::MAX; // syscall -1: skipped, rax is the result
         }
         ptrace::setregs(pid, regs).map_err(trace_err("PTRACE_SETREGS", pid))?;
+        if self.keep_close {
+            self.affinity.pin_here(pid);
+        }
         self.resume_raw(pid, None)
     }
 
