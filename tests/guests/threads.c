@@ -163,6 +163,8 @@ static int main_threads(void) {
     pthread_t p[3];
     for (int i = 0; i < 3; i++) pthread_create(&p[i], NULL, parked, NULL);
     pthread_barrier_wait(&gate);
+    /* Threads joined before may still be on their way out: wait for them to go. */
+    for (int i = 0; i < 200 && threads_in_status() != 4; i++) usleep(5000);
     printf("Threads: %d, task entries %d\n", threads_in_status(), task_entries());
     pthread_barrier_wait(&gate);
     for (int i = 0; i < 3; i++) pthread_join(p[i], NULL);
