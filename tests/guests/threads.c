@@ -177,6 +177,7 @@ static int main_threads(void) {
     pthread_t w;
     pthread_create(&w, NULL, waiter, NULL);
     while (!target_tid) usleep(1000);
+    printf("kill(0) of a thread's tid: %d\n", kill(target_tid, 0));
     printf("pthread_kill: %d\n", pthread_kill(w, SIGUSR1));
     pthread_join(w, NULL);
     printf("handler ran: %d, in the target thread: %d, in main: %d\n", handled,

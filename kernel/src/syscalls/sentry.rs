@@ -960,6 +960,11 @@ impl Sentry {
             return -EINVAL;
         }
         let my_pgid = self.procs.get(&from).map_or(0, |p| p.pgid);
+        // kill of a thread's tid signals its whole group, as in Linux.
+        let target = match self.threads.get(&target.unsigned_abs()) {
+            Some(t) if target > 0 => t.tgid as i32,
+            _ => target,
+        };
         let victims: Vec<u32> = self
             .procs
             .values()
