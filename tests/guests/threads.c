@@ -1,7 +1,8 @@
 /* Guest threads (tests/tests/kernel_threads.rs): pthreads doing file I/O, identity
  * checks, a mutex+condvar handoff, joins, a shared descriptor table and cwd, a
- * pthread_kill to one thread, a CLONE_VM process, and (mode "exitgroup") exit_group
- * from a thread while others block. It prints no pid or tid, only what must be the same
+ * pthread_kill to one thread, a CLONE_VM process, (mode "exitgroup") exit_group
+ * from a thread while others block, and (mode "leaderexit") a process whose leader
+ * leaves with pthread_exit before its last thread. It prints no pid or tid, only what must be the same
  * under any Linux: the lines are compared with linux.uml's. Mode "sleep" leaves a
  * threaded process behind for the kill -9 check. */
 #define _GNU_SOURCE
@@ -244,9 +245,29 @@ static int sleep_mode(void) {
     return 0;
 }
 
+/* The leader leaves with pthread_exit; the last thread ends the process. */
+static void *survivor(void *arg) {
+    (void)arg;
+    usleep(50000);
+    printf("after the leader's exit: getpid same %d, gettid other %d\n", getpid() == pid,
+           gettid_() != pid);
+    int fd = open("/tmp/thr.survivor", O_CREAT | O_TRUNC | O_WRONLY, 0644);
+    printf("file io after the leader's exit: %d\n", fd >= 0 && write(fd, "x", 1) == 1);
+    fflush(stdout);
+    exit(5);
+}
+
+static int leader_exit_mode(void) {
+    pid = getpid();
+    pthread_t t;
+    pthread_create(&t, NULL, survivor, NULL);
+    pthread_exit(NULL);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && !strcmp(argv[1], "exitgroup")) return exit_group_mode();
     if (argc > 1 && !strcmp(argv[1], "sleep")) return sleep_mode();
+    if (argc > 1 && !strcmp(argv[1], "leaderexit")) return leader_exit_mode();
     return main_threads();
 }

@@ -2,9 +2,10 @@
 //! -pthread) runs as init's child on the same image under linux.uml and under uml-kernel.
 //! It starts 8 pthreads doing file I/O on the VFS with getpid/gettid checks, a mutex and
 //! condvar handoff and joins, shares descriptors and cwd between threads, reads Threads:
-//! and /proc/self/task, sends pthread_kill to one thread, makes a CLONE_VM process, and
-//! (a second run) calls exit_group from a thread while others block in the sentry and in
-//! futexes. What it prints between the markers must be the same on both kernels (it
+//! and /proc/self/task, sends pthread_kill to one thread and makes a CLONE_VM process. A
+//! second run calls exit_group from a thread while others block in the sentry and in
+//! futexes; in a third the leader leaves with pthread_exit before its last thread. What
+//! it prints between the markers must be the same on both kernels (it
 //! prints no pid or tid). Then, under uml-kernel, a threaded guest is left sleeping:
 //! mconsole must answer, and kill -9 of the kernel must leave no host process or thread.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error shown
@@ -29,6 +30,7 @@ mkdir -p /tmp; cd /tmp
 echo "=== begin"
 /usr/bin/threads; echo "main status $?"
 /usr/bin/threads exitgroup; echo "exitgroup status $?"
+/usr/bin/threads leaderexit; echo "leaderexit status $?"
 cat /tmp/thr.3
 echo "=== end"
 [ -n "$stay" ] && exec /usr/bin/threads sleep
@@ -140,6 +142,7 @@ fn pthreads_behave_as_under_linux_uml_and_die_with_the_kernel() {
         "handler ran: 1, in the target thread: 1, in main: 0",
         "exit_group from a thread",
         "exitgroup status 7",
+        "leaderexit status 5",
         "main status 0",
     ] {
         assert!(
