@@ -122,6 +122,26 @@ static int task_entries(void) {
     return d ? n : -1;
 }
 
+static volatile pid_t usr2_by;
+static void on_usr2(int sig) {
+    (void)sig;
+    usr2_by = gettid_();
+}
+static int intr_pipe[2];
+static volatile pid_t reader_tid;
+static volatile int read_ret, read_errno;
+static void *reader(void *arg) {
+    (void)arg;
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    reader_tid = gettid_();
+    char c;
+    read_ret = (int)read(intr_pipe[0], &c, 1);
+    read_errno = errno;
+    return NULL;
+}
+
 static int main_threads(void) {
     pid = getpid();
     printf("main: gettid == getpid: %d\n", gettid_() == pid);
@@ -187,6 +207,27 @@ static int main_threads(void) {
     long k = syscall(SYS_tgkill, pid + 100000, target_tid, 0);
     int kerr = errno;
     printf("tgkill of another group: %ld errno %d\n", k, kerr);
+
+    /* A process-directed signal the leader blocks goes to the thread that does not,
+     * and ends the read it waits in. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr2; /* no SA_RESTART */
+    sigaction(SIGUSR2, &sa, NULL);
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    if (pipe(intr_pipe)) return 1;
+    pthread_t rd;
+    pthread_create(&rd, NULL, reader, NULL);
+    while (!reader_tid) usleep(1000);
+    usleep(50000); /* let it block in read */
+    printf("kill(getpid(), SIGUSR2): %d\n", kill(pid, SIGUSR2));
+    pthread_join(rd, NULL);
+    printf("read in the unblocking thread: %d errno %d, handler in it %d\n", read_ret,
+           read_errno, usr2_by == reader_tid);
+    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
 
     /* clone(CLONE_VM) without CLONE_THREAD: a process sharing memory. */
     static char stack[64 * 1024];

@@ -863,6 +863,14 @@ impl Sentry {
             let _ = self.platform.kill(host);
             return;
         }
+        if let Some(thread) = self.thread_for_group_signal(pid, sig) {
+            // The leader blocks it and another thread does not: that thread takes it.
+            self.signal_thread(pid, thread, sig);
+            return;
+        }
+        let Some(p) = self.procs.get(&pid) else {
+            return;
+        };
         let (handler, flags) = p.actions[sig as usize - 1];
         let pgid = p.pgid;
         if sig == libc::SIGCONT {

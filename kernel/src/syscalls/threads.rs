@@ -179,7 +179,7 @@ impl Sentry {
 
     /// Sends `sig` to host thread `host` of group `pid` (a thread-directed signal; stops,
     /// SIGCONT and SIGKILL act on the whole group as in Linux).
-    fn signal_thread(&mut self, pid: u32, host: Pid, sig: i32) {
+    pub(super) fn signal_thread(&mut self, pid: u32, host: Pid, sig: i32) {
         let Ok(signal) = Signal::try_from(sig) else {
             return;
         };
@@ -230,6 +230,29 @@ impl Sentry {
             return;
         }
         self.interrupt_host(host, handler, flags);
+    }
+
+    /// For a signal to group `pid` whose leader blocks it: the host thread of another
+    /// thread that does not (stops, SIGCONT and SIGKILL excepted: they act on the group).
+    pub(super) fn thread_for_group_signal(&self, pid: u32, sig: i32) -> Option<Pid> {
+        let group_wide = matches!(
+            sig,
+            libc::SIGKILL
+                | libc::SIGSTOP
+                | libc::SIGTSTP
+                | libc::SIGTTIN
+                | libc::SIGTTOU
+                | libc::SIGCONT
+        );
+        let bit = abi::sigbit(sig);
+        let leader = self.procs.get(&pid)?;
+        if group_wide || leader.mask & bit == 0 {
+            return None;
+        }
+        self.threads
+            .values()
+            .find(|t| t.tgid == pid && t.mask & bit == 0)
+            .map(|t| t.host)
     }
 
     /// A signal-delivery stop of host thread `host`: whether the sentry sent this signal
