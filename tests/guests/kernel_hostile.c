@@ -7,7 +7,7 @@
  * listener on 127.0.0.1), ABSTRACT (a host abstract unix socket name), MCONSOLE (the
  * kernel's mconsole socket path), GUEST_VICTIM and GUEST_VICTIM_HOST (another guest process's guest
  * and host pids).
- * Modes: "all" (the calls that only return), "sleeper" (asks for root, then sleeps), "kill_all", "uretprobe", "int80", "forkbomb SECONDS",
+ * Modes: "all" (the calls that only return), "sleeper" (asks for root, then sleeps), "kill_all", "uretprobe", "int80", "tmpfs_fill", "pipe_fill", "forkbomb SECONDS",
  * "memhog", "flood COUNT".
  * Built with gcc -static by the test. */
 #define _GNU_SOURCE
@@ -132,6 +132,14 @@ static void all(void) {
 	long m = R5(SYS_mount, "none", "/mnt/hroot", "hostfs", 0, marker);
 	long o = openp(cat("/mnt/hroot", marker), O_RDWR | O_TRUNC);
 	report("hostfs_mount_outside", m < 0 ? m : o);
+	/* A FIFO on the host through hostfs: opening or reading it must not block the kernel.
+	 * O_NONBLOCK: a FIFO's blocking open rightly waits (in the guest) for the other end. */
+	R4(SYS_mknodat, AT_FDCWD, "/mnt/host/fifo", S_IFIFO | 0600, 0);
+	long ff = openp("/mnt/host/fifo", O_RDONLY | O_NONBLOCK);
+	report("hostfs_fifo_read", ff < 0 ? ff : R3(SYS_read, ff, buf, 8));
+	long fw = openp("/mnt/host/fifo", O_WRONLY | O_NONBLOCK);
+	report("hostfs_fifo_open_write", fw >= 0 ? 0 : fw);
+	R1(SYS_unlink, "/mnt/host/fifo");
 	/* Kernel memory and devices. */
 	report("proc_1_mem", openp("/proc/1/mem", O_RDWR));
 	report("proc_self_mem", openp("/proc/self/mem", O_RDWR));
@@ -237,6 +245,14 @@ static void all(void) {
 	report("fanotify_init", R2(SYS_fanotify_init, 0, 0));
 	report("kexec_load", R4(SYS_kexec_load, 0, 0, 0, 0));
 	report("swapon", R2(SYS_swapon, "/dev/ubda", 0));
+	/* A sparse 8 GiB "program": the kernel must not read it whole into its memory. */
+	long huge = openp("/root/huge", O_CREAT | O_WRONLY | O_TRUNC);
+	R3(SYS_write, huge, "\177ELF", 4);
+	report("huge_sparse_ftruncate", R2(SYS_ftruncate, huge, 8L << 30));
+	R1(SYS_close, huge);
+	R2(SYS_chmod, "/root/huge", 0755);
+	report("execve_huge_sparse", R3(SYS_execve, "/root/huge", argv, argv + 1));
+	R1(SYS_unlink, "/root/huge");
 	/* Syscall numbers outside the table. */
 	report("nr_unused_1000", R0(1000));
 	report("nr_huge", R0(0x7fffffff));
@@ -307,6 +323,35 @@ int main(int argc, char **argv) {
 		}
 		/* 64 chunks would be 8 GiB: the cap stops it before 8 (1 GiB). */
 		report("memhog_chunks_of_128m", chunks);
+	} else if (strcmp(mode, "tmpfs_fill") == 0) {
+		/* A tmpfs lives in the kernel's (host) memory: fill one with 1 MiB writes. */
+		static char mib[1 << 20];
+		R2(SYS_mkdir, "/tmp/fill", 0755);
+		long m = R5(SYS_mount, "none", "/tmp/fill", "tmpfs", 0, 0);
+		long fd = m < 0 ? m : openp("/tmp/fill/big", O_CREAT | O_WRONLY);
+		long written = 0, last = 0;
+		while (fd >= 0 && written < 4096) {
+			last = R3(SYS_write, fd, mib, sizeof mib);
+			if (last != sizeof mib)
+				break;
+			written++;
+		}
+		report("tmpfs_fill_mib", written);
+		report("tmpfs_fill_error", last < 0 ? last : (fd < 0 ? fd : 0));
+		R1(SYS_unlink, "/tmp/fill/big");
+	} else if (strcmp(mode, "pipe_fill") == 0) {
+		/* Pipe buffers are kernel (host) memory: fill 500 non-blocking pipes. */
+		static char chunk[65536];
+		long total = 0;
+		for (int i = 0; i < 500; i++) {
+			int p[2];
+			if (R2(SYS_pipe2, p, O_NONBLOCK) < 0)
+				break;
+			long n;
+			while ((n = R3(SYS_write, p[1], chunk, sizeof chunk)) > 0)
+				total += n;
+		}
+		report("pipe_fill_kib", total / 1024);
 	} else if (strcmp(mode, "flood") == 0 && argc == 3) {
 		long n = atol(argv[2]), other = 0;
 		/* Each number twice: the kernel logs it once. */

@@ -747,7 +747,9 @@ impl Sentry {
             let source = String::from_utf8_lossy(&source).into_owned();
             let fs: Box<dyn crate::fs::node::FileSystem> = match fstype.as_str() {
                 "proc" => Box::new(m.files.proc.fs()),
-                "tmpfs" | "ramfs" => Box::new(crate::fs::tmpfs::Tmpfs::new(0)),
+                // Linux's default tmpfs size, half the memory: a guest cannot fill the
+                // kernel's (host) memory through a tmpfs.
+                "tmpfs" | "ramfs" => Box::new(crate::fs::tmpfs::Tmpfs::new(m.config.mem / 2)),
                 "devtmpfs" => Box::new(
                     crate::fs::chardev::devfs(6, &m.disks.open_indexes())
                         .map_err(super::file::fe)?,

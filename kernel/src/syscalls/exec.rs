@@ -138,6 +138,9 @@ impl Sentry {
         path: &[u8],
         mut argv: Vec<Vec<u8>>,
     ) -> Result<Loaded, i64> {
+        // No program image bigger than the memory (a sparse file of any size would
+        // otherwise be read whole into the kernel), and a cache of a quarter of it.
+        let max_image = m.config.mem;
         let vfs = &mut m.files.vfs;
         let mut path = path.to_vec();
         for _ in 0..5 {
@@ -189,6 +192,14 @@ impl Sentry {
             let image = match fresh {
                 Some(c) => c.image.clone(),
                 None => {
+                    if attr.size > max_image {
+                        let _ = vfs.close(file);
+                        return Err(-ENOMEM);
+                    }
+                    let cached: u64 = self.images.values().map(|c| c.size).sum();
+                    if cached + attr.size > max_image / 4 {
+                        self.images.clear();
+                    }
                     let mut bytes = vec![0u8; attr.size as usize];
                     let mut done = 0;
                     while done < bytes.len() {

@@ -407,7 +407,8 @@ impl Sentry {
                     self.send_signal(pid, libc::SIGPIPE);
                     return Err(-EPIPE);
                 }
-                let room = PIPE_CAPACITY - p.buf.len();
+                let cap = self.pipe_capacity(m, p.buf.len(), data.len());
+                let room = cap.saturating_sub(p.buf.len());
                 if room == 0 || (data.len() <= 4096 && room < data.len()) {
                     return Ok(None);
                 }

@@ -15,6 +15,7 @@ mod jobctl;
 mod ldisc;
 mod mmap;
 mod netdev;
+mod pipebudget;
 pub mod platform;
 mod priority;
 mod procpid;
