@@ -251,7 +251,11 @@ sh -c 'f=$(cat /proc/$$/stat); set -- $f; [ "$1" = $$ ] && echo "stat pid field 
 awk '$1 == "Name:" || $1 == "State:" || $1 == "Uid:" || $1 == "Gid:" || $1 == "Threads:"' /proc/self/status
 sh -c 'grep -E "^(Pid|PPid|Tgid):" /proc/$$/status | awk "{print \$1}" | tr "\n" " "; echo'
 sh -c 'tr "\0" " " < /proc/$$/cmdline; echo' ignored-arg
-{ sleep 2 & s=$!; sleep 0.2; tr '\0' ' ' < /proc/$s/cmdline; echo; kill $s; wait $s; } 2>/dev/null
+# (The child's exec of sleep can take longer than 0.2 s on a loaded linux.uml: wait, at
+# most 5 s, until its cmdline is no longer the shell's it was forked with.)
+{ sleep 2 & s=$!; me=$(tr '\0' ' ' < /proc/$$/cmdline); n=0
+  while [ "$(tr '\0' ' ' < /proc/$s/cmdline)" = "$me" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+  tr '\0' ' ' < /proc/$s/cmdline; echo; kill $s; wait $s; } 2>/dev/null
 readlink /proc/self/exe
 tr '\0' ' ' < /proc/1/cmdline; echo
 readlink /proc/1/exe; cat /proc/1/comm; cat /proc/self/comm

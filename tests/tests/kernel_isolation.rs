@@ -59,7 +59,7 @@ const ROWS: &[(&str, &[i64])] = &[
     ("hostfs_symlink_rel", &[ENOENT, EACCES, EPERM]),
     ("hostfs_dotdot", &[ENOENT]),
     ("hostfs_mount_outside", &[ENOENT, EINVAL, EACCES, EPERM]),
-    // A host FIFO made through hostfs (the share is the guest's): opened without
+    // A host FIFO made through hostfs (the share is the guest's): opened (O_NONBLOCK) without
     // blocking the kernel, its read is EOF, EAGAIN or ENXIO (no FIFO I/O through hostfs
     // yet), never a wait; the table's time bound below catches a blocked loop.
     ("hostfs_fifo_read", &[0, EAGAIN, -6 /* ENXIO */]),

@@ -624,7 +624,9 @@ impl Sentry {
     /// fork, vfork, clone: checked, CLONE_PARENT added (every guest is a host child of
     /// the kernel), passed to the host.
     pub(super) fn fork(&mut self, host: Pid, call: Syscall) -> Ret {
-        if self.procs.len() + self.threads.len() + self.forking.len() >= MAX_PROCS {
+        // (A fork the host restarted after a signal is already counted in `forking`.)
+        let in_flight = self.forking.len() - usize::from(self.forking.contains(&host));
+        if self.procs.len() + self.threads.len() + in_flight >= MAX_PROCS {
             return Ret::Val(-EAGAIN);
         }
         let Ok(mut regs) = self.platform.regs(host) else {
