@@ -142,6 +142,41 @@ static void *reader(void *arg) {
     return NULL;
 }
 
+static volatile int quit;
+static void *napper(void *arg) {
+    (void)arg;
+    while (!quit) usleep(2000);
+    return NULL;
+}
+
+/* A threaded child stopped and continued by job control signals, then ended. */
+static void job_control(void) {
+    int go[2];
+    if (pipe(go)) return;
+    pid_t c = fork();
+    if (c == 0) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, napper, NULL);
+        char b;
+        (void)!read(go[0], &b, 1);
+        quit = 1;
+        for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+        _exit(9);
+    }
+    usleep(50000);
+    int st = 0;
+    kill(c, SIGSTOP);
+    int w = waitpid(c, &st, WUNTRACED) == c;
+    printf("threaded child stopped: %d %d sig %d\n", w, WIFSTOPPED(st), WSTOPSIG(st));
+    kill(c, SIGCONT);
+    w = waitpid(c, &st, WCONTINUED) == c;
+    printf("threaded child continued: %d %d\n", w, WIFCONTINUED(st));
+    usleep(20000);
+    (void)!write(go[1], "g", 1);
+    w = waitpid(c, &st, 0) == c;
+    printf("threaded child ended: %d exit %d\n", w, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
 static int main_threads(void) {
     pid = getpid();
     printf("main: gettid == getpid: %d\n", gettid_() == pid);
@@ -228,6 +263,8 @@ static int main_threads(void) {
     printf("read in the unblocking thread: %d errno %d, handler in it %d\n", read_ret,
            read_errno, usr2_by == reader_tid);
     pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+
+    job_control();
 
     /* clone(CLONE_VM) without CLONE_THREAD: a process sharing memory. */
     static char stack[64 * 1024];

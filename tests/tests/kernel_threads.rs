@@ -2,7 +2,8 @@
 //! -pthread) runs as init's child on the same image under linux.uml and under uml-kernel.
 //! It starts 8 pthreads doing file I/O on the VFS with getpid/gettid checks, a mutex and
 //! condvar handoff and joins, shares descriptors and cwd between threads, reads Threads:
-//! and /proc/self/task, sends pthread_kill to one thread and makes a CLONE_VM process. A
+//! and /proc/self/task, sends pthread_kill to one thread, a process signal its leader
+//! blocks, stops and continues a threaded child, and makes a CLONE_VM process. A
 //! second run calls exit_group from a thread while others block in the sentry and in
 //! futexes; in a third the leader leaves with pthread_exit before its last thread. What
 //! it prints between the markers must be the same on both kernels (it

@@ -71,6 +71,7 @@ impl Sentry {
         if let Some(deliver) = p.held.take() {
             let _ = self.platform.resume(host, deliver);
         }
+        self.resume_held_threads(pid);
         if pending != 0 {
             let sig = pending.trailing_zeros() as usize + 1;
             let (handler, flags) = self.procs.get(&pid).map_or((0, 0), |p| p.actions[sig - 1]);

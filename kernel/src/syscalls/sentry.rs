@@ -766,6 +766,10 @@ impl Sentry {
             .filter(|p| p.stopped)
         {
             // Stopped by job control: held here until SIGCONT.
+            if let Some(t) = self.tids.get(&host).and_then(|t| self.threads.get_mut(t)) {
+                t.held = Some(deliver);
+                return Ok(());
+            }
             p.held = Some(deliver);
             return Ok(());
         }

@@ -29,6 +29,9 @@ pub struct Thread {
     pub mask: u64,
     /// Signals the sentry sent to this thread that the host has not delivered yet.
     pub sent: u64,
+    /// Held in a signal-delivery stop while its group is stopped: the signal to resume
+    /// it with.
+    pub held: Option<Option<Signal>>,
 }
 
 /// A clone the host is performing: what the guest asked for.
@@ -91,6 +94,7 @@ impl Sentry {
                 host: child,
                 mask,
                 sent: 0,
+                held: None,
             },
         );
         self.tids.insert(child, tid);
@@ -230,6 +234,19 @@ impl Sentry {
             return;
         }
         self.interrupt_host(host, handler, flags);
+    }
+
+    /// SIGCONT: the threads of group `pid` held in a signal-delivery stop go on.
+    pub(super) fn resume_held_threads(&mut self, pid: u32) {
+        let held: Vec<(Pid, Option<Signal>)> = self
+            .threads
+            .values_mut()
+            .filter(|t| t.tgid == pid)
+            .filter_map(|t| t.held.take().map(|d| (t.host, d)))
+            .collect();
+        for (host, deliver) in held {
+            let _ = self.platform.resume(host, deliver);
+        }
     }
 
     /// For a signal to group `pid` whose leader blocks it: the host thread of another
