@@ -352,6 +352,34 @@ pub fn descendants(child: i32) -> Vec<i32> {
     out
 }
 
+/// Compiles the C file `source` into the static x86_64 program `out` (`gcc -static -O2`
+/// and `flags`): a guest program both kernels run. Panics with gcc's output on failure.
+pub fn gcc_static(source: &Path, out: &Path, flags: &[&str]) {
+    let cc = run(
+        Command::new("gcc")
+            .args(["-static", "-O2"])
+            .args(flags)
+            .arg("-o")
+            .arg(out)
+            .arg(source),
+        Duration::from_secs(120),
+    );
+    assert!(
+        cc.success(),
+        "gcc -static {} (gcc and libc6-dev are needed): {cc:?}",
+        source.display()
+    );
+}
+
+/// [`gcc_static`] of C text: writes DIR/NAME.c, builds DIR/NAME and returns its bytes.
+pub fn static_program(dir: &Path, name: &str, c_source: &str, flags: &[&str]) -> Vec<u8> {
+    let src = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    fs::write(&src, c_source).expect("write the C source");
+    gcc_static(&src, &bin, flags);
+    fs::read(&bin).expect("read the built program")
+}
+
 /// The /proc directory of process `pid` (a pid as we see it, e.g. a child's id or one
 /// of [`descendants`]), also when /proc belongs to an outer pid namespace (as under
 /// scripts/test's `unshare --pid`).

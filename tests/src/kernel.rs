@@ -23,6 +23,17 @@ pub struct KernelRun {
 }
 
 impl KernelRun {
+    /// Runs our `uml_mconsole UMID CMD...` against this kernel (at most 10 s).
+    pub fn mconsole(&self, cmd: &str) -> crate::command::Output {
+        crate::command::run(
+            Command::new(crate::peers::our_bin("uml_mconsole"))
+                .arg(&self.umid)
+                .args(cmd.split(' '))
+                .env("HOME", &self.home),
+            Duration::from_secs(10),
+        )
+    }
+
     /// Starts `cmd` (a uml-kernel command line with `umid=UMID`, see [`Self::command`];
     /// maybe behind `nsenter`) with HOME=`home`, its console on a pipe and
     /// `home/UMID.console`.
@@ -178,4 +189,20 @@ fn strip_prompts(text: &str) -> String {
             line
         })
         .collect()
+}
+
+/// The console lines between a guest script's `=== begin` and `=== end` markers,
+/// without carriage returns; panics (naming `who`, with the console) when they are
+/// missing.
+pub fn between_markers(console: &str, who: &str) -> Vec<String> {
+    let lines: Vec<String> = console
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    let start = lines.iter().position(|l| l == "=== begin");
+    let end = lines.iter().position(|l| l == "=== end");
+    match (start, end) {
+        (Some(s), Some(e)) if s < e => lines[s + 1..e].to_vec(),
+        _ => panic!("{who}: the markers are missing from the console:\n{console}"),
+    }
 }

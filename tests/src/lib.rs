@@ -18,7 +18,7 @@ pub mod peers;
 pub mod pty;
 
 pub use command::{run, run_input, run_ok, Output};
-pub use guest::{descendants, proc_dir, GuestImage, Uml, UmlBoot};
+pub use guest::{descendants, gcc_static, proc_dir, static_program, GuestImage, Uml, UmlBoot};
 pub use kernel::KernelRun;
 pub use mountns::MountNs;
 pub use netns::NetNs;

@@ -11,10 +11,9 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use tests::{our_bin, run, GuestImage, KernelRun, Uml};
+use tests::{our_bin, GuestImage, KernelRun, Uml};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const SCRIPT: &str = include_str!("../guests/differential.sh");
@@ -22,20 +21,6 @@ const MMAPCHECK: &str = include_str!("../guests/mmapcheck.c");
 /// Both kernels get linux.uml's memory switch (linux.uml passes `mem=` on to init's
 /// environment, and so does uml-kernel; the script prints the environment).
 const MEM: &str = "mem=48M";
-
-/// The lines between the script's markers, without carriage returns.
-fn between_markers(console: &str, who: &str) -> Vec<String> {
-    let lines: Vec<String> = console
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    let start = lines.iter().position(|l| l == "=== begin");
-    let end = lines.iter().position(|l| l == "=== end");
-    match (start, end) {
-        (Some(s), Some(e)) if s < e => lines[s + 1..e].to_vec(),
-        _ => panic!("{who}: the script's markers are missing from the console:\n{console}"),
-    }
-}
 
 /// A line-by-line diff (longest common subsequence): `-` lines only linux.uml printed,
 /// `+` lines only uml-kernel printed, with their line numbers.
@@ -90,7 +75,7 @@ fn run_ours(dir: &Path, image: &Path) -> Vec<String> {
         Some(0),
         "uml-kernel did not run the script to its poweroff -f:\n{console}"
     );
-    between_markers(&console, "uml-kernel")
+    tests::kernel::between_markers(&console, "uml-kernel")
 }
 
 #[test]
@@ -106,21 +91,7 @@ fn a_busybox_script_prints_the_same_under_uml_kernel_and_linux_uml() {
     );
 
     let dir = tests::scratch();
-    let src = dir.path().join("mmapcheck.c");
-    let bin = dir.path().join("mmapcheck");
-    fs::write(&src, MMAPCHECK).unwrap();
-    let cc = run(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bin)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.success(),
-        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
-    );
-    let elf = fs::read(&bin).unwrap();
+    let elf = tests::static_program(dir.path(), "mmapcheck", MMAPCHECK, &[]);
     let base = GuestImage::build_with(
         &dir.path().join("base.img"),
         SCRIPT,
@@ -151,7 +122,7 @@ fn a_busybox_script_prints_the_same_under_uml_kernel_and_linux_uml() {
     let Some(out) = theirs_out else {
         return; // UML_SKIP_INTEROP=1
     };
-    let theirs = between_markers(&out.stdout, "linux.uml");
+    let theirs = tests::kernel::between_markers(&out.stdout, "linux.uml");
 
     let names_kernel = |l: &&String| l.starts_with("KERNEL:");
     let ours_cmp: Vec<&String> = ours.iter().filter(|l| !names_kernel(l)).collect();

@@ -79,20 +79,6 @@ echo "=== end"
 poweroff -f
 "#;
 
-/// The lines between the markers, without carriage returns.
-fn between_markers(console: &str) -> Vec<String> {
-    let lines: Vec<String> = console
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    let start = lines.iter().position(|l| l == "=== begin");
-    let end = lines.iter().position(|l| l == "=== end");
-    match (start, end) {
-        (Some(s), Some(e)) if s < e => lines[s + 1..e].to_vec(),
-        _ => panic!("the script's markers are missing from the console:\n{console}"),
-    }
-}
-
 fn uml_kernel(home: &Path, umid: &str, image: &Path, extra: &[&str]) -> KernelRun {
     let mut args = vec![
         format!("ubd0={}", image.display()),
@@ -136,7 +122,7 @@ fn busybox_init_script_prints_what_linux_uml_prints() {
         Some(0),
         "uml-kernel did not power off with 0:\n{console}"
     );
-    let ours = between_markers(&console);
+    let ours = tests::kernel::between_markers(&console, "uml-kernel");
 
     tests::ext2tree::e2fsck_clean(&ours_img, "the image uml-kernel's guest wrote");
     assert_eq!(debugfs_cat(&ours_img, "/root/file1"), "data\n");
@@ -150,7 +136,7 @@ fn busybox_init_script_prints_what_linux_uml_prints() {
     let out: Output = uml
         .root(&theirs_img.display().to_string())
         .boot_to_poweroff(LIMIT);
-    let theirs = between_markers(&out.stdout);
+    let theirs = tests::kernel::between_markers(&out.stdout, "linux.uml");
 
     let names_kernel = |l: &String| l.starts_with("KERNEL:");
     let ours_cmp: Vec<&String> = ours.iter().filter(|l| !names_kernel(l)).collect();
@@ -204,16 +190,6 @@ fn init_gets_the_command_lines_words_and_a_missing_init_panics() {
     );
 }
 
-fn mconsole(k: &KernelRun, cmd: &str) -> Output {
-    run(
-        Command::new(our_bin("uml_mconsole"))
-            .arg(&k.umid)
-            .args(cmd.split(' '))
-            .env("HOME", &k.home),
-        Duration::from_secs(10),
-    )
-}
-
 #[test]
 fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
     let dir = tests::scratch();
@@ -242,7 +218,7 @@ fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
         thread::sleep(Duration::from_millis(20));
     }
     thread::sleep(Duration::from_secs(2));
-    let v = mconsole(&k, "version");
+    let v = k.mconsole("version");
     assert!(
         v.success() && v.stdout.contains("OK"),
         "mconsole did not answer during the fork bomb: {v:?}\n{}",
@@ -265,7 +241,7 @@ fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
     let guest_dirs: Vec<std::path::PathBuf> =
         guests.iter().filter_map(|&p| tests::proc_dir(p)).collect();
     assert!(!guest_dirs.is_empty(), "no guest process in /proc");
-    let h = mconsole(&k, "halt");
+    let h = k.mconsole("halt");
     assert!(h.success(), "{h:?}");
     assert!(k.wait_exit(LIMIT).is_some(), "halt did not end the kernel");
     // Every guest dies with the kernel (PTRACE_O_EXITKILL, the platform's drop).
@@ -353,21 +329,7 @@ int main(void) {
 #[test]
 fn mconsole_cad_signals_an_init_that_turned_ctrl_alt_del_off() {
     let dir = tests::scratch();
-    let src = dir.path().join("cadinit.c");
-    let bin = dir.path().join("cadinit");
-    fs::write(&src, CAD_INIT).unwrap();
-    let cc = run(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bin)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.success(),
-        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
-    );
-    let elf = fs::read(&bin).unwrap();
+    let elf = tests::static_program(dir.path(), "cadinit", CAD_INIT, &[]);
     let img = GuestImage::build_with(
         &dir.path().join("cad.img"),
         "#!/bin/sh\npoweroff -f\n",
@@ -392,7 +354,7 @@ fn mconsole_cad_signals_an_init_that_turned_ctrl_alt_del_off() {
         "the C init did not start:\n{}",
         k.output()
     );
-    let r = mconsole(&k, "cad");
+    let r = k.mconsole("cad");
     assert!(r.success(), "{r:?}");
     let status = k.wait_exit(LIMIT);
     let console = k.output();
@@ -424,7 +386,7 @@ poweroff -f
         "init did not start:\n{}",
         k.output()
     );
-    let t = mconsole(&k, "sysrq t");
+    let t = k.mconsole("sysrq t");
     assert!(t.success(), "{t:?}");
     assert!(t.stdout.contains("sysrq: Show State"), "{t:?}");
     assert!(t.stdout.contains("    1     0 init"), "{t:?}");
@@ -436,7 +398,7 @@ poweroff -f
         f.len() >= 3 && f[0] != "1" && f[1] == "1"
     });
     assert_eq!(children.count(), 2, "{t:?}");
-    let e = mconsole(&k, "sysrq e");
+    let e = k.mconsole("sysrq e");
     assert!(e.stdout.contains("sysrq: Terminate All Tasks"), "{e:?}");
     assert!(
         k.wait_from(0, "WAVE-TWO", LIMIT).is_some(),
@@ -449,7 +411,7 @@ poweroff -f
         "{}",
         k.output()
     );
-    let e = mconsole(&k, "sysrq e");
+    let e = k.mconsole("sysrq e");
     assert!(e.success(), "{e:?}");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -457,7 +419,7 @@ poweroff -f
         "a process ignoring SIGTERM died of sysrq e:\n{}",
         k.output()
     );
-    let i = mconsole(&k, "sysrq i");
+    let i = k.mconsole("sysrq i");
     assert!(i.stdout.contains("sysrq: Kill All Tasks"), "{i:?}");
     let status = k.wait_exit(LIMIT);
     let console = k.output();

@@ -21,7 +21,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::{descendants, our_bin, proc_dir, run, GuestImage, KernelRun, Output};
+use tests::{descendants, our_bin, proc_dir, GuestImage, KernelRun};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -192,17 +192,7 @@ fn gcc_static(dir: &Path, name: &str) -> Vec<u8> {
         .join("guests")
         .join(format!("{name}.c"));
     let bin = dir.join(name);
-    let cc = run(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bin)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.success(),
-        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
-    );
+    tests::gcc_static(&src, &bin, &[]);
     fs::read(&bin).unwrap()
 }
 
@@ -220,18 +210,8 @@ fn rows(console: &str) -> BTreeMap<String, i64> {
         .collect()
 }
 
-fn mconsole(k: &KernelRun, cmd: &str) -> Output {
-    run(
-        Command::new(our_bin("uml_mconsole"))
-            .arg(&k.umid)
-            .args(cmd.split(' '))
-            .env("HOME", &k.home),
-        Duration::from_secs(10),
-    )
-}
-
 fn assert_mconsole_answers(k: &KernelRun, after: &str) {
-    let v = mconsole(k, "version");
+    let v = k.mconsole("version");
     assert!(
         v.success() && v.stdout.contains("OK"),
         "mconsole did not answer after {after}: {v:?}\n{}",

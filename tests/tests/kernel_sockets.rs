@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::{linux_uml, our_bin, run, scratch, GuestImage, KernelRun, Uml, UmlBoot};
+use tests::{linux_uml, our_bin, scratch, GuestImage, KernelRun, Uml, UmlBoot};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const BOOT: Duration = Duration::from_secs(40);
@@ -289,21 +289,7 @@ int main(int argc, char **argv) {
 
 /// socktest built with `gcc -static`.
 fn socktest(dir: &Path) -> Vec<u8> {
-    let src = dir.join("socktest.c");
-    let bin = dir.join("socktest");
-    std::fs::write(&src, SOCKTEST_C).unwrap();
-    let cc = run(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bin)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.success(),
-        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
-    );
-    std::fs::read(&bin).unwrap()
+    tests::static_program(dir, "socktest", SOCKTEST_C, &[])
 }
 
 /// The peer's init (linux.uml or a second uml-kernel).

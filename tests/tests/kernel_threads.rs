@@ -38,35 +38,8 @@ echo "=== end"
 poweroff -f
 "#;
 
-fn between_markers(console: &str, who: &str) -> Vec<String> {
-    let lines: Vec<String> = console
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    let start = lines.iter().position(|l| l == "=== begin");
-    let end = lines.iter().position(|l| l == "=== end");
-    match (start, end) {
-        (Some(s), Some(e)) if s < e => lines[s + 1..e].to_vec(),
-        _ => panic!("{who}: the markers are missing from the console:\n{console}"),
-    }
-}
-
 fn build(dir: &Path) -> Vec<u8> {
-    let src = dir.join("threads.c");
-    let bin = dir.join("threads");
-    fs::write(&src, SOURCE).unwrap();
-    let cc = run(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-pthread", "-o"])
-            .arg(&bin)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.success(),
-        "gcc -static -pthread (gcc and libc6-dev are needed): {cc:?}"
-    );
-    fs::read(&bin).unwrap()
+    tests::static_program(dir, "threads", SOURCE, &["-pthread"])
 }
 
 /// The host processes under the kernel and each one's threads (their /proc dirs).
@@ -132,7 +105,7 @@ fn pthreads_behave_as_under_linux_uml_and_die_with_the_kernel() {
         let console = k
             .wait_from(0, "THREADS SLEEPING", LIMIT)
             .unwrap_or_else(|| panic!("uml-kernel did not run the program:\n{}", k.output()));
-        let ours = between_markers(&console, "uml-kernel");
+        let ours = tests::kernel::between_markers(&console, "uml-kernel");
         (ours, linux.map(|t| t.join().unwrap()), k)
     });
 
@@ -192,7 +165,7 @@ fn pthreads_behave_as_under_linux_uml_and_die_with_the_kernel() {
     let Some(out) = theirs_out else {
         return; // UML_SKIP_INTEROP=1
     };
-    let theirs = between_markers(&out.stdout, "linux.uml");
+    let theirs = tests::kernel::between_markers(&out.stdout, "linux.uml");
     assert!(
         ours == theirs,
         "uml-kernel and linux.uml printed different lines:\n--- linux.uml\n{}\n--- uml-kernel\n{}",

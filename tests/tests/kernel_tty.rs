@@ -715,21 +715,7 @@ int main(void) {
 #[test]
 fn wait_reports_stops_and_continues() {
     let dir = tests::scratch();
-    let src = dir.path().join("waitjc.c");
-    let bin = dir.path().join("waitjc");
-    fs::write(&src, WAITJC).unwrap();
-    let cc = run(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bin)
-            .arg(&src),
-        LIMIT,
-    );
-    assert!(
-        cc.success(),
-        "gcc -static (gcc and libc6-dev are needed): {cc:?}"
-    );
-    let elf = fs::read(&bin).unwrap();
+    let elf = tests::static_program(dir.path(), "waitjc", WAITJC, &[]);
     let base = GuestImage::build_with(
         &dir.path().join("base.img"),
         "#!/bin/sh\necho '=== begin'\n/bin/waitjc\necho '=== end'\npoweroff -f\n",
@@ -755,7 +741,7 @@ fn wait_reports_stops_and_continues() {
     let console = k.output();
     let shown: String = console.chars().take(6000).collect();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{shown}");
-    let ours = between(&console);
+    let ours = tests::kernel::between_markers(&console, "uml-kernel");
     // What Linux's rules give (linux.uml 6.1 itself, run the same way, never reports
     // the SIGTSTP stop here: it waits forever at that step, so it is not the oracle).
     let want = [
@@ -773,18 +759,4 @@ fn wait_reports_stops_and_continues() {
         "setpgid to a missing group: -1",
     ];
     assert_eq!(ours, want, "{shown}");
-}
-
-/// The console lines between the markers, without carriage returns.
-fn between(console: &str) -> Vec<String> {
-    let lines: Vec<String> = console
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    let start = lines.iter().position(|l| l == "=== begin");
-    let end = lines.iter().position(|l| l == "=== end");
-    match (start, end) {
-        (Some(s), Some(e)) if s < e => lines[s + 1..e].to_vec(),
-        _ => panic!("the markers are missing from the console:\n{console}"),
-    }
 }

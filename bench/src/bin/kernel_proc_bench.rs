@@ -63,13 +63,7 @@ fn script() -> String {
 fn build_getpid_loop(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/getpid_loop.c");
     let out = dir.join("getpid_loop");
-    let status = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc is missing: install gcc and libc6-dev (scripts/setup)");
-    assert!(status.success(), "gcc -static {} failed", src.display());
+    tests::gcc_static(&src, &out, &[]);
     out
 }
 

@@ -76,12 +76,7 @@ impl Sentry {
         // Signals sent to the old program that its host process never took: pending
         // signals survive execve, so the new one gets them.
         let pending = p.sent;
-        let ignored = p
-            .actions
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.0 == 1)
-            .fold(0u64, |acc, (i, _)| acc | 1 << i);
+        let ignored = p.ignored_signals();
         let signals = SignalState {
             mask: p.mask,
             ignored,

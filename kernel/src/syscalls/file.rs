@@ -312,12 +312,25 @@ impl Sentry {
                 return e;
             }
         };
+        self.put_fd_pair(m, pid, host, addr, [rfd, wfd])
+    }
+
+    /// Writes the two new descriptors of pipe2 or socketpair to the guest's int[2] at
+    /// `addr`: 0, or EFAULT with both closed again.
+    pub(super) fn put_fd_pair(
+        &mut self,
+        m: &mut Machine,
+        pid: u32,
+        host: Pid,
+        addr: u64,
+        fds: [i64; 2],
+    ) -> i64 {
         let mut out = [0u8; 8];
-        out[..4].copy_from_slice(&(rfd as i32).to_ne_bytes());
-        out[4..].copy_from_slice(&(wfd as i32).to_ne_bytes());
+        out[..4].copy_from_slice(&(fds[0] as i32).to_ne_bytes());
+        out[4..].copy_from_slice(&(fds[1] as i32).to_ne_bytes());
         if self.put(host, addr, &out).is_err() {
-            self.close(m, pid, rfd);
-            self.close(m, pid, wfd);
+            self.close(m, pid, fds[0]);
+            self.close(m, pid, fds[1]);
             return -EFAULT;
         }
         0
@@ -503,7 +516,8 @@ impl Sentry {
         }
     }
 
-    fn iovecs(&self, host: Pid, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, i64> {
+    /// The (base, length) pairs of a guest iovec array (at most 1024: EINVAL beyond).
+    pub(super) fn iovecs(&self, host: Pid, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, i64> {
         if count > 1024 {
             return Err(-EINVAL);
         }

@@ -205,12 +205,7 @@ fn stat_line(p: &Proc, state: char) -> String {
 
 /// /proc/PID/status.
 fn status_text(p: &Proc, state: (char, &str)) -> String {
-    let ignored = p
-        .actions
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.0 == 1)
-        .fold(0u64, |acc, (i, _)| acc | 1 << i);
+    let ignored = p.ignored_signals();
     let caught = p
         .actions
         .iter()

@@ -108,6 +108,17 @@ pub struct Proc {
     pub held: Option<Option<Signal>>,
 }
 
+impl Proc {
+    /// The signals it ignores (SIG_IGN), as a bit mask (bit N-1 for signal N).
+    pub fn ignored_signals(&self) -> u64 {
+        self.actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.0 == SIG_IGN)
+            .fold(0u64, |acc, (i, _)| acc | 1 << i)
+    }
+}
+
 /// A syscall that waits: tried again whenever something changes.
 pub(super) struct Blocked {
     pub(super) pid: u32,

@@ -368,15 +368,7 @@ impl Sentry {
             self.close(m, pid, a);
             return b;
         }
-        let mut out = [0u8; 8];
-        out[..4].copy_from_slice(&(a as i32).to_ne_bytes());
-        out[4..].copy_from_slice(&(b as i32).to_ne_bytes());
-        if self.put(host, sv, &out).is_err() {
-            self.close(m, pid, a);
-            self.close(m, pid, b);
-            return -EFAULT;
-        }
-        0
+        self.put_fd_pair(m, pid, host, sv, [a, b])
     }
 
     fn addr_arg(&self, host: Pid, addr: u64, len: u64) -> Result<Addr, i64> {
@@ -767,21 +759,12 @@ impl Sentry {
         Ok([w(0), w(8) & 0xffff_ffff, w(16), w(24), w(32), w(40)])
     }
 
+    /// A message's iovec array: as readv's, but a count past 1024 is EMSGSIZE.
     fn iov_list(&self, host: Pid, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, i64> {
         if count > 1024 {
             return Err(-EMSGSIZE_NEG);
         }
-        let raw = self.get(host, iov, count as usize * 16)?;
-        Ok(raw
-            .chunks_exact(16)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                let mut b = [0u8; 8];
-                a.copy_from_slice(&c[..8]);
-                b.copy_from_slice(&c[8..]);
-                (u64::from_ne_bytes(a), u64::from_ne_bytes(b))
-            })
-            .collect())
+        self.iovecs(host, iov, count)
     }
 
     pub(super) fn sys_sendmsg(
