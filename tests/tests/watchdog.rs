@@ -510,8 +510,13 @@ while true; do sleep 1; done
         "the UML runs on without pings:\n{}",
         boot.console()
     );
+    // No ping for 3 s fires it; the last ping came up to a second (-t 1) before the
+    // stop, and the test sees PINGS-STOPPED a little after it: 2-3 s, less the delay.
     let after = stopped.elapsed();
-    assert!(after >= Duration::from_secs(2), "fired after {after:?}");
+    assert!(
+        after >= Duration::from_millis(1500),
+        "fired after {after:?}"
+    );
     let logged = fs::read_to_string(&log).unwrap();
     assert!(
         logged.starts_with(&format!(
