@@ -23,6 +23,25 @@ pub struct KernelRun {
 }
 
 impl KernelRun {
+    /// Boots our uml-kernel on the ext2 `image` as linux.uml boots a disk (`ubd0=IMAGE
+    /// root=/dev/ubda rw init=/sbin/init con0=fd:0,fd:1 con=null`, then `extra`).
+    pub fn boot_disk(home: &Path, umid: &str, image: &Path, extra: &[&str]) -> KernelRun {
+        let mut args = vec![
+            format!("ubd0={}", image.display()),
+            "root=/dev/ubda".to_string(),
+            "rw".into(),
+            "init=/sbin/init".into(),
+            "con0=fd:0,fd:1".into(),
+            "con=null".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        KernelRun::start(
+            KernelRun::command(&crate::peers::our_bin("uml-kernel"), umid, &args),
+            home,
+            umid,
+        )
+    }
+
     /// Runs our `uml_mconsole UMID CMD...` against this kernel (at most 10 s).
     pub fn mconsole(&self, cmd: &str) -> crate::command::Output {
         crate::command::run(

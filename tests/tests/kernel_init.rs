@@ -79,23 +79,6 @@ echo "=== end"
 poweroff -f
 "#;
 
-fn uml_kernel(home: &Path, umid: &str, image: &Path, extra: &[&str]) -> KernelRun {
-    let mut args = vec![
-        format!("ubd0={}", image.display()),
-        "root=/dev/ubda".to_string(),
-        "rw".into(),
-        "init=/sbin/init".into(),
-        "con0=fd:0,fd:1".into(),
-        "con=null".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    KernelRun::start(
-        KernelRun::command(&our_bin("uml-kernel"), umid, &args),
-        home,
-        umid,
-    )
-}
-
 fn debugfs_cat(image: &Path, path: &str) -> String {
     let out = run(
         Command::new("debugfs")
@@ -114,7 +97,7 @@ fn busybox_init_script_prints_what_linux_uml_prints() {
     let ours_img = dir.path().join("ours.img");
     fs::copy(&base.path, &ours_img).unwrap();
 
-    let mut k = uml_kernel(&dir.path().join("home"), "initdiff", &ours_img, &[]);
+    let mut k = KernelRun::boot_disk(&dir.path().join("home"), "initdiff", &ours_img, &[]);
     let status = k.wait_exit(LIMIT);
     let console = k.output();
     assert_eq!(
@@ -158,7 +141,7 @@ fn init_gets_the_command_lines_words_and_a_missing_init_panics() {
     let dir = tests::scratch();
     let script = "#!/bin/sh\necho \"argv: $*\"\necho \"env: $greeting\"\npoweroff -f\n";
     let img = GuestImage::build(&dir.path().join("args.img"), script);
-    let mut k = uml_kernel(
+    let mut k = KernelRun::boot_disk(
         &dir.path().join("home"),
         "initargs",
         &img.path,
@@ -206,7 +189,7 @@ fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
         secret = secret.display()
     );
     let img = GuestImage::build(&dir.path().join("bomb.img"), &script);
-    let mut k = uml_kernel(&dir.path().join("home"), "initbomb", &img.path, &[]);
+    let mut k = KernelRun::boot_disk(&dir.path().join("home"), "initbomb", &img.path, &[]);
     k.wait_socket(LIMIT);
     let start = Instant::now();
     while !k.output().contains("bomb-start") {
@@ -270,7 +253,7 @@ fn an_interactive_busybox_sh_on_the_console_and_ctrl_c() {
         &dir.path().join("sh.img"),
         "#!/bin/sh\necho ready\nexec sh\n",
     );
-    let mut k = uml_kernel(&dir.path().join("home"), "initsh", &img.path, &[]);
+    let mut k = KernelRun::boot_disk(&dir.path().join("home"), "initsh", &img.path, &[]);
     assert!(
         k.wait_from(0, "ready", LIMIT).is_some(),
         "init never ran:\n{}",
@@ -380,7 +363,7 @@ echo ALL-GONE
 poweroff -f
 ";
     let img = GuestImage::build(&dir.path().join("sysrq.img"), init);
-    let mut k = uml_kernel(&dir.path().join("home"), "sysrqinit", &img.path, &[]);
+    let mut k = KernelRun::boot_disk(&dir.path().join("home"), "sysrqinit", &img.path, &[]);
     assert!(
         k.wait_from(0, "TRAP-SET", LIMIT).is_some() && k.wait_from(0, "WAVE-ONE", LIMIT).is_some(),
         "init did not start:\n{}",

@@ -356,24 +356,7 @@ fn job_control_and_vi_over_telnet_on_a_port_console() {
         "init never ran:\n{}",
         k.output()
     );
-    let start = Instant::now();
-    let stream = loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(start.elapsed() < LIMIT, "{}", k.output());
-        thread::sleep(Duration::from_millis(5));
-    };
-    let mut t = Term {
-        io: Box::new(stream),
-        seen: Vec::new(),
-        consumed: 0,
-        enter: b"\r\0",
-        marks: 0,
-    };
-    // The shell started before the connection: a first Enter shows its prompt.
-    thread::sleep(Duration::from_millis(300));
-    t.run("echo CONNECTED", "CONNECTED", &k);
+    let mut t = telnet_term(port, &k);
     session(&mut t, &mut k);
     assert_eq!(debugfs_cat(&img.path, "/root/note.txt"), "hello from vi\n");
 }
@@ -543,19 +526,11 @@ fn job_control_on_tty1_answers_as_on_linux_uml() {
     );
     let theirs_img = dir.path().join("theirs.img");
     fs::copy(&base.path, &theirs_img).unwrap();
-    let args = [
-        format!("ubd0={}", base.path.display()),
-        "root=/dev/ubda".into(),
-        "rw".into(),
-        "init=/sbin/init".into(),
-        "con=null".into(),
-        "con0=fd:0,fd:1".into(),
-        "con1=pts".into(),
-    ];
-    let mut k = KernelRun::start(
-        KernelRun::command(&our_bin("uml-kernel"), "ttycmp", &args),
+    let mut k = KernelRun::boot_disk(
         &dir.path().join("home"),
         "ttycmp",
+        &base.path,
+        &["con1=pts"],
     );
     let mut t = pty_console(&k, 1);
     t.send(b"\r");
@@ -612,23 +587,7 @@ fn a_telnet_hangup_ends_the_session_on_the_port_console() {
         &format!("port:{port}"),
     );
     assert!(k.wait_from(0, "ready", LIMIT).is_some(), "{}", k.output());
-    let start = Instant::now();
-    let stream = loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(start.elapsed() < LIMIT, "{}", k.output());
-        thread::sleep(Duration::from_millis(5));
-    };
-    let mut t = Term {
-        io: Box::new(stream),
-        seen: Vec::new(),
-        consumed: 0,
-        enter: b"\r\0",
-        marks: 0,
-    };
-    thread::sleep(Duration::from_millis(300));
-    t.run("echo CONNECTED", "CONNECTED", &k);
+    let mut t = telnet_term(port, &k);
     t.line("sleep 100");
     thread::sleep(Duration::from_millis(300));
     // The user goes away: SIGHUP ends the shell and its foreground job.
@@ -724,19 +683,7 @@ fn wait_reports_stops_and_continues() {
     );
     let theirs_img = dir.path().join("theirs.img");
     fs::copy(&base.path, &theirs_img).unwrap();
-    let args = [
-        format!("ubd0={}", base.path.display()),
-        "root=/dev/ubda".into(),
-        "rw".into(),
-        "init=/sbin/init".into(),
-        "con0=fd:0,fd:1".into(),
-        "con=null".into(),
-    ];
-    let mut k = KernelRun::start(
-        KernelRun::command(&our_bin("uml-kernel"), "waitjc", &args),
-        &dir.path().join("home"),
-        "waitjc",
-    );
+    let mut k = KernelRun::boot_disk(&dir.path().join("home"), "waitjc", &base.path, &[]);
     let status = k.wait_exit(LIMIT);
     let console = k.output();
     let shown: String = console.chars().take(6000).collect();
@@ -759,4 +706,27 @@ fn wait_reports_stops_and_continues() {
         "setpgid to a missing group: -1",
     ];
     assert_eq!(ours, want, "{shown}");
+}
+
+/// A telnet connection to the kernel's `port:` console, once the shell on it answers.
+fn telnet_term(port: u16, k: &KernelRun) -> Term {
+    let start = Instant::now();
+    let stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(start.elapsed() < LIMIT, "{}", k.output());
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut t = Term {
+        io: Box::new(stream),
+        seen: Vec::new(),
+        consumed: 0,
+        enter: b"\r\0",
+        marks: 0,
+    };
+    // The shell started before the connection: a first Enter shows its prompt.
+    thread::sleep(Duration::from_millis(300));
+    t.run("echo CONNECTED", "CONNECTED", k);
+    t
 }
