@@ -225,3 +225,23 @@ pub fn between_markers(console: &str, who: &str) -> Vec<String> {
         _ => panic!("{who}: the markers are missing from the console:\n{console}"),
     }
 }
+
+/// Whether the process (or thread) whose /proc directory is `dir` still runs: it is
+/// there and not a zombie (pid reuse aside, within a test's bound).
+pub fn alive(dir: &Path) -> bool {
+    let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+    !stat.is_empty()
+        && !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+}
+
+/// Waits (at most `limit`) until none of the processes behind `dirs` runs; panics with
+/// `what` when one outlives the bound.
+pub fn wait_all_gone(dirs: &[PathBuf], limit: Duration, what: &str) {
+    let start = Instant::now();
+    while dirs.iter().any(|d| alive(d)) {
+        assert!(start.elapsed() < limit, "{what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -228,22 +228,7 @@ fn a_fork_bomb_and_host_paths_are_contained_and_mconsole_answers() {
     assert!(h.success(), "{h:?}");
     assert!(k.wait_exit(LIMIT).is_some(), "halt did not end the kernel");
     // Every guest dies with the kernel (PTRACE_O_EXITKILL, the platform's drop).
-    let start = Instant::now();
-    let alive = |dir: &std::path::PathBuf| {
-        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        // A live process that is not a zombie (pid reuse aside, within the bound).
-        !stat.is_empty()
-            && !stat
-                .rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-    };
-    while guest_dirs.iter().any(alive) {
-        assert!(
-            start.elapsed() < LIMIT,
-            "guest processes outlived the kernel"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    tests::kernel::wait_all_gone(&guest_dirs, LIMIT, "guest processes outlived the kernel");
 }
 
 #[test]

@@ -229,14 +229,6 @@ fn status_field(dir: &Path, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in {}:\n{status}", dir.display()))
 }
 
-fn alive(dir: &Path) -> bool {
-    let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
-    !stat.is_empty()
-        && !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-}
-
 const INIT: &str = r#"#!/bin/sh
 mkdir -p /mnt/host
 mount -t hostfs none /mnt/host || echo "no hostfs"
@@ -528,14 +520,11 @@ fn hostile_guest_programs_are_contained_and_mconsole_answers() {
     )
     .unwrap();
     let _ = k.wait_exit(LIMIT);
-    let start = Instant::now();
-    while guest_dirs.iter().any(|d| alive(d)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "guest processes outlived kill -9 of the kernel"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    tests::kernel::wait_all_gone(
+        &guest_dirs,
+        Duration::from_secs(10),
+        "guest processes outlived kill -9 of the kernel",
+    );
     let _ = victim.kill();
     let _ = victim.wait();
 }

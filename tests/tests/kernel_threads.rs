@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tests::{descendants, our_bin, proc_dir, run, GuestImage, KernelRun, Uml};
 
@@ -56,14 +56,6 @@ fn host_tasks(kpid: i32) -> Vec<PathBuf> {
         out.push(dir);
     }
     out
-}
-
-fn alive(dir: &Path) -> bool {
-    let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
-    !stat.is_empty()
-        && !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
 }
 
 #[test]
@@ -153,14 +145,11 @@ fn pthreads_behave_as_under_linux_uml_and_die_with_the_kernel() {
     )
     .unwrap();
     let _ = k.wait_exit(LIMIT);
-    let start = Instant::now();
-    while tasks.iter().any(|d| alive(d)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "guest host threads outlived kill -9 of the kernel"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    tests::kernel::wait_all_gone(
+        &tasks,
+        Duration::from_secs(10),
+        "guest host threads outlived kill -9 of the kernel",
+    );
 
     let Some(out) = theirs_out else {
         return; // UML_SKIP_INTEROP=1

@@ -559,18 +559,35 @@ impl Sentry {
             Ok(None) => return Ret::Block(None),
             Err(e) => return Ret::Val(e),
         };
+        match self.scatter(host, &vecs, &data) {
+            Ok(()) => Ret::Val(data.len() as i64),
+            Err(e) => Ret::Val(e),
+        }
+    }
+
+    /// Copies `data` into the guest's iovecs in order (readv, recvmsg).
+    pub(super) fn scatter(&self, host: Pid, vecs: &[(u64, u64)], data: &[u8]) -> Result<(), i64> {
         let mut done = 0usize;
-        for (base, len) in vecs {
+        for &(base, len) in vecs {
             if done >= data.len() {
                 break;
             }
             let n = (len as usize).min(data.len() - done);
-            if let Err(e) = self.put(host, base, &data[done..done + n]) {
-                return Ret::Val(e);
-            }
+            self.put(host, base, &data[done..done + n])?;
             done += n;
         }
-        Ret::Val(data.len() as i64)
+        Ok(())
+    }
+
+    /// The guest's iovecs gathered into one buffer of at most MAX_IO bytes (writev,
+    /// sendmsg).
+    pub(super) fn gather(&self, host: Pid, vecs: &[(u64, u64)]) -> Result<Vec<u8>, i64> {
+        let mut data = Vec::new();
+        for &(base, len) in vecs {
+            let room = MAX_IO.saturating_sub(data.len());
+            data.extend(self.get(host, base, (len as usize).min(room))?);
+        }
+        Ok(data)
     }
 
     /// writev: the vectors gathered, one write.
@@ -587,14 +604,10 @@ impl Sentry {
             Ok(v) => v,
             Err(e) => return Ret::Val(e),
         };
-        let mut data = Vec::new();
-        for (base, len) in vecs {
-            let room = MAX_IO.saturating_sub(data.len());
-            match self.get(host, base, (len as usize).min(room)) {
-                Ok(b) => data.extend(b),
-                Err(e) => return Ret::Val(e),
-            }
-        }
+        let data = match self.gather(host, &vecs) {
+            Ok(data) => data,
+            Err(e) => return Ret::Val(e),
+        };
         let d = match self.desc_of(pid, fd) {
             Ok(d) => d,
             Err(e) => return Ret::Val(e),

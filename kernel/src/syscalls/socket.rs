@@ -787,11 +787,7 @@ impl Sentry {
             } else {
                 Some(self.resolve_unix(m, pid, self.addr_arg(host, h[0], h[1])?)?)
             };
-            let mut data = Vec::new();
-            for (base, len) in self.iov_list(host, h[2], h[3])? {
-                let room = MAX_IO.saturating_sub(data.len());
-                data.extend(self.get(host, base, (len as usize).min(room))?);
-            }
+            let data = self.gather(host, &self.iov_list(host, h[2], h[3])?)?;
             Ok((to, data))
         })();
         match r {
@@ -829,16 +825,8 @@ impl Sentry {
             Ok(v) => v,
             Err(r) => return r,
         };
-        let mut at = 0;
-        for (base, len) in iov {
-            if at >= data.len() {
-                break;
-            }
-            let n = (len as usize).min(data.len() - at);
-            if let Err(e) = self.put(host, base, &data[at..at + n]) {
-                return Ret::Val(e);
-            }
-            at += n;
+        if let Err(e) = self.scatter(host, &iov, &data) {
+            return Ret::Val(e);
         }
         // msg_namelen, msg_controllen (no ancillary data) and msg_flags.
         let mut out_flags = 0u32;
